@@ -1,0 +1,210 @@
+//! The append-only audit log. There is deliberately no update or delete here, and the database
+//! refuses both (see the initial migration's triggers).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait,
+};
+use uuid::Uuid;
+
+use crate::{Clock, ErrorCode, Result, entities::audit_event};
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Operator { id: Uuid, email: String },
+    ApiKey { id: Uuid, prefix: String },
+    EndUser { user_id: String },
+    /// The `latchkey` command line.
+    Cli,
+    /// Latchkey itself (start-up, housekeeping).
+    System,
+}
+
+impl Actor {
+    fn parts(&self) -> (&'static str, Option<String>, Option<String>) {
+        match self {
+            Self::Operator { id, email } => ("operator", Some(id.to_string()), Some(email.clone())),
+            Self::ApiKey { id, prefix } => ("api_key", Some(id.to_string()), Some(prefix.clone())),
+            Self::EndUser { user_id } => ("end_user", Some(user_id.clone()), None),
+            Self::Cli => ("cli", None, None),
+            Self::System => ("system", None, None),
+        }
+    }
+}
+
+/// Where a request came from. Never holds a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure(ErrorCode),
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub actor: Actor,
+    pub action: &'static str,
+    pub tenant_id: Option<Uuid>,
+    pub target: Option<(&'static str, String)>,
+    pub outcome: Outcome,
+    pub details: Option<serde_json::Value>,
+    pub meta: RequestMeta,
+}
+
+impl AuditEntry {
+    pub fn new(actor: Actor, action: &'static str) -> Self {
+        Self {
+            actor,
+            action,
+            tenant_id: None,
+            target: None,
+            outcome: Outcome::Success,
+            details: None,
+            meta: RequestMeta::default(),
+        }
+    }
+
+    pub fn tenant(mut self, tenant_id: Uuid) -> Self {
+        self.tenant_id = Some(tenant_id);
+        self
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl Into<String>) -> Self {
+        self.target = Some((kind, id.into()));
+        self
+    }
+
+    pub fn failed(mut self, code: ErrorCode) -> Self {
+        self.outcome = Outcome::Failure(code);
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn meta(mut self, meta: RequestMeta) -> Self {
+        self.meta = meta;
+        self
+    }
+}
+
+/// A recorded event, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub tenant_id: Option<Uuid>,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_label: Option<String>,
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub details: Option<serde_json::Value>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl From<audit_event::Model> for AuditRecord {
+    fn from(m: audit_event::Model) -> Self {
+        Self {
+            id: m.id,
+            occurred_at: m.occurred_at,
+            tenant_id: m.tenant_id,
+            actor_kind: m.actor_kind,
+            actor_id: m.actor_id,
+            actor_label: m.actor_label,
+            action: m.action,
+            target_kind: m.target_kind,
+            target_id: m.target_id,
+            outcome: m.outcome,
+            error_code: m.error_code,
+            details: m.details,
+            ip: m.ip,
+            user_agent: m.user_agent,
+        }
+    }
+}
+
+pub struct AuditLog<'a> {
+    db: &'a DatabaseConnection,
+    clock: &'a dyn Clock,
+}
+
+/// Bounds what one event may hold, so a hostile user agent cannot bloat the log.
+fn clip(value: Option<String>, max_chars: usize) -> Option<String> {
+    value.map(|v| v.chars().take(max_chars).collect())
+}
+
+impl<'a> AuditLog<'a> {
+    pub(crate) fn new(db: &'a DatabaseConnection, clock: &'a dyn Clock) -> Self {
+        Self { db, clock }
+    }
+
+    /// Records an event on its own.
+    pub async fn record(&self, entry: AuditEntry) -> Result<()> {
+        record_in(self.db, self.clock, entry).await
+    }
+
+    /// The newest events, optionally of one tenant, newest first.
+    pub async fn recent(&self, tenant_id: Option<Uuid>, limit: u64) -> Result<Vec<AuditRecord>> {
+        let mut query = audit_event::Entity::find();
+        if let Some(tenant_id) = tenant_id {
+            query = query.filter(audit_event::Column::TenantId.eq(tenant_id));
+        }
+        let rows = query
+            .order_by_desc(audit_event::Column::Id)
+            .limit(limit)
+            .all(self.db)
+            .await?;
+        Ok(rows.into_iter().map(AuditRecord::from).collect())
+    }
+}
+
+/// Records an event on any connection, so services can make it part of their transaction.
+pub(crate) async fn record_in(
+    conn: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    entry: AuditEntry,
+) -> Result<()> {
+    let (actor_kind, actor_id, actor_label) = entry.actor.parts();
+    let (outcome, error_code) = match entry.outcome {
+        Outcome::Success => ("success", None),
+        Outcome::Failure(code) => ("failure", Some(code.as_str().to_owned())),
+    };
+    let (target_kind, target_id) = match entry.target {
+        Some((kind, id)) => (Some(kind.to_owned()), Some(id)),
+        None => (None, None),
+    };
+    let row = audit_event::ActiveModel {
+        id: NotSet,
+        occurred_at: Set(clock.now()),
+        tenant_id: Set(entry.tenant_id),
+        actor_kind: Set(actor_kind.to_owned()),
+        actor_id: Set(clip(actor_id, 128)),
+        actor_label: Set(clip(actor_label, 320)),
+        action: Set(entry.action.to_owned()),
+        target_kind: Set(target_kind),
+        target_id: Set(clip(target_id, 160)),
+        outcome: Set(outcome.to_owned()),
+        error_code: Set(error_code),
+        details: Set(entry.details),
+        ip: Set(clip(entry.meta.ip, 64)),
+        user_agent: Set(clip(entry.meta.user_agent, 512)),
+    };
+    audit_event::Entity::insert(row).exec(conn).await?;
+    Ok(())
+}

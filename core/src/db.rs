@@ -1,0 +1,244 @@
+//! Opening the database: SQLite (embedded default) or PostgreSQL, chosen by the URL scheme.
+
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+/// A database URL. It may carry a password, so `Debug`/`Display` show it redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+impl BackendKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbOpenError {
+    #[error("unsupported database URL {0}: expected sqlite:… or postgres://…")]
+    UnsupportedScheme(DatabaseUrl),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: DatabaseUrl,
+        source: sea_orm::DbErr,
+    },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(sea_orm::DbErr),
+}
+
+impl DatabaseUrl {
+    /// For callers that build a URL they know is well-formed (tests, helpers).
+    pub fn from_str_unchecked(url: String) -> Self {
+        Self(url)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn backend(&self) -> Option<BackendKind> {
+        if self.0.starts_with("sqlite:") {
+            Some(BackendKind::Sqlite)
+        } else if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            Some(BackendKind::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The file behind a SQLite URL, if it names one (not `:memory:`).
+    fn sqlite_file(&self) -> Option<PathBuf> {
+        let rest = self.0.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
+    }
+
+    fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                // Only fails for URLs that cannot have a password, which this one has.
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = DbOpenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = Self(s.trim().to_owned());
+        match url.backend() {
+            Some(_) => Ok(url),
+            None => Err(DbOpenError::UnsupportedScheme(url)),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// How durable a SQLite commit is. `Full` fsyncs every commit (nothing committed is lost even on
+/// power failure); `Normal` in WAL mode survives process crashes but may lose the last commits
+/// on power loss, for many times the write throughput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteDurability {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl FromStr for SqliteDurability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            other => Err(format!("expected `full` or `normal`, got `{other}`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub url: DatabaseUrl,
+    pub max_connections: u32,
+    pub sqlite_durability: SqliteDurability,
+}
+
+impl DbOptions {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            max_connections: 16,
+            sqlite_durability: SqliteDurability::default(),
+        }
+    }
+}
+
+/// Connects (creating the SQLite file and its directory when missing) and checks the connection.
+pub async fn connect(options: &DbOptions) -> Result<DatabaseConnection, DbOpenError> {
+    if let Some(file) = options.url.sqlite_file()
+        && let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbOpenError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+
+    let mut connect = ConnectOptions::new(options.url.expose());
+    connect
+        .max_connections(options.max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        // Statements are logged by our own tracing spans; sqlx's per-statement logs would drown
+        // the request log and may carry bound secrets' hashes.
+        .sqlx_logging(false);
+    let synchronous = match options.sqlite_durability {
+        SqliteDurability::Full => SqliteSynchronous::Full,
+        SqliteDurability::Normal => SqliteSynchronous::Normal,
+    };
+    connect.map_sqlx_sqlite_opts(move |opts| {
+        opts.create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+    });
+
+    let db = Database::connect(connect)
+        .await
+        .map_err(|source| DbOpenError::Connect {
+            url: options.url.clone(),
+            source,
+        })?;
+    db.ping().await.map_err(|source| DbOpenError::Connect {
+        url: options.url.clone(),
+        source,
+    })?;
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbOpenError> {
+    Migrator::up(db, None).await.map_err(DbOpenError::Migrate)
+}
+
+pub fn backend_of(db: &impl ConnectionTrait) -> BackendKind {
+    match db.get_database_backend() {
+        DbBackend::Postgres => BackendKind::Postgres,
+        _ => BackendKind::Sqlite,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_classified_and_redacted() {
+        let cases: &[(&str, Option<BackendKind>)] = &[
+            ("sqlite://./data/latchkey.db?mode=rwc", Some(BackendKind::Sqlite)),
+            ("sqlite::memory:", Some(BackendKind::Sqlite)),
+            ("postgres://u:pw@localhost/db", Some(BackendKind::Postgres)),
+            ("postgresql://localhost/db", Some(BackendKind::Postgres)),
+            ("mysql://localhost/db", None),
+            ("not a url", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(DatabaseUrl(raw.to_string()).backend(), *expected, "{raw}");
+        }
+        let url = DatabaseUrl("postgres://u:secret@localhost/db".into());
+        assert!(!url.to_string().contains("secret"));
+        assert!(!format!("{url:?}").contains("secret"));
+        assert!(matches!(
+            "mysql://x".parse::<DatabaseUrl>(),
+            Err(DbOpenError::UnsupportedScheme(_))
+        ));
+    }
+
+    #[test]
+    fn sqlite_file_is_found_in_the_url() {
+        let file = |s: &str| DatabaseUrl(s.into()).sqlite_file();
+        assert_eq!(
+            file("sqlite://./data/latchkey.db?mode=rwc"),
+            Some(PathBuf::from("./data/latchkey.db"))
+        );
+        assert_eq!(file("sqlite:///var/lib/lk.db"), Some(PathBuf::from("/var/lib/lk.db")));
+        assert_eq!(file("sqlite:lk.db"), Some(PathBuf::from("lk.db")));
+        assert_eq!(file("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! The schema, the connection settings and the audit log's append-only guarantee, on both
+//! databases.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use latchkey_core::{
+    ErrorCode, ManualClock, Services,
+    audit::{Actor, AuditEntry, RequestMeta},
+    both_backends,
+    db::{self, BackendKind, DatabaseUrl, DbOptions},
+    testing::{TestBackend, TestDb},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TryGetable};
+use uuid::Uuid;
+
+both_backends!(
+    migrations_are_idempotent,
+    audit_log_is_append_only,
+    instance_status_counts_rows
+);
+
+async fn migrations_are_idempotent(backend: TestBackend) {
+    let Some(test_db) = TestDb::create(backend).await else {
+        return;
+    };
+    let db = test_db.connect().await;
+    // A second run (what every `latchkey serve` does on start-up) must be a no-op.
+    db::migrate(&db).await.expect("second migration run");
+    let services = Services::new(db);
+    let expected = match backend {
+        TestBackend::Sqlite => BackendKind::Sqlite,
+        TestBackend::Postgres => BackendKind::Postgres,
+    };
+    assert_eq!(services.backend(), expected);
+    services.instance().check_ready().await.expect("ready");
+}
+
+async fn audit_log_is_append_only(backend: TestBackend) {
+    let Some(test_db) = TestDb::create(backend).await else {
+        return;
+    };
+    let db = test_db.connect().await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap();
+    let clock = ManualClock::new(start);
+    let services = Services::with_clock(db.clone(), Arc::new(clock.clone()));
+    let tenant = Uuid::now_v7();
+
+    services
+        .audit()
+        .record(
+            AuditEntry::new(Actor::Cli, "tenant.created")
+                .tenant(tenant)
+                .target("tenant", tenant.to_string())
+                .details(serde_json::json!({"name": "Acme"}))
+                .meta(RequestMeta {
+                    ip: Some("203.0.113.9".into()),
+                    user_agent: Some("x".repeat(2000)),
+                }),
+        )
+        .await
+        .expect("record");
+    clock.advance(TimeDelta::seconds(5));
+    services
+        .audit()
+        .record(AuditEntry::new(Actor::System, "signin.failed").failed(ErrorCode::OriginMismatch))
+        .await
+        .expect("record");
+
+    let all = services.audit().recent(None, 10).await.expect("recent");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].action, "signin.failed", "newest first");
+    assert_eq!(all[0].outcome, "failure");
+    assert_eq!(all[0].error_code.as_deref(), Some("origin_mismatch"));
+    assert_eq!(all[0].occurred_at, start + TimeDelta::seconds(5));
+    assert_eq!(all[1].actor_kind, "cli");
+    assert_eq!(all[1].occurred_at, start);
+    assert_eq!(all[1].user_agent.as_ref().map(String::len), Some(512), "clipped");
+    assert_eq!(all[1].details, Some(serde_json::json!({"name": "Acme"})));
+
+    let only_tenant = services.audit().recent(Some(tenant), 10).await.expect("recent");
+    assert_eq!(only_tenant.len(), 1);
+    assert_eq!(only_tenant[0].tenant_id, Some(tenant));
+
+    // The database itself refuses to rewrite history.
+    let backend = db.get_database_backend();
+    for sql in [
+        "UPDATE audit_events SET action = 'forged'",
+        "DELETE FROM audit_events",
+    ] {
+        let result = db.execute_raw(Statement::from_string(backend, sql)).await;
+        assert!(result.is_err(), "{sql} must be refused");
+    }
+    assert_eq!(services.audit().recent(None, 10).await.expect("recent"), all);
+}
+
+async fn instance_status_counts_rows(backend: TestBackend) {
+    let Some(test_db) = TestDb::create(backend).await else {
+        return;
+    };
+    let db = test_db.connect().await;
+    let services = Services::new(db.clone());
+    let status = services.instance().status().await.expect("status");
+    assert_eq!((status.tenants, status.operators), (0, 0));
+    assert!(status.needs_setup());
+
+    let now = Utc::now();
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)"
+        }
+        _ => "INSERT INTO tenants (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+    };
+    let insert = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [Uuid::now_v7().into(), "Acme".into(), now.into(), now.into()],
+    );
+    db.execute_raw(insert).await.expect("insert tenant");
+    let status = services.instance().status().await.expect("status");
+    assert_eq!(status.tenants, 1);
+    assert!(status.needs_setup(), "still no operator");
+}
+
+async fn pragma<T: TryGetable>(db: &DatabaseConnection, name: &str) -> T {
+    db.query_one_raw(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}")))
+        .await
+        .expect("pragma")
+        .expect("row")
+        .try_get_by_index::<T>(0)
+        .expect("value")
+}
+
+#[tokio::test]
+async fn sqlite_file_gets_its_directory_wal_foreign_keys_and_busy_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested/deeper/latchkey.db");
+    let url: DatabaseUrl = format!("sqlite://{}?mode=rwc", path.display())
+        .parse()
+        .expect("url");
+    let db = db::connect(&DbOptions::new(url)).await.expect("connect");
+    assert!(path.exists(), "database file created with its directories");
+
+    assert_eq!(pragma::<String>(&db, "journal_mode").await, "wal");
+    assert_eq!(pragma::<i64>(&db, "foreign_keys").await, 1);
+    assert_eq!(pragma::<i64>(&db, "busy_timeout").await, 10_000);
+    assert_eq!(pragma::<i64>(&db, "synchronous").await, 2, "FULL by default");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_connect_error_not_a_hang() {
+    // Port 1 on loopback refuses at once.
+    let url: DatabaseUrl = "postgres://postgres@127.0.0.1:1/nothing"
+        .parse()
+        .expect("url");
+    let err = db::connect(&DbOptions::new(url))
+        .await
+        .expect_err("must fail");
+    assert!(matches!(err, db::DbOpenError::Connect { .. }), "{err}");
+}

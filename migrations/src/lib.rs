@@ -1,0 +1,16 @@
+//! The schema's only source: every table is created and changed here, never from entities.
+//!
+//! Landed migrations are never edited; a change is a new, later migration.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_initial::Migration)]
+    }
+}
