@@ -1,1 +1,64 @@
-//! placeholder
+//! The portal: Leptos components, rendered on the server (`ssr`) and hydrated in the browser
+//! (`hydrate`), plus the server functions the components call. Server functions are thin: they
+//! authorize and call a `latchkey_core` service, nothing more.
+
+pub mod api;
+mod error;
+mod layout;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+pub use error::PortalError;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+use crate::{
+    layout::Layout,
+    pages::{HomePage, NotFound},
+};
+
+/// The HTML document around the app; rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/latchkey.css" />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Latchkey".to_owned() } else { format!("{page} · Latchkey") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

@@ -1,1 +1,45 @@
-fn main(){}
+use std::process::ExitCode;
+
+use clap::Parser;
+use latchkey_server::{cli, config::Cli, telemetry};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return report_usage_error(err),
+    };
+    telemetry::init(cli.config.log_format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err.to_string()),
+    }
+}
+
+/// `--help` and `--version` print as usual; a usage error becomes one line on stderr.
+fn report_usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || matches!(err.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+    {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = err.render().to_string();
+    let line = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    eprintln!("{} (see --help)", line.trim());
+    ExitCode::from(2)
+}
+
+/// One line, no backtrace: the reason and nothing else.
+fn fail(reason: &str) -> ExitCode {
+    eprintln!("error: {}", reason.replace('\n', " "));
+    ExitCode::FAILURE
+}

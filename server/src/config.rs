@@ -1,0 +1,224 @@
+//! Typed configuration: command-line flags, each mirrored by a `LATCHKEY_*` environment variable
+//! (the spec's contract), with the spec's defaults.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use latchkey_core::db::{DatabaseUrl, DbOptions, SqliteDurability};
+use url::Url;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/latchkey.db?mode=rwc";
+
+/// Self-hosted, multi-tenant passkey (WebAuthn) service with a browser admin portal.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, propagate_version = true)]
+#[command(next_display_order = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Migrate the database, then serve the portal and the APIs (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database URL: `sqlite://PATH?mode=rwc` (embedded, the default) or `postgres://…`.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL", hide_env_values = true,
+        default_value = DEFAULT_DATABASE_URL,
+        global = true
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Address to listen on.
+    #[arg(long, env = "LATCHKEY_BIND", hide_env_values = true, default_value = "127.0.0.1:3000", global = true)]
+    pub bind: SocketAddr,
+
+    /// The portal's own origin as browsers reach it; its host is the portal's RP ID.
+    #[arg(
+        long,
+        env = "LATCHKEY_PUBLIC_URL", hide_env_values = true,
+        default_value = "http://localhost:3000",
+        value_parser = parse_public_url,
+        global = true
+    )]
+    pub public_url: Url,
+
+    /// Directory holding the built portal assets (`pkg/latchkey.js`, `.wasm`, `.css`).
+    /// Default: `site` next to the executable, then `../site` (the cargo-leptos layout).
+    #[arg(long, env = "LATCHKEY_SITE_ROOT", hide_env_values = true, global = true)]
+    pub site_root: Option<PathBuf>,
+
+    /// SQLite commit durability: `full` fsyncs every commit; `normal` is faster but may lose the
+    /// last commits on power loss (never on a process crash).
+    #[arg(
+        long,
+        env = "LATCHKEY_SQLITE_SYNCHRONOUS", hide_env_values = true,
+        default_value = "full",
+        global = true
+    )]
+    pub sqlite_synchronous: SqliteDurability,
+
+    /// Maximum pooled database connections.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", hide_env_values = true,
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1000),
+        global = true
+    )]
+    pub database_max_connections: u32,
+
+    /// Log line format. The level comes from `RUST_LOG` (default `info`).
+    #[arg(
+        long,
+        env = "LATCHKEY_LOG_FORMAT", hide_env_values = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Every variable the binary reads; anything else starting with `LATCHKEY_` is most likely a typo
+/// and is reported at start-up.
+pub const KNOWN_ENV_VARS: &[&str] = &[
+    "LATCHKEY_DATABASE_URL",
+    "LATCHKEY_BIND",
+    "LATCHKEY_PUBLIC_URL",
+    "LATCHKEY_SITE_ROOT",
+    "LATCHKEY_SQLITE_SYNCHRONOUS",
+    "LATCHKEY_DATABASE_MAX_CONNECTIONS",
+    "LATCHKEY_LOG_FORMAT",
+];
+
+pub fn unknown_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(key, _)| key.into_string().ok())
+        .filter(|key| key.starts_with("LATCHKEY_") && !KNOWN_ENV_VARS.contains(&key.as_str()))
+        // Test-only knobs of the test suites, not of the binary.
+        .filter(|key| !key.starts_with("LATCHKEY_TEST_"))
+        .collect()
+}
+
+fn parse_public_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must start with http:// or https://".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err("must be an origin only (no path, query or fragment)".into());
+    }
+    Ok(url)
+}
+
+impl Config {
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            sqlite_durability: self.sqlite_synchronous,
+        }
+    }
+
+    /// The portal's origin without a trailing slash, e.g. `https://auth.example.com`.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    /// Where the built portal assets are: the configured directory, or the first default
+    /// location that holds them.
+    pub fn resolve_site_root(&self) -> PathBuf {
+        if let Some(root) = &self.site_root {
+            return root.clone();
+        }
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from));
+        let mut candidates = Vec::new();
+        if let Some(dir) = exe_dir {
+            candidates.push(dir.join("site"));
+            if let Some(parent) = dir.parent() {
+                candidates.push(parent.join("site"));
+            }
+        }
+        // The workspace's own build output, for binaries run straight from a checkout.
+        candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site")));
+        candidates
+            .iter()
+            .find(|dir| dir.join("pkg").join("latchkey.js").is_file())
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("target/site"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("latchkey").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn public_url_must_be_an_http_origin() {
+        let cases: &[(&str, bool)] = &[
+            ("http://localhost:3000", true),
+            ("https://auth.example.com", true),
+            ("https://auth.example.com/", true),
+            ("ftp://example.com", false),
+            ("https://example.com/portal", false),
+            ("https://example.com/?x=1", false),
+            ("not a url", false),
+        ];
+        for (raw, ok) in cases {
+            assert_eq!(parse_public_url(raw).is_ok(), *ok, "{raw}");
+        }
+    }
+
+    #[test]
+    fn flags_parse_before_and_after_the_subcommand() {
+        let cli = parse(&["migrate", "--database-url", "postgres://x@h/db"]).expect("parses");
+        assert_eq!(cli.command, Some(Command::Migrate));
+        assert_eq!(cli.config.database_url.expose(), "postgres://x@h/db");
+        let cli = parse(&["--bind", "0.0.0.0:8080"]).expect("parses");
+        assert_eq!(cli.command, None);
+        assert_eq!(cli.config.bind.port(), 8080);
+        assert_eq!(cli.config.public_origin(), "http://localhost:3000");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["--database-url", "mysql://x"][..],
+            &["--bind", "localhost"][..],
+            &["--public-url", "https://x.example/path"][..],
+            &["--sqlite-synchronous", "off"][..],
+            &["--database-max-connections", "0"][..],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+}

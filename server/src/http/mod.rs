@@ -1,0 +1,73 @@
+//! The HTTP edge: one router merging the per-area routers, the portal's pages and server
+//! functions, static assets, and the cross-cutting layers (request log, compression).
+
+mod health;
+pub mod problem;
+
+use std::time::Duration;
+
+use app::{App, shell, state::AppState};
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, Response},
+    routing::any,
+};
+use latchkey_core::ErrorCode;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
+use tower_http::{compression::CompressionLayer, trace::TraceLayer};
+use tracing::Span;
+
+use self::problem::Problem;
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let shell_options = state.leptos_options.clone();
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+
+    Router::new()
+        .merge(health::router())
+        // Unknown API paths answer as an API would (problem+json), not with the portal's page.
+        .route("/api/{*rest}", any(api_not_found))
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            move || shell(shell_options.clone())
+        })
+        .fallback(file_and_error_handler_with_context::<AppState, _>(
+            context, shell,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}
+
+async fn api_not_found() -> Problem {
+    Problem::new(ErrorCode::NotFound, "No such API endpoint.")
+}
+
+/// One line per request with method, path, status and latency. The query string is left out on
+/// purpose: setup and invitation links carry their secret there.
+fn request_span(request: &Request<Body>) -> Span {
+    tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+fn log_response(response: &Response<Body>, latency: Duration, _: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = format_args!("{:.2}", latency.as_secs_f64() * 1000.0),
+        "request"
+    );
+}

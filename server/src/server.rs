@@ -1,0 +1,162 @@
+//! The server's lifecycle: open the database, migrate, bind, serve, shut down gracefully.
+
+use std::{future::Future, net::SocketAddr, path::Path};
+
+use app::state::AppState;
+use latchkey_core::{Services, db};
+use leptos::config::{Env, LeptosOptions};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] db::DbOpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the configured database and applies pending migrations.
+pub async fn open_database(config: &Config) -> Result<Services, StartupError> {
+    let conn = db::connect(&config.db_options()).await?;
+    db::migrate(&conn).await?;
+    Ok(Services::new(conn))
+}
+
+/// A server accepting connections in the background.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), StartupError>>,
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, closes the pool.
+    pub async fn shutdown(mut self) -> Result<(), StartupError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server has stopped (after its shutdown signal).
+    pub async fn wait(self) -> Result<(), StartupError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => Err(StartupError::Serve(std::io::Error::other(join))),
+        }
+    }
+}
+
+fn leptos_options(config: &Config, site_root: &Path) -> LeptosOptions {
+    let env = match std::env::var("LEPTOS_ENV").as_deref() {
+        Ok("DEV") | Ok("dev") => Env::DEV,
+        _ => Env::PROD,
+    };
+    LeptosOptions::builder()
+        .output_name("latchkey")
+        .site_root(site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(config.bind)
+        .env(env)
+        .build()
+}
+
+/// Binds the configured address and serves until `shutdown` completes (or [`RunningServer::shutdown`]
+/// is called), then drains in-flight requests and closes the database pool.
+pub async fn start(
+    config: &Config,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunningServer, StartupError> {
+    let site_root = config.resolve_site_root();
+    if !site_root.join("pkg").join("latchkey.js").is_file() {
+        tracing::warn!(
+            site_root = %site_root.display(),
+            "portal assets not found: pages render but will not be interactive; \
+             build them with `cargo leptos build` or set LATCHKEY_SITE_ROOT"
+        );
+    }
+    let state = AppState {
+        leptos_options: leptos_options(config, &site_root),
+        services: services.clone(),
+    };
+    let router = crate::http::router(state);
+
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    tracing::info!(
+        %addr,
+        public_url = %config.public_origin(),
+        database = %config.database_url,
+        site_root = %site_root.display(),
+        "latchkey is listening"
+    );
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stopped => {}
+            }
+            tracing::info!("shutting down: finishing in-flight requests");
+        };
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await;
+        if let Err(err) = services.close().await {
+            tracing::warn!(error = %err, "closing the database pool failed");
+        }
+        tracing::info!("stopped");
+        served.map_err(StartupError::Serve)
+    });
+
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn os_shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
