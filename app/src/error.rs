@@ -1,5 +1,9 @@
+use leptos::server_fn::{
+    ServerFnError,
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
 use serde::{Deserialize, Serialize};
-use leptos::server_fn::{ServerFnError, codec::JsonEncoding, error::{FromServerFnError, ServerFnErrorErr}};
 
 /// What a server function reports to the page: the spec's stable `code`, a message safe to show,
 /// and the form field it belongs to (shown next to that field).

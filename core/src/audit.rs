@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    ColumnTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -14,9 +14,17 @@ use crate::{Clock, ErrorCode, Result, entities::audit_event};
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Operator { id: Uuid, email: String },
-    ApiKey { id: Uuid, prefix: String },
-    EndUser { user_id: String },
+    Operator {
+        id: Uuid,
+        email: String,
+    },
+    ApiKey {
+        id: Uuid,
+        prefix: String,
+    },
+    EndUser {
+        user_id: String,
+    },
     /// The `latchkey` command line.
     Cli,
     /// Latchkey itself (start-up, housekeeping).

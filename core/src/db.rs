@@ -211,7 +211,10 @@ mod tests {
     #[test]
     fn database_urls_are_classified_and_redacted() {
         let cases: &[(&str, Option<BackendKind>)] = &[
-            ("sqlite://./data/latchkey.db?mode=rwc", Some(BackendKind::Sqlite)),
+            (
+                "sqlite://./data/latchkey.db?mode=rwc",
+                Some(BackendKind::Sqlite),
+            ),
             ("sqlite::memory:", Some(BackendKind::Sqlite)),
             ("postgres://u:pw@localhost/db", Some(BackendKind::Postgres)),
             ("postgresql://localhost/db", Some(BackendKind::Postgres)),
@@ -237,7 +240,10 @@ mod tests {
             file("sqlite://./data/latchkey.db?mode=rwc"),
             Some(PathBuf::from("./data/latchkey.db"))
         );
-        assert_eq!(file("sqlite:///var/lib/lk.db"), Some(PathBuf::from("/var/lib/lk.db")));
+        assert_eq!(
+            file("sqlite:///var/lib/lk.db"),
+            Some(PathBuf::from("/var/lib/lk.db"))
+        );
         assert_eq!(file("sqlite:lk.db"), Some(PathBuf::from("lk.db")));
         assert_eq!(file("sqlite::memory:"), None);
     }

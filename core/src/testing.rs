@@ -64,8 +64,11 @@ impl TestDb {
 
     pub async fn postgres() -> Option<Self> {
         let admin_url = pg_admin_url();
-        let admin = match tokio::time::timeout(Duration::from_secs(5), Database::connect(&admin_url))
-            .await
+        let admin = match tokio::time::timeout(
+            Duration::from_secs(5),
+            Database::connect(&admin_url),
+        )
+        .await
         {
             Ok(Ok(conn)) => conn,
             outcome => {
@@ -74,7 +77,9 @@ impl TestDb {
                     _ => "timed out".to_owned(),
                 };
                 if std::env::var_os("CI").is_some() {
-                    panic!("PostgreSQL is required when CI is set, but {admin_url} failed: {reason}");
+                    panic!(
+                        "PostgreSQL is required when CI is set, but {admin_url} failed: {reason}"
+                    );
                 }
                 eprintln!(
                     "\n*** SKIPPED: PostgreSQL test — no server at {admin_url} ({reason}). \
@@ -127,7 +132,10 @@ impl Drop for TestDb {
         // Drop runs outside any async context we could borrow; a short-lived runtime on its own
         // thread does the cleanup without blocking the test's runtime.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {

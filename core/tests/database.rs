@@ -75,10 +75,18 @@ async fn audit_log_is_append_only(backend: TestBackend) {
     assert_eq!(all[0].occurred_at, start + TimeDelta::seconds(5));
     assert_eq!(all[1].actor_kind, "cli");
     assert_eq!(all[1].occurred_at, start);
-    assert_eq!(all[1].user_agent.as_ref().map(String::len), Some(512), "clipped");
+    assert_eq!(
+        all[1].user_agent.as_ref().map(String::len),
+        Some(512),
+        "clipped"
+    );
     assert_eq!(all[1].details, Some(serde_json::json!({"name": "Acme"})));
 
-    let only_tenant = services.audit().recent(Some(tenant), 10).await.expect("recent");
+    let only_tenant = services
+        .audit()
+        .recent(Some(tenant), 10)
+        .await
+        .expect("recent");
     assert_eq!(only_tenant.len(), 1);
     assert_eq!(only_tenant[0].tenant_id, Some(tenant));
 
@@ -91,7 +99,10 @@ async fn audit_log_is_append_only(backend: TestBackend) {
         let result = db.execute_raw(Statement::from_string(backend, sql)).await;
         assert!(result.is_err(), "{sql} must be refused");
     }
-    assert_eq!(services.audit().recent(None, 10).await.expect("recent"), all);
+    assert_eq!(
+        services.audit().recent(None, 10).await.expect("recent"),
+        all
+    );
 }
 
 async fn instance_status_counts_rows(backend: TestBackend) {
@@ -123,12 +134,15 @@ async fn instance_status_counts_rows(backend: TestBackend) {
 }
 
 async fn pragma<T: TryGetable>(db: &DatabaseConnection, name: &str) -> T {
-    db.query_one_raw(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}")))
-        .await
-        .expect("pragma")
-        .expect("row")
-        .try_get_by_index::<T>(0)
-        .expect("value")
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Sqlite,
+        format!("PRAGMA {name}"),
+    ))
+    .await
+    .expect("pragma")
+    .expect("row")
+    .try_get_by_index::<T>(0)
+    .expect("value")
 }
 
 #[tokio::test]
@@ -144,7 +158,11 @@ async fn sqlite_file_gets_its_directory_wal_foreign_keys_and_busy_timeout() {
     assert_eq!(pragma::<String>(&db, "journal_mode").await, "wal");
     assert_eq!(pragma::<i64>(&db, "foreign_keys").await, 1);
     assert_eq!(pragma::<i64>(&db, "busy_timeout").await, 10_000);
-    assert_eq!(pragma::<i64>(&db, "synchronous").await, 2, "FULL by default");
+    assert_eq!(
+        pragma::<i64>(&db, "synchronous").await,
+        2,
+        "FULL by default"
+    );
 }
 
 #[tokio::test]

@@ -50,7 +50,13 @@ pub struct Config {
     pub database_url: DatabaseUrl,
 
     /// Address to listen on.
-    #[arg(long, env = "LATCHKEY_BIND", hide_env_values = true, default_value = "127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_BIND",
+        hide_env_values = true,
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
     pub bind: SocketAddr,
 
     /// The portal's own origin as browsers reach it; its host is the portal's RP ID.
@@ -65,14 +71,20 @@ pub struct Config {
 
     /// Directory holding the built portal assets (`pkg/latchkey.js`, `.wasm`, `.css`).
     /// Default: `site` next to the executable, then `../site` (the cargo-leptos layout).
-    #[arg(long, env = "LATCHKEY_SITE_ROOT", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_SITE_ROOT",
+        hide_env_values = true,
+        global = true
+    )]
     pub site_root: Option<PathBuf>,
 
     /// SQLite commit durability: `full` fsyncs every commit; `normal` is faster but may lose the
     /// last commits on power loss (never on a process crash).
     #[arg(
         long,
-        env = "LATCHKEY_SQLITE_SYNCHRONOUS", hide_env_values = true,
+        env = "LATCHKEY_SQLITE_SYNCHRONOUS",
+        hide_env_values = true,
         default_value = "full",
         global = true
     )]
@@ -165,7 +177,10 @@ impl Config {
             }
         }
         // The workspace's own build output, for binaries run straight from a checkout.
-        candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site")));
+        candidates.push(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/site"
+        )));
         candidates
             .iter()
             .find(|dir| dir.join("pkg").join("latchkey.js").is_file())

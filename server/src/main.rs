@@ -10,7 +10,10 @@ fn main() -> ExitCode {
     };
     telemetry::init(cli.config.log_format);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
     };
@@ -23,9 +26,13 @@ fn main() -> ExitCode {
 /// `--help` and `--version` print as usual; a usage error becomes one line on stderr.
 fn report_usage_error(err: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        || matches!(err.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
-    {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) || matches!(
+        err.kind(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = err.print();
         return ExitCode::SUCCESS;
     }
@@ -33,9 +40,29 @@ fn report_usage_error(err: clap::Error) -> ExitCode {
     let line = rendered
         .lines()
         .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    eprintln!("{} (see --help)", line.trim());
+        .unwrap_or("invalid arguments")
+        .trim();
+    match env_var_behind(&err) {
+        Some(var) => eprintln!("{line} (set by {var}; see --help)"),
+        None => eprintln!("{line} (see --help)"),
+    }
     ExitCode::from(2)
+}
+
+/// When a bad value came from a `LATCHKEY_*` variable rather than the command line, names the
+/// variable: clap's message only names the flag, which the user never typed.
+fn env_var_behind(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split_whitespace().next()?;
+    let long = flag.strip_prefix("--")?;
+    if std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+        return None;
+    }
+    let var = format!("LATCHKEY_{}", long.replace('-', "_").to_ascii_uppercase());
+    std::env::var_os(&var).map(|_| var)
 }
 
 /// One line, no backtrace: the reason and nothing else.

@@ -1,0 +1,312 @@
+//! The `latchkey` binary as an operator runs it: help, migrate, serve, signals and bad
+//! configuration (one-line reasons, non-zero exit, no panic).
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpListener},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use latchkey_core::testing::{TestBackend, TestDb};
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+fn latchkey(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    // A clean environment of our own: nothing from the developer's shell leaks in.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LATCHKEY_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(envs.iter().copied());
+    cmd
+}
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    latchkey(args, envs).output().expect("runs")
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}/nested/latchkey.db?mode=rwc", dir.display())
+}
+
+/// Asserts a failed run: non-zero exit, one line on stderr, no panic.
+fn assert_one_line_failure(out: &Output, expect: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must fail: {stderr}");
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    assert!(!stderr.contains("backtrace"), "no backtrace: {stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains(expect), "expected {expect:?} in {last:?}");
+    assert!(
+        last.starts_with("error:") || last.contains("(see --help)"),
+        "{last}"
+    );
+}
+
+#[test]
+fn help_lists_the_commands_and_variables() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"][..],
+        &["migrate", "--help"][..],
+    ] {
+        let out = run(args, &[]);
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("LATCHKEY_DATABASE_URL"), "{help}");
+        assert!(help.contains("LATCHKEY_BIND"));
+        assert!(help.contains("LATCHKEY_PUBLIC_URL"));
+    }
+    let help = String::from_utf8_lossy(&run(&["--help"], &[]).stdout).into_owned();
+    assert!(help.contains("serve") && help.contains("migrate"));
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database_and_its_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let out = run(&["migrate"], &[("LATCHKEY_DATABASE_URL", &url)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("nested/latchkey.db").is_file());
+    assert!(
+        out.stdout.is_empty(),
+        "logs go to stderr, stdout stays for output"
+    );
+    // Idempotent.
+    let out = run(&["migrate", "--database-url", &url], &[]);
+    assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn migrate_works_on_postgres() {
+    let Some(db) = TestDb::create(TestBackend::Postgres).await else {
+        return;
+    };
+    let out = run(
+        &["migrate"],
+        &[("LATCHKEY_DATABASE_URL", db.url().expose())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("migrations applied"), "{stderr}");
+}
+
+#[test]
+fn bad_configuration_exits_with_a_one_line_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        (
+            "unsupported URL",
+            &[("LATCHKEY_DATABASE_URL", "mysql://root@localhost/x")],
+            "unsupported database URL",
+        ),
+        (
+            "unparseable bind address",
+            &[("LATCHKEY_BIND", "localhost")],
+            "LATCHKEY_BIND",
+        ),
+        (
+            "public URL with a path",
+            &[("LATCHKEY_PUBLIC_URL", "https://auth.example.com/portal")],
+            "origin only",
+        ),
+        (
+            "unreachable database",
+            &[(
+                "LATCHKEY_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:1/latchkey",
+            )],
+            "cannot connect",
+        ),
+    ];
+    for (name, envs, expect) in cases {
+        let mut envs = envs.to_vec();
+        let default_url = sqlite_url(dir.path());
+        if !envs.iter().any(|(k, _)| *k == "LATCHKEY_DATABASE_URL") {
+            envs.push(("LATCHKEY_DATABASE_URL", &default_url));
+        }
+        let out = run(&["serve"], &envs);
+        eprintln!("case: {name}");
+        assert_one_line_failure(&out, expect);
+    }
+}
+
+#[test]
+fn a_password_in_the_database_url_never_reaches_the_output() {
+    let out = run(
+        &["migrate"],
+        &[(
+            "LATCHKEY_DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/x",
+        )],
+    );
+    assert_one_line_failure(&out, "cannot connect");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("hunter2"), "{all}");
+}
+
+/// A `latchkey serve` child whose stderr is followed line by line.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: SocketAddr,
+}
+
+impl Served {
+    fn start(envs: &[(&str, &str)]) -> Self {
+        let mut child = latchkey(&["serve"], envs)
+            .env("LATCHKEY_BIND", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server announces its address");
+            if line.contains("latchkey is listening") {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .expect("addr field");
+                break addr.parse().expect("socket address");
+            }
+        };
+        Self { child, lines, addr }
+    }
+
+    fn wait_for_line(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no line containing {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(mut self) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("server did not stop within 10 s");
+    }
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn serve_answers_logs_requests_and_stops_on_sigterm_and_sigint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    for signal in ["TERM", "INT"] {
+        let served = Served::start(&[("LATCHKEY_DATABASE_URL", &url)]);
+        let ready = get_json(served.addr, "/readyz").await;
+        assert_eq!(ready["database"], "SQLite");
+        // One log line per request, with status and latency but without the query string.
+        let _ = reqwest::get(format!("http://{}/?token=lk_secret_value", served.addr)).await;
+        let line = served.wait_for_line("path=/}");
+        assert!(
+            line.contains("status=200") && line.contains("latency_ms="),
+            "{line}"
+        );
+        assert!(!line.contains("lk_secret_value"), "{line}");
+
+        served.signal(signal);
+        served.wait_for_line("stopped");
+        let status = served.wait_exit();
+        assert!(status.success(), "SIG{signal}: graceful exit, got {status}");
+    }
+}
+
+#[tokio::test]
+async fn serve_works_on_postgres() {
+    let Some(db) = TestDb::create(TestBackend::Postgres).await else {
+        return;
+    };
+    let served = Served::start(&[("LATCHKEY_DATABASE_URL", db.url().expose())]);
+    let ready = get_json(served.addr, "/readyz").await;
+    assert_eq!(ready["database"], "PostgreSQL");
+    served.signal("TERM");
+    assert!(served.wait_exit().success());
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = run(
+        &["serve"],
+        &[
+            ("LATCHKEY_DATABASE_URL", &sqlite_url(dir.path())),
+            ("LATCHKEY_BIND", &addr),
+        ],
+    );
+    assert_one_line_failure(&out, &format!("cannot listen on {addr}"));
+}
+
+#[test]
+fn unknown_latchkey_variables_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        &["migrate"],
+        &[
+            ("LATCHKEY_DATABASE_URL", &sqlite_url(dir.path())),
+            ("LATCHKEY_DATABSE_URL", "zz-not-echoed"),
+        ],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LATCHKEY_DATABSE_URL"), "{stderr}");
+    assert!(
+        !stderr.contains("zz-not-echoed"),
+        "the value is not echoed: {stderr}"
+    );
+}

@@ -1,0 +1,176 @@
+//! The HTTP edge of a real server: probes, portal pages, errors and shutdown, on both databases.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use latchkey_core::{both_backends, testing::TestBackend};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+both_backends!(
+    probes_report_liveness_and_readiness,
+    home_page_renders_on_the_server_with_hydration_scripts,
+    unknown_pages_get_the_portal_404,
+    unknown_api_paths_get_problem_json,
+    instance_status_server_function_answers_json,
+    shutdown_finishes_in_flight_requests_then_closes_the_pool
+);
+
+async fn probes_report_liveness_and_readiness(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let res = t.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.expect("json")["status"], "ok");
+
+    let res = t.get("/readyz").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    let expected = match backend {
+        TestBackend::Sqlite => "SQLite",
+        TestBackend::Postgres => "PostgreSQL",
+    };
+    assert_eq!(body["database"], expected);
+
+    // With the database gone, readiness fails (503, problem+json) while liveness still answers.
+    t.services.close().await.expect("close pool");
+    let res = t.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.headers()["content-type"].to_str().expect("header"),
+        "application/problem+json"
+    );
+    assert_eq!(res.json::<Value>().await.expect("json")["code"], "internal");
+    assert_eq!(t.get("/healthz").await.status(), 200);
+}
+
+async fn home_page_renders_on_the_server_with_hydration_scripts(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let res = t.get("/").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("header")
+            .starts_with("text/html")
+    );
+    let html = res.text().await.expect("body");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html:.200}");
+    assert!(html.contains("<title>Latchkey</title>"));
+    assert!(html.contains("Instance status"));
+    // The status is rendered on the server, from the real database, before any JavaScript runs.
+    assert!(
+        html.contains(r#"data-testid="status-operators">0<"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("/pkg/latchkey.js"),
+        "hydration script is referenced"
+    );
+    assert!(html.contains("/pkg/latchkey.css"));
+    assert!(
+        html.contains(r#"data-hydrated="false""#),
+        "not hydrated until the wasm runs"
+    );
+}
+
+async fn unknown_pages_get_the_portal_404(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let res = t.get("/no/such/page").await;
+    assert_eq!(res.status(), 404);
+    let html = res.text().await.expect("body");
+    assert!(html.contains("Page not found"));
+    assert!(html.contains(r#"href="/""#), "links back home");
+}
+
+async fn unknown_api_paths_get_problem_json(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    for path in ["/api/v1/nothing", "/api/client/v1/nothing"] {
+        let res = t.get(path).await;
+        assert_eq!(res.status(), 404, "{path}");
+        assert_eq!(
+            res.headers()["content-type"].to_str().expect("header"),
+            "application/problem+json"
+        );
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["code"], "not_found");
+        assert_eq!(body["status"], 404);
+        assert!(body["title"].is_string() && body["detail"].is_string());
+    }
+}
+
+async fn instance_status_server_function_answers_json(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let res = t
+        .http
+        .post(t.url("/portal/api/instance_status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["tenants"], 0);
+    assert_eq!(body["operators"], 0);
+    assert_eq!(body["needs_setup"], true);
+    // The injected clock, not the wall clock, stamps the answer.
+    assert_eq!(body["checked_at"], "09:30:00.000 UTC");
+}
+
+async fn shutdown_finishes_in_flight_requests_then_closes_the_pool(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let addr = t.server.addr;
+    // A request whose head has started to arrive when shutdown begins…
+    let mut conn = TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(b"GET /readyz HTTP/1.1\r\nHost: test\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let services = t.services.clone();
+    let shutdown = tokio::spawn(t.server.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the open request"
+    );
+
+    // …is still answered, from a working database.
+    conn.write_all(b"Connection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"ready\""), "{response}");
+
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("shutdown completes")
+        .expect("join")
+        .expect("clean shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+    assert!(
+        services.instance().check_ready().await.is_err(),
+        "pool closed"
+    );
+}
