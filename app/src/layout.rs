@@ -14,7 +14,7 @@ pub fn Layout(children: Children) -> impl IntoView {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="site-header">
             <a class="brand" href="/">
-                <span class="brand-mark" aria-hidden="true">"🔑"</span>
+                <img class="brand-mark" src="/favicon.svg" alt="" width="28" height="28" />
                 "Latchkey"
             </a>
             <button

@@ -48,9 +48,7 @@ fn StatusDetails(status: InstanceStatusView) -> impl IntoView {
     let setup_note = status.needs_setup.then(|| {
         view! {
             <p class="note">
-                "No operator exists yet. The setup link is in the server log of "
-                <code>"latchkey serve"</code>
-                "."
+                "No operator exists yet: this instance is waiting for its first-run setup."
             </p>
         }
     });
