@@ -1,5 +1,6 @@
 //! The schema, the connection settings and the audit log's append-only guarantee, on both
 //! databases.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The `latchkey` binary as an operator runs it: help, migrate, serve, signals and bad
 //! configuration (one-line reasons, non-zero exit, no panic).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 use std::{
     io::{BufRead, BufReader},
@@ -13,6 +14,9 @@ use std::{
 use latchkey_core::testing::{TestBackend, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+/// A named bad configuration: its variables and what the one-line reason must say.
+type BadConfig<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 fn latchkey(args: &[&str], envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -108,7 +112,7 @@ async fn migrate_works_on_postgres() {
 #[test]
 fn bad_configuration_exits_with_a_one_line_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[BadConfig] = &[
         (
             "unsupported URL",
             &[("LATCHKEY_DATABASE_URL", "mysql://root@localhost/x")],

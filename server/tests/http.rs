@@ -1,4 +1,5 @@
 //! The HTTP edge of a real server: probes, portal pages, errors and shutdown, on both databases.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Shared helpers: a real Latchkey server on a free port against a fresh database.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by several test crates; failed expectations fail the test
 
 use std::{future::pending, sync::Arc};
 

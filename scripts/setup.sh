@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what building (and, with `test`, testing) Latchkey needs, skipping what is present.
+# Safe to run any number of times. Needs: rustup/cargo, Node.js with npm, apt (Debian/Ubuntu).
+#
+#   scripts/setup.sh run    # wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt
+#   scripts/setup.sh test   # the above, plus Chromium, psql and the end-to-end npm packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose="${1:-run}"
+
+CARGO_LEPTOS_VERSION=0.3.10 # newer releases need a newer rustc than this project's
+# The CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+
+# cargo-leptos downloads wasm-opt, wasm-bindgen and sass when they are not on PATH; such downloads
+# may be impossible (closed networks), so everything it needs is installed from package registries.
+apt_packages=()
+command -v wasm-opt >/dev/null || apt_packages+=(binaryen)
+if [ "$purpose" = test ]; then
+  [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+  command -v psql >/dev/null || apt_packages+=(postgresql-client)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  say "installing ${apt_packages[*]} (apt)"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${apt_packages[@]}"
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! cargo leptos --version 2>/dev/null | grep -qx "cargo-leptos $CARGO_LEPTOS_VERSION"; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes a while, once)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  # Not --locked: the CLI's own lock file pins dependencies that no longer build on this rustc.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if [ "$purpose" = test ]; then
+  rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+  rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+  if ! cmp -s end2end/package-lock.json end2end/node_modules/.package-lock.json 2>/dev/null; then
+    say "installing end-to-end test packages (npm ci)"
+    (cd end2end && npm ci --no-audit --no-fund)
+  fi
+fi
