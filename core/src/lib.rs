@@ -11,6 +11,7 @@ pub mod entities;
 pub mod error;
 pub mod instance;
 mod services;
+pub mod sessions;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, Result};

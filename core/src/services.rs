@@ -2,7 +2,10 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{Clock, SystemClock, audit::AuditLog, db::BackendKind, instance::Instance};
+use crate::{
+    Clock, SystemClock, audit::AuditLog, db::BackendKind, instance::Instance,
+    sessions::DbSessionStore,
+};
 
 /// The handle every edge holds: the database pool and the clock, with one accessor per service.
 /// Cheap to clone.
@@ -31,6 +34,11 @@ impl Services {
 
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog::new(&self.db, self.clock.as_ref())
+    }
+
+    /// The portal's session store (for the `tower-sessions` layer and operator sign-out).
+    pub fn sessions(&self) -> DbSessionStore {
+        DbSessionStore::new(self.db.clone(), self.clock.clone())
     }
 
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.

@@ -54,23 +54,22 @@ fn StatusDetails(status: InstanceStatusView) -> impl IntoView {
     });
     view! {
         <dl class="facts" aria-live="polite">
-            <div>
-                <dt>"Database"</dt>
-                <dd data-testid="status-database">{status.database}</dd>
-            </div>
-            <div>
-                <dt>"Tenants"</dt>
-                <dd data-testid="status-tenants">{status.tenants}</dd>
-            </div>
-            <div>
-                <dt>"Operators"</dt>
-                <dd data-testid="status-operators">{status.operators}</dd>
-            </div>
-            <div>
-                <dt>"Checked at"</dt>
-                <dd data-testid="status-checked-at">{status.checked_at}</dd>
-            </div>
+            <Fact label="Database" test_id="status-database" value=status.database />
+            <Fact label="Tenants" test_id="status-tenants" value=status.tenants.to_string() />
+            <Fact label="Operators" test_id="status-operators" value=status.operators.to_string() />
+            <Fact label="Checked at" test_id="status-checked-at" value=status.checked_at />
         </dl>
         {setup_note}
+    }
+}
+
+/// One labelled value of a `<dl class="facts">`.
+#[component]
+fn Fact(label: &'static str, test_id: &'static str, value: String) -> impl IntoView {
+    view! {
+        <div>
+            <dt>{label}</dt>
+            <dd data-testid=test_id>{value}</dd>
+        </div>
     }
 }

@@ -1,0 +1,218 @@
+//! Portal sessions, stored in the application database (SQLite or PostgreSQL) for
+//! `tower-sessions`.
+//!
+//! Written here because no published store matches tower-sessions 0.15 with SeaORM 2 (sqlx 0.9).
+//! The raw session id only ever lives in the operator's cookie: rows are keyed by its SHA-256, so
+//! a copy of the database cannot be replayed as cookies. Each row also carries the operator it
+//! belongs to, so that all of an operator's sessions can be ended at once.
+
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
+    sea_query::OnConflict,
+};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tower_sessions_core::{
+    SessionStore,
+    session::{Id, Record},
+    session_store::{self, ExpiredDeletion},
+};
+use uuid::Uuid;
+
+use crate::{Clock, entities::session};
+
+/// The session key under which the signed-in operator's id is kept; mirrored into its own
+/// column for revocation.
+pub const OPERATOR_ID_KEY: &str = "operator_id";
+
+/// How often `create` draws a fresh id after a collision before giving up. A collision of two
+/// random 128-bit ids is practically impossible; the loop exists so that one can never overwrite
+/// another operator's session.
+const CREATE_ATTEMPTS: usize = 4;
+
+#[derive(Clone)]
+pub struct DbSessionStore {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for DbSessionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSessionStore").finish_non_exhaustive()
+    }
+}
+
+/// Hex SHA-256 of the session id as it appears in the cookie.
+fn id_hash(id: &Id) -> String {
+    hex_sha256(id.to_string().as_bytes())
+}
+
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn backend(err: DbErr) -> session_store::Error {
+    session_store::Error::Backend(err.to_string())
+}
+
+fn to_chrono(at: OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.unix_timestamp(), at.nanosecond())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        .trunc_subsecs(6)
+}
+
+fn to_time(at: DateTime<Utc>) -> session_store::Result<OffsetDateTime> {
+    let nanos = at
+        .timestamp_nanos_opt()
+        .ok_or_else(|| session_store::Error::Decode("expiry out of range".into()))?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .map_err(|e| session_store::Error::Decode(e.to_string()))
+}
+
+fn operator_of(record: &Record) -> Option<Uuid> {
+    record
+        .data
+        .get(OPERATOR_ID_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+impl DbSessionStore {
+    pub(crate) fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    fn row(&self, record: &Record) -> session_store::Result<session::ActiveModel> {
+        let data = serde_json::to_vec(&record.data)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        Ok(session::ActiveModel {
+            id_hash: Set(id_hash(&record.id)),
+            operator_id: Set(operator_of(record)),
+            data: Set(data),
+            created_at: Set(self.clock.now()),
+            expires_at: Set(to_chrono(record.expiry_date)),
+        })
+    }
+
+    /// Ends every session of an operator (sign out everywhere, removal, suspected theft).
+    /// Returns how many were ended.
+    pub async fn revoke_operator(&self, operator_id: Uuid) -> crate::Result<u64> {
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::OperatorId.eq(operator_id))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
+    /// How many unexpired sessions an operator has.
+    pub async fn count_active(&self, operator_id: Uuid) -> crate::Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(session::Entity::find()
+            .filter(session::Column::OperatorId.eq(operator_id))
+            .filter(session::Column::ExpiresAt.gt(self.clock.now()))
+            .count(&self.db)
+            .await?)
+    }
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let row = self.row(record)?;
+            match session::Entity::insert(row).exec(&self.db).await {
+                Ok(_) => return Ok(()),
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    record.id = Id::default();
+                }
+                Err(err) => return Err(backend(err)),
+            }
+        }
+        Err(session_store::Error::Backend(
+            "could not draw an unused session id".into(),
+        ))
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let row = self.row(record)?;
+        session::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(session::Column::IdHash)
+                    .update_columns([
+                        session::Column::OperatorId,
+                        session::Column::Data,
+                        session::Column::ExpiresAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        let row = session::Entity::find_by_id(id_hash(session_id))
+            .filter(session::Column::ExpiresAt.gt(self.clock.now()))
+            .one(&self.db)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let data = serde_json::from_slice(&row.data)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *session_id,
+            data,
+            expiry_date: to_time(row.expires_at)?,
+        }))
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        session::Entity::delete_by_id(id_hash(session_id))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for DbSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lte(self.clock.now()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_hashed_and_times_round_trip_at_microsecond_precision() {
+        let id = Id(42);
+        let hash = id_hash(&id);
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains(&id.to_string()));
+        assert_eq!(hash, id_hash(&Id(42)), "stable");
+        assert_ne!(hash, id_hash(&Id(43)));
+
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_790_000_000_123_456_789)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let back = to_time(to_chrono(at)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(back.unix_timestamp_nanos(), 1_790_000_000_123_456_000);
+    }
+}
