@@ -7,6 +7,8 @@ mod error;
 mod layout;
 mod pages;
 #[cfg(feature = "ssr")]
+mod security;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 pub use error::PortalError;
@@ -25,6 +27,9 @@ use crate::{
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    security::set_page_policy();
+
     view! {
         <!DOCTYPE html>
         <html lang="en">

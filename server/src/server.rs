@@ -91,7 +91,12 @@ pub async fn start(
         leptos_options: leptos_options(config, &site_root),
         services: services.clone(),
     };
-    let router = crate::http::router(state);
+    let router = crate::http::router(
+        state,
+        crate::http::EdgeOptions {
+            https: config.public_url.scheme() == "https",
+        },
+    );
 
     let listener = TcpListener::bind(config.bind)
         .await

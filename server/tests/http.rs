@@ -19,7 +19,9 @@ both_backends!(
     unknown_pages_get_the_portal_404,
     unknown_api_paths_get_problem_json,
     instance_status_server_function_answers_json,
-    shutdown_finishes_in_flight_requests_then_closes_the_pool
+    shutdown_finishes_in_flight_requests_then_closes_the_pool,
+    responses_carry_security_headers_and_pages_a_nonce_policy,
+    portal_endpoints_refuse_cross_origin_requests
 );
 
 async fn probes_report_liveness_and_readiness(backend: TestBackend) {
@@ -174,4 +176,89 @@ async fn shutdown_finishes_in_flight_requests_then_closes_the_pool(backend: Test
         services.instance().check_ready().await.is_err(),
         "pool closed"
     );
+}
+
+async fn responses_carry_security_headers_and_pages_a_nonce_policy(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    for path in ["/", "/healthz", "/no/such/page", "/api/v1/nothing"] {
+        let res = t.get(path).await;
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        let csp = h["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            !h.contains_key("strict-transport-security"),
+            "plain http: no HSTS"
+        );
+    }
+
+    // A page allows exactly the scripts carrying this response's nonce.
+    let res = t.get("/").await;
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let html = res.text().await.expect("body");
+    let nonce = csp
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("'nonce-")?.strip_suffix('\''))
+        .expect("nonce in policy");
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert!(
+        html.contains(&format!(r#"nonce="{nonce}""#)),
+        "script carries the nonce"
+    );
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"),
+        "{csp}"
+    );
+    let again = t.get("/").await.headers()["content-security-policy"].clone();
+    assert_ne!(
+        again.to_str().expect("ascii"),
+        csp,
+        "a fresh nonce per response"
+    );
+
+    // Not a page: nothing may run.
+    let res = t.get("/healthz").await;
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("default-src 'none'")
+    );
+}
+
+async fn portal_endpoints_refuse_cross_origin_requests(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let call = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = t
+            .http
+            .post(t.url("/portal/api/instance_status"))
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    for headers in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")][..],
+        &[("origin", "https://evil.example")][..],
+    ] {
+        let res = call(headers).await.expect("request");
+        assert_eq!(res.status(), 403, "{headers:?}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["code"], "forbidden");
+    }
+    let res = call(&[("sec-fetch-site", "same-origin")])
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
 }

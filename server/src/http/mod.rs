@@ -1,6 +1,7 @@
 //! The HTTP edge: one router merging the per-area routers, the portal's pages and server
 //! functions, static assets, and the cross-cutting layers (request log, compression).
 
+mod guards;
 mod health;
 pub mod problem;
 
@@ -16,12 +17,21 @@ use axum::{
 use latchkey_core::ErrorCode;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
-use tower_http::{compression::CompressionLayer, trace::TraceLayer};
+use tower_http::{
+    compression::CompressionLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
 use tracing::Span;
 
 use self::problem::Problem;
 
-pub fn router(state: AppState) -> Router {
+/// Deployment facts the edge needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EdgeOptions {
+    /// The public URL is https: browsers get Strict-Transport-Security.
+    pub https: bool,
+}
+
+pub fn router(state: AppState, options: EdgeOptions) -> Router {
     let routes = generate_route_list(App);
     let shell_options = state.leptos_options.clone();
     let context = {
@@ -29,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         move || provide_context(state.clone())
     };
 
-    Router::new()
+    let mut router = Router::new()
         .merge(health::router())
         // Unknown API paths answer as an API would (problem+json), not with the portal's page.
         .route("/api/{*rest}", any(api_not_found))
@@ -39,6 +49,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(file_and_error_handler_with_context::<AppState, _>(
             context, shell,
         ))
+        .layer(axum::middleware::from_fn(guards::same_origin_only));
+    for (name, value) in guards::default_headers(options.https) {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
