@@ -1,5 +1,4 @@
 use leptos::server_fn::{
-    ServerFnError,
     codec::JsonEncoding,
     error::{FromServerFnError, ServerFnErrorErr},
 };
@@ -39,12 +38,6 @@ impl FromServerFnError for PortalError {
             // Anything else is a server-side failure whose details belong in the log only.
             _ => Self::new("internal", "Something went wrong on our side. Try again."),
         }
-    }
-}
-
-impl From<ServerFnError> for PortalError {
-    fn from(_: ServerFnError) -> Self {
-        Self::new("internal", "Something went wrong on our side. Try again.")
     }
 }
 

@@ -138,10 +138,12 @@ pub struct DbOptions {
 }
 
 impl DbOptions {
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
     pub fn new(url: DatabaseUrl) -> Self {
         Self {
             url,
-            max_connections: 16,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             sqlite_durability: SqliteDurability::default(),
         }
     }

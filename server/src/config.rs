@@ -94,7 +94,7 @@ pub struct Config {
     #[arg(
         long,
         env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", hide_env_values = true,
-        default_value_t = 16,
+        default_value_t = DbOptions::DEFAULT_MAX_CONNECTIONS,
         value_parser = clap::value_parser!(u32).range(1..=1000),
         global = true
     )]
