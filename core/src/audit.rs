@@ -29,6 +29,8 @@ pub enum Actor {
     Cli,
     /// Latchkey itself (start-up, housekeeping).
     System,
+    /// Someone not (yet) identified: a failed sign-in, an unfinished setup.
+    Anonymous,
 }
 
 impl Actor {
@@ -39,6 +41,7 @@ impl Actor {
             Self::EndUser { user_id } => ("end_user", Some(user_id.clone()), None),
             Self::Cli => ("cli", None, None),
             Self::System => ("system", None, None),
+            Self::Anonymous => ("anonymous", None, None),
         }
     }
 }

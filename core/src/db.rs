@@ -199,6 +199,21 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbOpenError> {
     Migrator::up(db, None).await.map_err(DbOpenError::Migrate)
 }
 
+/// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails at once
+/// with `SQLITE_BUSY_SNAPSHOT` when another connection committed in between, whereas an
+/// immediate one waits for the lock (up to the busy timeout). PostgreSQL ignores the option.
+pub(crate) async fn begin_write(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
 pub fn backend_of(db: &impl ConnectionTrait) -> BackendKind {
     match db.get_database_backend() {
         DbBackend::Postgres => BackendKind::Postgres,

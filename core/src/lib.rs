@@ -5,17 +5,24 @@
 //! service method.
 
 pub mod audit;
+pub mod authz;
+mod ceremonies;
 pub mod clock;
 pub mod db;
 pub mod entities;
 pub mod error;
 pub mod instance;
+pub mod operators;
+pub mod secrets;
 mod services;
 pub mod sessions;
+pub mod tenants;
+pub mod validate;
+pub mod webauthn_support;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, Result};
-pub use services::Services;
+pub use services::{DEFAULT_PUBLIC_URL, Services};
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,31 +1,55 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
+use url::Url;
 
 use crate::{
-    Clock, SystemClock, audit::AuditLog, db::BackendKind, instance::Instance,
-    sessions::DbSessionStore,
+    Clock, Result, SystemClock, audit::AuditLog, db::BackendKind, instance::Instance,
+    operators::Operators, sessions::DbSessionStore, tenants::Tenants,
+    webauthn_support::PortalRelyingParty,
 };
 
-/// The handle every edge holds: the database pool and the clock, with one accessor per service.
-/// Cheap to clone.
+/// The portal's public URL when none is configured (the spec's default).
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
+
+/// The handle every edge holds: the database pool, the clock and the portal's relying party,
+/// with one accessor per service. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
+    portal: Arc<PortalRelyingParty>,
 }
 
 impl Services {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self::with_clock(db, Arc::new(SystemClock))
+    /// Services for the portal at `public_url` (its host is the portal's RP ID).
+    pub fn new(db: DatabaseConnection, public_url: &Url) -> Result<Self> {
+        Self::with_clock(db, public_url, Arc::new(SystemClock))
     }
 
-    pub fn with_clock(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+    pub fn with_clock(
+        db: DatabaseConnection,
+        public_url: &Url,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        Ok(Self {
+            db,
+            clock,
+            portal: Arc::new(PortalRelyingParty::new(public_url)?),
+        })
     }
 
     pub fn backend(&self) -> BackendKind {
         crate::db::backend_of(&self.db)
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// The portal's public URL (origin), as configured.
+    pub fn public_url(&self) -> &Url {
+        self.portal.origin()
     }
 
     pub fn instance(&self) -> Instance<'_> {
@@ -36,9 +60,23 @@ impl Services {
         AuditLog::new(&self.db, self.clock.as_ref())
     }
 
+    pub fn operators(&self) -> Operators<'_> {
+        Operators::new(&self.db, self.clock.as_ref(), &self.portal)
+    }
+
+    pub fn tenants(&self) -> Tenants<'_> {
+        Tenants::new(&self.db, self.clock.as_ref())
+    }
+
     /// The portal's session store (for the `tower-sessions` layer and operator sign-out).
     pub fn sessions(&self) -> DbSessionStore {
         DbSessionStore::new(self.db.clone(), self.clock.clone())
+    }
+
+    /// Housekeeping: forgets ceremonies that expired over an hour ago. Returns how many.
+    pub async fn purge_expired_ceremonies(&self) -> Result<u64> {
+        crate::ceremonies::purge_expired(&self.db, self.clock.as_ref(), chrono::Duration::hours(1))
+            .await
     }
 
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.

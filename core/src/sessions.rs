@@ -14,7 +14,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
     sea_query::OnConflict,
 };
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tower_sessions_core::{
     SessionStore,
@@ -23,7 +22,7 @@ use tower_sessions_core::{
 };
 use uuid::Uuid;
 
-use crate::{Clock, entities::session};
+use crate::{Clock, entities::session, secrets::hex_sha256};
 
 /// The session key under which the signed-in operator's id is kept; mirrored into its own
 /// column for revocation.
@@ -49,13 +48,6 @@ impl fmt::Debug for DbSessionStore {
 /// Hex SHA-256 of the session id as it appears in the cookie.
 fn id_hash(id: &Id) -> String {
     hex_sha256(id.to_string().as_bytes())
-}
-
-pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn backend(err: DbErr) -> session_store::Error {

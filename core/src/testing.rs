@@ -5,11 +5,31 @@
 //! names a server where the test may create databases. When it does not answer, tests skip
 //! loudly; with `CI` set they fail instead, so CI can never silently lose its PostgreSQL half.
 
-use std::time::Duration;
+pub mod soft_passkey;
+
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
-use crate::db::{self, DatabaseUrl, DbOptions};
+use crate::{
+    Clock, Services,
+    db::{self, DatabaseUrl, DbOptions},
+};
+
+/// The portal origin tests run under (the spec's default public URL).
+pub const TEST_PUBLIC_URL: &str = crate::DEFAULT_PUBLIC_URL;
+
+/// Services on `conn` for the portal at [`TEST_PUBLIC_URL`], reading time from `clock`.
+pub fn services(conn: DatabaseConnection, clock: Arc<dyn Clock>) -> Services {
+    let url = match url::Url::parse(TEST_PUBLIC_URL) {
+        Ok(url) => url,
+        Err(e) => panic!("{e}"),
+    };
+    match Services::with_clock(conn, &url, clock) {
+        Ok(services) => services,
+        Err(e) => panic!("cannot build services: {e}"),
+    }
+}
 
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use latchkey_core::{
-    ErrorCode, ManualClock, Services,
+    ErrorCode, ManualClock,
     audit::{Actor, AuditEntry, RequestMeta},
     both_backends,
     db::{self, BackendKind, DatabaseUrl, DbOptions},
@@ -28,7 +28,8 @@ async fn migrations_are_idempotent(backend: TestBackend) {
     let db = test_db.connect().await;
     // A second run (what every `latchkey serve` does on start-up) must be a no-op.
     db::migrate(&db).await.expect("second migration run");
-    let services = Services::new(db);
+    let services =
+        latchkey_core::testing::services(db, std::sync::Arc::new(latchkey_core::SystemClock));
     let expected = match backend {
         TestBackend::Sqlite => BackendKind::Sqlite,
         TestBackend::Postgres => BackendKind::Postgres,
@@ -44,7 +45,7 @@ async fn audit_log_is_append_only(backend: TestBackend) {
     let db = test_db.connect().await;
     let start = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap();
     let clock = ManualClock::new(start);
-    let services = Services::with_clock(db.clone(), Arc::new(clock.clone()));
+    let services = latchkey_core::testing::services(db.clone(), Arc::new(clock.clone()));
     let tenant = Uuid::now_v7();
 
     services
@@ -111,7 +112,10 @@ async fn instance_status_counts_rows(backend: TestBackend) {
         return;
     };
     let db = test_db.connect().await;
-    let services = Services::new(db.clone());
+    let services = latchkey_core::testing::services(
+        db.clone(),
+        std::sync::Arc::new(latchkey_core::SystemClock),
+    );
     let status = services.instance().status().await.expect("status");
     assert_eq!((status.tenants, status.operators), (0, 0));
     assert!(status.needs_setup());

@@ -38,7 +38,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let db = TestDb::create(backend).await?;
     let conn = db.connect().await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
-    let services = Services::with_clock(conn.clone(), Arc::new(clock.clone()));
+    let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock.clone()));
     Some(Fixture {
         _db: db,
         conn,

@@ -2,6 +2,10 @@
 //! services hand out domain types, never entities.
 
 pub mod audit_event;
+pub mod ceremony;
 pub mod operator;
+pub mod operator_passkey;
+pub mod operator_token;
 pub mod session;
 pub mod tenant;
+pub mod tenant_member;

@@ -1,0 +1,111 @@
+//! Portal operators and their passkeys: first-run setup, invitations, sign-in and passkey
+//! management. The portal is a relying party of its own (see [`PortalRelyingParty`]).
+//!
+//! Every flow follows the ceremony lifecycle: options → stored ceremony → consume (one attempt
+//! per challenge) → verify → one transaction for everything the success implies (operator,
+//! passkey, token consumed, audit event). A failure after consumption writes only the audit
+//! event.
+
+mod enrollment;
+mod passkeys;
+mod sign_in;
+mod tokens;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use passkeys::PasskeyInfo;
+pub use tokens::{Inviter, IssuedToken, TokenInfo, TokenPurpose};
+
+use crate::{
+    Clock, Result,
+    audit::{self, AuditEntry},
+    authz::OperatorIdentity,
+    entities::operator,
+    webauthn_support::PortalRelyingParty,
+};
+
+/// How long a setup or invitation link stays valid.
+pub const TOKEN_TTL_HOURS: i64 = 24;
+
+/// How long a started portal ceremony may wait for the browser (matches the options' timeout).
+fn ceremony_ttl() -> Duration {
+    Duration::seconds(crate::webauthn_support::PORTAL_CEREMONY_TIMEOUT.as_secs() as i64)
+}
+
+/// What the browser needs to run a ceremony: its id (to send back) and the `publicKey` member
+/// (WebAuthn L3 JSON, for `PublicKeyCredential.parse…OptionsFromJSON`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CeremonyOptions {
+    pub ceremony_id: Uuid,
+    #[serde(rename = "publicKey")]
+    pub public_key: serde_json::Value,
+}
+
+pub struct Operators<'a> {
+    db: &'a DatabaseConnection,
+    clock: &'a dyn Clock,
+    rp: &'a PortalRelyingParty,
+}
+
+impl<'a> Operators<'a> {
+    pub(crate) fn new(
+        db: &'a DatabaseConnection,
+        clock: &'a dyn Clock,
+        rp: &'a PortalRelyingParty,
+    ) -> Self {
+        Self { db, clock, rp }
+    }
+
+    /// The operator behind a session, if they still exist and are not disabled. Read on every
+    /// request so that disabling an operator takes effect at once.
+    pub async fn identity(&self, operator_id: Uuid) -> Result<Option<OperatorIdentity>> {
+        let row = operator::Entity::find_by_id(operator_id)
+            .filter(operator::Column::DisabledAt.is_null())
+            .one(self.db)
+            .await?;
+        Ok(row.map(identity_of))
+    }
+
+    /// Whether any operator exists (a fresh instance waits for setup).
+    pub async fn any_exist(&self) -> Result<bool> {
+        Ok(operator::Entity::find().count(self.db).await? > 0)
+    }
+
+    /// Records a sign-out (the edge ends the session itself).
+    pub async fn record_sign_out(
+        &self,
+        operator: &OperatorIdentity,
+        meta: audit::RequestMeta,
+    ) -> Result<()> {
+        audit::record_in(
+            self.db,
+            self.clock,
+            AuditEntry::new(operator.actor(), "operator.signed_out")
+                .target("operator", operator.id.to_string())
+                .meta(meta),
+        )
+        .await
+    }
+}
+
+fn identity_of(row: operator::Model) -> OperatorIdentity {
+    OperatorIdentity {
+        id: row.id,
+        email: row.email,
+        display_name: row.display_name,
+        is_instance_admin: row.is_instance_admin,
+    }
+}
+
+async fn operator_count(conn: &impl ConnectionTrait) -> Result<u64> {
+    Ok(operator::Entity::find().count(conn).await?)
+}
+
+fn expires(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + Duration::hours(TOKEN_TTL_HOURS)
+}

@@ -1,0 +1,278 @@
+//! A software passkey provider that answers WebAuthn options the way a browser with a platform
+//! authenticator does: it takes the `publicKey` JSON a relying party sends and returns the
+//! `PublicKeyCredential.toJSON()` form a browser would post back.
+//!
+//! Written here because `webauthn-authenticator-rs`' soft authenticators refuse resident keys
+//! and never return a `userHandle`, so they cannot take part in discoverable (username-less)
+//! sign-in, which is how operators sign in to the portal. ES256 only; attestation `none`.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use p256::ecdsa::{Signature, SigningKey, signature::Signer};
+use serde_cbor_2::Value as Cbor;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Authenticator data flags (WebAuthn §6.1).
+const UP: u8 = 0x01;
+const UV: u8 = 0x04;
+const BE: u8 = 0x08;
+const BS: u8 = 0x10;
+const AT: u8 = 0x40;
+
+/// COSE algorithm identifier of ES256.
+const ES256: i64 = -7;
+
+/// One credential held by the provider.
+#[derive(Clone)]
+pub struct SoftCredential {
+    pub id: Vec<u8>,
+    pub rp_id: String,
+    pub user_handle: Vec<u8>,
+    key: SigningKey,
+    pub counter: u32,
+}
+
+/// A passkey provider with any number of discoverable credentials.
+#[derive(Clone)]
+pub struct SoftPasskeys {
+    credentials: Vec<SoftCredential>,
+    /// Reported in the UV flag: the user was verified (PIN, biometrics).
+    pub user_verified: bool,
+    /// Reported in the BE/BS flags: the credential is synced (like iCloud Keychain).
+    pub backed_up: bool,
+    /// The AAGUID written into new credentials' attested data.
+    pub aaguid: [u8; 16],
+    /// How much the signature counter moves per assertion (0, like synced passkeys, is valid).
+    pub counter_step: u32,
+}
+
+impl Default for SoftPasskeys {
+    fn default() -> Self {
+        Self {
+            credentials: Vec::new(),
+            user_verified: true,
+            backed_up: false,
+            aaguid: [0; 16],
+            counter_step: 1,
+        }
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(field: &str, value: Option<&Value>) -> Result<Vec<u8>, String> {
+    let text = value
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{field} missing"))?;
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|e| format!("{field} is not base64url: {e}"))
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+fn new_key() -> Result<SigningKey, String> {
+    // A random scalar is invalid only if it is zero or not below the group order, which is
+    // astronomically unlikely; drawing again is the standard answer.
+    for _ in 0..8 {
+        if let Ok(key) = SigningKey::from_slice(&random_bytes::<32>()?) {
+            return Ok(key);
+        }
+    }
+    Err("could not draw a P-256 key".into())
+}
+
+fn client_data(kind: &str, challenge: &str, origin: &str) -> Vec<u8> {
+    json!({ "type": kind, "challenge": challenge, "origin": origin, "crossOrigin": false })
+        .to_string()
+        .into_bytes()
+}
+
+fn cose_key(key: &SigningKey) -> Result<Vec<u8>, String> {
+    let point = key.verifying_key().to_sec1_point(false);
+    let bytes = point.as_bytes();
+    // Uncompressed SEC1: 0x04 || x (32) || y (32).
+    if bytes.len() != 65 {
+        return Err("unexpected public key encoding".into());
+    }
+    let map = [
+        (Cbor::Integer(1), Cbor::Integer(2)),            // kty: EC2
+        (Cbor::Integer(3), Cbor::Integer(ES256.into())), // alg
+        (Cbor::Integer(-1), Cbor::Integer(1)),           // crv: P-256
+        (Cbor::Integer(-2), Cbor::Bytes(bytes[1..33].to_vec())),
+        (Cbor::Integer(-3), Cbor::Bytes(bytes[33..].to_vec())),
+    ];
+    serde_cbor_2::to_vec(&Cbor::Map(map.into_iter().collect())).map_err(|e| e.to_string())
+}
+
+impl SoftPasskeys {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn credentials(&self) -> &[SoftCredential] {
+        &self.credentials
+    }
+
+    pub fn credentials_mut(&mut self) -> &mut [SoftCredential] {
+        &mut self.credentials
+    }
+
+    fn flags(&self) -> u8 {
+        let mut flags = UP;
+        if self.user_verified {
+            flags |= UV;
+        }
+        if self.backed_up {
+            flags |= BE | BS;
+        }
+        flags
+    }
+
+    /// Answers `navigator.credentials.create({ publicKey })` made at `origin`: creates a
+    /// discoverable ES256 credential and returns its `RegistrationResponseJSON`.
+    pub fn register(&mut self, origin: &str, public_key: &Value) -> Result<Value, String> {
+        let challenge = public_key["challenge"]
+            .as_str()
+            .ok_or("challenge missing")?
+            .to_owned();
+        let rp_id = public_key["rp"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| url::Url::parse(origin).ok()?.host_str().map(str::to_owned))
+            .ok_or("no RP ID")?;
+        let user_handle = unb64("user.id", public_key["user"].get("id"))?;
+        let offers_es256 = public_key["pubKeyCredParams"]
+            .as_array()
+            .is_some_and(|params| params.iter().any(|p| p["alg"].as_i64() == Some(ES256)));
+        if !offers_es256 {
+            return Err("the relying party does not accept ES256".into());
+        }
+        let excluded = public_key["excludeCredentials"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| unb64("id", c.get("id")).ok())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if self
+            .credentials
+            .iter()
+            .any(|c| c.rp_id == rp_id && excluded.contains(&c.id))
+        {
+            return Err("InvalidStateError: a credential of this provider is excluded".into());
+        }
+
+        let key = new_key()?;
+        let id = random_bytes::<16>()?.to_vec();
+        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
+        auth_data.push(self.flags() | AT);
+        auth_data.extend_from_slice(&0u32.to_be_bytes());
+        auth_data.extend_from_slice(&self.aaguid);
+        auth_data.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        auth_data.extend_from_slice(&id);
+        auth_data.extend_from_slice(&cose_key(&key)?);
+
+        let attestation = Cbor::Map(
+            [
+                (Cbor::Text("fmt".into()), Cbor::Text("none".into())),
+                (Cbor::Text("attStmt".into()), Cbor::Map(Default::default())),
+                (
+                    Cbor::Text("authData".into()),
+                    Cbor::Bytes(auth_data.clone()),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let attestation = serde_cbor_2::to_vec(&attestation).map_err(|e| e.to_string())?;
+        let client_data = client_data("webauthn.create", &challenge, origin);
+        let public_point = key.verifying_key().to_sec1_point(false);
+
+        self.credentials.push(SoftCredential {
+            id: id.clone(),
+            rp_id,
+            user_handle,
+            key,
+            counter: 0,
+        });
+        // The members Chrome's `toJSON()` produces, including ones a server may ignore.
+        Ok(json!({
+            "id": b64(&id),
+            "rawId": b64(&id),
+            "type": "public-key",
+            "authenticatorAttachment": "platform",
+            "clientExtensionResults": { "credProps": { "rk": true } },
+            "response": {
+                "clientDataJSON": b64(&client_data),
+                "attestationObject": b64(&attestation),
+                "authenticatorData": b64(&auth_data),
+                "transports": ["hybrid", "internal"],
+                "publicKeyAlgorithm": ES256,
+                "publicKey": b64(public_point.as_bytes()),
+            },
+        }))
+    }
+
+    /// Answers `navigator.credentials.get({ publicKey })` made at `origin` with the first
+    /// credential that fits (an allowed one, or any discoverable one for the RP ID).
+    pub fn authenticate(&mut self, origin: &str, public_key: &Value) -> Result<Value, String> {
+        let challenge = public_key["challenge"]
+            .as_str()
+            .ok_or("challenge missing")?
+            .to_owned();
+        let rp_id = public_key["rpId"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| url::Url::parse(origin).ok()?.host_str().map(str::to_owned))
+            .ok_or("no RP ID")?;
+        let allowed = public_key["allowCredentials"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| unb64("id", c.get("id")).ok())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let flags = self.flags();
+        let step = self.counter_step;
+        let credential = self
+            .credentials
+            .iter_mut()
+            .find(|c| c.rp_id == rp_id && (allowed.is_empty() || allowed.contains(&c.id)))
+            .ok_or("NotAllowedError: no credential for this relying party")?;
+        credential.counter = credential.counter.wrapping_add(step);
+        Ok(assertion(credential, flags, &challenge, origin))
+    }
+}
+
+/// Signs an assertion with `credential` as it stands (used directly to replay old counters).
+pub fn assertion(credential: &SoftCredential, flags: u8, challenge: &str, origin: &str) -> Value {
+    let mut auth_data = Sha256::digest(credential.rp_id.as_bytes()).to_vec();
+    auth_data.push(flags);
+    auth_data.extend_from_slice(&credential.counter.to_be_bytes());
+    let client_data = client_data("webauthn.get", challenge, origin);
+    let mut signed = auth_data.clone();
+    signed.extend_from_slice(&Sha256::digest(&client_data));
+    let signature: Signature = credential.key.sign(&signed);
+    json!({
+        "id": b64(&credential.id),
+        "rawId": b64(&credential.id),
+        "type": "public-key",
+        "authenticatorAttachment": "platform",
+        "clientExtensionResults": {},
+        "response": {
+            "clientDataJSON": b64(&client_data),
+            "authenticatorData": b64(&auth_data),
+            "signature": b64(signature.to_der().as_bytes()),
+            "userHandle": b64(&credential.user_handle),
+        },
+    })
+}

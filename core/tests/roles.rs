@@ -1,0 +1,305 @@
+//! Tenant roles as the services enforce them, on both databases: what each role may do (a table
+//! written out here, independent of the code's own rule table), non-members see nothing, only
+//! instance admins create tenants, only owners manage members, a tenant never loses its last
+//! owner, and every change is audited.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use latchkey_core::{
+    ErrorCode, ManualClock, Services,
+    audit::RequestMeta,
+    authz::{OperatorIdentity, Permission, Role},
+    both_backends,
+    entities::operator,
+    testing::{TestBackend, TestDb},
+};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use uuid::Uuid;
+
+both_backends!(
+    each_role_may_do_exactly_its_share,
+    non_members_and_non_admins_are_refused,
+    members_and_roles_are_managed_by_owners_only,
+    a_tenant_keeps_at_least_one_owner
+);
+
+use Permission::*;
+
+/// The spec's "Who uses it", as (permission, owner, admin, support, viewer).
+const EXPECTED: &[(Permission, bool, bool, bool, bool)] = &[
+    (ViewTenant, true, true, true, true),
+    (ReadUsers, true, true, true, true),
+    (ReadAuditLog, true, true, true, false),
+    (RevokeCredentials, true, true, true, false),
+    (ManagePasskeyConfig, true, true, false, false),
+    (ManageApiKeys, true, true, false, false),
+    (IssueEnrollmentTokens, true, true, false, false),
+    (ManageMembers, true, false, false, false),
+    (DeleteTenant, true, false, false, false),
+];
+
+struct Fixture {
+    _db: TestDb,
+    conn: DatabaseConnection,
+    services: Services,
+}
+
+async fn fixture(backend: TestBackend) -> Option<Fixture> {
+    let db = TestDb::create(backend).await?;
+    let conn = db.connect().await;
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap());
+    let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock));
+    Some(Fixture {
+        _db: db,
+        conn,
+        services,
+    })
+}
+
+/// Operators are inserted directly: how they enrolled is not what these tests are about.
+async fn operator(
+    conn: &DatabaseConnection,
+    email: &str,
+    instance_admin: bool,
+) -> OperatorIdentity {
+    let id = Uuid::new_v4();
+    let now = Utc::now();
+    operator::Entity::insert(operator::ActiveModel {
+        id: Set(id),
+        email: Set(email.into()),
+        display_name: Set(email.into()),
+        is_instance_admin: Set(instance_admin),
+        created_at: Set(now),
+        updated_at: Set(now),
+        disabled_at: Set(None),
+    })
+    .exec(conn)
+    .await
+    .unwrap();
+    OperatorIdentity {
+        id,
+        email: email.into(),
+        display_name: email.into(),
+        is_instance_admin: instance_admin,
+    }
+}
+
+fn meta() -> RequestMeta {
+    RequestMeta::default()
+}
+
+/// A tenant with one member of each role, created by an instance admin (its owner).
+async fn tenant_with_every_role(f: &Fixture) -> (Uuid, Vec<(Role, OperatorIdentity)>) {
+    let owner = operator(&f.conn, "owner@example.com", true).await;
+    let tenant = f
+        .services
+        .tenants()
+        .create(&owner, "Acme", meta())
+        .await
+        .unwrap();
+    let mut members = vec![(Role::Owner, owner.clone())];
+    for role in [Role::Admin, Role::Support, Role::Viewer] {
+        let email = format!("{}@example.com", role.as_str());
+        let op = operator(&f.conn, &email, false).await;
+        f.services
+            .tenants()
+            .add_member(&owner, tenant, &email, role, meta())
+            .await
+            .unwrap();
+        members.push((role, op));
+    }
+    (tenant, members)
+}
+
+async fn each_role_may_do_exactly_its_share(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (tenant, members) = tenant_with_every_role(&f).await;
+    assert_eq!(
+        EXPECTED.len(),
+        Permission::ALL.len(),
+        "every permission is in the table"
+    );
+    for &(permission, owner, admin, support, viewer) in EXPECTED {
+        for (role, op) in &members {
+            let allowed = match role {
+                Role::Owner => owner,
+                Role::Admin => admin,
+                Role::Support => support,
+                Role::Viewer => viewer,
+            };
+            let result = f.services.tenants().authorize(op, tenant, permission).await;
+            match (allowed, result) {
+                (true, Ok(answered)) => assert_eq!(answered, *role),
+                (false, Err(err)) => assert_eq!(err.code(), ErrorCode::Forbidden),
+                (expected, got) => {
+                    panic!("{role:?} / {permission:?}: expected allowed={expected}, got {got:?}")
+                }
+            }
+        }
+    }
+}
+
+async fn non_members_and_non_admins_are_refused(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (tenant, members) = tenant_with_every_role(&f).await;
+    // An instance admin who is not a member sees nothing of the tenant: not found, not forbidden.
+    let outsider = operator(&f.conn, "outsider@example.com", true).await;
+    for permission in Permission::ALL {
+        let err = f
+            .services
+            .tenants()
+            .authorize(&outsider, tenant, permission)
+            .await
+            .expect_err("outsider");
+        assert_eq!(err.code(), ErrorCode::NotFound, "{permission:?}");
+    }
+    // An unknown tenant looks the same.
+    let err = f
+        .services
+        .tenants()
+        .authorize(&members[0].1, Uuid::new_v4(), ViewTenant)
+        .await
+        .expect_err("unknown tenant");
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    // Only instance admins create tenants, whatever their tenant roles.
+    for (role, op) in &members[1..] {
+        let err = f
+            .services
+            .tenants()
+            .create(op, "Mine", meta())
+            .await
+            .expect_err("not an instance admin");
+        assert_eq!(err.code(), ErrorCode::Forbidden, "{role:?}");
+    }
+}
+
+async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (tenant, members) = tenant_with_every_role(&f).await;
+    let newcomer = operator(&f.conn, "new@example.com", false).await;
+    for (role, op) in &members[1..] {
+        let added = f
+            .services
+            .tenants()
+            .add_member(op, tenant, "new@example.com", Role::Viewer, meta())
+            .await;
+        assert_eq!(
+            added.expect_err("not an owner").code(),
+            ErrorCode::Forbidden,
+            "{role:?}"
+        );
+        let changed = f
+            .services
+            .tenants()
+            .set_role(op, tenant, op.id, Role::Owner, meta())
+            .await;
+        assert_eq!(
+            changed.expect_err("no self-promotion").code(),
+            ErrorCode::Forbidden,
+            "{role:?}"
+        );
+    }
+    let owner = &members[0].1;
+    f.services
+        .tenants()
+        .add_member(owner, tenant, "new@example.com", Role::Support, meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.services
+            .tenants()
+            .authorize(&newcomer, tenant, RevokeCredentials)
+            .await
+            .unwrap(),
+        Role::Support
+    );
+    // A demotion takes effect on the very next check.
+    f.services
+        .tenants()
+        .set_role(owner, tenant, newcomer.id, Role::Viewer, meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.services
+            .tenants()
+            .authorize(&newcomer, tenant, RevokeCredentials)
+            .await
+            .expect_err("demoted")
+            .code(),
+        ErrorCode::Forbidden
+    );
+    // Adding twice, or someone who is not an operator, is a field error.
+    for email in ["new@example.com", "nobody@example.com"] {
+        let err = f
+            .services
+            .tenants()
+            .add_member(owner, tenant, email, Role::Viewer, meta())
+            .await
+            .expect_err(email);
+        assert_eq!(err.field(), Some("email"), "{email}");
+    }
+    let events = f.services.audit().recent(Some(tenant), 100).await.unwrap();
+    let role_change = events
+        .iter()
+        .find(|e| e.action == "member.role_changed")
+        .expect("role change audited");
+    assert_eq!(role_change.details.as_ref().unwrap()["from"], "support");
+    assert_eq!(role_change.details.as_ref().unwrap()["to"], "viewer");
+    assert_eq!(
+        role_change.actor_id.as_deref(),
+        Some(owner.id.to_string().as_str())
+    );
+}
+
+async fn a_tenant_keeps_at_least_one_owner(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (tenant, members) = tenant_with_every_role(&f).await;
+    let owner = &members[0].1;
+    let err = f
+        .services
+        .tenants()
+        .set_role(owner, tenant, owner.id, Role::Admin, meta())
+        .await
+        .expect_err("last owner");
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    assert_eq!(
+        f.services
+            .tenants()
+            .authorize(owner, tenant, DeleteTenant)
+            .await
+            .unwrap(),
+        Role::Owner,
+        "the refused change changed nothing"
+    );
+    // With a second owner, the first may step down.
+    let admin = &members[1].1;
+    f.services
+        .tenants()
+        .set_role(owner, tenant, admin.id, Role::Owner, meta())
+        .await
+        .unwrap();
+    f.services
+        .tenants()
+        .set_role(owner, tenant, owner.id, Role::Admin, meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.services
+            .tenants()
+            .authorize(owner, tenant, ManageMembers)
+            .await
+            .expect_err("stepped down")
+            .code(),
+        ErrorCode::Forbidden
+    );
+}
