@@ -47,6 +47,18 @@ impl From<latchkey_core::Error> for PortalError {
         if err.is_internal() {
             tracing::error!(error = %err, "server function failed");
         }
+        // A server-function call answers with the spec's status for the code (401 for an
+        // anonymous caller, 403 for a forbidden one, …) rather than a blanket 500. A page that
+        // renders the error as a message (a used setup link, say) keeps its own status.
+        use leptos::prelude::use_context;
+        let server_fn_call = use_context::<axum::http::request::Parts>()
+            .is_some_and(|parts| parts.uri.path().starts_with(crate::api::SERVER_FN_PREFIX));
+        if server_fn_call
+            && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+            && let Ok(status) = axum::http::StatusCode::from_u16(err.code().http_status())
+        {
+            response.set_status(status);
+        }
         Self {
             code: err.code().as_str().to_owned(),
             message: err.public_message(),

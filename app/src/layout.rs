@@ -1,7 +1,13 @@
-use leptos::prelude::*;
+use leptos::{prelude::*, task::spawn_local};
 use leptos_router::components::A;
 
-/// The frame of every page: a skip link, the header with navigation, and the main region.
+use crate::{
+    api::{OperatorView, sign_out, whoami},
+    browser,
+};
+
+/// The frame of every page: a skip link, the header with navigation and the signed-in
+/// operator's controls, and the main region.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let menu_open = RwSignal::new(false);
@@ -9,6 +15,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     // End-to-end tests wait for it; it also lets CSS hide controls that need JavaScript.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+    let operator = Resource::new(|| (), |_| whoami());
 
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
@@ -17,22 +24,15 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <img class="brand-mark" src="/favicon.svg" alt="" width="28" height="28" />
                 "Latchkey"
             </a>
-            <button
-                class="menu-toggle"
-                type="button"
-                aria-controls="primary-nav"
-                aria-expanded=move || menu_open.get().to_string()
-                on:click=move |_| menu_open.update(|open| *open = !*open)
-            >
-                "Menu"
-            </button>
-            <nav
-                id="primary-nav"
-                aria-label="Primary"
-                class:open=move || menu_open.get()
-            >
-                <A href="/" exact=true>"Home"</A>
-            </nav>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    operator
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|operator| view! { <SignedInHeader operator menu_open /> })
+                })}
+            </Suspense>
         </header>
         <main id="main" data-hydrated=move || hydrated.get().to_string()>
             {children()}
@@ -40,5 +40,45 @@ pub fn Layout(children: Children) -> impl IntoView {
         <footer class="site-footer">
             <p>"Latchkey — self-hosted passkeys."</p>
         </footer>
+    }
+}
+
+#[component]
+fn SignedInHeader(operator: OperatorView, menu_open: RwSignal<bool>) -> impl IntoView {
+    let failed = RwSignal::new(None::<String>);
+    let on_sign_out = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        spawn_local(async move {
+            match sign_out().await {
+                Ok(()) => browser::navigate_to("/login"),
+                Err(err) => failed.set(Some(err.message)),
+            }
+        });
+    };
+    let admin = operator.is_instance_admin;
+    view! {
+        <button
+            class="menu-toggle"
+            type="button"
+            aria-controls="primary-nav"
+            aria-expanded=move || menu_open.get().to_string()
+            on:click=move |_| menu_open.update(|open| *open = !*open)
+        >
+            "Menu"
+        </button>
+        <nav id="primary-nav" aria-label="Primary" class:open=move || menu_open.get()>
+            <A href="/" exact=true>"Home"</A>
+            {admin.then(|| view! {
+                <A href="/operators">"Operators"</A>
+                <A href="/audit">"Audit log"</A>
+            })}
+            <A href="/security">"Security"</A>
+            <span class="whoami" title=operator.email.clone()>{operator.display_name}</span>
+            // A real form: without JavaScript it still posts to the server function.
+            <form method="post" action="/portal/api/sign_out" on:submit=on_sign_out>
+                <button type="submit" class="secondary">"Sign out"</button>
+            </form>
+            {move || failed.get().map(|m| view! { <span class="error" role="alert">{m}</span> })}
+        </nav>
     }
 }

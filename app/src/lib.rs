@@ -3,11 +3,15 @@
 //! authorize and call a `latchkey_core` service, nothing more.
 
 pub mod api;
+mod browser;
 mod error;
+mod forms;
 mod layout;
 mod pages;
 #[cfg(feature = "ssr")]
 mod security;
+#[cfg(feature = "ssr")]
+pub mod session;
 #[cfg(feature = "ssr")]
 pub mod state;
 
@@ -22,8 +26,12 @@ use leptos_router::{
 
 use crate::{
     layout::Layout,
-    pages::{HomePage, NotFound},
+    pages::{AuditPage, EnrollPage, HomePage, LoginPage, NotFound, OperatorsPage, SecurityPage},
 };
+
+/// Pages anyone may open; every other page needs a signed-in operator (the server redirects to
+/// `/login` otherwise).
+pub const PUBLIC_PAGES: &[&str] = &["/login", "/setup", "/invite"];
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -62,6 +70,12 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
+                    <Route path=StaticSegment("login") view=LoginPage />
+                    <Route path=StaticSegment("setup") view=|| view! { <EnrollPage setup=true /> } />
+                    <Route path=StaticSegment("invite") view=|| view! { <EnrollPage setup=false /> } />
+                    <Route path=StaticSegment("security") view=SecurityPage />
+                    <Route path=StaticSegment("operators") view=OperatorsPage />
+                    <Route path=StaticSegment("audit") view=AuditPage />
                 </Routes>
             </Layout>
         </Router>

@@ -1,10 +1,12 @@
-//! Server-side state shared by the router, page rendering and server functions.
+//! Server-side state shared by the router, page rendering and server functions, and the request
+//! context every server function starts from.
 
-use axum::extract::FromRef;
-use latchkey_core::Services;
+use axum::{extract::FromRef, http::request::Parts};
+use latchkey_core::{Services, audit::RequestMeta, authz::OperatorIdentity};
 use leptos::prelude::*;
+use tower_sessions::Session;
 
-use crate::PortalError;
+use crate::{PortalError, session};
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -12,13 +14,61 @@ pub struct AppState {
     pub services: Services,
 }
 
+fn missing(what: &str) -> PortalError {
+    tracing::error!("{what} missing from the request context");
+    PortalError::new("internal", "Something went wrong on our side. Try again.")
+}
+
 /// The services, from the request's context (provided by the router for every page render and
 /// server-function call).
 pub fn services() -> Result<Services, PortalError> {
     use_context::<AppState>()
         .map(|state| state.services)
-        .ok_or_else(|| {
-            tracing::error!("AppState missing from the Leptos context");
-            PortalError::new("internal", "Something went wrong on our side. Try again.")
-        })
+        .ok_or_else(|| missing("AppState"))
+}
+
+/// What a server function works with: the services, the caller's session and the request facts
+/// for the audit log.
+pub struct PortalRequest {
+    pub services: Services,
+    pub session: Session,
+    pub meta: RequestMeta,
+}
+
+/// The current request's context.
+pub fn request() -> Result<PortalRequest, PortalError> {
+    let services = services()?;
+    let parts = use_context::<Parts>().ok_or_else(|| missing("request parts"))?;
+    let session = parts
+        .extensions
+        .get::<Session>()
+        .cloned()
+        .ok_or_else(|| missing("session"))?;
+    Ok(PortalRequest {
+        services,
+        session,
+        meta: session::request_meta(&parts),
+    })
+}
+
+impl PortalRequest {
+    pub async fn current_operator(&self) -> Result<Option<OperatorIdentity>, PortalError> {
+        Ok(session::current_operator(&self.session, &self.services).await?)
+    }
+
+    /// The signed-in operator, or `unauthorized`: every server function that acts for an
+    /// operator starts here.
+    pub async fn operator(&self) -> Result<OperatorIdentity, PortalError> {
+        self.current_operator()
+            .await?
+            .ok_or_else(|| latchkey_core::Error::Unauthorized.into())
+    }
+
+    pub async fn sign_in(&self, operator: &OperatorIdentity) -> Result<(), PortalError> {
+        Ok(session::sign_in(&self.session, &self.services, operator).await?)
+    }
+
+    pub async fn sign_out(&self) -> Result<(), PortalError> {
+        Ok(session::sign_out(&self.session).await?)
+    }
 }

@@ -170,7 +170,18 @@ impl<'a> AuditLog<'a> {
         record_in(self.db, self.clock, entry).await
     }
 
-    /// The newest events, optionally of one tenant, newest first.
+    /// The newest events of the whole instance, newest first: instance admins only.
+    pub async fn instance_events(
+        &self,
+        actor: &crate::authz::OperatorIdentity,
+        limit: u64,
+    ) -> Result<Vec<AuditRecord>> {
+        actor.require_instance_admin()?;
+        self.recent(None, limit).await
+    }
+
+    /// The newest events, optionally of one tenant, newest first. Not authorized: for callers
+    /// that have already checked (and for tests).
     pub async fn recent(&self, tenant_id: Option<Uuid>, limit: u64) -> Result<Vec<AuditRecord>> {
         let mut query = audit_event::Entity::find();
         if let Some(tenant_id) = tenant_id {

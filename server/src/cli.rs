@@ -1,8 +1,10 @@
 //! The command line's subcommands. Each one is a thin call into the server or a service; output
 //! meant for scripts goes to stdout, logs go to stderr.
 
+use latchkey_core::{audit::RequestMeta, operators::Inviter};
+
 use crate::{
-    config::{Cli, Command, unknown_env_vars},
+    config::{Cli, Command, OperatorCommand, unknown_env_vars},
     server::{self, StartupError},
 };
 
@@ -13,10 +15,25 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let services = server::open_database(&cli.config).await?;
-            server::start(&cli.config, services, server::os_shutdown_signal())
-                .await?
-                .wait()
-                .await
+            let running =
+                server::start(&cli.config, services.clone(), server::os_shutdown_signal()).await?;
+            // Logged once the port is bound, so the link works when someone reads it.
+            server::announce_setup(&cli.config, &services).await?;
+            running.wait().await
+        }
+        Command::Operator(OperatorCommand::Invite {
+            email,
+            instance_admin,
+        }) => {
+            let services = server::open_database(&cli.config).await?;
+            let invited = services
+                .operators()
+                .invite(Inviter::Cli, &email, instance_admin, RequestMeta::default())
+                .await;
+            let _ = services.close().await;
+            // The URL is the only thing on stdout, for scripts.
+            println!("{}", invited?.url(&cli.config.public_url));
+            Ok(())
         }
         Command::Migrate => {
             let services = server::open_database(&cli.config).await?;

@@ -21,12 +21,28 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum Command {
     /// Migrate the database, then serve the portal and the APIs (the default).
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage portal operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum OperatorCommand {
+    /// Print a single-use invitation URL (valid 24 h) for a new operator on stdout.
+    Invite {
+        /// The invited operator's email address; only this address can accept.
+        #[arg(long)]
+        email: String,
+        /// Make the new operator an instance admin (may create tenants and invite operators).
+        #[arg(long)]
+        instance_admin: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -109,6 +125,17 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
+
+    /// Behind a reverse proxy: record the client address from `X-Forwarded-For` (its right-most
+    /// entry) in the audit log instead of the proxy's. Only enable when a proxy always sets it.
+    #[arg(
+        long,
+        env = "LATCHKEY_TRUST_FORWARDED_FOR", hide_env_values = true,
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub trust_forwarded_for: bool,
 }
 
 /// Every variable the binary reads; anything else starting with `LATCHKEY_` is most likely a typo
@@ -121,6 +148,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_SQLITE_SYNCHRONOUS",
     "LATCHKEY_DATABASE_MAX_CONNECTIONS",
     "LATCHKEY_LOG_FORMAT",
+    "LATCHKEY_TRUST_FORWARDED_FOR",
 ];
 
 pub fn unknown_env_vars() -> Vec<String> {

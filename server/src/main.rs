@@ -37,11 +37,20 @@ fn report_usage_error(err: clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let rendered = err.render().to_string();
-    let line = rendered
+    // clap's message may continue on indented lines (e.g. the names of missing arguments);
+    // they belong to the one line, the usage block after them does not.
+    let message: Vec<&str> = rendered
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments")
-        .trim();
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let joined = message.join(" ");
+    let line = if joined.is_empty() {
+        "invalid arguments"
+    } else {
+        joined.as_str()
+    };
     match env_var_behind(&err) {
         Some(var) => eprintln!("{line} (set by {var}; see --help)"),
         None => eprintln!("{line} (see --help)"),

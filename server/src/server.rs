@@ -20,13 +20,59 @@ pub enum StartupError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// A refused or failed domain operation (a CLI command's input, say).
+    #[error("{}", describe(.0))]
+    Domain(#[from] latchkey_core::Error),
+}
+
+/// A domain error as one line for the terminal, naming the flag when a field was at fault.
+fn describe(err: &latchkey_core::Error) -> String {
+    match err.field() {
+        Some(field) => format!("--{}: {err}", field.replace('_', "-")),
+        None => err.to_string(),
+    }
 }
 
 /// Opens the configured database and applies pending migrations.
 pub async fn open_database(config: &Config) -> Result<Services, StartupError> {
     let conn = db::connect(&config.db_options()).await?;
     db::migrate(&conn).await?;
-    Ok(Services::new(conn))
+    Ok(Services::new(conn, &config.public_url)?)
+}
+
+/// On an instance without operators, logs the one-time setup link (a fresh one at every start;
+/// earlier links stop working).
+pub async fn announce_setup(config: &Config, services: &Services) -> Result<(), StartupError> {
+    if let Some(issued) = services.operators().issue_setup_token().await? {
+        tracing::warn!(
+            "no operator exists yet: open {} to create the first one (single use, valid 24 h)",
+            issued.url(&config.public_url)
+        );
+    }
+    Ok(())
+}
+
+/// How often expired sessions and ceremonies are deleted.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Deletes expired sessions and ceremonies periodically, for as long as the server runs. Expired
+/// rows are already refused on read; this only keeps the tables small.
+fn spawn_housekeeping(services: Services) -> JoinHandle<()> {
+    use tower_sessions_core::session_store::ExpiredDeletion;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(err) = services.sessions().delete_expired().await {
+                tracing::warn!(error = %err, "deleting expired sessions failed");
+            }
+            match services.purge_expired_ceremonies().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(ceremonies = n, "expired ceremonies deleted"),
+                Err(err) => tracing::warn!(error = %err, "deleting expired ceremonies failed"),
+            }
+        }
+    })
 }
 
 /// A server accepting connections in the background.
@@ -95,6 +141,7 @@ pub async fn start(
         state,
         crate::http::EdgeOptions {
             https: config.public_url.scheme() == "https",
+            trust_forwarded_for: config.trust_forwarded_for,
         },
     );
 
@@ -114,6 +161,7 @@ pub async fn start(
     );
 
     let (stop, stopped) = oneshot::channel::<()>();
+    let housekeeping = spawn_housekeeping(services.clone());
     let task = tokio::spawn(async move {
         let signal = async move {
             tokio::select! {
@@ -128,6 +176,7 @@ pub async fn start(
         )
         .with_graceful_shutdown(signal)
         .await;
+        housekeeping.abort();
         if let Err(err) = services.close().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }

@@ -254,8 +254,12 @@ async fn serve_answers_logs_requests_and_stops_on_sigterm_and_sigint() {
         let ready = get_json(served.addr, "/readyz").await;
         assert_eq!(ready["database"], "SQLite");
         // One log line per request, with status and latency but without the query string.
-        let _ = reqwest::get(format!("http://{}/?token=lk_secret_value", served.addr)).await;
-        let line = served.wait_for_line("path=/}");
+        let _ = reqwest::get(format!(
+            "http://{}/login?token=lk_secret_value",
+            served.addr
+        ))
+        .await;
+        let line = served.wait_for_line("path=/login}");
         assert!(
             line.contains("status=200") && line.contains("latency_ms="),
             "{line}"
@@ -312,5 +316,121 @@ fn unknown_latchkey_variables_are_reported() {
     assert!(
         !stderr.contains("zz-not-echoed"),
         "the value is not echoed: {stderr}"
+    );
+}
+
+/// The path and query of the one-time link in a log line (the line names the public URL, which
+/// is not where the test server listens).
+fn link_in(line: &str, path: &str) -> String {
+    let start = line
+        .find(path)
+        .unwrap_or_else(|| panic!("{path} in {line}"));
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_fresh_instance_logs_a_single_use_setup_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let served = Served::start(&[("LATCHKEY_DATABASE_URL", &url)]);
+    let line = served.wait_for_line("/setup?token=");
+    assert!(
+        line.contains("http://localhost:3000/setup?token=lk_setup_"),
+        "the link is under the public URL: {line}"
+    );
+    let first = link_in(&line, "/setup?token=");
+    let page = reqwest::get(format!("http://{}{first}", served.addr))
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("Create passkey"), "{page}");
+    served.signal("TERM");
+    assert!(served.wait_exit().success());
+
+    // A restart logs a new link; the old one stops working.
+    let served = Served::start(&[("LATCHKEY_DATABASE_URL", &url)]);
+    let second = link_in(&served.wait_for_line("/setup?token="), "/setup?token=");
+    assert_ne!(first, second);
+    let page = reqwest::get(format!("http://{}{first}", served.addr))
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("This setup link has expired"), "{page}");
+    served.signal("TERM");
+    assert!(served.wait_exit().success());
+}
+
+#[test]
+fn operator_invite_prints_only_the_invitation_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let envs = [
+        ("LATCHKEY_DATABASE_URL", url.as_str()),
+        ("LATCHKEY_PUBLIC_URL", "https://auth.example.com"),
+    ];
+    let out = run(
+        &[
+            "operator",
+            "invite",
+            "--email",
+            "Grace@Example.com",
+            "--instance-admin",
+        ],
+        &envs,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "nothing else on stdout: {stdout}");
+    assert!(
+        lines[0].starts_with("https://auth.example.com/invite?token=lk_inv_"),
+        "{stdout}"
+    );
+    // Each run is a new single-use link.
+    let again = run(&["operator", "invite", "--email", "eve@example.com"], &envs);
+    assert!(again.status.success());
+    assert_ne!(String::from_utf8_lossy(&again.stdout), stdout);
+
+    // Bad input: one line naming the flag, non-zero exit, nothing on stdout.
+    let out = run(&["operator", "invite", "--email", "not an address"], &envs);
+    assert_one_line_failure(&out, "--email: Enter a valid email address");
+    assert!(out.stdout.is_empty());
+    let out = run(&["operator", "invite"], &envs);
+    assert_one_line_failure(&out, "--email");
+    let help = run(&["operator", "invite", "--help"], &envs);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--instance-admin"));
+
+    // Audited with the actor `cli`.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let events = rt.block_on(async {
+        let options = latchkey_core::db::DbOptions::new(
+            latchkey_core::db::DatabaseUrl::from_str_unchecked(url.clone()),
+        );
+        let db = latchkey_core::db::connect(&options).await.expect("connect");
+        let services =
+            latchkey_core::testing::services(db, std::sync::Arc::new(latchkey_core::SystemClock));
+        services.audit().recent(None, 10).await.expect("audit")
+    });
+    let invited: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "operator.invited")
+        .collect();
+    assert_eq!(invited.len(), 2);
+    assert!(invited.iter().all(|e| e.actor_kind == "cli"));
+    assert!(
+        !format!("{events:?}").contains("lk_inv_"),
+        "no secret in the log"
     );
 }

@@ -58,7 +58,8 @@ async fn home_page_renders_on_the_server_with_hydration_scripts(backend: TestBac
     let Some(t) = TestServer::start(backend).await else {
         return;
     };
-    let res = t.get("/").await;
+    let browser = t.set_up_first_operator("ada@example.com").await;
+    let res = t.get_as("/", browser.cookie.as_deref()).await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers()["content-type"]
@@ -72,7 +73,7 @@ async fn home_page_renders_on_the_server_with_hydration_scripts(backend: TestBac
     assert!(html.contains("Instance status"));
     // The status is rendered on the server, from the real database, before any JavaScript runs.
     assert!(
-        html.contains(r#"data-testid="status-operators">0<"#),
+        html.contains(r#"data-testid="status-operators">1<"#),
         "{html}"
     );
     assert!(
@@ -90,7 +91,8 @@ async fn unknown_pages_get_the_portal_404(backend: TestBackend) {
     let Some(t) = TestServer::start(backend).await else {
         return;
     };
-    let res = t.get("/no/such/page").await;
+    let browser = t.set_up_first_operator("ada@example.com").await;
+    let res = t.get_as("/no/such/page", browser.cookie.as_deref()).await;
     assert_eq!(res.status(), 404);
     let html = res.text().await.expect("body");
     assert!(html.contains("Page not found"));
@@ -119,20 +121,15 @@ async fn instance_status_server_function_answers_json(backend: TestBackend) {
     let Some(t) = TestServer::start(backend).await else {
         return;
     };
-    let res = t
-        .http
-        .post(t.url("/portal/api/instance_status"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("json");
+    let mut browser = t.set_up_first_operator("ada@example.com").await;
+    let body = t.call_ok(&mut browser, "instance_status", &[]).await;
     assert_eq!(body["tenants"], 0);
-    assert_eq!(body["operators"], 0);
-    assert_eq!(body["needs_setup"], true);
+    assert_eq!(body["operators"], 1);
+    assert_eq!(body["needs_setup"], false);
     // The injected clock, not the wall clock, stamps the answer.
-    assert_eq!(body["checked_at"], "09:30:00.000 UTC");
+    use latchkey_core::Clock;
+    let expected = t.clock.now().format("%H:%M:%S%.3f UTC").to_string();
+    assert_eq!(body["checked_at"], expected.as_str());
 }
 
 async fn shutdown_finishes_in_flight_requests_then_closes_the_pool(backend: TestBackend) {
@@ -182,7 +179,13 @@ async fn responses_carry_security_headers_and_pages_a_nonce_policy(backend: Test
     let Some(t) = TestServer::start(backend).await else {
         return;
     };
-    for path in ["/", "/healthz", "/no/such/page", "/api/v1/nothing"] {
+    for path in [
+        "/",
+        "/login",
+        "/healthz",
+        "/no/such/page",
+        "/api/v1/nothing",
+    ] {
         let res = t.get(path).await;
         let h = res.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
@@ -197,7 +200,7 @@ async fn responses_carry_security_headers_and_pages_a_nonce_policy(backend: Test
     }
 
     // A page allows exactly the scripts carrying this response's nonce.
-    let res = t.get("/").await;
+    let res = t.get("/login").await;
     let csp = res.headers()["content-security-policy"]
         .to_str()
         .expect("ascii")
@@ -216,7 +219,7 @@ async fn responses_carry_security_headers_and_pages_a_nonce_policy(backend: Test
         !csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"),
         "{csp}"
     );
-    let again = t.get("/").await.headers()["content-security-policy"].clone();
+    let again = t.get("/login").await.headers()["content-security-policy"].clone();
     assert_ne!(
         again.to_str().expect("ascii"),
         csp,
@@ -237,10 +240,15 @@ async fn portal_endpoints_refuse_cross_origin_requests(backend: TestBackend) {
     let Some(t) = TestServer::start(backend).await else {
         return;
     };
+    // Even with a valid session cookie (which SameSite=Lax would already withhold from most
+    // cross-site requests), another site cannot make the portal act.
+    let browser = t.set_up_first_operator("ada@example.com").await;
+    let cookie = browser.cookie.clone().expect("signed in");
     let call = |headers: &'static [(&'static str, &'static str)]| {
         let mut req = t
             .http
             .post(t.url("/portal/api/instance_status"))
+            .header("cookie", cookie.clone())
             .header("content-type", "application/x-www-form-urlencoded");
         for (k, v) in headers {
             req = req.header(*k, *v);

@@ -14,6 +14,7 @@ mod tokens;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,7 +26,7 @@ use crate::{
     Clock, Result,
     audit::{self, AuditEntry},
     authz::OperatorIdentity,
-    entities::operator,
+    entities::{operator, session},
     webauthn_support::PortalRelyingParty,
 };
 
@@ -76,6 +77,49 @@ impl<'a> Operators<'a> {
         Ok(operator::Entity::find().count(self.db).await? > 0)
     }
 
+    /// Every operator, for instance admins.
+    pub async fn list(&self, actor: &OperatorIdentity) -> Result<Vec<OperatorSummary>> {
+        actor.require_instance_admin()?;
+        let rows = operator::Entity::find()
+            .order_by_asc(operator::Column::Email)
+            .all(self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| OperatorSummary {
+                created_at: row.created_at,
+                disabled: row.disabled_at.is_some(),
+                identity: identity_of(row),
+            })
+            .collect())
+    }
+
+    /// Ends every session of the operator, on every instance (the session rows are deleted).
+    /// Answers how many were ended.
+    pub async fn sign_out_everywhere(
+        &self,
+        operator: &OperatorIdentity,
+        meta: audit::RequestMeta,
+    ) -> Result<u64> {
+        let txn = crate::db::begin_write(self.db).await?;
+        let ended = session::Entity::delete_many()
+            .filter(session::Column::OperatorId.eq(operator.id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        audit::record_in(
+            &txn,
+            self.clock,
+            AuditEntry::new(operator.actor(), "operator.sessions_revoked")
+                .target("operator", operator.id.to_string())
+                .details(serde_json::json!({ "sessions": ended }))
+                .meta(meta),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(ended)
+    }
+
     /// Records a sign-out (the edge ends the session itself).
     pub async fn record_sign_out(
         &self,
@@ -91,6 +135,14 @@ impl<'a> Operators<'a> {
         )
         .await
     }
+}
+
+/// An operator as the instance admins' list shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSummary {
+    pub identity: OperatorIdentity,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
 }
 
 fn identity_of(row: operator::Model) -> OperatorIdentity {

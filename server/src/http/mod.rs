@@ -3,6 +3,7 @@
 
 mod guards;
 mod health;
+pub mod portal_auth;
 pub mod problem;
 
 use std::time::Duration;
@@ -27,8 +28,10 @@ use self::problem::Problem;
 /// Deployment facts the edge needs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EdgeOptions {
-    /// The public URL is https: browsers get Strict-Transport-Security.
+    /// The public URL is https: browsers get Strict-Transport-Security and `Secure` cookies.
     pub https: bool,
+    /// A reverse proxy in front sets `X-Forwarded-For`; the audit log records its client address.
+    pub trust_forwarded_for: bool,
 }
 
 pub fn router(state: AppState, options: EdgeOptions) -> Router {
@@ -49,7 +52,20 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
         .fallback(file_and_error_handler_with_context::<AppState, _>(
             context, shell,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            portal_auth::require_operator,
+        ))
+        .layer(portal_auth::session_layer(
+            state.services.sessions(),
+            options.https,
+        ))
+        // Outermost of the portal's guards: a forged cross-site request never reaches the
+        // session store.
         .layer(axum::middleware::from_fn(guards::same_origin_only));
+    if options.trust_forwarded_for {
+        router = router.layer(axum::Extension(app::session::TrustForwardedFor));
+    }
     for (name, value) in guards::default_headers(options.https) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }

@@ -7,12 +7,13 @@ use chrono::{TimeZone, Utc};
 use clap::Parser;
 use latchkey_core::{
     ManualClock, Services,
-    testing::{TestBackend, TestDb},
+    testing::{TestBackend, TestDb, soft_passkey::SoftPasskeys},
 };
 use latchkey_server::{
     config::Cli,
     server::{RunningServer, start},
 };
+use serde_json::Value;
 
 pub struct TestServer {
     pub server: RunningServer,
@@ -29,8 +30,11 @@ impl TestServer {
     pub async fn start(backend: TestBackend) -> Option<Self> {
         let db = TestDb::create(backend).await?;
         let conn = db.connect().await;
-        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap());
-        let services = Services::with_clock(conn, Arc::new(clock.clone()));
+        // Starts at the wall clock's time (to the second) so that cookie lifetimes, which
+        // tower-sessions computes from the wall clock, agree with the server's own deadlines.
+        let wall = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
+        let clock = ManualClock::new(wall);
+        let services = latchkey_core::testing::services(conn, Arc::new(clock.clone()));
         let cli = Cli::try_parse_from([
             "latchkey",
             "--bind",
@@ -61,5 +65,156 @@ impl TestServer {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("request")
+    }
+}
+
+/// The origin the test server's portal believes it is served from (the default public URL).
+pub const ORIGIN: &str = "http://localhost:3000";
+
+/// A browser's session with the portal: its session cookie and its passkeys.
+pub struct Browser {
+    pub cookie: Option<String>,
+    pub passkeys: SoftPasskeys,
+}
+
+/// The `name=value` part of the session cookie a response sets, and the whole header.
+pub fn session_cookie(res: &reqwest::Response) -> Option<(String, String)> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("latchkey_session="))
+        .map(|v| {
+            (
+                v.split(';').next().unwrap_or_default().to_owned(),
+                v.to_owned(),
+            )
+        })
+}
+
+impl TestServer {
+    /// Calls a portal server function as same-origin page script would (form-encoded arguments,
+    /// JSON answer), with the browser's cookie.
+    pub async fn call(
+        &self,
+        endpoint: &str,
+        cookie: Option<&str>,
+        args: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url(&format!("/portal/api/{endpoint}")))
+            .header("sec-fetch-site", "same-origin")
+            .header("accept", "application/json")
+            .header("user-agent", "Latchkey tests")
+            .form(args);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Like [`Self::call`], for calls that must succeed: answers the JSON and keeps a new cookie.
+    pub async fn call_ok(
+        &self,
+        browser: &mut Browser,
+        endpoint: &str,
+        args: &[(&str, &str)],
+    ) -> Value {
+        let res = self.call(endpoint, browser.cookie.as_deref(), args).await;
+        let status = res.status();
+        if let Some((cookie, _)) = session_cookie(&res) {
+            browser.cookie = Some(cookie);
+        }
+        let text = res.text().await.expect("body");
+        assert!(status.is_success(), "{endpoint}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Registers a passkey through `begin`/`finish` server functions (setup, invitation).
+    pub async fn enroll(&self, token: &str, email: &str) -> Browser {
+        let mut browser = Browser {
+            cookie: None,
+            passkeys: SoftPasskeys::new(),
+        };
+        let options = self
+            .call_ok(
+                &mut browser,
+                "begin_enrollment",
+                &[
+                    ("token", token),
+                    ("email", email),
+                    ("display_name", "Test Operator"),
+                ],
+            )
+            .await;
+        let public_key: Value =
+            serde_json::from_str(options["public_key"].as_str().expect("options")).expect("json");
+        let credential = browser
+            .passkeys
+            .register(ORIGIN, &public_key)
+            .expect("registers")
+            .to_string();
+        let ceremony = options["ceremony_id"]
+            .as_str()
+            .expect("ceremony id")
+            .to_owned();
+        self.call_ok(
+            &mut browser,
+            "finish_enrollment",
+            &[("ceremony_id", &ceremony), ("credential", &credential)],
+        )
+        .await;
+        assert!(browser.cookie.is_some(), "enrollment signs the operator in");
+        browser
+    }
+
+    /// The first-run setup, as the logged link's visitor does it: answers their browser.
+    pub async fn set_up_first_operator(&self, email: &str) -> Browser {
+        let issued = self
+            .services
+            .operators()
+            .issue_setup_token()
+            .await
+            .expect("setup token")
+            .expect("no operator yet");
+        self.enroll(&issued.token, email).await
+    }
+
+    /// Signs in with the browser's passkey (discoverable, no username); answers the response of
+    /// `finish_sign_in`.
+    pub async fn sign_in(&self, browser: &mut Browser) -> reqwest::Response {
+        let options = self.call_ok(browser, "begin_sign_in", &[]).await;
+        let public_key: Value =
+            serde_json::from_str(options["public_key"].as_str().expect("options")).expect("json");
+        let credential = browser
+            .passkeys
+            .authenticate(ORIGIN, &public_key)
+            .expect("signs")
+            .to_string();
+        let ceremony = options["ceremony_id"]
+            .as_str()
+            .expect("ceremony id")
+            .to_owned();
+        let res = self
+            .call(
+                "finish_sign_in",
+                browser.cookie.as_deref(),
+                &[("ceremony_id", &ceremony), ("credential", &credential)],
+            )
+            .await;
+        if let Some((cookie, _)) = session_cookie(&res) {
+            browser.cookie = Some(cookie);
+        }
+        res
+    }
+
+    /// GET with the browser's cookie.
+    pub async fn get_as(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.expect("request")
     }
 }

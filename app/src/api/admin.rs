@@ -1,0 +1,126 @@
+//! Instance administration: operators, invitations and the instance-wide audit log. The services
+//! refuse non-admins; the pages merely hide what would be refused.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use super::display_time;
+use crate::PortalError;
+
+/// How many audit events the instance log shows (filters and paging arrive with the support
+/// console).
+#[cfg(feature = "ssr")]
+const AUDIT_PAGE: u64 = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorRow {
+    pub email: String,
+    pub display_name: String,
+    pub instance_admin: bool,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+/// An invitation just created: its link is shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationView {
+    pub email: String,
+    pub url: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub tenant_id: Option<String>,
+    /// `success`, or `failure: <code>`.
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+impl From<latchkey_core::audit::AuditRecord> for AuditRow {
+    fn from(r: latchkey_core::audit::AuditRecord) -> Self {
+        let actor = match (&r.actor_label, &r.actor_id) {
+            (Some(label), _) => label.clone(),
+            (None, Some(id)) => format!("{} {id}", r.actor_kind),
+            (None, None) => r.actor_kind.clone(),
+        };
+        Self {
+            id: r.id,
+            occurred_at: r.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            actor,
+            action: r.action,
+            target: r
+                .target_kind
+                .map(|kind| format!("{kind} {}", r.target_id.unwrap_or_default())),
+            tenant_id: r.tenant_id.map(|t| t.to_string()),
+            outcome: match r.error_code {
+                Some(code) => format!("{}: {code}", r.outcome),
+                None => r.outcome,
+            },
+            ip: r.ip,
+            user_agent: r.user_agent,
+        }
+    }
+}
+
+#[server(prefix = "/portal/api", endpoint = "list_operators")]
+pub async fn list_operators() -> Result<Vec<OperatorRow>, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let rows = request.services.operators().list(&operator).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| OperatorRow {
+            email: row.identity.email,
+            display_name: row.identity.display_name,
+            instance_admin: row.identity.is_instance_admin,
+            disabled: row.disabled,
+            created_at: display_time(row.created_at),
+        })
+        .collect())
+}
+
+#[server(prefix = "/portal/api", endpoint = "invite_operator")]
+pub async fn invite_operator(
+    email: String,
+    instance_admin: bool,
+) -> Result<InvitationView, PortalError> {
+    use latchkey_core::operators::Inviter;
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let issued = request
+        .services
+        .operators()
+        .invite(
+            Inviter::Operator(&operator),
+            &email,
+            instance_admin,
+            request.meta.clone(),
+        )
+        .await?;
+    Ok(InvitationView {
+        email: email.trim().to_lowercase(),
+        url: issued.url(request.services.public_url()),
+        expires_at: display_time(issued.expires_at),
+    })
+}
+
+#[server(prefix = "/portal/api", endpoint = "instance_audit_log")]
+pub async fn instance_audit_log() -> Result<Vec<AuditRow>, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let events = request
+        .services
+        .audit()
+        .instance_events(&operator, AUDIT_PAGE)
+        .await?;
+    Ok(events.into_iter().map(AuditRow::from).collect())
+}

@@ -1,0 +1,66 @@
+//! Pieces every form uses: errors shown next to their field or above the button, and the two
+//! WebAuthn round trips (options from the server → the browser's passkey prompt → verification).
+
+use leptos::prelude::*;
+
+use crate::{PortalError, api::CeremonyView, browser};
+
+/// The error a form shows, if any.
+pub type FormError = RwSignal<Option<PortalError>>;
+
+/// The message for `field`, when the current error belongs to it.
+pub fn field_message(error: FormError, field: &'static str) -> Option<String> {
+    error
+        .read()
+        .as_ref()
+        .filter(|e| e.field.as_deref() == Some(field))
+        .map(|e| e.message.clone())
+}
+
+/// The message shown next to a field (`id` is what the input's `aria-describedby` names).
+#[component]
+pub fn FieldError(error: FormError, field: &'static str, id: &'static str) -> impl IntoView {
+    view! {
+        <p class="field-error" id=id role="alert" aria-live="polite">
+            {move || field_message(error, field)}
+        </p>
+    }
+}
+
+/// An error that belongs to no field, shown above or below the form's button.
+#[component]
+pub fn FormAlert(error: FormError) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .filter(|e| e.field.is_none())
+            .map(|e| view! { <p class="error" role="alert">{e.message}</p> })
+    }
+}
+
+/// An error from the browser's passkey prompt (no server code).
+fn prompt_error(message: String) -> PortalError {
+    PortalError::new("passkey_prompt", message)
+}
+
+/// Runs the browser's registration prompt for `options` and answers the credential JSON.
+pub async fn create_credential(options: &CeremonyView) -> Result<String, PortalError> {
+    browser::create_passkey(options.public_key.clone())
+        .await
+        .map_err(prompt_error)
+}
+
+/// Runs the browser's sign-in prompt; `conditional` waits for an autofill choice.
+pub async fn get_credential(
+    options: &CeremonyView,
+    conditional: bool,
+) -> Result<String, PortalError> {
+    browser::get_passkey(options.public_key.clone(), conditional)
+        .await
+        .map_err(prompt_error)
+}
+
+/// Whether the error is a conditional request that a newer request replaced (not worth showing).
+pub fn is_aborted(error: &PortalError) -> bool {
+    error.code == "passkey_prompt" && error.message == browser::ABORTED
+}

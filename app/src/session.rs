@@ -1,0 +1,135 @@
+//! Who is signed in: the portal session (tower-sessions, stored by `latchkey_core::sessions`) and
+//! its rules — absolute and idle expiry, id rotation at sign-in, the request facts the audit log
+//! records. Shared by server functions and the server's page guard.
+
+use std::net::SocketAddr;
+
+use axum::{extract::ConnectInfo, http::request::Parts};
+use chrono::{DateTime, Duration, Utc};
+use latchkey_core::{
+    Error, Services, audit::RequestMeta, authz::OperatorIdentity, sessions::OPERATOR_ID_KEY,
+};
+use tower_sessions::{Expiry, Session};
+use uuid::Uuid;
+
+/// A session ends this long after sign-in, however active it is.
+pub const ABSOLUTE_LIFETIME: Duration = Duration::hours(12);
+/// A session ends after this long without a request (the store's expiry, slid on activity).
+pub const IDLE_TIMEOUT: Duration = Duration::hours(1);
+/// How stale the idle deadline may get before a request pushes it back: sliding it on every
+/// request would write the session row on every request.
+const IDLE_REFRESH: Duration = Duration::minutes(1);
+
+const SIGNED_IN_AT: &str = "signed_in_at";
+const SEEN_AT: &str = "seen_at";
+
+fn session_error(err: tower_sessions::session::Error) -> Error {
+    Error::Internal(format!("session store: {err}"))
+}
+
+/// When a session seen at `now` ends unless used again: the idle deadline, capped by the
+/// absolute one. Computed from the services' clock (which tests move) and stored as the
+/// session's own expiry, so the store refuses it afterwards on every instance.
+fn deadline(now: DateTime<Utc>, signed_in_at: DateTime<Utc>) -> Expiry {
+    let end = (now + IDLE_TIMEOUT).min(signed_in_at + ABSOLUTE_LIFETIME);
+    let end = time::OffsetDateTime::from_unix_timestamp(end.timestamp())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Expiry::AtDateTime(end)
+}
+
+async fn timestamp(session: &Session, key: &str) -> Result<Option<DateTime<Utc>>, Error> {
+    let secs: Option<i64> = session.get(key).await.map_err(session_error)?;
+    Ok(secs.and_then(|s| DateTime::from_timestamp(s, 0)))
+}
+
+/// The operator signed in with this session, if any. Ends sessions past their absolute lifetime
+/// and sessions of operators who no longer exist or are disabled.
+pub async fn current_operator(
+    session: &Session,
+    services: &Services,
+) -> Result<Option<OperatorIdentity>, Error> {
+    let id: Option<String> = session.get(OPERATOR_ID_KEY).await.map_err(session_error)?;
+    let Some(id) = id.and_then(|id| Uuid::parse_str(&id).ok()) else {
+        return Ok(None);
+    };
+    let now = services.clock().now();
+    let signed_in_at = match timestamp(session, SIGNED_IN_AT).await? {
+        Some(at) if now - at < ABSOLUTE_LIFETIME => at,
+        _ => {
+            session.flush().await.map_err(session_error)?;
+            return Ok(None);
+        }
+    };
+    let Some(operator) = services.operators().identity(id).await? else {
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    };
+    let seen_at = timestamp(session, SEEN_AT).await?;
+    if seen_at.is_none_or(|at| now - at >= IDLE_REFRESH) {
+        // Modifying the session makes tower-sessions save it, with the new deadline.
+        session.set_expiry(Some(deadline(now, signed_in_at)));
+        session
+            .insert(SEEN_AT, now.timestamp())
+            .await
+            .map_err(session_error)?;
+    }
+    Ok(Some(operator))
+}
+
+/// Starts an operator's session. The id is rotated first, so an id planted before sign-in
+/// (session fixation) is worthless afterwards.
+pub async fn sign_in(
+    session: &Session,
+    services: &Services,
+    operator: &OperatorIdentity,
+) -> Result<(), Error> {
+    session.cycle_id().await.map_err(session_error)?;
+    let at = services.clock().now();
+    session.set_expiry(Some(deadline(at, at)));
+    let now = at.timestamp();
+    session
+        .insert(OPERATOR_ID_KEY, operator.id.to_string())
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(SIGNED_IN_AT, now)
+        .await
+        .map_err(session_error)?;
+    session.insert(SEEN_AT, now).await.map_err(session_error)
+}
+
+/// Ends this session (the row and the cookie).
+pub async fn sign_out(session: &Session) -> Result<(), Error> {
+    session.flush().await.map_err(session_error)
+}
+
+/// The audit facts of a request: the peer address (or, behind a trusted proxy, the address it
+/// reports) and the user agent.
+pub fn request_meta(parts: &Parts) -> RequestMeta {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let forwarded = parts
+        .extensions
+        .get::<TrustForwardedFor>()
+        .and_then(|_| parts.headers.get("x-forwarded-for"))
+        .and_then(|v| v.to_str().ok())
+        // The right-most entry is the one the trusted proxy appended itself.
+        .and_then(|v| v.rsplit(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+    RequestMeta {
+        ip: forwarded.or(peer),
+        user_agent: parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// Request extension set by the server when `LATCHKEY_TRUST_FORWARDED_FOR` is on: a reverse
+/// proxy in front sets `X-Forwarded-For`, so that header (not the peer) names the client.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustForwardedFor;

@@ -1,0 +1,149 @@
+// The portal's bridge to the browser's WebAuthn API, imported by the wasm bundle.
+//
+// Options arrive as WebAuthn Level 3 JSON (base64url for binary members) and credentials leave
+// as `PublicKeyCredential.toJSON()` output. Browsers that lack the L3 JSON helpers (older Safari
+// and Firefox) get the same conversion done here.
+
+// One WebAuthn request may be pending at a time: a conditional (autofill) request waits in the
+// background until the user picks a passkey or clicks the button, which must cancel it first.
+let pending = null;
+
+function cancelPending() {
+  if (pending) {
+    pending.abort();
+    pending = null;
+  }
+}
+
+function fromB64url(text) {
+  const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
+  const binary = atob(padded);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes.buffer;
+}
+
+function toB64url(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function withIds(list) {
+  return (list || []).map((c) => ({ ...c, id: fromB64url(c.id) }));
+}
+
+function creationOptions(json) {
+  if (PublicKeyCredential.parseCreationOptionsFromJSON) {
+    return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+  }
+  return {
+    ...json,
+    challenge: fromB64url(json.challenge),
+    user: { ...json.user, id: fromB64url(json.user.id) },
+    excludeCredentials: withIds(json.excludeCredentials),
+  };
+}
+
+function requestOptions(json) {
+  if (PublicKeyCredential.parseRequestOptionsFromJSON) {
+    return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+  }
+  return {
+    ...json,
+    challenge: fromB64url(json.challenge),
+    allowCredentials: withIds(json.allowCredentials),
+  };
+}
+
+function credentialJson(credential) {
+  if (typeof credential.toJSON === "function") {
+    return credential.toJSON();
+  }
+  const r = credential.response;
+  const response = { clientDataJSON: toB64url(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = toB64url(r.attestationObject);
+    if (r.getTransports) response.transports = r.getTransports();
+  } else {
+    response.authenticatorData = toB64url(r.authenticatorData);
+    response.signature = toB64url(r.signature);
+    if (r.userHandle) response.userHandle = toB64url(r.userHandle);
+  }
+  return {
+    id: credential.id,
+    rawId: toB64url(credential.rawId),
+    type: credential.type,
+    authenticatorAttachment: credential.authenticatorAttachment || undefined,
+    clientExtensionResults: credential.getClientExtensionResults(),
+    response,
+  };
+}
+
+// A message a person can act on, for the DOMException names WebAuthn uses.
+function explain(error) {
+  switch (error && error.name) {
+    case "NotAllowedError":
+      return "The passkey request was cancelled or timed out. Try again.";
+    case "InvalidStateError":
+      return "This authenticator already holds a passkey for this account.";
+    case "NotSupportedError":
+      return "This browser or authenticator does not support the requested passkey type.";
+    case "SecurityError":
+      return "The browser refused the request for this site (check the portal's public URL).";
+    case "AbortError":
+      return "aborted";
+    default:
+      return (error && error.message) || "The passkey request failed.";
+  }
+}
+
+export function passkeysSupported() {
+  return typeof window !== "undefined" && !!window.PublicKeyCredential;
+}
+
+export async function conditionalMediationAvailable() {
+  return (
+    passkeysSupported() &&
+    typeof PublicKeyCredential.isConditionalMediationAvailable === "function" &&
+    (await PublicKeyCredential.isConditionalMediationAvailable())
+  );
+}
+
+// Resolves to the RegistrationResponseJSON as text; rejects with a readable message.
+export async function createPasskey(optionsJson) {
+  cancelPending();
+  try {
+    const publicKey = creationOptions(JSON.parse(optionsJson));
+    const credential = await navigator.credentials.create({ publicKey });
+    return JSON.stringify(credentialJson(credential));
+  } catch (error) {
+    throw explain(error);
+  }
+}
+
+// Resolves to the AuthenticationResponseJSON as text. `conditional` waits for the user to pick
+// a passkey from autofill; it rejects with "aborted" when a modal request replaces it.
+export async function getPasskey(optionsJson, conditional) {
+  cancelPending();
+  const controller = new AbortController();
+  pending = controller;
+  try {
+    const publicKey = requestOptions(JSON.parse(optionsJson));
+    const request = { publicKey, signal: controller.signal };
+    if (conditional) request.mediation = "conditional";
+    const credential = await navigator.credentials.get(request);
+    return JSON.stringify(credentialJson(credential));
+  } catch (error) {
+    throw explain(error);
+  } finally {
+    if (pending === controller) pending = null;
+  }
+}
+
+// A full navigation, so that the next page is rendered for the new session.
+export function navigateTo(path) {
+  window.location.assign(path);
+}
