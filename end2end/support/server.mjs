@@ -12,6 +12,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const workspace = resolve(here, '..', '..');
@@ -57,9 +58,23 @@ function freshDatabase(backend) {
   };
 }
 
+/** A port nobody listens on right now. */
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
 /**
  * Starts `latchkey serve`; resolves once it has announced its address.
- * Returns `{ baseUrl, logs, stop() }`; `stop()` sends SIGTERM and waits for a clean exit.
+ * Returns `{ baseUrl, logs, cli(args), setupUrl(), stop() }`; `stop()` sends SIGTERM and waits
+ * for a clean exit. The portal's public URL is `http://localhost:<port>`, the origin the browser
+ * uses, so that WebAuthn's origin and RP ID checks hold.
  */
 export async function startServer(backend = 'sqlite') {
   if (!existsSync(BIN)) {
@@ -69,17 +84,18 @@ export async function startServer(backend = 'sqlite') {
     throw new Error(`no built site at ${SITE_ROOT}: build it with \`cargo leptos build\``);
   }
   const db = freshDatabase(backend);
-  const child = spawn(BIN, ['serve'], {
-    env: {
-      ...process.env,
-      LATCHKEY_DATABASE_URL: db.url,
-      LATCHKEY_BIND: '127.0.0.1:0',
-      LATCHKEY_SITE_ROOT: SITE_ROOT,
-      LATCHKEY_LOG_FORMAT: 'text',
-      RUST_LOG: 'info',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const port = await freePort();
+  const publicUrl = `http://localhost:${port}`;
+  const env = {
+    ...process.env,
+    LATCHKEY_DATABASE_URL: db.url,
+    LATCHKEY_BIND: `127.0.0.1:${port}`,
+    LATCHKEY_PUBLIC_URL: publicUrl,
+    LATCHKEY_SITE_ROOT: SITE_ROOT,
+    LATCHKEY_LOG_FORMAT: 'text',
+    RUST_LOG: 'info',
+  };
+  const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs = [];
   const exited = new Promise((resolveExit) => child.on('exit', (code, signal) => resolveExit({ code, signal })));
   const lines = createInterface({ input: child.stderr });
@@ -98,9 +114,24 @@ export async function startServer(backend = 'sqlite') {
       reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`));
     });
   });
+  void addr;
   return {
-    baseUrl: `http://${addr}`,
+    baseUrl: publicUrl,
     logs,
+    /** Runs a `latchkey` command against the same database; answers its stdout. */
+    cli(args) {
+      return execFileSync(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    },
+    /** The setup link the server logged (waits for the line). */
+    async setupUrl() {
+      for (let i = 0; i < 100; i++) {
+        const line = logs.find((l) => l.includes('/setup?token='));
+        const match = line && line.match(/(http\S+\/setup\?token=[A-Za-z0-9_-]+)/);
+        if (match) return match[1];
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no setup link logged:\n${logs.join('\n')}`);
+    },
     async stop() {
       child.kill('SIGTERM');
       const { code } = await exited;

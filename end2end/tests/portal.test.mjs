@@ -1,10 +1,11 @@
-// The portal shell in a real browser, once per database: server-side render, hydration,
-// interactivity, the 404 page, and a phone-width layout.
+// The portal shell in a real browser, once per database, signed in as the first operator:
+// server-side render, hydration, interactivity, the 404 page, and a phone-width layout.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, postgresAvailable } from '../support/server.mjs';
 import { launchBrowser, newPage, screenshot, waitForHydration } from '../support/browser.mjs';
+import { addVirtualAuthenticator, enroll } from '../support/webauthn.mjs';
 
 const backends = [
   ['sqlite', 'SQLite', true],
@@ -15,10 +16,14 @@ for (const [backend, label, available] of backends) {
   describe(`portal shell on ${label}`, { skip: !available && 'PostgreSQL not reachable' }, () => {
     let server;
     let browser;
+    let page; // signed in
 
     before(async () => {
       server = await startServer(backend);
       browser = await launchBrowser();
+      page = await newPage(browser);
+      await addVirtualAuthenticator(page);
+      await enroll(page, await server.setupUrl(), { email: 'ada@example.com', displayName: 'Ada' });
     });
 
     after(async () => {
@@ -27,7 +32,6 @@ for (const [backend, label, available] of backends) {
     });
 
     test('home page hydrates and the status refreshes on click', async () => {
-      const page = await newPage(browser);
       const response = await page.goto(server.baseUrl + '/');
       assert.equal(response.status(), 200);
       assert.equal(await page.title(), 'Latchkey');
@@ -53,11 +57,10 @@ for (const [backend, label, available] of backends) {
 
       await screenshot(page, `home-${backend}`);
       assert.deepEqual(page.problems, [], 'no console errors or exceptions');
-      await page.context().close();
     });
 
     test('navigation collapses behind a Menu button at phone width', async () => {
-      const page = await newPage(browser, { width: 390, height: 844 });
+      await page.setViewportSize({ width: 390, height: 844 });
       await page.goto(server.baseUrl + '/');
       await waitForHydration(page);
       const menu = page.getByRole('button', { name: 'Menu' });
@@ -69,11 +72,10 @@ for (const [backend, label, available] of backends) {
       await nav.waitFor({ state: 'visible' });
       await screenshot(page, `home-phone-${backend}`);
       assert.deepEqual(page.problems, []);
-      await page.context().close();
+      await page.setViewportSize({ width: 1280, height: 800 });
     });
 
     test('unknown pages answer 404 with a way back', async () => {
-      const page = await newPage(browser);
       const response = await page.goto(server.baseUrl + '/no/such/page');
       assert.equal(response.status(), 404);
       await page.getByRole('heading', { name: 'Page not found' }).waitFor();
@@ -82,7 +84,6 @@ for (const [backend, label, available] of backends) {
       await page.getByRole('heading', { name: 'Instance status' }).waitFor();
       assert.equal(new URL(page.url()).pathname, '/');
       await screenshot(page, `not-found-${backend}`);
-      await page.context().close();
     });
   });
 }
