@@ -8,6 +8,18 @@ use crate::{PortalError, api::CeremonyView, browser};
 /// The error a form shows, if any.
 pub type FormError = RwSignal<Option<PortalError>>;
 
+/// Starts handling a submit: keeps the browser from posting the form itself, refuses a second
+/// submission while one is running, and clears the previous error. Answers whether to proceed.
+pub fn begin_submit(ev: &leptos::ev::SubmitEvent, busy: RwSignal<bool>, error: FormError) -> bool {
+    ev.prevent_default();
+    if busy.get_untracked() {
+        return false;
+    }
+    busy.set(true);
+    error.set(None);
+    true
+}
+
 /// The message for `field`, when the current error belongs to it.
 pub fn field_message(error: FormError, field: &'static str) -> Option<String> {
     error

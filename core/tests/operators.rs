@@ -153,13 +153,7 @@ async fn setup_creates_the_first_instance_admin(backend: TestBackend) {
         return;
     };
     assert!(!f.services.operators().any_exist().await.unwrap());
-    let issued = f
-        .services
-        .operators()
-        .issue_setup_token()
-        .await
-        .unwrap()
-        .unwrap();
+    let issued = f.setup_token().await;
     let url = issued.url(f.services.public_url());
     assert!(
         url.starts_with("http://localhost:3000/setup?token=lk_setup_"),
@@ -255,13 +249,7 @@ async fn setup_token_is_single_use_even_under_concurrency(backend: TestBackend) 
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let issued = f
-        .services
-        .operators()
-        .issue_setup_token()
-        .await
-        .unwrap()
-        .unwrap();
+    let issued = f.setup_token().await;
     // Eight browsers open the same link and each registers a passkey at once.
     let mut attempts = Vec::new();
     for i in 0..8 {
@@ -316,13 +304,7 @@ async fn setup_and_invitation_tokens_expire(backend: TestBackend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let setup = f
-        .services
-        .operators()
-        .issue_setup_token()
-        .await
-        .unwrap()
-        .unwrap();
+    let setup = f.setup_token().await;
     let invitation = f
         .services
         .operators()
@@ -343,12 +325,7 @@ async fn setup_and_invitation_tokens_expire(backend: TestBackend) {
     let response = register(&mut SoftPasskeys::new(), ORIGIN, &options);
     f.clock.advance(TimeDelta::seconds(11));
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_enrollment(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_enrollment(options.ceremony_id, &response).await),
         ErrorCode::TokenExpired
     );
     for token in [&setup.token, &invitation.token] {
@@ -369,13 +346,7 @@ async fn setup_and_invitation_tokens_expire(backend: TestBackend) {
     assert_eq!(operator::Entity::find().count(&f.conn).await.unwrap(), 0);
 
     // A restart logs a fresh link, which works; garbage is simply invalid.
-    let fresh = f
-        .services
-        .operators()
-        .issue_setup_token()
-        .await
-        .unwrap()
-        .unwrap();
+    let fresh = f.setup_token().await;
     assert!(
         f.services
             .operators()
@@ -401,6 +372,37 @@ impl Fixture {
     fn clock_now(&self) -> chrono::DateTime<Utc> {
         use latchkey_core::Clock;
         self.clock.now()
+    }
+
+    async fn setup_token(&self) -> latchkey_core::operators::IssuedToken {
+        self.services
+            .operators()
+            .issue_setup_token()
+            .await
+            .unwrap()
+            .expect("no operator yet")
+    }
+
+    async fn finish_sign_in(
+        &self,
+        ceremony_id: uuid::Uuid,
+        response: &str,
+    ) -> latchkey_core::Result<OperatorIdentity> {
+        self.services
+            .operators()
+            .finish_sign_in(ceremony_id, response, meta())
+            .await
+    }
+
+    async fn finish_enrollment(
+        &self,
+        ceremony_id: uuid::Uuid,
+        response: &str,
+    ) -> latchkey_core::Result<OperatorIdentity> {
+        self.services
+            .operators()
+            .finish_enrollment(ceremony_id, response, meta())
+            .await
     }
 }
 
@@ -461,12 +463,7 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
     let options = f.services.operators().begin_sign_in().await.unwrap();
     let response = authenticate(&mut stranger, ORIGIN, &options);
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_sign_in(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_sign_in(options.ceremony_id, &response).await),
         ErrorCode::CredentialUnknown
     );
 
@@ -493,61 +490,34 @@ async fn replayed_ceremonies_are_refused(backend: TestBackend) {
     let (_, mut passkeys) = set_up(&f).await;
     let options = f.services.operators().begin_sign_in().await.unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
-    f.services
-        .operators()
-        .finish_sign_in(options.ceremony_id, &response, meta())
+    f.finish_sign_in(options.ceremony_id, &response)
         .await
         .unwrap();
     // The same response again (a captured request replayed): the ceremony is spent.
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_sign_in(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_sign_in(options.ceremony_id, &response).await),
         ErrorCode::CeremonyInvalid
     );
     // The response to one challenge does not answer another.
     let other = f.services.operators().begin_sign_in().await.unwrap();
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_sign_in(other.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_sign_in(other.ceremony_id, &response).await),
         ErrorCode::ChallengeMismatch
     );
     // And the failed attempt consumed that ceremony too (one attempt per challenge).
     let fresh = authenticate(&mut passkeys, ORIGIN, &other);
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_sign_in(other.ceremony_id, &fresh, meta())
-                .await
-        ),
+        code_of(f.finish_sign_in(other.ceremony_id, &fresh).await),
         ErrorCode::CeremonyInvalid
     );
     // A sign-in ceremony cannot finish a registration, nor an unknown id anything.
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_enrollment(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_enrollment(options.ceremony_id, &response).await),
         ErrorCode::InvalidRequest,
         "an assertion is not a registration response"
     );
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_sign_in(uuid::Uuid::new_v4(), &fresh, meta())
-                .await
-        ),
+        code_of(f.finish_sign_in(uuid::Uuid::new_v4(), &fresh).await),
         ErrorCode::CeremonyInvalid
     );
 }
@@ -561,12 +531,7 @@ async fn expired_ceremonies_are_refused(backend: TestBackend) {
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     f.clock.advance(TimeDelta::minutes(5));
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_sign_in(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_sign_in(options.ceremony_id, &response).await),
         ErrorCode::CeremonyExpired
     );
     let listed = f.services.operators().passkeys(&admin).await.unwrap();
@@ -580,13 +545,7 @@ async fn responses_from_another_origin_are_refused(backend: TestBackend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let issued = f
-        .services
-        .operators()
-        .issue_setup_token()
-        .await
-        .unwrap()
-        .unwrap();
+    let issued = f.setup_token().await;
     // A phishing page relaying our options cannot register a passkey…
     let options = f
         .services
@@ -597,12 +556,7 @@ async fn responses_from_another_origin_are_refused(backend: TestBackend) {
     let mut passkeys = SoftPasskeys::new();
     let response = register(&mut passkeys, "https://latchkey.evil.example", &options);
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_enrollment(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_enrollment(options.ceremony_id, &response).await),
         ErrorCode::OriginMismatch
     );
     assert_eq!(operator::Entity::find().count(&f.conn).await.unwrap(), 0);
@@ -625,12 +579,7 @@ async fn responses_from_another_origin_are_refused(backend: TestBackend) {
         let options = f.services.operators().begin_sign_in().await.unwrap();
         let response = authenticate(&mut passkeys, origin, &options);
         assert_eq!(
-            code_of(
-                f.services
-                    .operators()
-                    .finish_sign_in(options.ceremony_id, &response, meta())
-                    .await
-            ),
+            code_of(f.finish_sign_in(options.ceremony_id, &response).await),
             ErrorCode::OriginMismatch,
             "{origin}"
         );
@@ -649,13 +598,7 @@ async fn user_verification_is_required(backend: TestBackend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let issued = f
-        .services
-        .operators()
-        .issue_setup_token()
-        .await
-        .unwrap()
-        .unwrap();
+    let issued = f.setup_token().await;
     let options = f
         .services
         .operators()
@@ -666,12 +609,7 @@ async fn user_verification_is_required(backend: TestBackend) {
     unverified.user_verified = false;
     let response = register(&mut unverified, ORIGIN, &options);
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_enrollment(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_enrollment(options.ceremony_id, &response).await),
         ErrorCode::UserVerificationRequired
     );
 
@@ -680,12 +618,7 @@ async fn user_verification_is_required(backend: TestBackend) {
     let options = f.services.operators().begin_sign_in().await.unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     assert_eq!(
-        code_of(
-            f.services
-                .operators()
-                .finish_sign_in(options.ceremony_id, &response, meta())
-                .await
-        ),
+        code_of(f.finish_sign_in(options.ceremony_id, &response).await),
         ErrorCode::UserVerificationRequired
     );
 }

@@ -9,7 +9,7 @@ use crate::{
     PortalError,
     api::{LinkView, begin_enrollment, finish_enrollment, link_status},
     browser,
-    forms::{FieldError, FormAlert, FormError, create_credential},
+    forms::{FieldError, FormAlert, FormError, begin_submit, create_credential},
 };
 
 #[component]
@@ -53,12 +53,9 @@ fn EnrollForm(token: String, link: LinkView) -> impl IntoView {
     let token = StoredValue::new(token);
 
     let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        if busy.get_untracked() {
+        if !begin_submit(&ev, busy, error) {
             return;
         }
-        busy.set(true);
-        error.set(None);
         let (email, name) = (email.get_untracked(), display_name.get_untracked());
         spawn_local(async move {
             let result: Result<(), PortalError> = async {

@@ -6,7 +6,7 @@ use crate::{
     PortalError,
     api::{begin_sign_in, finish_sign_in},
     browser,
-    forms::{FormAlert, FormError, get_credential, is_aborted},
+    forms::{FormAlert, FormError, begin_submit, get_credential, is_aborted},
 };
 
 /// Where to go after signing in: the page that sent the visitor here, if it is one of ours.
@@ -54,12 +54,9 @@ pub fn LoginPage() -> impl IntoView {
     });
 
     let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        if busy.get_untracked() {
+        if !begin_submit(&ev, busy, error) {
             return;
         }
-        busy.set(true);
-        error.set(None);
         spawn_local(async move { outcome(sign_in(false).await) });
     };
 

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 
 use crate::{
     api::{InvitationView, invite_operator, list_operators},
-    forms::{FieldError, FormAlert, FormError},
+    forms::{FieldError, FormAlert, FormError, begin_submit},
 };
 
 #[component]
@@ -61,9 +61,9 @@ fn Invite(on_invited: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView
     let busy = RwSignal::new(false);
 
     let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        busy.set(true);
-        error.set(None);
+        if !begin_submit(&ev, busy, error) {
+            return;
+        }
         issued.set(None);
         let (address, admin) = (email.get_untracked(), instance_admin.get_untracked());
         spawn_local(async move {

@@ -11,7 +11,7 @@ use crate::{
         sign_out_everywhere,
     },
     browser,
-    forms::{FieldError, FormAlert, FormError, create_credential},
+    forms::{FieldError, FormAlert, FormError, begin_submit, create_credential},
 };
 
 #[component]
@@ -106,12 +106,9 @@ fn AddPasskey(on_added: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoVi
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
     let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        if busy.get_untracked() {
+        if !begin_submit(&ev, busy, error) {
             return;
         }
-        busy.set(true);
-        error.set(None);
         let chosen = name.get_untracked();
         spawn_local(async move {
             let result: Result<PasskeyView, PortalError> = async {

@@ -83,19 +83,10 @@ impl Operators<'_> {
         meta: RequestMeta,
     ) -> Result<OperatorIdentity> {
         let result = self.enroll(ceremony_id, credential_json, &meta).await;
-        if let Err(err) = &result
-            && !err.is_internal()
-        {
-            audit::record_in(
-                self.db,
-                self.clock,
-                AuditEntry::new(Actor::Anonymous, "operator.enrollment")
-                    .target("ceremony", ceremony_id.to_string())
-                    .failed(err.code())
-                    .meta(meta),
-            )
-            .await?;
-        }
+        let entry = AuditEntry::new(Actor::Anonymous, "operator.enrollment")
+            .target("ceremony", ceremony_id.to_string())
+            .meta(meta);
+        super::audit_refusal(self.db, self.clock, &result, entry).await?;
         result
     }
 

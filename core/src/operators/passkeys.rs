@@ -192,19 +192,12 @@ impl Operators<'_> {
         let result = self
             .add_passkey(operator, ceremony_id, credential_json, name, &meta)
             .await;
-        if let Err(err) = &result
-            && !err.is_internal()
-            && err.field().is_none()
-        {
-            audit::record_in(
-                self.db,
-                self.clock,
-                AuditEntry::new(operator.actor(), "passkey.added")
-                    .target("ceremony", ceremony_id.to_string())
-                    .failed(err.code())
-                    .meta(meta),
-            )
-            .await?;
+        // A field error (the name) is checked before the ceremony is consumed: not an attempt.
+        if result.as_ref().err().and_then(Error::field).is_none() {
+            let entry = AuditEntry::new(operator.actor(), "passkey.added")
+                .target("ceremony", ceremony_id.to_string())
+                .meta(meta);
+            super::audit_refusal(self.db, self.clock, &result, entry).await?;
         }
         result
     }

@@ -65,17 +65,11 @@ impl Operators<'_> {
         let result = self
             .sign_in(ceremony_id, credential_json, &meta, &mut claimed)
             .await;
-        if let Err(err) = &result
-            && !err.is_internal()
-        {
-            let mut entry = AuditEntry::new(Actor::Anonymous, "operator.signed_in")
-                .failed(err.code())
-                .meta(meta);
-            if let Some(operator_id) = claimed {
-                entry = entry.target("operator", operator_id.to_string());
-            }
-            audit::record_in(self.db, self.clock, entry).await?;
+        let mut entry = AuditEntry::new(Actor::Anonymous, "operator.signed_in").meta(meta);
+        if let Some(operator_id) = claimed {
+            entry = entry.target("operator", operator_id.to_string());
         }
+        super::audit_refusal(self.db, self.clock, &result, entry).await?;
         result
     }
 

@@ -71,6 +71,35 @@ fn unb64(field: &str, value: Option<&Value>) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{field} is not base64url: {e}"))
 }
 
+/// The ids of a list of credential descriptors (`excludeCredentials`, `allowCredentials`).
+fn descriptor_ids(list: &Value) -> Vec<Vec<u8>> {
+    list.as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|c| unb64("id", c.get("id")).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The options' challenge and RP ID (defaulting, as browsers do, to the origin's host).
+fn challenge_and_rp_id(
+    rp_id: &Value,
+    public_key: &Value,
+    origin: &str,
+) -> Result<(String, String), String> {
+    let challenge = public_key["challenge"]
+        .as_str()
+        .ok_or("challenge missing")?
+        .to_owned();
+    let rp_id = rp_id
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| url::Url::parse(origin).ok()?.host_str().map(str::to_owned))
+        .ok_or("no RP ID")?;
+    Ok((challenge, rp_id))
+}
+
 fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
@@ -138,15 +167,7 @@ impl SoftPasskeys {
     /// Answers `navigator.credentials.create({ publicKey })` made at `origin`: creates a
     /// discoverable ES256 credential and returns its `RegistrationResponseJSON`.
     pub fn register(&mut self, origin: &str, public_key: &Value) -> Result<Value, String> {
-        let challenge = public_key["challenge"]
-            .as_str()
-            .ok_or("challenge missing")?
-            .to_owned();
-        let rp_id = public_key["rp"]["id"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| url::Url::parse(origin).ok()?.host_str().map(str::to_owned))
-            .ok_or("no RP ID")?;
+        let (challenge, rp_id) = challenge_and_rp_id(&public_key["rp"]["id"], public_key, origin)?;
         let user_handle = unb64("user.id", public_key["user"].get("id"))?;
         let offers_es256 = public_key["pubKeyCredParams"]
             .as_array()
@@ -154,14 +175,7 @@ impl SoftPasskeys {
         if !offers_es256 {
             return Err("the relying party does not accept ES256".into());
         }
-        let excluded = public_key["excludeCredentials"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|c| unb64("id", c.get("id")).ok())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        let excluded = descriptor_ids(&public_key["excludeCredentials"]);
         if self
             .credentials
             .iter()
@@ -224,23 +238,8 @@ impl SoftPasskeys {
     /// Answers `navigator.credentials.get({ publicKey })` made at `origin` with the first
     /// credential that fits (an allowed one, or any discoverable one for the RP ID).
     pub fn authenticate(&mut self, origin: &str, public_key: &Value) -> Result<Value, String> {
-        let challenge = public_key["challenge"]
-            .as_str()
-            .ok_or("challenge missing")?
-            .to_owned();
-        let rp_id = public_key["rpId"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| url::Url::parse(origin).ok()?.host_str().map(str::to_owned))
-            .ok_or("no RP ID")?;
-        let allowed = public_key["allowCredentials"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|c| unb64("id", c.get("id")).ok())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        let (challenge, rp_id) = challenge_and_rp_id(&public_key["rpId"], public_key, origin)?;
+        let allowed = descriptor_ids(&public_key["allowCredentials"]);
         let flags = self.flags();
         let step = self.counter_step;
         let credential = self
