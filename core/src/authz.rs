@@ -69,7 +69,7 @@ impl Role {
         use Permission::*;
         match self {
             Self::Owner => true,
-            Self::Admin => !matches!(permission, ManageMembers | DeleteTenant),
+            Self::Admin => !matches!(permission, ManageMembers | RenameTenant | DeleteTenant),
             Self::Support => matches!(
                 permission,
                 ViewTenant | ReadUsers | RevokeCredentials | ReadAuditLog
@@ -92,11 +92,12 @@ pub enum Permission {
     ManageApiKeys,
     IssueEnrollmentTokens,
     ManageMembers,
+    RenameTenant,
     DeleteTenant,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Self::ViewTenant,
         Self::ReadUsers,
         Self::ReadAuditLog,
@@ -105,6 +106,7 @@ impl Permission {
         Self::ManageApiKeys,
         Self::IssueEnrollmentTokens,
         Self::ManageMembers,
+        Self::RenameTenant,
         Self::DeleteTenant,
     ];
 }

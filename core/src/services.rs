@@ -19,6 +19,7 @@ pub struct Services {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     portal: Arc<PortalRelyingParty>,
+    configs: Arc<crate::config_cache::ConfigCache>,
 }
 
 impl Services {
@@ -36,6 +37,7 @@ impl Services {
             db,
             clock,
             portal: Arc::new(PortalRelyingParty::new(public_url)?),
+            configs: Arc::default(),
         })
     }
 
@@ -65,7 +67,7 @@ impl Services {
     }
 
     pub fn tenants(&self) -> Tenants<'_> {
-        Tenants::new(&self.db, self.clock.as_ref())
+        Tenants::new(&self.db, self.clock.as_ref(), &self.configs)
     }
 
     /// The portal's session store (for the `tower-sessions` layer and operator sign-out).

@@ -1,28 +1,170 @@
-//! Tenants and their members. (The passkey configuration of a tenant arrives with its own
-//! service.) Every method takes the acting operator and checks their role first.
+//! Tenants, their members and their passkey configuration. Every method that acts for an
+//! operator checks their role first; a tenant they are not a member of is `not_found`.
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    SqlErr, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use crate::{
     Clock, Error, ErrorCode, Result,
-    audit::{self, AuditEntry, RequestMeta},
+    audit::{self, Actor, AuditEntry, RequestMeta},
     authz::{self, OperatorIdentity, Permission, Role},
+    config_cache::ConfigCache,
     entities::{operator, tenant, tenant_member},
+    passkey_config::{
+        self as rules, Algorithm, PasskeyConfig, PasskeyConfigInput, enum_name, enum_parse,
+    },
     validate,
 };
+
+/// A tenant in the operator's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub passkeys_enabled: bool,
+    pub rp_id: Option<String>,
+}
+
+/// A tenant as its members see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantDetails {
+    pub id: Uuid,
+    pub name: String,
+    /// The viewer's role.
+    pub role: Role,
+    pub config: PasskeyConfig,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub operator_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub since: DateTime<Utc>,
+}
+
+/// A tenant made by automation (`latchkey tenant create`).
+#[derive(Debug, Clone, Default)]
+pub struct NewTenant {
+    pub name: String,
+    pub rp_id: Option<String>,
+    pub origins: Vec<String>,
+    pub enable_passkeys: bool,
+    /// An existing operator who becomes its owner (otherwise nobody sees it in the portal).
+    pub owner_email: Option<String>,
+}
 
 pub struct Tenants<'a> {
     db: &'a DatabaseConnection,
     clock: &'a dyn Clock,
+    cache: &'a ConfigCache,
+}
+
+/// The stored configuration of a tenant row.
+fn config_of(row: &tenant::Model) -> Result<PasskeyConfig> {
+    let unreadable =
+        |what: &str| Error::Internal(format!("tenant {}: stored {what} unreadable", row.id));
+    let origins: Vec<String> =
+        serde_json::from_str(&row.origins).map_err(|_| unreadable("origins"))?;
+    let origins = origins
+        .iter()
+        .map(|o| rules::origin("origins", o, None))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|_| unreadable("origins"))?;
+    let algorithms: Vec<Algorithm> =
+        serde_json::from_str(&row.algorithms).map_err(|_| unreadable("algorithms"))?;
+    Ok(PasskeyConfig {
+        enabled: row.passkeys_enabled,
+        rp_id: row.rp_id.clone(),
+        rp_name: row.rp_name.clone(),
+        origins,
+        attestation: enum_parse(&row.attestation),
+        user_verification: enum_parse(&row.user_verification),
+        resident_key: enum_parse(&row.resident_key),
+        attachment: enum_parse(&row.attachment),
+        algorithms,
+        timeout_seconds: u32::try_from(row.timeout_seconds).unwrap_or(300),
+        version: row.config_version,
+    })
+}
+
+/// Sets a tenant row's configuration columns (the version is the caller's).
+trait SetConfig: Sized {
+    fn set_config(self, config: &PasskeyConfig) -> Result<Self>;
+}
+
+impl SetConfig for sea_orm::UpdateMany<tenant::Entity> {
+    fn set_config(self, config: &PasskeyConfig) -> Result<Self> {
+        Ok(config_columns(config)?
+            .into_iter()
+            .fold(self, |update, (column, value)| {
+                update.col_expr(column, value)
+            }))
+    }
+}
+
+/// The row's configuration columns for `config` (version excluded).
+fn config_columns(
+    config: &PasskeyConfig,
+) -> Result<Vec<(tenant::Column, sea_orm::sea_query::SimpleExpr)>> {
+    let origins: Vec<String> = config
+        .origins
+        .iter()
+        .map(rules::Origin::as_client_origin)
+        .collect();
+    Ok(vec![
+        (tenant::Column::PasskeysEnabled, Expr::value(config.enabled)),
+        (tenant::Column::RpId, Expr::value(config.rp_id.clone())),
+        (tenant::Column::RpName, Expr::value(config.rp_name.clone())),
+        (tenant::Column::Origins, Expr::value(to_json(&origins)?)),
+        (
+            tenant::Column::Attestation,
+            Expr::value(enum_name(&config.attestation)),
+        ),
+        (
+            tenant::Column::UserVerification,
+            Expr::value(enum_name(&config.user_verification)),
+        ),
+        (
+            tenant::Column::ResidentKey,
+            Expr::value(enum_name(&config.resident_key)),
+        ),
+        (
+            tenant::Column::Attachment,
+            Expr::value(enum_name(&config.attachment)),
+        ),
+        (
+            tenant::Column::Algorithms,
+            Expr::value(to_json(&config.algorithms)?),
+        ),
+        (
+            tenant::Column::TimeoutSeconds,
+            Expr::value(i32::try_from(config.timeout_seconds).unwrap_or(300)),
+        ),
+    ])
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Error::Internal(format!("serialising configuration: {e}")))
 }
 
 impl<'a> Tenants<'a> {
-    pub(crate) fn new(db: &'a DatabaseConnection, clock: &'a dyn Clock) -> Self {
-        Self { db, clock }
+    pub(crate) fn new(
+        db: &'a DatabaseConnection,
+        clock: &'a dyn Clock,
+        cache: &'a ConfigCache,
+    ) -> Self {
+        Self { db, clock, cache }
     }
 
     /// Creates a tenant (instance admins only); its creator becomes its owner.
@@ -34,38 +176,364 @@ impl<'a> Tenants<'a> {
     ) -> Result<Uuid> {
         actor.require_instance_admin()?;
         let name = validate::label("name", "tenant name", name, 100)?;
+        self.insert(
+            &name,
+            &PasskeyConfig::default(),
+            Some(actor.id),
+            actor.actor(),
+            meta,
+        )
+        .await
+    }
+
+    /// Creates a tenant for automation (`latchkey tenant create`), with the same rules as the
+    /// portal; audited with the actor `cli`.
+    pub async fn create_for_automation(&self, new: NewTenant) -> Result<Uuid> {
+        let name = validate::label("name", "tenant name", &new.name, 100)?;
+        let input = PasskeyConfigInput {
+            enabled: new.enable_passkeys,
+            rp_id: new.rp_id.unwrap_or_default(),
+            origins: new.origins.join("\n"),
+            ..PasskeyConfigInput::from(&PasskeyConfig::default())
+        };
+        let config = input.validate(1)?;
+        let owner = match new.owner_email {
+            Some(email) => {
+                let email = validate::email("owner", &email)?;
+                let found = operator::Entity::find()
+                    .filter(operator::Column::Email.eq(&email))
+                    .one(self.db)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "owner",
+                            format!("No operator has the email address {email}."),
+                        )
+                    })?;
+                Some(found.id)
+            }
+            None => None,
+        };
+        self.insert(&name, &config, owner, Actor::Cli, RequestMeta::default())
+            .await
+    }
+
+    async fn insert(
+        &self,
+        name: &str,
+        config: &PasskeyConfig,
+        owner: Option<Uuid>,
+        actor: Actor,
+        meta: RequestMeta,
+    ) -> Result<Uuid> {
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
         let id = Uuid::new_v4();
         tenant::Entity::insert(tenant::ActiveModel {
             id: Set(id),
-            name: Set(name.clone()),
+            name: Set(name.to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
+            ..Default::default()
         })
         .exec_without_returning(&txn)
         .await?;
-        tenant_member::Entity::insert(tenant_member::ActiveModel {
-            tenant_id: Set(id),
-            operator_id: Set(actor.id),
-            role: Set(Role::Owner.as_str().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec_without_returning(&txn)
-        .await?;
+        tenant::Entity::update_many()
+            .set_config(config)?
+            .filter(tenant::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        if let Some(owner) = owner {
+            tenant_member::Entity::insert(tenant_member::ActiveModel {
+                tenant_id: Set(id),
+                operator_id: Set(owner),
+                role: Set(Role::Owner.as_str().to_owned()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+        }
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), "tenant.created")
+            AuditEntry::new(actor, "tenant.created")
                 .tenant(id)
                 .target("tenant", id.to_string())
-                .details(serde_json::json!({ "name": name }))
+                .details(serde_json::json!({
+                    "name": name,
+                    "owner": owner,
+                    "passkeys": config.audit_view(),
+                }))
                 .meta(meta),
         )
         .await?;
         txn.commit().await?;
         Ok(id)
+    }
+
+    /// The tenants `actor` is a member of, by name.
+    pub async fn list_for(&self, actor: &OperatorIdentity) -> Result<Vec<TenantSummary>> {
+        let memberships = tenant_member::Entity::find()
+            .filter(tenant_member::Column::OperatorId.eq(actor.id))
+            .all(self.db)
+            .await?;
+        let ids: Vec<Uuid> = memberships.iter().map(|m| m.tenant_id).collect();
+        let rows = tenant::Entity::find()
+            .filter(tenant::Column::Id.is_in(ids))
+            .order_by_asc(tenant::Column::Name)
+            .all(self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|t| {
+                let role = memberships
+                    .iter()
+                    .find(|m| m.tenant_id == t.id)
+                    .and_then(|m| Role::parse(&m.role))?;
+                Some(TenantSummary {
+                    id: t.id,
+                    name: t.name,
+                    role,
+                    passkeys_enabled: t.passkeys_enabled,
+                    rp_id: t.rp_id,
+                })
+            })
+            .collect())
+    }
+
+    /// One tenant with its configuration, for any member.
+    pub async fn get(&self, actor: &OperatorIdentity, tenant_id: Uuid) -> Result<TenantDetails> {
+        let role = authz::require(self.db, actor, tenant_id, Permission::ViewTenant).await?;
+        let row = tenant::Entity::find_by_id(tenant_id)
+            .one(self.db)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(TenantDetails {
+            id: row.id,
+            name: row.name.clone(),
+            role,
+            config: config_of(&row)?,
+            created_at: row.created_at,
+        })
+    }
+
+    /// The tenant's passkey configuration for ceremonies: cached per instance (see
+    /// [`ConfigCache`]), `None` for an unknown tenant.
+    pub async fn passkey_config(&self, tenant_id: Uuid) -> Result<Option<Arc<PasskeyConfig>>> {
+        let now = self.clock.now();
+        if let Some(config) = self.cache.get(tenant_id, now) {
+            return Ok(Some(config));
+        }
+        let Some(row) = tenant::Entity::find_by_id(tenant_id).one(self.db).await? else {
+            return Ok(None);
+        };
+        let config = Arc::new(config_of(&row)?);
+        self.cache.put(tenant_id, config.clone(), now);
+        Ok(Some(config))
+    }
+
+    /// Saves a new passkey configuration (owners and admins). Refuses with the offending field
+    /// and saves nothing when any value is invalid. `expected_version` is the version the form
+    /// was loaded with: a concurrent change is refused rather than silently overwritten.
+    pub async fn update_passkey_config(
+        &self,
+        actor: &OperatorIdentity,
+        tenant_id: Uuid,
+        input: &PasskeyConfigInput,
+        expected_version: i64,
+        meta: RequestMeta,
+    ) -> Result<PasskeyConfig> {
+        authz::require(self.db, actor, tenant_id, Permission::ManagePasskeyConfig).await?;
+        let mut config = input.validate(expected_version + 1)?;
+        let txn = crate::db::begin_write(self.db).await?;
+        let row = tenant::Entity::find_by_id(tenant_id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let before = config_of(&row)?;
+        if before.version != expected_version {
+            return Err(Error::refused(
+                ErrorCode::InvalidRequest,
+                "Someone else changed this configuration meanwhile. Reload the page to see it.",
+            ));
+        }
+        config.version = before.version + 1;
+        let now = self.clock.now();
+        let updated = tenant::Entity::update_many()
+            .set_config(&config)?
+            .col_expr(tenant::Column::ConfigVersion, Expr::value(config.version))
+            .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
+            .filter(tenant::Column::Id.eq(tenant_id))
+            .filter(tenant::Column::ConfigVersion.eq(expected_version))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(Error::refused(
+                ErrorCode::InvalidRequest,
+                "Someone else changed this configuration meanwhile. Reload the page to see it.",
+            ));
+        }
+        audit::record_in(
+            &txn,
+            self.clock,
+            AuditEntry::new(actor.actor(), "tenant.passkey_config_changed")
+                .tenant(tenant_id)
+                .target("tenant", tenant_id.to_string())
+                .details(serde_json::json!({
+                    "before": before.audit_view(),
+                    "after": config.audit_view(),
+                }))
+                .meta(meta),
+        )
+        .await?;
+        txn.commit().await?;
+        self.cache.put(tenant_id, Arc::new(config.clone()), now);
+        Ok(config)
+    }
+
+    /// Renames the tenant (owners).
+    pub async fn rename(
+        &self,
+        actor: &OperatorIdentity,
+        tenant_id: Uuid,
+        name: &str,
+        meta: RequestMeta,
+    ) -> Result<()> {
+        authz::require(self.db, actor, tenant_id, Permission::RenameTenant).await?;
+        let name = validate::label("name", "tenant name", name, 100)?;
+        let txn = crate::db::begin_write(self.db).await?;
+        let row = tenant::Entity::find_by_id(tenant_id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        tenant::Entity::update_many()
+            .col_expr(tenant::Column::Name, Expr::value(name.clone()))
+            .col_expr(tenant::Column::UpdatedAt, Expr::value(self.clock.now()))
+            .filter(tenant::Column::Id.eq(tenant_id))
+            .exec(&txn)
+            .await?;
+        audit::record_in(
+            &txn,
+            self.clock,
+            AuditEntry::new(actor.actor(), "tenant.renamed")
+                .tenant(tenant_id)
+                .target("tenant", tenant_id.to_string())
+                .details(serde_json::json!({ "before": row.name, "after": name }))
+                .meta(meta),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes the tenant (owners), confirmed by typing its exact name. Its memberships go with
+    /// it; its audit events stay.
+    pub async fn delete(
+        &self,
+        actor: &OperatorIdentity,
+        tenant_id: Uuid,
+        confirmation: &str,
+        meta: RequestMeta,
+    ) -> Result<()> {
+        authz::require(self.db, actor, tenant_id, Permission::DeleteTenant).await?;
+        let txn = crate::db::begin_write(self.db).await?;
+        let row = tenant::Entity::find_by_id(tenant_id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        if confirmation.trim() != row.name {
+            return Err(Error::invalid(
+                "confirmation",
+                format!("Type the tenant's name, {}, to confirm.", row.name),
+            ));
+        }
+        tenant::Entity::delete_by_id(tenant_id).exec(&txn).await?;
+        audit::record_in(
+            &txn,
+            self.clock,
+            AuditEntry::new(actor.actor(), "tenant.deleted")
+                .tenant(tenant_id)
+                .target("tenant", tenant_id.to_string())
+                .details(serde_json::json!({
+                    "name": row.name,
+                    "passkeys": config_of(&row)?.audit_view(),
+                }))
+                .meta(meta),
+        )
+        .await?;
+        txn.commit().await?;
+        self.cache.forget(tenant_id);
+        Ok(())
+    }
+
+    /// The tenant's members, for any member.
+    pub async fn members(
+        &self,
+        actor: &OperatorIdentity,
+        tenant_id: Uuid,
+    ) -> Result<Vec<MemberInfo>> {
+        authz::require(self.db, actor, tenant_id, Permission::ViewTenant).await?;
+        let members = tenant_member::Entity::find()
+            .filter(tenant_member::Column::TenantId.eq(tenant_id))
+            .all(self.db)
+            .await?;
+        let ids: Vec<Uuid> = members.iter().map(|m| m.operator_id).collect();
+        let operators = operator::Entity::find()
+            .filter(operator::Column::Id.is_in(ids))
+            .order_by_asc(operator::Column::Email)
+            .all(self.db)
+            .await?;
+        Ok(operators
+            .into_iter()
+            .filter_map(|op| {
+                let m = members.iter().find(|m| m.operator_id == op.id)?;
+                Some(MemberInfo {
+                    operator_id: op.id,
+                    email: op.email,
+                    display_name: op.display_name,
+                    role: Role::parse(&m.role)?,
+                    since: m.created_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Removes a member (owners). A tenant always keeps at least one owner.
+    pub async fn remove_member(
+        &self,
+        actor: &OperatorIdentity,
+        tenant_id: Uuid,
+        member_id: Uuid,
+        meta: RequestMeta,
+    ) -> Result<()> {
+        authz::require(self.db, actor, tenant_id, Permission::ManageMembers).await?;
+        let txn = crate::db::begin_write(self.db).await?;
+        lock_tenant(&txn, tenant_id, self.clock.now()).await?;
+        let current = tenant_member::Entity::find_by_id((tenant_id, member_id))
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        if Role::parse(&current.role) == Some(Role::Owner)
+            && owner_count(&txn, tenant_id).await? <= 1
+        {
+            return Err(last_owner());
+        }
+        tenant_member::Entity::delete_by_id((tenant_id, member_id))
+            .exec(&txn)
+            .await?;
+        audit::record_in(
+            &txn,
+            self.clock,
+            AuditEntry::new(actor.actor(), "member.removed")
+                .tenant(tenant_id)
+                .target("operator", member_id.to_string())
+                .details(serde_json::json!({ "role": current.role }))
+                .meta(meta),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// Checks that `actor` may do `permission` in `tenant_id` and answers their role:
@@ -143,30 +611,17 @@ impl<'a> Tenants<'a> {
         authz::require(self.db, actor, tenant_id, Permission::ManageMembers).await?;
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
-        // Touch the tenant row first: it serialises role changes within one tenant, so two
-        // owners cannot demote each other at once and leave it ownerless.
-        tenant::Entity::update_many()
-            .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
-            .filter(tenant::Column::Id.eq(tenant_id))
-            .exec(&txn)
-            .await?;
+        lock_tenant(&txn, tenant_id, now).await?;
         let current = tenant_member::Entity::find_by_id((tenant_id, member_id))
             .one(&txn)
             .await?
             .ok_or(Error::NotFound)?;
         let from = Role::parse(&current.role);
-        if from == Some(Role::Owner) && role != Role::Owner {
-            let owners = tenant_member::Entity::find()
-                .filter(tenant_member::Column::TenantId.eq(tenant_id))
-                .filter(tenant_member::Column::Role.eq(Role::Owner.as_str()))
-                .count(&txn)
-                .await?;
-            if owners <= 1 {
-                return Err(Error::refused(
-                    ErrorCode::InvalidRequest,
-                    "A tenant needs at least one owner. Make someone else owner first.",
-                ));
-            }
+        if from == Some(Role::Owner)
+            && role != Role::Owner
+            && owner_count(&txn, tenant_id).await? <= 1
+        {
+            return Err(last_owner());
         }
         tenant_member::Entity::update_many()
             .col_expr(tenant_member::Column::Role, Expr::value(role.as_str()))
@@ -191,4 +646,35 @@ impl<'a> Tenants<'a> {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// Writes the tenant's row first in a membership change: it serialises such changes within one
+/// tenant (a row lock on PostgreSQL, the write lock on SQLite), so two owners cannot demote or
+/// remove each other at once and leave it ownerless.
+async fn lock_tenant(
+    conn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    tenant::Entity::update_many()
+        .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
+        .filter(tenant::Column::Id.eq(tenant_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+async fn owner_count(conn: &impl ConnectionTrait, tenant_id: Uuid) -> Result<u64> {
+    Ok(tenant_member::Entity::find()
+        .filter(tenant_member::Column::TenantId.eq(tenant_id))
+        .filter(tenant_member::Column::Role.eq(Role::Owner.as_str()))
+        .count(conn)
+        .await?)
+}
+
+fn last_owner() -> Error {
+    Error::refused(
+        ErrorCode::InvalidRequest,
+        "A tenant needs at least one owner. Make someone else owner first.",
+    )
 }

@@ -37,6 +37,7 @@ const EXPECTED: &[(Permission, bool, bool, bool, bool)] = &[
     (ManageApiKeys, true, true, false, false),
     (IssueEnrollmentTokens, true, true, false, false),
     (ManageMembers, true, false, false, false),
+    (RenameTenant, true, false, false, false),
     (DeleteTenant, true, false, false, false),
 ];
 

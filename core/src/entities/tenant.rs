@@ -8,6 +8,19 @@ pub struct Model {
     pub name: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub passkeys_enabled: bool,
+    pub rp_id: Option<String>,
+    pub rp_name: Option<String>,
+    /// JSON array of client origins.
+    pub origins: String,
+    pub attestation: String,
+    pub user_verification: String,
+    pub resident_key: String,
+    pub attachment: String,
+    /// JSON array of algorithm names.
+    pub algorithms: String,
+    pub timeout_seconds: i32,
+    pub config_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
