@@ -1,10 +1,10 @@
 //! The command line's subcommands. Each one is a thin call into the server or a service; output
 //! meant for scripts goes to stdout, logs go to stderr.
 
-use latchkey_core::{audit::RequestMeta, operators::Inviter};
+use latchkey_core::{audit::RequestMeta, operators::Inviter, tenants::NewTenant};
 
 use crate::{
-    config::{Cli, Command, OperatorCommand, unknown_env_vars},
+    config::{Cli, Command, OperatorCommand, TenantCommand, unknown_env_vars},
     server::{self, StartupError},
 };
 
@@ -33,6 +33,28 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             let _ = services.close().await;
             // The URL is the only thing on stdout, for scripts.
             println!("{}", invited?.url(&cli.config.public_url));
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::Create {
+            name,
+            rp_id,
+            origins,
+            enable_passkeys,
+            owner,
+        }) => {
+            let services = server::open_database(&cli.config).await?;
+            let created = services
+                .tenants()
+                .create_for_automation(NewTenant {
+                    name,
+                    rp_id,
+                    origins,
+                    enable_passkeys,
+                    owner_email: owner,
+                })
+                .await;
+            let _ = services.close().await;
+            println!("{}", serde_json::json!({ "tenant_id": created? }));
             Ok(())
         }
         Command::Migrate => {

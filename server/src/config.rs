@@ -30,6 +30,32 @@ pub enum Command {
     /// Manage portal operators.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum TenantCommand {
+    /// Create a tenant and print `{"tenant_id": …}` on stdout. Same rules as the portal.
+    Create {
+        /// The tenant's name.
+        #[arg(long)]
+        name: String,
+        /// The Relying Party ID: the domain its users sign in on (e.g. example.com).
+        #[arg(long)]
+        rp_id: Option<String>,
+        /// An expected origin (`https://…` or `android:apk-key-hash:…`); repeat for several.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// Turn passkeys on (needs --rp-id and at least one --origin).
+        #[arg(long)]
+        enable_passkeys: bool,
+        /// An existing operator who becomes the tenant's owner; without it, no one sees the
+        /// tenant in the portal until an owner is added.
+        #[arg(long)]
+        owner: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]

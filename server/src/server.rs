@@ -28,6 +28,8 @@ pub enum StartupError {
 /// A domain error as one line for the terminal, naming the flag when a field was at fault.
 fn describe(err: &latchkey_core::Error) -> String {
     match err.field() {
+        // The service's field names, as the command line spells them.
+        Some("origins") => format!("--origin: {err}"),
         Some(field) => format!("--{}: {err}", field.replace('_', "-")),
         None => err.to_string(),
     }

@@ -434,3 +434,67 @@ fn operator_invite_prints_only_the_invitation_url() {
         "no secret in the log"
     );
 }
+
+#[test]
+fn tenant_create_prints_the_id_as_json_with_the_portals_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let envs = [("LATCHKEY_DATABASE_URL", url.as_str())];
+    let out = run(
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Shop",
+            "--rp-id",
+            "example.com",
+            "--origin",
+            "https://example.com",
+            "--origin",
+            "https://auth.example.com",
+            "--enable-passkeys",
+        ],
+        &envs,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let id = printed["tenant_id"].as_str().expect("tenant_id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{printed}");
+    assert_eq!(printed.as_object().map(|o| o.len()), Some(1));
+
+    for (args, expected) in [
+        (
+            &[
+                "tenant",
+                "create",
+                "--name",
+                "x",
+                "--rp-id",
+                "example.com",
+                "--origin",
+                "https://evil-example.com",
+            ][..],
+            "--origin: https://evil-example.com: its host must be example.com",
+        ),
+        (
+            &["tenant", "create", "--name", "x", "--rp-id", "co.uk"][..],
+            "--rp-id: co.uk is a public suffix",
+        ),
+        (
+            &["tenant", "create", "--name", "x", "--enable-passkeys"][..],
+            "--rp-id: Passkeys cannot be enabled",
+        ),
+        (
+            &["tenant", "create", "--name", " "][..],
+            "--name: Enter a tenant name",
+        ),
+    ] {
+        let out = run(args, &envs);
+        assert_one_line_failure(&out, expected);
+        assert!(out.stdout.is_empty());
+    }
+}
