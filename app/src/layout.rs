@@ -68,6 +68,7 @@ fn SignedInHeader(operator: OperatorView, menu_open: RwSignal<bool>) -> impl Int
         </button>
         <nav id="primary-nav" aria-label="Primary" class:open=move || menu_open.get()>
             <A href="/" exact=true>"Home"</A>
+            <A href="/tenants">"Tenants"</A>
             {admin.then(|| view! {
                 <A href="/operators">"Operators"</A>
                 <A href="/audit">"Audit log"</A>

@@ -20,13 +20,16 @@ pub use error::PortalError;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, StaticSegment,
     components::{Route, Router, Routes},
 };
 
 use crate::{
     layout::Layout,
-    pages::{AuditPage, EnrollPage, HomePage, LoginPage, NotFound, OperatorsPage, SecurityPage},
+    pages::{
+        AuditPage, EnrollPage, HomePage, LoginPage, MembersPage, NewTenantPage, NotFound,
+        OperatorsPage, PasskeysPage, SecurityPage, TenantsPage,
+    },
 };
 
 /// Pages anyone may open; every other page needs a signed-in operator (the server redirects to
@@ -76,6 +79,16 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("security") view=SecurityPage />
                     <Route path=StaticSegment("operators") view=OperatorsPage />
                     <Route path=StaticSegment("audit") view=AuditPage />
+                    <Route path=StaticSegment("tenants") view=TenantsPage />
+                    <Route path=(StaticSegment("tenants"), StaticSegment("new")) view=NewTenantPage />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("passkeys"))
+                        view=PasskeysPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("members"))
+                        view=MembersPage
+                    />
                 </Routes>
             </Layout>
         </Router>

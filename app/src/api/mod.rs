@@ -4,10 +4,12 @@
 mod admin;
 mod auth;
 mod security;
+mod tenants;
 
 pub use admin::*;
 pub use auth::*;
 pub use security::*;
+pub use tenants::*;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,305 @@
+//! Tenants, their members and their passkey configuration. Every function authorizes in the
+//! service (`latchkey_core::tenants`); pages only hide what would be refused.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use super::{display_time, parse_id};
+use crate::PortalError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub passkeys_enabled: bool,
+    pub rp_id: Option<String>,
+}
+
+/// The passkey settings form's values (strings where people type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConfigForm {
+    pub enabled: bool,
+    pub rp_id: String,
+    pub rp_name: String,
+    /// One origin per line.
+    pub origins: String,
+    pub attestation: String,
+    pub user_verification: String,
+    pub resident_key: String,
+    pub attachment: String,
+    pub algorithms: Vec<String>,
+    pub timeout_seconds: String,
+    /// The configuration version the form was loaded with.
+    pub version: i64,
+}
+
+/// An Android origin with the fingerprint people recognise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AndroidOrigin {
+    pub origin: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub can_configure: bool,
+    pub can_manage_members: bool,
+    pub config: ConfigForm,
+    pub android: Vec<AndroidOrigin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRow {
+    pub operator_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub since: String,
+}
+
+#[cfg(feature = "ssr")]
+fn enum_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A select's value back into the domain's enum; an unknown value is the caller's error.
+#[cfg(feature = "ssr")]
+fn enum_value<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T, PortalError> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned())).map_err(|_| {
+        latchkey_core::Error::invalid(field, "Choose one of the listed values.").into()
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn parse_role(value: &str) -> Result<latchkey_core::authz::Role, PortalError> {
+    latchkey_core::authz::Role::parse(value)
+        .ok_or_else(|| latchkey_core::Error::invalid("role", "Choose a role.").into())
+}
+
+#[cfg(feature = "ssr")]
+fn view_of(details: latchkey_core::tenants::TenantDetails) -> TenantView {
+    use latchkey_core::{authz::Permission, passkey_config::PasskeyConfigInput};
+    let input = PasskeyConfigInput::from(&details.config);
+    TenantView {
+        id: details.id.to_string(),
+        name: details.name,
+        role: details.role.as_str().to_owned(),
+        can_configure: details.role.allows(Permission::ManagePasskeyConfig),
+        can_manage_members: details.role.allows(Permission::ManageMembers),
+        android: details
+            .config
+            .origins
+            .iter()
+            .filter_map(|o| {
+                Some(AndroidOrigin {
+                    origin: o.as_client_origin(),
+                    fingerprint: o.fingerprint()?,
+                })
+            })
+            .collect::<Vec<_>>(),
+        config: ConfigForm {
+            enabled: input.enabled,
+            rp_id: input.rp_id,
+            rp_name: input.rp_name,
+            origins: input.origins,
+            attestation: enum_text(&input.attestation),
+            user_verification: enum_text(&input.user_verification),
+            resident_key: enum_text(&input.resident_key),
+            attachment: enum_text(&input.attachment),
+            algorithms: input
+                .algorithms
+                .iter()
+                .map(|a| a.label().to_owned())
+                .collect(),
+            timeout_seconds: input.timeout_seconds.to_string(),
+            version: details.config.version,
+        },
+    }
+}
+
+#[server(prefix = "/portal/api", endpoint = "my_tenants")]
+pub async fn my_tenants() -> Result<Vec<TenantRow>, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let rows = request.services.tenants().list_for(&operator).await?;
+    Ok(rows
+        .into_iter()
+        .map(|t| TenantRow {
+            id: t.id.to_string(),
+            name: t.name,
+            role: t.role.as_str().to_owned(),
+            passkeys_enabled: t.passkeys_enabled,
+            rp_id: t.rp_id,
+        })
+        .collect())
+}
+
+#[server(prefix = "/portal/api", endpoint = "create_tenant")]
+pub async fn create_tenant(name: String) -> Result<String, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = request
+        .services
+        .tenants()
+        .create(&operator, &name, request.meta.clone())
+        .await?;
+    Ok(id.to_string())
+}
+
+#[server(prefix = "/portal/api", endpoint = "tenant_details")]
+pub async fn tenant_details(id: String) -> Result<TenantView, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id).map_err(|_| PortalError::from(latchkey_core::Error::NotFound))?;
+    Ok(view_of(
+        request.services.tenants().get(&operator, id).await?,
+    ))
+}
+
+#[server(prefix = "/portal/api", endpoint = "save_passkey_config", input = Json)]
+pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantView, PortalError> {
+    use latchkey_core::passkey_config::{Algorithm, PasskeyConfigInput};
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let algorithms = form
+        .algorithms
+        .iter()
+        .map(|a| {
+            Algorithm::ALL
+                .into_iter()
+                .find(|known| known.label() == a)
+                .ok_or_else(|| latchkey_core::Error::invalid("algorithms", "Unknown algorithm."))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout_seconds = form.timeout_seconds.trim().parse::<u32>().map_err(|_| {
+        latchkey_core::Error::invalid(
+            "timeout_seconds",
+            "Enter a whole number of seconds (30 to 600).",
+        )
+    })?;
+    let input = PasskeyConfigInput {
+        enabled: form.enabled,
+        rp_id: form.rp_id,
+        rp_name: form.rp_name,
+        origins: form.origins,
+        attestation: enum_value("attestation", &form.attestation)?,
+        user_verification: enum_value("user_verification", &form.user_verification)?,
+        resident_key: enum_value("resident_key", &form.resident_key)?,
+        attachment: enum_value("attachment", &form.attachment)?,
+        algorithms,
+        timeout_seconds,
+    };
+    let tenants = request.services.tenants();
+    tenants
+        .update_passkey_config(&operator, id, &input, form.version, request.meta.clone())
+        .await?;
+    Ok(view_of(tenants.get(&operator, id).await?))
+}
+
+/// The Android origin for a signing certificate's SHA-256 fingerprint (as keytool prints it).
+#[server(prefix = "/portal/api", endpoint = "android_origin_for")]
+pub async fn android_origin_for(fingerprint: String) -> Result<AndroidOrigin, PortalError> {
+    use latchkey_core::passkey_config::{self, Origin};
+    let request = crate::state::request()?;
+    request.operator().await?;
+    let hash = passkey_config::fingerprint("fingerprint", &fingerprint)?;
+    let origin = Origin::Android(hash);
+    Ok(AndroidOrigin {
+        origin: origin.as_client_origin(),
+        fingerprint: passkey_config::fingerprint_of(&hash),
+    })
+}
+
+#[server(prefix = "/portal/api", endpoint = "tenant_members")]
+pub async fn tenant_members(id: String) -> Result<Vec<MemberRow>, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let members = request.services.tenants().members(&operator, id).await?;
+    Ok(members
+        .into_iter()
+        .map(|m| MemberRow {
+            operator_id: m.operator_id.to_string(),
+            email: m.email,
+            display_name: m.display_name,
+            role: m.role.as_str().to_owned(),
+            since: display_time(m.since),
+        })
+        .collect())
+}
+
+#[server(prefix = "/portal/api", endpoint = "add_member")]
+pub async fn add_member(id: String, email: String, role: String) -> Result<(), PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let role = parse_role(&role)?;
+    Ok(request
+        .services
+        .tenants()
+        .add_member(&operator, id, &email, role, request.meta.clone())
+        .await?)
+}
+
+#[server(prefix = "/portal/api", endpoint = "change_member_role")]
+pub async fn change_member_role(
+    id: String,
+    member: String,
+    role: String,
+) -> Result<(), PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let (id, member) = (parse_id("id", &id)?, parse_id("member", &member)?);
+    let role = parse_role(&role)?;
+    Ok(request
+        .services
+        .tenants()
+        .set_role(&operator, id, member, role, request.meta.clone())
+        .await?)
+}
+
+#[server(prefix = "/portal/api", endpoint = "remove_member")]
+pub async fn remove_member(id: String, member: String) -> Result<(), PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let (id, member) = (parse_id("id", &id)?, parse_id("member", &member)?);
+    Ok(request
+        .services
+        .tenants()
+        .remove_member(&operator, id, member, request.meta.clone())
+        .await?)
+}
+
+#[server(prefix = "/portal/api", endpoint = "rename_tenant")]
+pub async fn rename_tenant(id: String, name: String) -> Result<(), PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    Ok(request
+        .services
+        .tenants()
+        .rename(&operator, id, &name, request.meta.clone())
+        .await?)
+}
+
+#[server(prefix = "/portal/api", endpoint = "delete_tenant")]
+pub async fn delete_tenant(id: String, confirmation: String) -> Result<(), PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    Ok(request
+        .services
+        .tenants()
+        .delete(&operator, id, &confirmation, request.meta.clone())
+        .await?)
+}

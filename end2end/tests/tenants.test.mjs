@@ -1,0 +1,120 @@
+// Tenants and their passkey configuration in a real browser, once per database: create a tenant,
+// a refused origin explained next to its field with nothing saved, then passkeys enabled for
+// localhost with a web origin and an Android origin added from a keytool fingerprint; reload and
+// see the values.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, postgresAvailable } from '../support/server.mjs';
+import { launchBrowser, newPage, screenshot, waitForHydration } from '../support/browser.mjs';
+import { addVirtualAuthenticator, enroll } from '../support/webauthn.mjs';
+
+const backends = [
+  ['sqlite', 'SQLite', true],
+  ['postgres', 'PostgreSQL', postgresAvailable()],
+];
+
+// A signing certificate fingerprint as keytool prints it.
+const FINGERPRINT = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').toUpperCase()).join(':');
+
+for (const [backend, label, available] of backends) {
+  describe(`tenant passkey settings on ${label}`, { skip: !available && 'PostgreSQL not reachable' }, () => {
+    let server;
+    let browser;
+    let page;
+
+    before(async () => {
+      server = await startServer(backend);
+      browser = await launchBrowser();
+      page = await newPage(browser);
+      await addVirtualAuthenticator(page);
+      await enroll(page, await server.setupUrl(), { email: 'ada@example.com', displayName: 'Ada' });
+    });
+
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+
+    test('an instance admin creates a tenant and becomes its owner', async () => {
+      await page.getByRole('link', { name: 'Tenants' }).click();
+      await page.getByRole('heading', { name: 'Tenants' }).waitFor();
+      await waitForHydration(page);
+      await page.getByRole('link', { name: 'New tenant' }).click();
+      await waitForHydration(page);
+      await page.getByRole('button', { name: 'Create tenant' }).click();
+      await page.getByText('Enter a tenant name').waitFor();
+      await page.getByLabel('Tenant name').fill('Example Shop');
+      await page.getByRole('button', { name: 'Create tenant' }).click();
+      await page.waitForURL(/\/tenants\/[0-9a-f-]{36}\/passkeys$/);
+      await page.getByRole('heading', { name: 'Passkeys' }).waitFor();
+      await waitForHydration(page);
+      assert.equal(await page.getByLabel('Enable passkeys').isChecked(), false, 'off by default');
+      assert.equal(await page.getByLabel('User verification').inputValue(), 'preferred');
+      assert.equal(await page.getByLabel('Timeout (seconds)').inputValue(), '300');
+    });
+
+    test('an invalid origin is explained next to its field and nothing is saved', async () => {
+      await page.getByLabel('Relying Party ID').fill('localhost');
+      await page.getByLabel('Expected origins').fill('https://evil.example');
+      await page.getByLabel('Enable passkeys').check();
+      await page.getByRole('button', { name: 'Save' }).click();
+      const message = page.locator('#origins-error');
+      await message.getByText('its host must be localhost or a subdomain').waitFor();
+      assert.match(await message.textContent(), /^https:\/\/evil\.example: /);
+      const fields = await page.getByLabel('Expected origins').getAttribute('aria-describedby');
+      assert.ok(fields.includes('origins-error'), 'the message is tied to the field');
+
+      await page.reload();
+      await waitForHydration(page);
+      assert.equal(await page.getByLabel('Relying Party ID').inputValue(), '');
+      assert.equal(await page.getByLabel('Expected origins').inputValue(), '');
+      assert.equal(await page.getByLabel('Enable passkeys').isChecked(), false);
+    });
+
+    test('passkeys enabled with a web origin and an Android origin survive a reload', async () => {
+      await page.getByLabel('Enable passkeys').check();
+      await page.getByLabel('Relying Party ID').fill('localhost');
+      await page.getByLabel('Relying Party name').fill('Example Shop');
+      await page.getByLabel('Expected origins').fill('http://localhost:5173');
+      // A bad fingerprint first: explained, nothing added.
+      await page.getByLabel('Android signing certificate SHA-256').fill('AB:CD');
+      await page.getByRole('button', { name: 'Add Android origin' }).click();
+      await page.locator('#fingerprint-error').getByText('32 pairs').waitFor();
+      await page.getByLabel('Android signing certificate SHA-256').fill(FINGERPRINT);
+      await page.getByRole('button', { name: 'Add Android origin' }).click();
+      await page.getByTestId('android-origins').getByText(FINGERPRINT).waitFor();
+      const origins = await page.getByLabel('Expected origins').inputValue();
+      assert.match(origins, /^http:\/\/localhost:5173\nandroid:apk-key-hash:[A-Za-z0-9_-]{43}$/);
+      await page.getByLabel('User verification').selectOption('required');
+      await page.getByLabel('Timeout (seconds)').fill('120');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByText('Saved.').waitFor();
+
+      await page.reload();
+      await waitForHydration(page);
+      assert.equal(await page.getByLabel('Enable passkeys').isChecked(), true);
+      assert.equal(await page.getByLabel('Relying Party ID').inputValue(), 'localhost');
+      assert.equal(await page.getByLabel('Relying Party name').inputValue(), 'Example Shop');
+      assert.equal(await page.getByLabel('Expected origins').inputValue(), origins);
+      assert.equal(await page.getByLabel('User verification').inputValue(), 'required');
+      assert.equal(await page.getByLabel('Timeout (seconds)').inputValue(), '120');
+      await page.getByTestId('android-origins').getByText(FINGERPRINT).waitFor();
+      assert.match(await page.getByTestId('ios-entitlement').textContent(), /^webcredentials:localhost$/);
+      assert.match(await page.getByTestId('assetlinks').textContent(), new RegExp(FINGERPRINT));
+      await screenshot(page, `tenant-passkeys-${backend}`);
+      // The browser logs each refused request: the empty name, the bad origin, the bad fingerprint.
+      const refusals = page.problems.filter((p) => p.includes('status of 400'));
+      assert.equal(refusals.length, 3, page.problems.join('\n'));
+      assert.deepEqual(page.problems.filter((p) => !refusals.includes(p)), []);
+
+      // The tenant list shows it on; the audit log recorded the change.
+      await page.getByRole('link', { name: 'Tenants', exact: true }).first().click();
+      const row = page.getByTestId('tenants').locator('tr', { hasText: 'Example Shop' });
+      await row.waitFor();
+      assert.match(await row.textContent(), /owner.*on.*localhost/);
+      await page.getByRole('link', { name: 'Audit log' }).click();
+      await page.locator('tr[data-action="tenant.passkey_config_changed"]').waitFor();
+    });
+  });
+}
