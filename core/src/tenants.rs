@@ -52,6 +52,15 @@ pub struct MemberInfo {
     pub since: DateTime<Utc>,
 }
 
+/// What adding a member did.
+#[derive(Debug, Clone)]
+pub enum MemberAdded {
+    /// An existing operator is now a member.
+    Added,
+    /// No operator has the address: this invitation (shown once) makes them one, and a member.
+    Invited(crate::operators::IssuedToken),
+}
+
 /// A tenant made by automation (`latchkey tenant create`).
 #[derive(Debug, Clone, Default)]
 pub struct NewTenant {
@@ -547,7 +556,9 @@ impl<'a> Tenants<'a> {
         authz::require(self.db, actor, tenant_id, permission).await
     }
 
-    /// Adds an existing operator to the tenant (owners only).
+    /// Adds `email` to the tenant with `role` (owners only): an existing operator at once;
+    /// anyone else gets a single-use invitation link (24 h) that makes them an operator and a
+    /// member when they create their passkey.
     pub async fn add_member(
         &self,
         actor: &OperatorIdentity,
@@ -555,48 +566,67 @@ impl<'a> Tenants<'a> {
         email: &str,
         role: Role,
         meta: RequestMeta,
-    ) -> Result<()> {
+    ) -> Result<MemberAdded> {
+        use crate::operators::tokens::{Grant, TokenPurpose, insert_token};
         authz::require(self.db, actor, tenant_id, Permission::ManageMembers).await?;
         let email = validate::email("email", email)?;
-        let member = operator::Entity::find()
-            .filter(operator::Column::Email.eq(&email))
-            .one(self.db)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid(
-                    "email",
-                    "No operator has this email address; invite them to Latchkey first.",
-                )
-            })?;
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
-        tenant_member::Entity::insert(tenant_member::ActiveModel {
-            tenant_id: Set(tenant_id),
-            operator_id: Set(member.id),
-            role: Set(role.as_str().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                Error::invalid("email", "This operator is already a member.")
+        let existing = operator::Entity::find()
+            .filter(operator::Column::Email.eq(&email))
+            .one(&txn)
+            .await?;
+        let (outcome, target, action) = match existing {
+            Some(member) => {
+                tenant_member::Entity::insert(tenant_member::ActiveModel {
+                    tenant_id: Set(tenant_id),
+                    operator_id: Set(member.id),
+                    role: Set(role.as_str().to_owned()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                })
+                .exec_without_returning(&txn)
+                .await
+                .map_err(|e| match e.sql_err() {
+                    Some(SqlErr::UniqueConstraintViolation(_)) => {
+                        Error::invalid("email", "This operator is already a member.")
+                    }
+                    _ => Error::from(e),
+                })?;
+                (
+                    MemberAdded::Added,
+                    ("operator", member.id.to_string()),
+                    "member.added",
+                )
             }
-            _ => Error::from(e),
-        })?;
+            None => {
+                let grant = Grant {
+                    email: Some(email.clone()),
+                    instance_admin: false,
+                    created_by: Some(actor.id),
+                    tenant: Some((tenant_id, role)),
+                };
+                let (issued, token_id) =
+                    insert_token(&txn, now, TokenPurpose::Invitation, grant).await?;
+                (
+                    MemberAdded::Invited(issued),
+                    ("operator_token", token_id.to_string()),
+                    "member.invited",
+                )
+            }
+        };
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), "member.added")
+            AuditEntry::new(actor.actor(), action)
                 .tenant(tenant_id)
-                .target("operator", member.id.to_string())
-                .details(serde_json::json!({ "role": role.as_str() }))
+                .target(target.0, target.1)
+                .details(serde_json::json!({ "email": email, "role": role.as_str() }))
                 .meta(meta),
         )
         .await?;
         txn.commit().await?;
-        Ok(())
+        Ok(outcome)
     }
 
     /// Changes a member's role (owners only). A tenant always keeps at least one owner.

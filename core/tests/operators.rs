@@ -30,6 +30,7 @@ both_backends!(
     invitations_create_operators_for_the_invited_address,
     only_instance_admins_invite_from_the_portal,
     operators_add_and_remove_passkeys_but_never_the_last,
+    a_tenant_invitation_makes_the_new_operator_a_member,
     expired_ceremonies_are_purged
 );
 
@@ -818,4 +819,61 @@ async fn expired_ceremonies_are_purged(backend: TestBackend) {
     f.clock.advance(TimeDelta::minutes(66));
     // The setup's ceremony and the three sign-ins.
     assert_eq!(f.services.purge_expired_ceremonies().await.unwrap(), 4);
+}
+
+async fn a_tenant_invitation_makes_the_new_operator_a_member(backend: TestBackend) {
+    use latchkey_core::{
+        authz::{Permission, Role},
+        tenants::MemberAdded,
+    };
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (admin, _) = set_up(&f).await;
+    let tenant = f
+        .services
+        .tenants()
+        .create(&admin, "Acme", meta())
+        .await
+        .unwrap();
+    let MemberAdded::Invited(invitation) = f
+        .services
+        .tenants()
+        .add_member(&admin, tenant, "grace@example.com", Role::Support, meta())
+        .await
+        .unwrap()
+    else {
+        panic!("an invitation for a new address");
+    };
+    assert!(
+        invitation
+            .url(f.services.public_url())
+            .contains("/invite?token=lk_inv_")
+    );
+    let options = f
+        .services
+        .operators()
+        .begin_enrollment(&invitation.token, "grace@example.com", "Grace")
+        .await
+        .unwrap();
+    let response = register(&mut SoftPasskeys::new(), ORIGIN, &options);
+    let grace = f
+        .finish_enrollment(options.ceremony_id, &response)
+        .await
+        .unwrap();
+    assert!(!grace.is_instance_admin);
+    assert_eq!(
+        f.services
+            .tenants()
+            .authorize(&grace, tenant, Permission::RevokeCredentials)
+            .await
+            .unwrap(),
+        Role::Support
+    );
+    let events = f.services.audit().recent(Some(tenant), 10).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"member.invited") && actions.contains(&"member.added"),
+        "{actions:?}"
+    );
 }

@@ -237,8 +237,8 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
             .code(),
         ErrorCode::Forbidden
     );
-    // Adding twice, or someone who is not an operator, is a field error.
-    for email in ["new@example.com", "nobody@example.com"] {
+    // Adding twice, or a malformed address, is a field error.
+    for email in ["new@example.com", "not an address"] {
         let err = f
             .services
             .tenants()
@@ -247,6 +247,24 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
             .expect_err(email);
         assert_eq!(err.field(), Some("email"), "{email}");
     }
+    // Someone who is not an operator yet gets an invitation bound to the tenant and role.
+    let added = f
+        .services
+        .tenants()
+        .add_member(owner, tenant, "nobody@example.com", Role::Support, meta())
+        .await
+        .unwrap();
+    let latchkey_core::tenants::MemberAdded::Invited(invitation) = added else {
+        panic!("expected an invitation, got {added:?}");
+    };
+    let info = f
+        .services
+        .operators()
+        .token_info(&invitation.token)
+        .await
+        .unwrap();
+    assert_eq!(info.email.as_deref(), Some("nobody@example.com"));
+    assert!(!info.grants_instance_admin);
     let events = f.services.audit().recent(Some(tenant), 100).await.unwrap();
     let role_change = events
         .iter()

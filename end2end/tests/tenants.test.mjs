@@ -116,5 +116,24 @@ for (const [backend, label, available] of backends) {
       await page.getByRole('link', { name: 'Audit log' }).click();
       await page.locator('tr[data-action="tenant.passkey_config_changed"]').waitFor();
     });
+
+    test('an owner invites someone new as a member by email and role', async () => {
+      await page.getByRole('link', { name: 'Tenants', exact: true }).first().click();
+      await page.getByTestId('tenants').getByRole('link', { name: 'Example Shop' }).click();
+      await page.getByRole('link', { name: 'Members' }).click();
+      await page.getByRole('heading', { name: 'Members' }).waitFor();
+      await waitForHydration(page);
+      const members = page.getByTestId('members');
+      assert.match(await members.textContent(), /ada@example\.com/);
+      await page.getByLabel('Email').fill('grace@example.com');
+      await page.getByLabel('Role', { exact: true }).selectOption('support');
+      await page.getByRole('button', { name: 'Invite' }).click();
+      const link = await page.getByLabel('Invitation link').inputValue();
+      assert.match(link, /\/invite\?token=lk_inv_[A-Za-z0-9_-]{43}$/);
+      // The last owner cannot be removed.
+      await page.getByRole('button', { name: 'Remove ada@example.com' }).click();
+      await page.getByText('A tenant needs at least one owner').waitFor();
+      await screenshot(page, `tenant-members-${backend}`);
+    });
   });
 }

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_operator_auth;
 mod m20261123_000003_tenant_passkey_config;
+mod m20261123_000004_tenant_invitations;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_operator_auth::Migration),
             Box::new(m20261123_000003_tenant_passkey_config::Migration),
+            Box::new(m20261123_000004_tenant_invitations::Migration),
         ]
     }
 }

@@ -44,6 +44,54 @@ const OPERATOR_FUNCTIONS: &[(&str, &[(&str, &str)])] = &[
         &[("email", "x@example.com"), ("instance_admin", "true")],
     ),
     ("instance_audit_log", &[]),
+    ("my_tenants", &[]),
+    ("create_tenant", &[("name", "Acme")]),
+    (
+        "tenant_details",
+        &[("id", "00000000-0000-0000-0000-000000000000")],
+    ),
+    ("android_origin_for", &[("fingerprint", "AA")]),
+    (
+        "tenant_members",
+        &[("id", "00000000-0000-0000-0000-000000000000")],
+    ),
+    (
+        "add_member",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("email", "x@example.com"),
+            ("role", "owner"),
+        ],
+    ),
+    (
+        "change_member_role",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("member", "00000000-0000-0000-0000-000000000000"),
+            ("role", "owner"),
+        ],
+    ),
+    (
+        "remove_member",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("member", "00000000-0000-0000-0000-000000000000"),
+        ],
+    ),
+    (
+        "rename_tenant",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("name", "x"),
+        ],
+    ),
+    (
+        "delete_tenant",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("confirmation", "x"),
+        ],
+    ),
 ];
 
 async fn code(res: reqwest::Response) -> (u16, String) {
@@ -234,6 +282,21 @@ async fn anonymous_calls_to_operator_functions_are_refused(backend: TestBackend)
         t.services.audit().recent(None, 100).await.unwrap().len(),
         before
     );
+    // The JSON-encoded one too.
+    let res = t
+        .http
+        .post(t.url("/portal/api/save_passkey_config"))
+        .header("sec-fetch-site", "same-origin")
+        .json(
+            &serde_json::json!({ "id": "00000000-0000-0000-0000-000000000000", "form": {
+            "enabled": true, "rp_id": "x", "rp_name": "", "origins": "", "attestation": "none",
+            "user_verification": "preferred", "resident_key": "preferred", "attachment": "any",
+            "algorithms": ["ES256"], "timeout_seconds": "300", "version": 1 } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(res).await, (401, "unauthorized".to_owned()));
     // The same calls with a session work (or fail for their own reasons).
     let (status, _) = code(t.call("my_passkeys", admin.cookie.as_deref(), &[]).await).await;
     assert_eq!(status, 200);

@@ -238,17 +238,32 @@ pub async fn tenant_members(id: String) -> Result<Vec<MemberRow>, PortalError> {
         .collect())
 }
 
+/// Adds a member; answers the invitation link (shown once) when the address is not an operator
+/// yet.
 #[server(prefix = "/portal/api", endpoint = "add_member")]
-pub async fn add_member(id: String, email: String, role: String) -> Result<(), PortalError> {
+pub async fn add_member(
+    id: String,
+    email: String,
+    role: String,
+) -> Result<Option<super::InvitationView>, PortalError> {
+    use latchkey_core::tenants::MemberAdded;
     let request = crate::state::request()?;
     let operator = request.operator().await?;
     let id = parse_id("id", &id)?;
     let role = parse_role(&role)?;
-    Ok(request
+    let added = request
         .services
         .tenants()
         .add_member(&operator, id, &email, role, request.meta.clone())
-        .await?)
+        .await?;
+    Ok(match added {
+        MemberAdded::Added => None,
+        MemberAdded::Invited(issued) => Some(super::InvitationView {
+            email: email.trim().to_lowercase(),
+            url: issued.url(request.services.public_url()),
+            expires_at: display_time(issued.expires_at),
+        }),
+    })
 }
 
 #[server(prefix = "/portal/api", endpoint = "change_member_role")]

@@ -6,8 +6,8 @@ use leptos_meta::Title;
 use super::tenants::{TenantNav, tenant_id};
 use crate::{
     api::{
-        MemberRow, TenantView, add_member, change_member_role, delete_tenant, remove_member,
-        rename_tenant, tenant_details, tenant_members,
+        InvitationView, MemberRow, TenantView, add_member, change_member_role, delete_tenant,
+        remove_member, rename_tenant, tenant_details, tenant_members,
     },
     browser,
     forms::{FieldError, FormAlert, FormError, begin_submit},
@@ -153,15 +153,18 @@ fn AddMember(
     let role = RwSignal::new("viewer".to_owned());
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
+    let invitation = RwSignal::new(None::<InvitationView>);
     let on_submit = move |ev: SubmitEvent| {
         if !begin_submit(&ev, busy, error) {
             return;
         }
+        invitation.set(None);
         let (address, chosen) = (email.get_untracked(), role.get_untracked());
         spawn_local(async move {
             match add_member(tenant.get_value(), address, chosen).await {
-                Ok(()) => {
+                Ok(invited) => {
                     email.set(String::new());
+                    invitation.set(invited);
                     on_added();
                 }
                 Err(err) => error.set(Some(err)),
@@ -172,7 +175,9 @@ fn AddMember(
     view! {
         <section class="card" aria-labelledby="add-member-heading">
             <h2 id="add-member-heading">"Add a member"</h2>
-            <p class="hint">"Members are operators of this instance; an instance admin invites new operators first."</p>
+            <p class="hint">
+                "An operator of this instance is added at once; anyone else gets an invitation link that makes them an operator and a member."
+            </p>
             <form class="stack" on:submit=on_submit novalidate>
                 <div class="grid">
                     <div class="field">
@@ -190,6 +195,13 @@ fn AddMember(
                 <FormAlert error />
                 <button type="submit" disabled=move || busy.get()>"Invite"</button>
             </form>
+            {move || invitation.get().map(|inv| view! {
+                <div class="issued" role="status">
+                    <p>"Send this link to " <strong>{inv.email}</strong> ". It is shown only now and expires " {inv.expires_at} "."</p>
+                    <label for="member-invitation-url">"Invitation link"</label>
+                    <input id="member-invitation-url" type="text" readonly value=inv.url />
+                </div>
+            })}
         </section>
     }
 }

@@ -16,6 +16,9 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub used_at: Option<DateTimeUtc>,
     pub used_by: Option<Uuid>,
+    /// For invitations from a tenant's Members page: the tenant and role granted on acceptance.
+    pub tenant_id: Option<Uuid>,
+    pub tenant_role: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

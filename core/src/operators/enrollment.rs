@@ -15,7 +15,7 @@ use crate::{
     audit::{self, Actor, AuditEntry, RequestMeta},
     authz::OperatorIdentity,
     ceremonies::{self, CeremonyKind},
-    entities::{operator, operator_token},
+    entities::{operator, operator_token, tenant, tenant_member},
     validate,
 };
 
@@ -165,6 +165,40 @@ impl Operators<'_> {
         let identity = identity_of(inserted);
         let passkey_id =
             insert_passkey(&txn, now, operator_id, FIRST_PASSKEY_NAME, &passkey).await?;
+        // An invitation from a tenant's Members page also makes them a member, if the tenant
+        // still exists.
+        let membership = token.tenant_id.zip(
+            token
+                .tenant_role
+                .as_deref()
+                .and_then(crate::authz::Role::parse),
+        );
+        if let Some((tenant_id, role)) = membership
+            && tenant::Entity::find_by_id(tenant_id)
+                .one(&txn)
+                .await?
+                .is_some()
+        {
+            tenant_member::Entity::insert(tenant_member::ActiveModel {
+                tenant_id: Set(tenant_id),
+                operator_id: Set(operator_id),
+                role: Set(role.as_str().to_owned()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+            audit::record_in(
+                &txn,
+                self.clock,
+                AuditEntry::new(identity.actor(), "member.added")
+                    .tenant(tenant_id)
+                    .target("operator", operator_id.to_string())
+                    .details(serde_json::json!({ "role": role.as_str(), "via": "invitation" }))
+                    .meta(meta.clone()),
+            )
+            .await?;
+        }
         let action = match purpose {
             TokenPurpose::Setup => "setup.completed",
             TokenPurpose::Invitation => "invitation.accepted",

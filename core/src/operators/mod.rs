@@ -9,7 +9,7 @@
 mod enrollment;
 mod passkeys;
 mod sign_in;
-mod tokens;
+pub(crate) mod tokens;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{

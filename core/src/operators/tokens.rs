@@ -153,7 +153,11 @@ impl Operators<'_> {
             .filter(operator_token::Column::ExpiresAt.gt(now))
             .exec(&txn)
             .await?;
-        let issued = insert_token(&txn, now, TokenPurpose::Setup, None, true, None).await?;
+        let grant = Grant {
+            instance_admin: true,
+            ..Grant::default()
+        };
+        let issued = insert_token(&txn, now, TokenPurpose::Setup, grant).await?;
         audit::record_in(
             &txn,
             self.clock,
@@ -198,15 +202,13 @@ impl Operators<'_> {
             ));
         }
         let now = self.clock.now();
-        let (issued, token_id) = insert_token(
-            &txn,
-            now,
-            TokenPurpose::Invitation,
-            Some(email.clone()),
+        let grant = Grant {
+            email: Some(email.clone()),
             instance_admin,
             created_by,
-        )
-        .await?;
+            tenant: None,
+        };
+        let (issued, token_id) = insert_token(&txn, now, TokenPurpose::Invitation, grant).await?;
         audit::record_in(
             &txn,
             self.clock,
@@ -248,13 +250,21 @@ impl Operators<'_> {
     }
 }
 
-async fn insert_token(
+/// What a token grants beyond signing in: who may use it and what they become.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Grant {
+    pub email: Option<String>,
+    pub instance_admin: bool,
+    pub created_by: Option<Uuid>,
+    /// Membership of a tenant, with a role, given on acceptance.
+    pub tenant: Option<(Uuid, crate::authz::Role)>,
+}
+
+pub(crate) async fn insert_token(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     purpose: TokenPurpose,
-    email: Option<String>,
-    grants_instance_admin: bool,
-    created_by: Option<Uuid>,
+    grant: Grant,
 ) -> Result<(IssuedToken, Uuid)> {
     let secret = secrets::issue(purpose.secret_kind())?;
     let id = Uuid::new_v4();
@@ -264,13 +274,15 @@ async fn insert_token(
         kind: Set(purpose.as_str().to_owned()),
         token_hash: Set(secret.hash),
         token_prefix: Set(secret.display_prefix),
-        email: Set(email),
-        grants_instance_admin: Set(grants_instance_admin),
-        created_by: Set(created_by),
+        email: Set(grant.email),
+        grants_instance_admin: Set(grant.instance_admin),
+        created_by: Set(grant.created_by),
         created_at: Set(now),
         expires_at: Set(expires_at),
         used_at: Set(None),
         used_by: Set(None),
+        tenant_id: Set(grant.tenant.map(|(t, _)| t)),
+        tenant_role: Set(grant.tenant.map(|(_, r)| r.as_str().to_owned())),
     })
     .exec_without_returning(conn)
     .await?;
