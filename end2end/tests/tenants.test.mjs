@@ -135,5 +135,30 @@ for (const [backend, label, available] of backends) {
       await page.getByText('A tenant needs at least one owner').waitFor();
       await screenshot(page, `tenant-members-${backend}`);
     });
+
+    test('from nothing to passkeys active for example.com with two web origins and an Android app', async () => {
+      await page.goto(server.baseUrl + '/tenants/new');
+      await waitForHydration(page);
+      await page.getByLabel('Tenant name').fill('Example.com store');
+      await page.getByRole('button', { name: 'Create tenant' }).click();
+      await page.waitForURL(/\/passkeys$/);
+      await waitForHydration(page);
+      await page.getByLabel('Enable passkeys').check();
+      await page.getByLabel('Relying Party ID').fill('example.com');
+      await page.getByLabel('Expected origins').fill('https://example.com\nhttps://auth.example.com');
+      await page.getByLabel('Android signing certificate SHA-256').fill(FINGERPRINT);
+      await page.getByRole('button', { name: 'Add Android origin' }).click();
+      await page.getByTestId('android-origins').getByText(FINGERPRINT).waitFor();
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByText('Saved.').waitFor();
+      await page.reload();
+      await waitForHydration(page);
+      const origins = (await page.getByLabel('Expected origins').inputValue()).split('\n');
+      assert.deepEqual(origins.slice(0, 2), ['https://example.com', 'https://auth.example.com']);
+      assert.match(origins[2], /^android:apk-key-hash:[A-Za-z0-9_-]{43}$/);
+      assert.equal(origins.length, 3);
+      assert.equal(await page.getByLabel('Enable passkeys').isChecked(), true);
+      assert.equal(await page.getByLabel('Relying Party ID').inputValue(), 'example.com');
+    });
   });
 }
