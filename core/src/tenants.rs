@@ -253,15 +253,7 @@ impl<'a> Tenants<'a> {
             .exec(&txn)
             .await?;
         if let Some(owner) = owner {
-            tenant_member::Entity::insert(tenant_member::ActiveModel {
-                tenant_id: Set(id),
-                operator_id: Set(owner),
-                role: Set(Role::Owner.as_str().to_owned()),
-                created_at: Set(now),
-                updated_at: Set(now),
-            })
-            .exec_without_returning(&txn)
-            .await?;
+            insert_member(&txn, id, owner, Role::Owner, now).await?;
         }
         audit::record_in(
             &txn,
@@ -578,21 +570,14 @@ impl<'a> Tenants<'a> {
             .await?;
         let (outcome, target, action) = match existing {
             Some(member) => {
-                tenant_member::Entity::insert(tenant_member::ActiveModel {
-                    tenant_id: Set(tenant_id),
-                    operator_id: Set(member.id),
-                    role: Set(role.as_str().to_owned()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                })
-                .exec_without_returning(&txn)
-                .await
-                .map_err(|e| match e.sql_err() {
-                    Some(SqlErr::UniqueConstraintViolation(_)) => {
-                        Error::invalid("email", "This operator is already a member.")
-                    }
-                    _ => Error::from(e),
-                })?;
+                insert_member(&txn, tenant_id, member.id, role, now)
+                    .await
+                    .map_err(|e| match e.sql_err() {
+                        Some(SqlErr::UniqueConstraintViolation(_)) => {
+                            Error::invalid("email", "This operator is already a member.")
+                        }
+                        _ => Error::from(e),
+                    })?;
                 (
                     MemberAdded::Added,
                     ("operator", member.id.to_string()),
@@ -707,4 +692,24 @@ fn last_owner() -> Error {
         ErrorCode::InvalidRequest,
         "A tenant needs at least one owner. Make someone else owner first.",
     )
+}
+
+/// Makes `operator_id` a member of `tenant_id` with `role`.
+pub(crate) async fn insert_member(
+    conn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    operator_id: Uuid,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    tenant_member::Entity::insert(tenant_member::ActiveModel {
+        tenant_id: Set(tenant_id),
+        operator_id: Set(operator_id),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
 }

@@ -16,6 +16,38 @@ use crate::{
     db::{self, DatabaseUrl, DbOptions},
 };
 
+/// Inserts an operator directly (for tests about what operators may do, not how they enrolled).
+pub async fn insert_operator(
+    conn: &DatabaseConnection,
+    email: &str,
+    instance_admin: bool,
+) -> crate::authz::OperatorIdentity {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let id = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let row = crate::entities::operator::ActiveModel {
+        id: Set(id),
+        email: Set(email.into()),
+        display_name: Set(email.into()),
+        is_instance_admin: Set(instance_admin),
+        created_at: Set(now),
+        updated_at: Set(now),
+        disabled_at: Set(None),
+    };
+    if let Err(e) = crate::entities::operator::Entity::insert(row)
+        .exec(conn)
+        .await
+    {
+        panic!("cannot insert operator {email}: {e}");
+    }
+    crate::authz::OperatorIdentity {
+        id,
+        email: email.into(),
+        display_name: email.into(),
+        is_instance_admin: instance_admin,
+    }
+}
+
 /// The portal origin tests run under (the spec's default public URL).
 pub const TEST_PUBLIC_URL: &str = crate::DEFAULT_PUBLIC_URL;
 

@@ -12,10 +12,9 @@ use latchkey_core::{
     audit::RequestMeta,
     authz::{OperatorIdentity, Permission, Role},
     both_backends,
-    entities::operator,
     testing::{TestBackend, TestDb},
 };
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 both_backends!(
@@ -59,32 +58,8 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     })
 }
 
-/// Operators are inserted directly: how they enrolled is not what these tests are about.
-async fn operator(
-    conn: &DatabaseConnection,
-    email: &str,
-    instance_admin: bool,
-) -> OperatorIdentity {
-    let id = Uuid::new_v4();
-    let now = Utc::now();
-    operator::Entity::insert(operator::ActiveModel {
-        id: Set(id),
-        email: Set(email.into()),
-        display_name: Set(email.into()),
-        is_instance_admin: Set(instance_admin),
-        created_at: Set(now),
-        updated_at: Set(now),
-        disabled_at: Set(None),
-    })
-    .exec(conn)
-    .await
-    .unwrap();
-    OperatorIdentity {
-        id,
-        email: email.into(),
-        display_name: email.into(),
-        is_instance_admin: instance_admin,
-    }
+async fn operator(conn: &DatabaseConnection, email: &str, admin: bool) -> OperatorIdentity {
+    latchkey_core::testing::insert_operator(conn, email, admin).await
 }
 
 fn meta() -> RequestMeta {

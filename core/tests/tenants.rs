@@ -11,12 +11,11 @@ use latchkey_core::{
     audit::RequestMeta,
     authz::{OperatorIdentity, Role},
     both_backends,
-    entities::operator,
     passkey_config::{Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, Requirement},
     tenants::NewTenant,
     testing::{TestBackend, TestDb},
 };
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 both_backends!(
@@ -49,26 +48,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
 }
 
 async fn operator(conn: &DatabaseConnection, email: &str, admin: bool) -> OperatorIdentity {
-    let id = Uuid::new_v4();
-    let now = Utc::now();
-    operator::Entity::insert(operator::ActiveModel {
-        id: Set(id),
-        email: Set(email.into()),
-        display_name: Set(email.into()),
-        is_instance_admin: Set(admin),
-        created_at: Set(now),
-        updated_at: Set(now),
-        disabled_at: Set(None),
-    })
-    .exec(conn)
-    .await
-    .unwrap();
-    OperatorIdentity {
-        id,
-        email: email.into(),
-        display_name: email.into(),
-        is_instance_admin: admin,
-    }
+    latchkey_core::testing::insert_operator(conn, email, admin).await
 }
 
 fn meta() -> RequestMeta {

@@ -15,7 +15,7 @@ use crate::{
     audit::{self, Actor, AuditEntry, RequestMeta},
     authz::OperatorIdentity,
     ceremonies::{self, CeremonyKind},
-    entities::{operator, operator_token, tenant, tenant_member},
+    entities::{operator, operator_token, tenant},
     validate,
 };
 
@@ -179,15 +179,7 @@ impl Operators<'_> {
                 .await?
                 .is_some()
         {
-            tenant_member::Entity::insert(tenant_member::ActiveModel {
-                tenant_id: Set(tenant_id),
-                operator_id: Set(operator_id),
-                role: Set(role.as_str().to_owned()),
-                created_at: Set(now),
-                updated_at: Set(now),
-            })
-            .exec_without_returning(&txn)
-            .await?;
+            crate::tenants::insert_member(&txn, tenant_id, operator_id, role, now).await?;
             audit::record_in(
                 &txn,
                 self.clock,
