@@ -18,6 +18,8 @@ mod js {
         pub async fn get_passkey(options: String, conditional: bool) -> Result<JsValue, JsValue>;
         #[wasm_bindgen(js_name = navigateTo)]
         pub fn navigate_to(path: &str);
+        #[wasm_bindgen(js_name = copyText)]
+        pub async fn copy_text(text: String) -> JsValue;
     }
 }
 
@@ -80,4 +82,15 @@ pub fn navigate_to(path: &str) {
     js::navigate_to(path);
     #[cfg(not(feature = "hydrate"))]
     let _ = path;
+}
+
+/// Copies `text` to the clipboard; answers whether the browser allowed it.
+pub async fn copy_text(text: String) -> bool {
+    #[cfg(feature = "hydrate")]
+    return js::copy_text(text).await.is_truthy();
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = text;
+        false
+    }
 }

@@ -27,8 +27,8 @@ use leptos_router::{
 use crate::{
     layout::Layout,
     pages::{
-        AuditPage, EnrollPage, HomePage, LoginPage, MembersPage, NewTenantPage, NotFound,
-        OperatorsPage, PasskeysPage, SecurityPage, TenantsPage,
+        ApiKeysPage, AuditPage, EnrollPage, HomePage, LoginPage, MembersPage, NewTenantPage,
+        NotFound, OperatorsPage, PasskeysPage, SecurityPage, TenantsPage,
     },
 };
 
@@ -88,6 +88,10 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("members"))
                         view=MembersPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("api-keys"))
+                        view=ApiKeysPage
                     />
                 </Routes>
             </Layout>

@@ -147,3 +147,13 @@ export async function getPasskey(optionsJson, conditional) {
 export function navigateTo(path) {
   window.location.assign(path);
 }
+
+// Copies text to the clipboard; resolves to whether it worked (permissions vary by browser).
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (_) {
+    return false;
+  }
+}

@@ -66,6 +66,10 @@ impl Services {
         Operators::new(&self.db, self.clock.as_ref(), &self.portal)
     }
 
+    pub fn api_keys(&self) -> crate::api_keys::ApiKeys<'_> {
+        crate::api_keys::ApiKeys::new(&self.db, self.clock.as_ref())
+    }
+
     pub fn tenants(&self) -> Tenants<'_> {
         Tenants::new(&self.db, self.clock.as_ref(), &self.configs)
     }

@@ -160,5 +160,29 @@ for (const [backend, label, available] of backends) {
       assert.equal(await page.getByLabel('Enable passkeys').isChecked(), true);
       assert.equal(await page.getByLabel('Relying Party ID').inputValue(), 'example.com');
     });
+
+    test('API keys: created with the secret shown once, listed by prefix, revoked', async () => {
+      await page.getByRole('link', { name: 'API keys' }).click();
+      await page.getByRole('heading', { name: 'API keys' }).waitFor();
+      await waitForHydration(page);
+      await page.getByRole('button', { name: 'Create API key' }).click();
+      await page.locator('#key-name-error').getByText('Enter a key name').waitFor();
+      await page.getByLabel('Key name').fill('Checkout backend');
+      await page.getByRole('button', { name: 'Create API key' }).click();
+      const secret = await page.getByLabel('New API key').inputValue();
+      assert.match(secret, /^lk_sk_[A-Za-z0-9_-]{43}$/);
+      const table = page.getByTestId('api-keys');
+      const row = table.locator('tr', { hasText: 'Checkout backend' });
+      await row.waitFor();
+      assert.match(await row.textContent(), new RegExp(`${secret.slice(0, 12)}…`));
+      assert.ok(!(await table.textContent()).includes(secret), 'the list never shows the secret');
+      await page.reload();
+      await waitForHydration(page);
+      assert.ok(!(await page.content()).includes(secret), 'shown once: gone after a reload');
+      await page.getByRole('button', { name: 'Revoke Checkout backend' }).click();
+      await table.locator('tr', { hasText: 'Checkout backend' }).getByText(/^revoked /).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Revoke Checkout backend' }).count(), 0);
+      await screenshot(page, `tenant-api-keys-${backend}`);
+    });
   });
 }

@@ -8,6 +8,7 @@ mod m20261122_000001_initial;
 mod m20261122_000002_operator_auth;
 mod m20261123_000003_tenant_passkey_config;
 mod m20261123_000004_tenant_invitations;
+mod m20261123_000005_api_keys;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_operator_auth::Migration),
             Box::new(m20261123_000003_tenant_passkey_config::Migration),
             Box::new(m20261123_000004_tenant_invitations::Migration),
+            Box::new(m20261123_000005_api_keys::Migration),
         ]
     }
 }

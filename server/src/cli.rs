@@ -1,10 +1,12 @@
 //! The command line's subcommands. Each one is a thin call into the server or a service; output
 //! meant for scripts goes to stdout, logs go to stderr.
 
-use latchkey_core::{audit::RequestMeta, operators::Inviter, tenants::NewTenant};
+use latchkey_core::{
+    api_keys::KeyCreator, audit::RequestMeta, operators::Inviter, tenants::NewTenant,
+};
 
 use crate::{
-    config::{Cli, Command, OperatorCommand, TenantCommand, unknown_env_vars},
+    config::{ApiKeyCommand, Cli, Command, OperatorCommand, TenantCommand, unknown_env_vars},
     server::{self, StartupError},
 };
 
@@ -55,6 +57,19 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
                 .await;
             let _ = services.close().await;
             println!("{}", serde_json::json!({ "tenant_id": created? }));
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::Create { tenant, name }) => {
+            let tenant = uuid::Uuid::parse_str(tenant.trim()).map_err(|_| {
+                latchkey_core::Error::invalid("tenant", "Not a tenant id (a UUID).")
+            })?;
+            let services = server::open_database(&cli.config).await?;
+            let created = services
+                .api_keys()
+                .create(KeyCreator::Cli, tenant, &name, RequestMeta::default())
+                .await;
+            let _ = services.close().await;
+            println!("{}", serde_json::json!({ "api_key": created?.secret }));
             Ok(())
         }
         Command::Migrate => {

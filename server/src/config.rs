@@ -33,6 +33,22 @@ pub enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage tenants' Server API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum ApiKeyCommand {
+    /// Create an API key and print `{"api_key": "lk_sk_…"}` on stdout (shown once, stored hashed).
+    Create {
+        /// The tenant's id (as `latchkey tenant create` printed it).
+        #[arg(long)]
+        tenant: String,
+        /// A name that says where the key is used (e.g. "checkout backend").
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]

@@ -498,3 +498,60 @@ fn tenant_create_prints_the_id_as_json_with_the_portals_rules() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn api_key_create_prints_the_key_once_as_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let envs = [("LATCHKEY_DATABASE_URL", url.as_str())];
+    let out = run(&["tenant", "create", "--name", "Shop"], &envs);
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let tenant = created["tenant_id"].as_str().expect("tenant_id").to_owned();
+
+    let out = run(
+        &[
+            "api-key", "create", "--tenant", &tenant, "--name", "Backend",
+        ],
+        &envs,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let key = printed["api_key"].as_str().expect("api_key");
+    assert!(key.starts_with("lk_sk_") && key.len() == 49, "{key}");
+    assert_eq!(printed.as_object().map(|o| o.len()), Some(1));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(key),
+        "the key is not logged"
+    );
+
+    for (args, expected) in [
+        (
+            &["api-key", "create", "--tenant", "nope", "--name", "x"][..],
+            "--tenant: Not a tenant id",
+        ),
+        (
+            &[
+                "api-key",
+                "create",
+                "--tenant",
+                "00000000-0000-0000-0000-000000000000",
+                "--name",
+                "x",
+            ][..],
+            "--tenant: No tenant has this id",
+        ),
+        (
+            &["api-key", "create", "--tenant", &tenant, "--name", " "][..],
+            "--name: Enter a key name",
+        ),
+        (&["api-key", "create", "--tenant", &tenant][..], "--name"),
+    ] {
+        let out = run(args, &envs);
+        assert_one_line_failure(&out, expected);
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -45,6 +45,24 @@ const OPERATOR_FUNCTIONS: &[(&str, &[(&str, &str)])] = &[
     ),
     ("instance_audit_log", &[]),
     ("my_tenants", &[]),
+    (
+        "list_api_keys",
+        &[("id", "00000000-0000-0000-0000-000000000000")],
+    ),
+    (
+        "create_api_key",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("name", "x"),
+        ],
+    ),
+    (
+        "revoke_api_key",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("key", "00000000-0000-0000-0000-000000000000"),
+        ],
+    ),
     ("create_tenant", &[("name", "Acme")]),
     (
         "tenant_details",

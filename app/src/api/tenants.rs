@@ -318,3 +318,79 @@ pub async fn delete_tenant(id: String, confirmation: String) -> Result<(), Porta
         .delete(&operator, id, &confirmation, request.meta.clone())
         .await?)
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A key just created: the secret is in this answer and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub secret: String,
+    pub key: ApiKeyRow,
+}
+
+#[cfg(feature = "ssr")]
+impl From<latchkey_core::api_keys::ApiKeyInfo> for ApiKeyRow {
+    fn from(k: latchkey_core::api_keys::ApiKeyInfo) -> Self {
+        Self {
+            id: k.id.to_string(),
+            name: k.name,
+            prefix: k.prefix,
+            created_by: k.created_by,
+            created_at: display_time(k.created_at),
+            last_used_at: k.last_used_at.map(display_time),
+            revoked_at: k.revoked_at.map(display_time),
+        }
+    }
+}
+
+#[server(prefix = "/portal/api", endpoint = "list_api_keys")]
+pub async fn list_api_keys(id: String) -> Result<Vec<ApiKeyRow>, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let keys = request.services.api_keys().list(&operator, id).await?;
+    Ok(keys.into_iter().map(ApiKeyRow::from).collect())
+}
+
+#[server(prefix = "/portal/api", endpoint = "create_api_key")]
+pub async fn create_api_key(id: String, name: String) -> Result<NewApiKey, PortalError> {
+    use latchkey_core::api_keys::KeyCreator;
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let created = request
+        .services
+        .api_keys()
+        .create(
+            KeyCreator::Operator(&operator),
+            id,
+            &name,
+            request.meta.clone(),
+        )
+        .await?;
+    Ok(NewApiKey {
+        secret: created.secret,
+        key: created.info.into(),
+    })
+}
+
+#[server(prefix = "/portal/api", endpoint = "revoke_api_key")]
+pub async fn revoke_api_key(id: String, key: String) -> Result<(), PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let (id, key) = (parse_id("id", &id)?, parse_id("key", &key)?);
+    Ok(request
+        .services
+        .api_keys()
+        .revoke(&operator, id, key, request.meta.clone())
+        .await?)
+}

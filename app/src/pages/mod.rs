@@ -1,3 +1,4 @@
+mod api_keys;
 mod audit;
 mod enroll;
 mod home;
@@ -9,6 +10,7 @@ mod passkeys;
 mod security;
 mod tenants;
 
+pub use api_keys::ApiKeysPage;
 pub use audit::AuditPage;
 pub use enroll::EnrollPage;
 pub use home::HomePage;

@@ -23,6 +23,7 @@ pub fn TenantNav(id: String, name: String) -> impl IntoView {
         <p class="crumbs"><a href="/tenants">"Tenants"</a> " / " <strong>{name}</strong></p>
         <nav class="tabs" aria-label="Tenant">
             <A href=format!("/tenants/{id}/passkeys")>"Passkeys"</A>
+            <A href=format!("/tenants/{id}/api-keys")>"API keys"</A>
             <A href=format!("/tenants/{id}/members")>"Members"</A>
         </nav>
     }

@@ -1,6 +1,7 @@
 //! SeaORM entities. They mirror the schema the migrations create and stay inside this crate:
 //! services hand out domain types, never entities.
 
+pub mod api_key;
 pub mod audit_event;
 pub mod ceremony;
 pub mod operator;
