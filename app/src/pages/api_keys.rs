@@ -2,33 +2,17 @@
 //! them, revoke one.
 
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
-use leptos_meta::Title;
 
-use super::tenants::{TenantNav, tenant_id};
+use super::tenants::{TenantNav, TenantScope};
 use crate::{
-    api::{
-        ApiKeyRow, NewApiKey, TenantView, create_api_key, list_api_keys, revoke_api_key,
-        tenant_details,
-    },
+    api::{ApiKeyRow, NewApiKey, TenantView, create_api_key, list_api_keys, revoke_api_key},
     browser,
     forms::{FieldError, FormAlert, FormError, begin_submit},
 };
 
 #[component]
 pub fn ApiKeysPage() -> impl IntoView {
-    let id = tenant_id();
-    let tenant = Resource::new(id, tenant_details);
-    view! {
-        <Title text="API keys" />
-        <Suspense fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match tenant.await {
-                    Ok(view) => view! { <ApiKeys view /> }.into_any(),
-                    Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
+    view! { <TenantScope title="API keys" page=|view| view! { <ApiKeys view /> } /> }
 }
 
 #[component]

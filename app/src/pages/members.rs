@@ -1,13 +1,12 @@
 //! A tenant's members (owners manage them) and, for owners, renaming and deleting the tenant.
 
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
-use leptos_meta::Title;
 
-use super::tenants::{TenantNav, tenant_id};
+use super::tenants::{TenantNav, TenantScope};
 use crate::{
     api::{
         InvitationView, MemberRow, TenantView, add_member, change_member_role, delete_tenant,
-        remove_member, rename_tenant, tenant_details, tenant_members,
+        remove_member, rename_tenant, tenant_members,
     },
     browser,
     forms::{FieldError, FormAlert, FormError, begin_submit},
@@ -22,19 +21,7 @@ const ROLES: &[(&str, &str)] = &[
 
 #[component]
 pub fn MembersPage() -> impl IntoView {
-    let id = tenant_id();
-    let tenant = Resource::new(id, tenant_details);
-    view! {
-        <Title text="Members" />
-        <Suspense fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match tenant.await {
-                    Ok(view) => view! { <Members view /> }.into_any(),
-                    Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
+    view! { <TenantScope title="Members" page=|view| view! { <Members view /> } /> }
 }
 
 #[component]

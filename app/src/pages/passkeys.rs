@@ -2,32 +2,16 @@
 //! errors shown next to the field they concern. Read-only for roles that may not change it.
 
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
-use leptos_meta::Title;
 
-use super::tenants::{TenantNav, tenant_id};
+use super::tenants::{TenantNav, TenantScope};
 use crate::{
-    api::{
-        AndroidOrigin, ConfigForm, TenantView, android_origin_for, save_passkey_config,
-        tenant_details,
-    },
+    api::{AndroidOrigin, ConfigForm, TenantView, android_origin_for, save_passkey_config},
     forms::{FieldError, FormAlert, FormError, begin_submit},
 };
 
 #[component]
 pub fn PasskeysPage() -> impl IntoView {
-    let id = tenant_id();
-    let tenant = Resource::new(id, tenant_details);
-    view! {
-        <Title text="Passkeys" />
-        <Suspense fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match tenant.await {
-                    Ok(view) => view! { <PasskeySettings view /> }.into_any(),
-                    Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
+    view! { <TenantScope title="Passkeys" page=|view| view! { <PasskeySettings view /> } /> }
 }
 
 /// A `<select>` bound to a signal, with (value, label) options.

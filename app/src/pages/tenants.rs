@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
-    api::{create_tenant, my_tenants, whoami},
+    api::{TenantView, create_tenant, my_tenants, tenant_details, whoami},
     browser,
     forms::{FieldError, FormAlert, FormError, begin_submit},
 };
@@ -14,6 +14,28 @@ use crate::{
 pub fn tenant_id() -> impl Fn() -> String + Copy + Send + Sync + 'static {
     let params = use_params_map();
     move || params.read().get("id").unwrap_or_default()
+}
+
+/// The frame of a tenant's page: loads the tenant named by the route, then renders `page` with
+/// it (or the refusal: a tenant the operator is not a member of is simply not found).
+#[component]
+pub fn TenantScope<F, V>(title: &'static str, page: F) -> impl IntoView
+where
+    F: Fn(TenantView) -> V + Copy + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let tenant = Resource::new(tenant_id(), tenant_details);
+    view! {
+        <Title text=title />
+        <Suspense fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match tenant.await {
+                    Ok(view) => page(view).into_any(),
+                    Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
 }
 
 /// The links between one tenant's pages.
