@@ -129,6 +129,11 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
     }
 }
 
+/// The operator the page guard found signed in, passed on with the request so that rendering
+/// the page (the layout, each server function it calls) does not look them up again.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub OperatorIdentity);
+
 /// Request extension set by the server when `LATCHKEY_TRUST_FORWARDED_FOR` is on: a reverse
 /// proxy in front sets `X-Forwarded-For`, so that header (not the peer) names the client.
 #[derive(Debug, Clone, Copy)]

@@ -33,6 +33,8 @@ pub struct PortalRequest {
     pub services: Services,
     pub session: Session,
     pub meta: RequestMeta,
+    /// Already resolved by the page guard for this request, if it ran.
+    signed_in: Option<OperatorIdentity>,
 }
 
 /// The current request's context.
@@ -48,11 +50,18 @@ pub fn request() -> Result<PortalRequest, PortalError> {
         services,
         session,
         meta: session::request_meta(&parts),
+        signed_in: parts
+            .extensions
+            .get::<session::SignedIn>()
+            .map(|s| s.0.clone()),
     })
 }
 
 impl PortalRequest {
     pub async fn current_operator(&self) -> Result<Option<OperatorIdentity>, PortalError> {
+        if let Some(operator) = &self.signed_in {
+            return Ok(Some(operator.clone()));
+        }
         Ok(session::current_operator(&self.session, &self.services).await?)
     }
 

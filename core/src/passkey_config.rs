@@ -381,6 +381,10 @@ pub struct PasskeyConfigInput {
     pub attachment: Attachment,
     pub algorithms: Vec<Algorithm>,
     pub timeout_seconds: u32,
+    /// The operator confirmed replacing (or clearing) a saved RP ID, which orphans every
+    /// passkey registered for it. Without it such a change is refused.
+    #[serde(default)]
+    pub confirm_rp_id_change: bool,
 }
 
 impl PasskeyConfigInput {
@@ -469,16 +473,23 @@ impl From<&PasskeyConfig> for PasskeyConfigInput {
             attachment: c.attachment,
             algorithms: c.algorithms.clone(),
             timeout_seconds: c.timeout_seconds,
+            confirm_rp_id_change: false,
         }
     }
 }
 
-/// A serde enum as its wire name (the stored form).
-pub(crate) fn enum_name<T: Serialize>(value: &T) -> String {
+/// A serde enum as its wire name (the stored form, and the portal's select values).
+pub fn enum_name<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// A submitted wire name back into its enum; anything else is a field error.
+pub fn enum_from<T: serde::de::DeserializeOwned>(field: &str, name: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| Error::invalid(field, "Choose one of the listed values."))
 }
 
 /// The stored form back, or the default when the row holds something unknown.

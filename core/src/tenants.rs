@@ -354,9 +354,16 @@ impl<'a> Tenants<'a> {
             .ok_or(Error::NotFound)?;
         let before = config_of(&row)?;
         if before.version != expected_version {
-            return Err(Error::refused(
-                ErrorCode::InvalidRequest,
-                "Someone else changed this configuration meanwhile. Reload the page to see it.",
+            return Err(changed_meanwhile());
+        }
+        if before.rp_id.is_some() && config.rp_id != before.rp_id && !input.confirm_rp_id_change {
+            return Err(Error::invalid(
+                "rp_id",
+                format!(
+                    "Changing the Relying Party ID from {} orphans every passkey registered for it. \
+                     Confirm the change to save it.",
+                    before.rp_id.as_deref().unwrap_or_default()
+                ),
             ));
         }
         config.version = before.version + 1;
@@ -369,11 +376,9 @@ impl<'a> Tenants<'a> {
             .filter(tenant::Column::ConfigVersion.eq(expected_version))
             .exec(&txn)
             .await?;
+        // The read above takes no row lock on PostgreSQL: this condition is the real guard.
         if updated.rows_affected != 1 {
-            return Err(Error::refused(
-                ErrorCode::InvalidRequest,
-                "Someone else changed this configuration meanwhile. Reload the page to see it.",
-            ));
+            return Err(changed_meanwhile());
         }
         audit::record_in(
             &txn,
@@ -685,6 +690,13 @@ async fn owner_count(conn: &impl ConnectionTrait, tenant_id: Uuid) -> Result<u64
         .filter(tenant_member::Column::Role.eq(Role::Owner.as_str()))
         .count(conn)
         .await?)
+}
+
+fn changed_meanwhile() -> Error {
+    Error::refused(
+        ErrorCode::InvalidRequest,
+        "Someone else changed this configuration meanwhile. Reload the page to see it.",
+    )
 }
 
 fn last_owner() -> Error {

@@ -239,6 +239,43 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
             .iter()
             .all(|e| e.action != "tenant.passkey_config_changed")
     );
+
+    // Replacing a saved RP ID orphans its passkeys: refused unless confirmed, by any caller.
+    f.services
+        .tenants()
+        .update_passkey_config(owner, id, &example_config(), 1, meta())
+        .await
+        .unwrap();
+    let moved = PasskeyConfigInput {
+        rp_id: "example.org".into(),
+        origins: "https://example.org".into(),
+        ..example_config()
+    };
+    let err = f
+        .services
+        .tenants()
+        .update_passkey_config(owner, id, &moved, 2, meta())
+        .await
+        .expect_err("unconfirmed RP ID change");
+    assert_eq!(err.field(), Some("rp_id"));
+    assert!(err.to_string().contains("orphans every passkey"), "{err}");
+    let details = f.services.tenants().get(owner, id).await.unwrap();
+    assert_eq!(
+        details.config.rp_id.as_deref(),
+        Some("example.com"),
+        "nothing saved"
+    );
+    let confirmed = PasskeyConfigInput {
+        confirm_rp_id_change: true,
+        ..moved
+    };
+    let saved = f
+        .services
+        .tenants()
+        .update_passkey_config(owner, id, &confirmed, 2, meta())
+        .await
+        .unwrap();
+    assert_eq!(saved.rp_id.as_deref(), Some("example.org"));
 }
 
 async fn only_owners_rename_delete_and_manage_members(backend: TestBackend) {

@@ -161,6 +161,30 @@ for (const [backend, label, available] of backends) {
       assert.equal(await page.getByLabel('Relying Party ID').inputValue(), 'example.com');
     });
 
+    test('changing a saved RP ID asks first; declining saves nothing', async () => {
+      await page.getByLabel('Relying Party ID').fill('example.org');
+      await page.getByLabel('Expected origins').fill('https://example.org');
+      page.once('dialog', (dialog) => dialog.dismiss());
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.reload();
+      await waitForHydration(page);
+      assert.equal(await page.getByLabel('Relying Party ID').inputValue(), 'example.com');
+
+      await page.getByLabel('Relying Party ID').fill('example.org');
+      await page.getByLabel('Expected origins').fill('https://example.org');
+      let asked = '';
+      page.once('dialog', (dialog) => {
+        asked = dialog.message();
+        return dialog.accept();
+      });
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByText('Saved.').waitFor();
+      assert.match(asked, /orphans every passkey/);
+      await page.reload();
+      await waitForHydration(page);
+      assert.equal(await page.getByLabel('Relying Party ID').inputValue(), 'example.org');
+    });
+
     test('API keys: created with the secret shown once, listed by prefix, revoked', async () => {
       await page.getByRole('link', { name: 'API keys' }).click();
       await page.getByRole('heading', { name: 'API keys' }).waitFor();

@@ -107,7 +107,7 @@ pub async fn invite_operator(
         )
         .await?;
     Ok(InvitationView {
-        email: email.trim().to_lowercase(),
+        email: issued.email.clone().unwrap_or_default(),
         url: issued.url(request.services.public_url()),
         expires_at: display_time(issued.expires_at),
     })

@@ -34,6 +34,9 @@ pub struct ConfigForm {
     pub timeout_seconds: String,
     /// The configuration version the form was loaded with.
     pub version: i64,
+    /// The operator confirmed replacing the saved RP ID (the service refuses it otherwise).
+    #[serde(default)]
+    pub confirm_rp_id_change: bool,
 }
 
 /// An Android origin with the fingerprint people recognise.
@@ -64,22 +67,6 @@ pub struct MemberRow {
 }
 
 #[cfg(feature = "ssr")]
-fn enum_text<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// A select's value back into the domain's enum; an unknown value is the caller's error.
-#[cfg(feature = "ssr")]
-fn enum_value<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T, PortalError> {
-    serde_json::from_value(serde_json::Value::String(value.to_owned())).map_err(|_| {
-        latchkey_core::Error::invalid(field, "Choose one of the listed values.").into()
-    })
-}
-
-#[cfg(feature = "ssr")]
 fn parse_role(value: &str) -> Result<latchkey_core::authz::Role, PortalError> {
     latchkey_core::authz::Role::parse(value)
         .ok_or_else(|| latchkey_core::Error::invalid("role", "Choose a role.").into())
@@ -87,7 +74,10 @@ fn parse_role(value: &str) -> Result<latchkey_core::authz::Role, PortalError> {
 
 #[cfg(feature = "ssr")]
 fn view_of(details: latchkey_core::tenants::TenantDetails) -> TenantView {
-    use latchkey_core::{authz::Permission, passkey_config::PasskeyConfigInput};
+    use latchkey_core::{
+        authz::Permission,
+        passkey_config::{PasskeyConfigInput, enum_name},
+    };
     let input = PasskeyConfigInput::from(&details.config);
     TenantView {
         id: details.id.to_string(),
@@ -111,10 +101,10 @@ fn view_of(details: latchkey_core::tenants::TenantDetails) -> TenantView {
             rp_id: input.rp_id,
             rp_name: input.rp_name,
             origins: input.origins,
-            attestation: enum_text(&input.attestation),
-            user_verification: enum_text(&input.user_verification),
-            resident_key: enum_text(&input.resident_key),
-            attachment: enum_text(&input.attachment),
+            attestation: enum_name(&input.attestation),
+            user_verification: enum_name(&input.user_verification),
+            resident_key: enum_name(&input.resident_key),
+            attachment: enum_name(&input.attachment),
             algorithms: input
                 .algorithms
                 .iter()
@@ -122,6 +112,7 @@ fn view_of(details: latchkey_core::tenants::TenantDetails) -> TenantView {
                 .collect(),
             timeout_seconds: input.timeout_seconds.to_string(),
             version: details.config.version,
+            confirm_rp_id_change: false,
         },
     }
 }
@@ -167,7 +158,7 @@ pub async fn tenant_details(id: String) -> Result<TenantView, PortalError> {
 
 #[server(prefix = "/portal/api", endpoint = "save_passkey_config", input = Json)]
 pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantView, PortalError> {
-    use latchkey_core::passkey_config::{Algorithm, PasskeyConfigInput};
+    use latchkey_core::passkey_config::{Algorithm, PasskeyConfigInput, enum_from};
     let request = crate::state::request()?;
     let operator = request.operator().await?;
     let id = parse_id("id", &id)?;
@@ -192,12 +183,13 @@ pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantV
         rp_id: form.rp_id,
         rp_name: form.rp_name,
         origins: form.origins,
-        attestation: enum_value("attestation", &form.attestation)?,
-        user_verification: enum_value("user_verification", &form.user_verification)?,
-        resident_key: enum_value("resident_key", &form.resident_key)?,
-        attachment: enum_value("attachment", &form.attachment)?,
+        attestation: enum_from("attestation", &form.attestation)?,
+        user_verification: enum_from("user_verification", &form.user_verification)?,
+        resident_key: enum_from("resident_key", &form.resident_key)?,
+        attachment: enum_from("attachment", &form.attachment)?,
         algorithms,
         timeout_seconds,
+        confirm_rp_id_change: form.confirm_rp_id_change,
     };
     let tenants = request.services.tenants();
     tenants
@@ -259,7 +251,7 @@ pub async fn add_member(
     Ok(match added {
         MemberAdded::Added => None,
         MemberAdded::Invited(issued) => Some(super::InvitationView {
-            email: email.trim().to_lowercase(),
+            email: issued.email.clone().unwrap_or_default(),
             url: issued.url(request.services.public_url()),
             expires_at: display_time(issued.expires_at),
         }),

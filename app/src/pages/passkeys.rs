@@ -119,6 +119,8 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
             algorithms: algorithms.get_untracked(),
             timeout_seconds: timeout.get_untracked(),
             version: version.get_untracked(),
+            // The dialog above asked; the service refuses an unconfirmed change whatever sends it.
+            confirm_rp_id_change: changing_rp,
         };
         spawn_local(async move {
             match save_passkey_config(tenant.get_value(), form).await {

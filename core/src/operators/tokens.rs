@@ -60,6 +60,8 @@ pub enum Inviter<'a> {
 pub struct IssuedToken {
     pub token: String,
     pub purpose: TokenPurpose,
+    /// The (normalised) address an invitation is bound to; `None` for setup.
+    pub email: Option<String>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -269,6 +271,7 @@ pub(crate) async fn insert_token(
     let secret = secrets::issue(purpose.secret_kind())?;
     let id = Uuid::new_v4();
     let expires_at = expires(now);
+    let bound_to = grant.email.clone();
     operator_token::Entity::insert(operator_token::ActiveModel {
         id: Set(id),
         kind: Set(purpose.as_str().to_owned()),
@@ -290,6 +293,7 @@ pub(crate) async fn insert_token(
         IssuedToken {
             token: secret.value,
             purpose,
+            email: bound_to,
             expires_at,
         },
         id,

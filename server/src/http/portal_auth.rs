@@ -4,7 +4,11 @@
 //! The guard is a convenience for browsers; the authority is the service layer, which every
 //! server function reaches only with a signed-in operator (`PortalRequest::operator`).
 
-use app::{PUBLIC_PAGES, session::current_operator, state::AppState};
+use app::{
+    PUBLIC_PAGES,
+    session::{SignedIn, current_operator},
+    state::AppState,
+};
 use axum::{
     extract::{Request, State},
     http::{Method, header},
@@ -54,13 +58,18 @@ pub async fn require_operator(
         return next.run(request).await;
     }
     let public = PUBLIC_PAGES.contains(&path.as_str());
-    let signed_in = match current_operator(&session, &state.services).await {
-        Ok(operator) => operator.is_some(),
+    let operator = match current_operator(&session, &state.services).await {
+        Ok(operator) => operator,
         Err(err) => {
             tracing::error!(error = %err, "reading the portal session failed");
             return Problem::new(ErrorCode::Internal, "Internal error").into_response();
         }
     };
+    let signed_in = operator.is_some();
+    let mut request = request;
+    if let Some(operator) = operator {
+        request.extensions_mut().insert(SignedIn(operator));
+    }
     match (signed_in, public) {
         (false, false) => {
             let target = match request.uri().path_and_query() {
