@@ -27,8 +27,8 @@ use leptos_router::{
 use crate::{
     layout::Layout,
     pages::{
-        ApiKeysPage, AuditPage, EnrollPage, HomePage, LoginPage, MembersPage, NewTenantPage,
-        NotFound, OperatorsPage, PasskeysPage, SecurityPage, TenantsPage,
+        ApiKeysPage, AuditPage, EnrollPage, EnrollmentTokensPage, HomePage, LoginPage, MembersPage,
+        NewTenantPage, NotFound, OperatorsPage, PasskeysPage, SecurityPage, TenantsPage,
     },
 };
 
@@ -92,6 +92,10 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("api-keys"))
                         view=ApiKeysPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("enrollment-tokens"))
+                        view=EnrollmentTokensPage
                     />
                 </Routes>
             </Layout>

@@ -34,6 +34,18 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// Who it was, in a few words, for "issued by" / "revoked by" columns.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Operator { email, .. } => email.clone(),
+            Self::ApiKey { prefix, .. } => format!("API key {prefix}…"),
+            Self::EndUser { user_id } => format!("user {user_id}"),
+            Self::Cli => "cli".to_owned(),
+            Self::System => "latchkey".to_owned(),
+            Self::Anonymous => "anonymous".to_owned(),
+        }
+    }
+
     fn parts(&self) -> (&'static str, Option<String>, Option<String>) {
         match self {
             Self::Operator { id, email } => ("operator", Some(id.to_string()), Some(email.clone())),
@@ -229,4 +241,18 @@ pub(crate) async fn record_in(
     };
     audit_event::Entity::insert(row).exec(conn).await?;
     Ok(())
+}
+
+/// Records a refused attempt: besides a consumed ceremony, the only write a refusal makes.
+/// Internal failures are not the caller's doing; the edge logs them instead.
+pub(crate) async fn record_refusal<T>(
+    conn: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    result: &Result<T>,
+    entry: AuditEntry,
+) -> Result<()> {
+    match result {
+        Err(err) if !err.is_internal() => record_in(conn, clock, entry.failed(err.code())).await,
+        _ => Ok(()),
+    }
 }

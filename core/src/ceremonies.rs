@@ -21,6 +21,10 @@ pub(crate) enum CeremonyKind {
     PortalRegistration,
     /// Signing in to the portal with a discoverable passkey.
     PortalAuthentication,
+    /// An end user registering a passkey with an enrollment token (Client API).
+    TenantRegistration,
+    /// An end user signing in to a tenant (Client API).
+    TenantAuthentication,
 }
 
 impl CeremonyKind {
@@ -28,6 +32,8 @@ impl CeremonyKind {
         match self {
             Self::PortalRegistration => "portal_registration",
             Self::PortalAuthentication => "portal_authentication",
+            Self::TenantRegistration => "tenant_registration",
+            Self::TenantAuthentication => "tenant_authentication",
         }
     }
 }

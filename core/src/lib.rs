@@ -11,6 +11,7 @@ mod ceremonies;
 pub mod clock;
 pub mod config_cache;
 pub mod db;
+pub mod end_users;
 pub mod entities;
 pub mod error;
 pub mod instance;

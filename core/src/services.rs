@@ -20,6 +20,7 @@ pub struct Services {
     clock: Arc<dyn Clock>,
     portal: Arc<PortalRelyingParty>,
     configs: Arc<crate::config_cache::ConfigCache>,
+    relying_parties: Arc<crate::end_users::RelyingParties>,
 }
 
 impl Services {
@@ -38,6 +39,7 @@ impl Services {
             clock,
             portal: Arc::new(PortalRelyingParty::new(public_url)?),
             configs: Arc::default(),
+            relying_parties: Arc::default(),
         })
     }
 
@@ -70,6 +72,16 @@ impl Services {
         crate::api_keys::ApiKeys::new(&self.db, self.clock.as_ref())
     }
 
+    /// Tenants' end users: enrollment and validation tokens, registration, sign-in, revocation.
+    pub fn end_users(&self) -> crate::end_users::EndUsers<'_> {
+        crate::end_users::EndUsers::new(
+            &self.db,
+            self.clock.as_ref(),
+            &self.configs,
+            &self.relying_parties,
+        )
+    }
+
     pub fn tenants(&self) -> Tenants<'_> {
         Tenants::new(&self.db, self.clock.as_ref(), &self.configs)
     }
@@ -83,6 +95,14 @@ impl Services {
     pub async fn purge_expired_ceremonies(&self) -> Result<u64> {
         crate::ceremonies::purge_expired(&self.db, self.clock.as_ref(), chrono::Duration::hours(1))
             .await
+    }
+
+    /// Housekeeping: forgets expired enrollment and validation tokens (recording enrollment
+    /// tokens that expired unused). Returns how many.
+    pub async fn purge_expired_tokens(&self) -> Result<u64> {
+        let users = self.end_users();
+        Ok(users.purge_expired_enrollment_tokens().await?
+            + users.purge_expired_validation_tokens().await?)
     }
 
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.

@@ -48,6 +48,43 @@ pub async fn insert_operator(
     }
 }
 
+/// Every row of every table, as text (`(table, row)`): for asserting that no secret is stored.
+pub async fn all_rows_as_text(conn: &DatabaseConnection) -> Vec<(String, String)> {
+    use sea_orm::{DbBackend, Statement};
+    let backend = conn.get_database_backend();
+    let list = match backend {
+        DbBackend::Postgres => {
+            "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table'",
+    };
+    let tables = match conn
+        .query_all_raw(Statement::from_string(backend, list))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => panic!("listing tables: {e}"),
+    };
+    let mut out = Vec::new();
+    for table in tables {
+        let Ok(name) = table.try_get::<String>("", "name") else {
+            continue;
+        };
+        let sql = match backend {
+            DbBackend::Postgres => format!("SELECT CAST(t AS TEXT) AS row FROM \"{name}\" t"),
+            _ => format!("SELECT * FROM \"{name}\""),
+        };
+        match conn
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await
+        {
+            Ok(rows) => out.extend(rows.iter().map(|row| (name.clone(), format!("{row:?}")))),
+            Err(e) => panic!("reading {name}: {e}"),
+        }
+    }
+    out
+}
+
 /// The portal origin tests run under (the spec's default public URL).
 pub const TEST_PUBLIC_URL: &str = crate::DEFAULT_PUBLIC_URL;
 

@@ -208,5 +208,48 @@ for (const [backend, label, available] of backends) {
       assert.equal(await page.getByRole('button', { name: 'Revoke Checkout backend' }).count(), 0);
       await screenshot(page, `tenant-api-keys-${backend}`);
     });
+
+    test('Enrollment tokens: issued for support-assisted recovery, shown once, listed with the backend\'s, revoked', async () => {
+      await page.getByRole('link', { name: 'Enrollment tokens' }).click();
+      await page.getByRole('heading', { name: 'Enrollment tokens' }).waitFor();
+      await waitForHydration(page);
+      await page.getByRole('button', { name: 'Issue token' }).click();
+      await page.locator('#enroll-user-error').getByText('The user ID must be 1 to 128 characters long').waitFor();
+      await page.getByLabel('User ID').fill('user-42');
+      await page.getByLabel('add:authenticators').check();
+      await page.getByRole('button', { name: 'Issue token' }).click();
+      const token = await page.getByLabel('New enrollment token').inputValue();
+      assert.match(token, /^lk_enr_[A-Za-z0-9_-]{43}$/);
+      const table = page.getByTestId('enrollment-tokens');
+      const row = table.locator('tr', { hasText: 'user-42' });
+      await row.getByText('add:authenticators').waitFor();
+      assert.ok(!(await table.textContent()).includes(token), 'the list never shows the secret');
+
+      // The tenant's backend issues one with an API key; it is listed too, with its issuer.
+      const tenantId = new URL(page.url()).pathname.split('/')[2];
+      const created = JSON.parse(await server.cli(['api-key', 'create', '--tenant', tenantId, '--name', 'e2e']));
+      const issued = await fetch(`${server.baseUrl}/api/v1/users/user-7/enrollment-tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${created.api_key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ttl_seconds: 300 }),
+      });
+      assert.equal(issued.status, 201);
+      await page.reload();
+      await waitForHydration(page);
+      assert.ok(!(await page.content()).includes(token), 'shown once: gone after a reload');
+      await table.locator('tr', { hasText: 'user-7' }).getByText(/by API key lk_sk_/).waitFor();
+
+      await page.getByRole('button', { name: 'Revoke the token for user-42' }).click();
+      await table.locator('tr', { hasText: 'user-42' }).waitFor({ state: 'detached' });
+      const refused = await fetch(`${server.baseUrl}/api/client/v1/registration/options`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(refused.status, 401);
+      assert.equal(refused.headers.get('content-type'), 'application/problem+json');
+      assert.equal((await refused.json()).code, 'token_invalid');
+      await screenshot(page, `tenant-enrollment-tokens-${backend}`);
+    });
   });
 }

@@ -9,6 +9,7 @@ mod m20261122_000002_operator_auth;
 mod m20261123_000003_tenant_passkey_config;
 mod m20261123_000004_tenant_invitations;
 mod m20261123_000005_api_keys;
+mod m20261124_000006_end_users;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_tenant_passkey_config::Migration),
             Box::new(m20261123_000004_tenant_invitations::Migration),
             Box::new(m20261123_000005_api_keys::Migration),
+            Box::new(m20261124_000006_end_users::Migration),
         ]
     }
 }

@@ -73,6 +73,11 @@ fn spawn_housekeeping(services: Services) -> JoinHandle<()> {
                 Ok(n) => tracing::debug!(ceremonies = n, "expired ceremonies deleted"),
                 Err(err) => tracing::warn!(error = %err, "deleting expired ceremonies failed"),
             }
+            match services.purge_expired_tokens().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(tokens = n, "expired tokens deleted"),
+                Err(err) => tracing::warn!(error = %err, "deleting expired tokens failed"),
+            }
         }
     })
 }

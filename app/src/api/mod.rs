@@ -3,11 +3,13 @@
 
 mod admin;
 mod auth;
+mod end_users;
 mod security;
 mod tenants;
 
 pub use admin::*;
 pub use auth::*;
+pub use end_users::*;
 pub use security::*;
 pub use tenants::*;
 

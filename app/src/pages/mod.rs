@@ -1,6 +1,7 @@
 mod api_keys;
 mod audit;
 mod enroll;
+mod enrollment_tokens;
 mod home;
 mod login;
 mod members;
@@ -13,6 +14,7 @@ mod tenants;
 pub use api_keys::ApiKeysPage;
 pub use audit::AuditPage;
 pub use enroll::EnrollPage;
+pub use enrollment_tokens::EnrollmentTokensPage;
 pub use home::HomePage;
 pub use login::LoginPage;
 pub use members::MembersPage;

@@ -46,6 +46,7 @@ pub fn TenantNav(id: String, name: String) -> impl IntoView {
         <nav class="tabs" aria-label="Tenant">
             <A href=format!("/tenants/{id}/passkeys")>"Passkeys"</A>
             <A href=format!("/tenants/{id}/api-keys")>"API keys"</A>
+            <A href=format!("/tenants/{id}/enrollment-tokens")>"Enrollment tokens"</A>
             <A href=format!("/tenants/{id}/members")>"Members"</A>
         </nav>
     }

@@ -3,10 +3,14 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod authenticator;
 pub mod ceremony;
+pub mod end_user;
+pub mod enrollment_token;
 pub mod operator;
 pub mod operator_passkey;
 pub mod operator_token;
 pub mod session;
 pub mod tenant;
 pub mod tenant_member;
+pub mod validation_token;

@@ -86,7 +86,7 @@ impl Operators<'_> {
         let entry = AuditEntry::new(Actor::Anonymous, "operator.enrollment")
             .target("ceremony", ceremony_id.to_string())
             .meta(meta);
-        super::audit_refusal(self.db, self.clock, &result, entry).await?;
+        audit::record_refusal(self.db, self.clock, &result, entry).await?;
         result
     }
 

@@ -145,22 +145,6 @@ pub struct OperatorSummary {
     pub disabled: bool,
 }
 
-/// Records a refused attempt: besides the consumed ceremony, the only write a refusal makes.
-/// Internal failures are not the caller's doing; the edge logs them instead.
-async fn audit_refusal<T>(
-    conn: &impl ConnectionTrait,
-    clock: &dyn Clock,
-    result: &Result<T>,
-    entry: AuditEntry,
-) -> Result<()> {
-    match result {
-        Err(err) if !err.is_internal() => {
-            audit::record_in(conn, clock, entry.failed(err.code())).await
-        }
-        _ => Ok(()),
-    }
-}
-
 fn identity_of(row: operator::Model) -> OperatorIdentity {
     OperatorIdentity {
         id: row.id,

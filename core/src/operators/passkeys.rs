@@ -197,7 +197,7 @@ impl Operators<'_> {
             let entry = AuditEntry::new(operator.actor(), "passkey.added")
                 .target("ceremony", ceremony_id.to_string())
                 .meta(meta);
-            super::audit_refusal(self.db, self.clock, &result, entry).await?;
+            audit::record_refusal(self.db, self.clock, &result, entry).await?;
         }
         result
     }

@@ -69,7 +69,7 @@ impl Operators<'_> {
         if let Some(operator_id) = claimed {
             entry = entry.target("operator", operator_id.to_string());
         }
-        super::audit_refusal(self.db, self.clock, &result, entry).await?;
+        audit::record_refusal(self.db, self.clock, &result, entry).await?;
         result
     }
 

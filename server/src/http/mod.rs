@@ -1,6 +1,7 @@
 //! The HTTP edge: one router merging the per-area routers, the portal's pages and server
 //! functions, static assets, and the cross-cutting layers (request log, compression).
 
+pub mod api;
 mod guards;
 mod health;
 pub mod portal_auth;
@@ -13,17 +14,13 @@ use axum::{
     Router,
     body::Body,
     http::{Request, Response},
-    routing::any,
 };
-use latchkey_core::ErrorCode;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
 use tower_http::{
     compression::CompressionLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
 };
 use tracing::Span;
-
-use self::problem::Problem;
 
 /// Deployment facts the edge needs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,8 +41,6 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
 
     let mut router = Router::new()
         .merge(health::router())
-        // Unknown API paths answer as an API would (problem+json), not with the portal's page.
-        .route("/api/{*rest}", any(api_not_found))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             move || shell(shell_options.clone())
         })
@@ -62,7 +57,10 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
         ))
         // Outermost of the portal's guards: a forged cross-site request never reaches the
         // session store.
-        .layer(axum::middleware::from_fn(guards::same_origin_only));
+        .layer(axum::middleware::from_fn(guards::same_origin_only))
+        // The APIs authenticate with bearer credentials, not the portal's session cookie: they
+        // sit outside the portal's session layer and page guard.
+        .merge(api::router());
     if options.trust_forwarded_for {
         router = router.layer(axum::Extension(app::session::TrustForwardedFor));
     }
@@ -79,10 +77,6 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
         )
         .layer(CompressionLayer::new())
         .with_state(state)
-}
-
-async fn api_not_found() -> Problem {
-    Problem::new(ErrorCode::NotFound, "No such API endpoint.")
 }
 
 /// One line per request with method, path, status and latency. The query string is left out on

@@ -9,16 +9,30 @@ use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug, Serialize)]
+/// An RFC 9457 problem: `code` is the stable, documented part; `detail` is for people.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "https://latchkey.dev/problems/invalid_request",
+    "title": "The request is not valid", "status": 400,
+    "detail": "`ttl_seconds`: ttl_seconds must be between 60 and 3600.",
+    "code": "invalid_request", "field": "ttl_seconds"}))]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
+    #[schema(value_type = String)]
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
-    /// The spec's stable error code.
+    /// The spec's stable error code: `invalid_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `passkeys_disabled`, `token_invalid`, `token_expired`, `token_used`,
+    /// `scope_required`, `ceremony_invalid`, `ceremony_expired`, `origin_mismatch`,
+    /// `rp_id_mismatch`, `challenge_mismatch`, `user_verification_required`,
+    /// `credential_unknown`, `credential_revoked`, `credential_exists`, `counter_regressed`,
+    /// `payload_too_large`, `rate_limited`, `internal`.
+    #[schema(value_type = String)]
     pub code: ErrorCode,
+    /// The request member at fault (`invalid_request`), e.g. `ttl_seconds` or `scopes[0]`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub field: Option<String>,
 }
 

@@ -20,6 +20,8 @@ pub struct TestServer {
     pub services: Services,
     pub clock: ManualClock,
     pub http: reqwest::Client,
+    /// The server's database, for inspecting what requests did.
+    pub conn: sea_orm::DatabaseConnection,
     // Dropped last: the database outlives the server using it.
     pub db: TestDb,
 }
@@ -34,7 +36,7 @@ impl TestServer {
         // tower-sessions computes from the wall clock, agree with the server's own deadlines.
         let wall = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
         let clock = ManualClock::new(wall);
-        let services = latchkey_core::testing::services(conn, Arc::new(clock.clone()));
+        let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock.clone()));
         let cli = Cli::try_parse_from([
             "latchkey",
             "--bind",
@@ -55,6 +57,7 @@ impl TestServer {
             services,
             clock,
             http,
+            conn,
             db,
         })
     }

@@ -1,0 +1,271 @@
+//! Signing in to a tenant with a passkey (Client API): with a user ID (allowCredentials) or
+//! without (discoverable credentials, conditional UI).
+//!
+//! options → ceremony stored with tenant and the claimed user. verify: consume the ceremony →
+//! find the credential in the tenant (revoked ones refused) → verify off the runtime → one
+//! transaction: counter, backup state and last use (only while still unrevoked), validation
+//! token, audit.
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use uuid::Uuid;
+use webauthn_rs_core::error::WebauthnError;
+use webauthn_rs_core::proto::{
+    AuthenticationState, Credential, PublicKeyCredential, UserVerificationPolicy,
+};
+
+use super::{
+    ClientCeremony, EndUsers, find_user,
+    registration::credential_key,
+    user_id,
+    validation::{self, ValidationKind},
+};
+use crate::{
+    Error, ErrorCode, Result,
+    audit::{self, Actor, AuditEntry, RequestMeta},
+    ceremonies::{self, CeremonyKind, NewCeremony},
+    entities::{authenticator, end_user},
+    webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
+};
+
+fn unknown_credential() -> Error {
+    Error::refused(
+        ErrorCode::CredentialUnknown,
+        "This passkey is not registered here.",
+    )
+}
+
+fn decode_credential(row: &authenticator::Model) -> Result<Credential> {
+    serde_json::from_str(&row.credential)
+        .map_err(|e| Error::Internal(format!("authenticator {}: unreadable: {e}", row.id)))
+}
+
+impl EndUsers<'_> {
+    /// Sign-in options. With `user_id`, `allowCredentials` lists the user's active passkeys (an
+    /// unknown user gets options that no passkey can satisfy for them: no user oracle);
+    /// without, the options are for discoverable credentials.
+    pub async fn begin_authentication(
+        &self,
+        tenant_id: Uuid,
+        external_id: Option<&str>,
+    ) -> Result<ClientCeremony> {
+        let config = self.enabled_config(tenant_id).await?;
+        let rp = self.relying_parties.for_config(tenant_id, &config)?;
+        let external_id = external_id.map(user_id).transpose()?;
+        let mut credentials = Vec::new();
+        if let Some(external_id) = external_id
+            && let Some(user) = find_user(self.db, tenant_id, external_id).await?
+        {
+            for row in authenticator::Entity::find()
+                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .filter(authenticator::Column::UserId.eq(user.id))
+                .filter(authenticator::Column::RevokedAt.is_null())
+                .all(self.db)
+                .await?
+            {
+                credentials.push(decode_credential(&row)?);
+            }
+        }
+        // The tenant's policy, not each credential's registration policy, decides.
+        let policy = rp.user_verification();
+        let builder = rp
+            .core
+            .new_challenge_authenticate_builder(credentials, Some(policy))
+            .map_err(|e| Error::Internal(format!("sign-in options: {e}")))?;
+        let (options, state) = rp
+            .core
+            .generate_challenge_authenticate(builder)
+            .map_err(|e| Error::Internal(format!("sign-in options: {e}")))?;
+        let public_key = client_json(&options.public_key)?;
+        let ceremony_id = ceremonies::start(
+            self.db,
+            self.clock,
+            NewCeremony::<AuthenticationState> {
+                tenant_id: Some(tenant_id),
+                kind: CeremonyKind::TenantAuthentication,
+                subject: external_id.map(str::to_owned),
+                token_id: None,
+                state,
+                context: Some(serde_json::json!({ "config_version": config.version })),
+                ttl: chrono::Duration::seconds(i64::from(config.timeout_seconds)),
+            },
+        )
+        .await?;
+        Ok(ClientCeremony {
+            ceremony_id,
+            public_key,
+        })
+    }
+
+    /// Verifies the assertion; answers a validation token (`lk_val_…`) for the tenant's
+    /// backend. Success and refusal are audited.
+    pub async fn finish_authentication(
+        &self,
+        tenant_id: Uuid,
+        ceremony_id: Uuid,
+        credential_json: &str,
+        meta: RequestMeta,
+    ) -> Result<String> {
+        let mut claimed = None;
+        let result = self
+            .authenticate(tenant_id, ceremony_id, credential_json, &meta, &mut claimed)
+            .await;
+        let mut entry = AuditEntry::new(Actor::Anonymous, "user.signed_in")
+            .tenant(tenant_id)
+            .meta(meta);
+        if let Some(user) = claimed {
+            entry = entry.target("user", user);
+        }
+        audit::record_refusal(self.db, self.clock, &result, entry).await?;
+        result
+    }
+
+    async fn authenticate(
+        &self,
+        tenant_id: Uuid,
+        ceremony_id: Uuid,
+        credential_json: &str,
+        meta: &RequestMeta,
+        claimed: &mut Option<String>,
+    ) -> Result<String> {
+        let response: PublicKeyCredential = parse_credential(credential_json)?;
+        let consumed = ceremonies::consume::<AuthenticationState>(
+            self.db,
+            self.clock,
+            ceremony_id,
+            Some(tenant_id),
+            CeremonyKind::TenantAuthentication,
+        )
+        .await?;
+        let config = self.enabled_config(tenant_id).await?;
+        let rp = self.relying_parties.for_config(tenant_id, &config)?;
+
+        let stored = authenticator::Entity::find()
+            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            .filter(authenticator::Column::CredentialId.eq(credential_key(&response.raw_id)))
+            .one(self.db)
+            .await?
+            .ok_or_else(unknown_credential)?;
+        let user = end_user::Entity::find_by_id(stored.user_id)
+            .filter(end_user::Column::TenantId.eq(tenant_id))
+            .one(self.db)
+            .await?
+            .ok_or_else(unknown_credential)?;
+        *claimed = Some(user.external_id.clone());
+        // A sign-in for a named user accepts only that user's passkeys; the user handle the
+        // authenticator returns must be the one registered (it is required when no user was
+        // named: that is how a discoverable credential names its user).
+        if consumed
+            .subject
+            .as_deref()
+            .is_some_and(|s| s != user.external_id)
+        {
+            return Err(unknown_credential());
+        }
+        match response.get_user_unique_id() {
+            Some(handle) if handle != user.id.as_bytes() => return Err(unknown_credential()),
+            None if consumed.subject.is_none() => return Err(unknown_credential()),
+            _ => {}
+        }
+        if stored.revoked_at.is_some() {
+            return Err(Error::refused(
+                ErrorCode::CredentialRevoked,
+                "This passkey has been revoked.",
+            ));
+        }
+        let mut credential = decode_credential(&stored)?;
+        let required = rp.user_verification() == UserVerificationPolicy::Required;
+        let state = consumed.state;
+        let verifier = rp.clone();
+        let checked = credential.clone();
+        let verified = off_runtime(move || {
+            Ok(verifier
+                .core
+                .authenticate_single_credential(&response, &state, &checked))
+        })
+        .await?;
+        let result = match verified {
+            Ok(result) => result,
+            Err(WebauthnError::CredentialPossibleCompromise) => {
+                // Flagged for support even though the attempt is refused: a cloned
+                // authenticator is exactly what they need to see.
+                authenticator::Entity::update_many()
+                    .col_expr(
+                        authenticator::Column::CounterRegressedAt,
+                        Expr::value(self.clock.now()),
+                    )
+                    .filter(authenticator::Column::Id.eq(stored.id))
+                    .filter(authenticator::Column::TenantId.eq(tenant_id))
+                    .exec(self.db)
+                    .await?;
+                return Err(verification_error(
+                    WebauthnError::CredentialPossibleCompromise,
+                ));
+            }
+            Err(err) => return Err(verification_error(err)),
+        };
+        if required && !result.user_verified() {
+            return Err(verification_error(WebauthnError::UserNotVerified));
+        }
+        credential.counter = result.counter();
+        credential.backup_state = result.backup_state();
+        credential.backup_eligible = result.backup_eligible();
+
+        let txn = crate::db::begin_write(self.db).await?;
+        let now = self.clock.now();
+        let updated = authenticator::Entity::update_many()
+            .col_expr(
+                authenticator::Column::SignCount,
+                Expr::value(i64::from(result.counter())),
+            )
+            .col_expr(
+                authenticator::Column::BackupState,
+                Expr::value(result.backup_state()),
+            )
+            .col_expr(authenticator::Column::LastUsedAt, Expr::value(now))
+            .col_expr(
+                authenticator::Column::Credential,
+                Expr::value(
+                    serde_json::to_string(&credential)
+                        .map_err(|e| Error::Internal(format!("serialising credential: {e}")))?,
+                ),
+            )
+            .filter(authenticator::Column::Id.eq(stored.id))
+            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            // Revoked meanwhile (on any instance): refused, nothing written.
+            .filter(authenticator::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(Error::refused(
+                ErrorCode::CredentialRevoked,
+                "This passkey has been revoked.",
+            ));
+        }
+        let token = validation::issue_in(
+            &txn,
+            self.clock,
+            tenant_id,
+            user.id,
+            stored.id,
+            ValidationKind::SignIn,
+        )
+        .await?;
+        audit::record_in(
+            &txn,
+            self.clock,
+            AuditEntry::new(
+                Actor::EndUser {
+                    user_id: user.external_id.clone(),
+                },
+                "user.signed_in",
+            )
+            .tenant(tenant_id)
+            .target("user", user.external_id.clone())
+            .details(serde_json::json!({ "authenticator_id": stored.id }))
+            .meta(meta.clone()),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(token)
+    }
+}

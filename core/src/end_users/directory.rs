@@ -1,0 +1,189 @@
+//! A tenant's users and their authenticators: lookup and revocation.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
+use uuid::Uuid;
+
+use super::{EndUsers, TenantCaller, aaguid, active_authenticators, find_user, user_id};
+use crate::{
+    Error, Result,
+    audit::{self, AuditEntry, RequestMeta},
+    authz::Permission,
+    entities::{authenticator, end_user},
+    validate,
+};
+
+/// A user as the APIs show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub user_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Active (unrevoked) authenticators.
+    pub authenticator_count: u64,
+}
+
+/// One of a user's authenticators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorView {
+    pub id: Uuid,
+    pub name: String,
+    pub aaguid: Uuid,
+    pub provider_name: Option<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub transports: Vec<String>,
+    pub user_verified: bool,
+    pub sign_count: i64,
+    pub attachment: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub counter_regressed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+impl From<authenticator::Model> for AuthenticatorView {
+    fn from(row: authenticator::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            aaguid: row.aaguid,
+            provider_name: row.provider_name,
+            backup_eligible: row.backup_eligible,
+            backup_state: row.backup_state,
+            transports: serde_json::from_str(&row.transports).unwrap_or_default(),
+            user_verified: row.user_verified,
+            sign_count: row.sign_count,
+            attachment: row.attachment,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            counter_regressed_at: row.counter_regressed_at,
+            revoked_at: row.revoked_at,
+            revoked_by: row.revoked_by,
+            revoked_reason: row.revoked_reason,
+        }
+    }
+}
+
+impl EndUsers<'_> {
+    async fn user_of(
+        &self,
+        caller: TenantCaller<'_>,
+        tenant_id: Uuid,
+        external_id: &str,
+        permission: Permission,
+    ) -> Result<(crate::audit::Actor, end_user::Model)> {
+        let actor = caller.authorize(self.db, tenant_id, permission).await?;
+        let external_id = user_id(external_id).map_err(|_| Error::NotFound)?;
+        let user = find_user(self.db, tenant_id, external_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok((actor, user))
+    }
+
+    /// The user with their number of active authenticators; `not_found` if unknown.
+    pub async fn user(
+        &self,
+        caller: TenantCaller<'_>,
+        tenant_id: Uuid,
+        external_id: &str,
+    ) -> Result<UserView> {
+        let (_, user) = self
+            .user_of(caller, tenant_id, external_id, Permission::ReadUsers)
+            .await?;
+        let authenticator_count = active_authenticators(self.db, user.id).await?;
+        Ok(UserView {
+            user_id: user.external_id,
+            username: user.username,
+            display_name: user.display_name,
+            created_at: user.created_at,
+            authenticator_count,
+        })
+    }
+
+    /// Every authenticator of the user, revoked ones included, oldest first.
+    pub async fn authenticators(
+        &self,
+        caller: TenantCaller<'_>,
+        tenant_id: Uuid,
+        external_id: &str,
+    ) -> Result<Vec<AuthenticatorView>> {
+        let (_, user) = self
+            .user_of(caller, tenant_id, external_id, Permission::ReadUsers)
+            .await?;
+        let rows = authenticator::Entity::find()
+            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            .filter(authenticator::Column::UserId.eq(user.id))
+            .order_by_asc(authenticator::Column::CreatedAt)
+            .order_by_asc(authenticator::Column::Id)
+            .all(self.db)
+            .await?;
+        Ok(rows.into_iter().map(AuthenticatorView::from).collect())
+    }
+
+    /// Revokes one of the user's authenticators: kept with who, when and why, never usable
+    /// again (the sign-in refuses it in the query that loads it). Revoking a revoked
+    /// authenticator changes nothing. Audited.
+    pub async fn revoke_authenticator(
+        &self,
+        caller: TenantCaller<'_>,
+        tenant_id: Uuid,
+        external_id: &str,
+        authenticator_id: Uuid,
+        reason: &str,
+        meta: RequestMeta,
+    ) -> Result<AuthenticatorView> {
+        let (actor, user) = self
+            .user_of(
+                caller,
+                tenant_id,
+                external_id,
+                Permission::RevokeCredentials,
+            )
+            .await?;
+        let reason = validate::label("reason", "reason", reason, 500)?;
+        let txn = crate::db::begin_write(self.db).await?;
+        let now = self.clock.now();
+        let find = || {
+            authenticator::Entity::find_by_id(authenticator_id)
+                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .filter(authenticator::Column::UserId.eq(user.id))
+        };
+        let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
+        let revoked = authenticator::Entity::update_many()
+            .col_expr(authenticator::Column::RevokedAt, Expr::value(now))
+            .col_expr(authenticator::Column::RevokedBy, Expr::value(actor.label()))
+            .col_expr(
+                authenticator::Column::RevokedReason,
+                Expr::value(reason.clone()),
+            )
+            .filter(authenticator::Column::Id.eq(row.id))
+            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            .filter(authenticator::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if revoked.rows_affected == 1 {
+            audit::record_in(
+                &txn,
+                self.clock,
+                AuditEntry::new(actor, "authenticator.revoked")
+                    .tenant(tenant_id)
+                    .target("user", user.external_id.clone())
+                    .details(serde_json::json!({
+                        "authenticator_id": row.id,
+                        "name": row.name,
+                        "provider": aaguid::provider(row.aaguid).map(|p| p.name.as_str()),
+                        "reason": reason,
+                    }))
+                    .meta(meta),
+            )
+            .await?;
+        }
+        let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
+        txn.commit().await?;
+        Ok(row.into())
+    }
+}

@@ -1,0 +1,164 @@
+//! A tenant's end users and their passkeys: what the Server API (tenant backends), the Client
+//! API (browsers) and the portal's support pages act on.
+//!
+//! - [`enrollment`]: enrollment tokens (`lk_enr_…`) and the scope rule;
+//! - [`directory`]: users and their authenticators, revocation;
+//! - [`validation`]: validation tokens (`lk_val_…`) proving a finished ceremony to the backend;
+//! - [`registration`] and [`authentication`]: the WebAuthn ceremonies of the Client API;
+//! - [`relying_party`]: each tenant's relying party, built from its configuration and cached.
+//!
+//! Every query filters by tenant; something of another tenant is `not_found`.
+
+pub mod aaguid;
+mod authentication;
+mod directory;
+mod enrollment;
+mod registration;
+mod relying_party;
+mod validation;
+
+use std::sync::Arc;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use directory::{AuthenticatorView, UserView};
+pub use enrollment::{
+    DEFAULT_ENROLLMENT_TTL_SECONDS, ENROLLMENT_TTL_RANGE, EnrollmentRequest, EnrollmentTokenInfo,
+    IssuedEnrollmentToken, Scope,
+};
+pub use relying_party::RelyingParties;
+pub use validation::{
+    InvalidReason, VALIDATION_TOKEN_TTL_SECONDS, Validated, ValidationKind, ValidationOutcome,
+};
+
+use crate::{
+    Clock, Error, ErrorCode, Result,
+    api_keys::ApiKeyPrincipal,
+    audit::Actor,
+    authz::{self, OperatorIdentity, Permission},
+    config_cache::ConfigCache,
+    entities::end_user,
+    passkey_config::PasskeyConfig,
+};
+
+/// Who is acting on a tenant's users: its backend (an API key, bound to one tenant) or an
+/// operator in the portal (a member with a role).
+#[derive(Debug, Clone, Copy)]
+pub enum TenantCaller<'a> {
+    Backend(&'a ApiKeyPrincipal),
+    Operator(&'a OperatorIdentity),
+}
+
+impl TenantCaller<'_> {
+    /// The audit actor, once the caller may do `permission` in `tenant_id`. A key of another
+    /// tenant, like a non-member, finds nothing (`not_found`).
+    pub(crate) async fn authorize(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant_id: Uuid,
+        permission: Permission,
+    ) -> Result<Actor> {
+        match self {
+            Self::Backend(key) if key.tenant_id == tenant_id => Ok(key.actor()),
+            Self::Backend(_) => Err(Error::NotFound),
+            Self::Operator(operator) => {
+                authz::require(conn, operator, tenant_id, permission).await?;
+                Ok(operator.actor())
+            }
+        }
+    }
+}
+
+/// What a browser needs to run a ceremony: its id (sent back with the response) and the
+/// `publicKey` member in WebAuthn L3 JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientCeremony {
+    pub ceremony_id: Uuid,
+    #[serde(rename = "publicKey")]
+    pub public_key: serde_json::Value,
+}
+
+/// The service over a tenant's end users.
+pub struct EndUsers<'a> {
+    db: &'a DatabaseConnection,
+    clock: &'a dyn Clock,
+    configs: &'a ConfigCache,
+    relying_parties: &'a Arc<RelyingParties>,
+}
+
+impl<'a> EndUsers<'a> {
+    pub(crate) fn new(
+        db: &'a DatabaseConnection,
+        clock: &'a dyn Clock,
+        configs: &'a ConfigCache,
+        relying_parties: &'a Arc<RelyingParties>,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            configs,
+            relying_parties,
+        }
+    }
+
+    /// The tenant's configuration, refusing when passkeys are off (or the tenant is unknown:
+    /// `not_found`).
+    async fn enabled_config(&self, tenant_id: Uuid) -> Result<Arc<PasskeyConfig>> {
+        let config = crate::tenants::Tenants::new(self.db, self.clock, self.configs)
+            .passkey_config(tenant_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        if !config.enabled || config.rp_id.is_none() {
+            return Err(Error::refused(
+                ErrorCode::PasskeysDisabled,
+                "Passkeys are not enabled for this tenant.",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// The tenant's own user identifier (`user_id`): 1–128 characters, none of them a control
+/// character.
+pub fn user_id(value: &str) -> Result<&str> {
+    let count = value.chars().count();
+    if count == 0 || count > 128 {
+        return Err(Error::invalid(
+            "user_id",
+            "The user ID must be 1 to 128 characters long.",
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "user_id",
+            "The user ID must contain printable characters only.",
+        ));
+    }
+    Ok(value)
+}
+
+/// The user `external_id` of `tenant_id`, if known.
+async fn find_user(
+    conn: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    external_id: &str,
+) -> Result<Option<end_user::Model>> {
+    Ok(end_user::Entity::find()
+        .filter(end_user::Column::TenantId.eq(tenant_id))
+        .filter(end_user::Column::ExternalId.eq(external_id))
+        .one(conn)
+        .await?)
+}
+
+/// How many of a user's authenticators are active (not revoked).
+async fn active_authenticators(conn: &impl ConnectionTrait, user_pk: Uuid) -> Result<u64> {
+    use crate::entities::authenticator;
+    use sea_orm::PaginatorTrait;
+    Ok(authenticator::Entity::find()
+        .filter(authenticator::Column::UserId.eq(user_pk))
+        .filter(authenticator::Column::RevokedAt.is_null())
+        .count(conn)
+        .await?)
+}

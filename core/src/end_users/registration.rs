@@ -1,0 +1,398 @@
+//! Passkey registration with an enrollment token (Client API).
+//!
+//! options: the token must be redeemable (unused, unexpired, scope rule) → options from the
+//! tenant's configuration, `excludeCredentials` = the user's active credentials → ceremony
+//! stored with tenant, user and token. verify: consume the ceremony (one attempt) → verify off
+//! the runtime → one transaction: consume the token, re-check the scope rule, store the
+//! credential, issue a validation token, audit.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr};
+use serde::Deserialize;
+use uuid::Uuid;
+use webauthn_rs_core::proto::{Credential, RegisterPublicKeyCredential, RegistrationState};
+
+use super::{
+    AuthenticatorView, ClientCeremony, EndUsers, aaguid,
+    enrollment::{self, Redeemable, ScopeCheck},
+    validation::{self, ValidationKind},
+};
+use crate::{
+    Error, ErrorCode, Result,
+    audit::{self, Actor, AuditEntry, RequestMeta},
+    ceremonies::{self, CeremonyKind, NewCeremony},
+    entities::{authenticator, enrollment_token},
+    passkey_config::Requirement,
+    secrets::{self, SecretKind},
+    validate,
+    webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
+};
+
+/// A registration that succeeded.
+#[derive(Clone)]
+pub struct Registered {
+    /// The validation token (`lk_val_…`) for the tenant's backend. Shown once.
+    pub token: String,
+    pub authenticator: AuthenticatorView,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("authenticator", &self.authenticator)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The members of a browser's `RegistrationResponseJSON` webauthn-rs does not keep for
+/// attestation `none`, read by us.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ResponseExtras {
+    authenticator_attachment: Option<String>,
+    #[serde(default)]
+    response: TransportsOnly,
+}
+
+#[derive(Deserialize, Default)]
+struct TransportsOnly {
+    #[serde(default)]
+    transports: Vec<String>,
+    #[serde(rename = "attestationObject")]
+    attestation_object: Option<String>,
+}
+
+/// The AAGUID from the attestation object's authenticator data (bytes 37..53 when the
+/// attested-credential-data flag is set). webauthn-rs only exposes it for attested formats;
+/// with attestation `none` it is still there, and providers are named by it.
+fn aaguid_of(attestation_object_b64: Option<&str>) -> Uuid {
+    const AT_FLAG: u8 = 0x40;
+    let parse = || -> Option<Uuid> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(attestation_object_b64?.trim_end_matches('='))
+            .ok()?;
+        let object: std::collections::BTreeMap<String, serde_cbor_2::Value> =
+            serde_cbor_2::from_slice(&bytes).ok()?;
+        let serde_cbor_2::Value::Bytes(auth_data) = object.get("authData")? else {
+            return None;
+        };
+        if auth_data.len() < 53 || auth_data[32] & AT_FLAG == 0 {
+            return None;
+        }
+        Uuid::from_slice(&auth_data[37..53]).ok()
+    };
+    parse().unwrap_or(Uuid::nil())
+}
+
+fn token_holder(token: Option<&enrollment_token::Model>) -> Option<(Uuid, Uuid)> {
+    token.map(|t| (t.tenant_id, t.user_id))
+}
+
+/// A credential ID as stored (base64url, no padding).
+pub(crate) fn credential_key(id: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+impl EndUsers<'_> {
+    async fn find_enrollment_token(
+        &self,
+        presented: &str,
+    ) -> Result<Option<enrollment_token::Model>> {
+        if !secrets::is_well_formed(SecretKind::Enrollment, presented) {
+            return Ok(None);
+        }
+        Ok(enrollment_token::Entity::find()
+            .filter(enrollment_token::Column::TokenHash.eq(secrets::hash(presented)))
+            .one(self.db)
+            .await?)
+    }
+
+    /// Records a refused redemption against the token's tenant and user (when the token is
+    /// known: garbage tokens belong to no tenant and are not worth a row).
+    async fn audit_redemption<T>(
+        &self,
+        token: Option<&enrollment_token::Model>,
+        action: &'static str,
+        result: &Result<T>,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        if let Some((tenant_id, user_pk)) = token_holder(token) {
+            let entry = AuditEntry::new(Actor::Anonymous, action)
+                .tenant(tenant_id)
+                .target("user_ref", user_pk.to_string())
+                .meta(meta.clone());
+            audit::record_refusal(self.db, self.clock, result, entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Registration options for the holder of an enrollment token.
+    pub async fn begin_registration(
+        &self,
+        enrollment_token: &str,
+        meta: RequestMeta,
+    ) -> Result<ClientCeremony> {
+        let token = self.find_enrollment_token(enrollment_token).await?;
+        let result = self.registration_options(enrollment_token).await;
+        self.audit_redemption(token.as_ref(), "registration.started", &result, &meta)
+            .await?;
+        result
+    }
+
+    async fn registration_options(&self, presented: &str) -> Result<ClientCeremony> {
+        let Redeemable { token, user } =
+            enrollment::redeemable(self.db, self.clock, presented, ScopeCheck::Now).await?;
+        let config = self.enabled_config(token.tenant_id).await?;
+        let rp = self.relying_parties.for_config(token.tenant_id, &config)?;
+        let exclude = authenticator::Entity::find()
+            .filter(authenticator::Column::TenantId.eq(token.tenant_id))
+            .filter(authenticator::Column::UserId.eq(user.id))
+            .filter(authenticator::Column::RevokedAt.is_null())
+            .all(self.db)
+            .await?
+            .into_iter()
+            .filter_map(|a| URL_SAFE_NO_PAD.decode(a.credential_id).ok())
+            .collect::<Vec<_>>();
+        let name = user.username.as_deref().unwrap_or(&user.external_id);
+        let display_name = user.display_name.as_deref().unwrap_or(name);
+        let builder = rp
+            .core
+            .new_challenge_register_builder(user.id.as_bytes(), name, display_name)
+            .map_err(|e| Error::Internal(format!("registration options: {e}")))?
+            .attestation(rp.attestation())
+            .user_verification_policy(rp.user_verification())
+            .exclude_credentials((!exclude.is_empty()).then_some(exclude))
+            .credential_algorithms(rp.algorithms())
+            .require_resident_key(config.resident_key == Requirement::Required)
+            .authenticator_attachment(rp.attachment());
+        let (options, state) = rp
+            .core
+            .generate_challenge_register(builder)
+            .map_err(|e| Error::Internal(format!("registration options: {e}")))?;
+        let mut public_key = client_json(&options.public_key)?;
+        // The builder knows only required / discouraged; `preferred` is the tenant's to ask.
+        if config.resident_key == Requirement::Preferred
+            && let Some(selection) = public_key.get_mut("authenticatorSelection")
+        {
+            selection["residentKey"] = "preferred".into();
+            selection["requireResidentKey"] = false.into();
+        }
+        let ceremony_id = ceremonies::start(
+            self.db,
+            self.clock,
+            NewCeremony::<RegistrationState> {
+                tenant_id: Some(token.tenant_id),
+                kind: CeremonyKind::TenantRegistration,
+                subject: Some(user.id.to_string()),
+                token_id: Some(token.id),
+                state,
+                context: Some(serde_json::json!({ "config_version": config.version })),
+                ttl: chrono::Duration::seconds(i64::from(config.timeout_seconds)),
+            },
+        )
+        .await?;
+        Ok(ClientCeremony {
+            ceremony_id,
+            public_key,
+        })
+    }
+
+    /// Verifies the browser's registration response and stores the passkey, redeeming the
+    /// enrollment token exactly once. Answers a validation token for the tenant's backend.
+    pub async fn finish_registration(
+        &self,
+        enrollment_token: &str,
+        ceremony_id: Uuid,
+        credential_json: &str,
+        name: Option<&str>,
+        meta: RequestMeta,
+    ) -> Result<Registered> {
+        let token = self.find_enrollment_token(enrollment_token).await?;
+        let result = self
+            .register(enrollment_token, ceremony_id, credential_json, name, &meta)
+            .await;
+        self.audit_redemption(token.as_ref(), "registration.finished", &result, &meta)
+            .await?;
+        result
+    }
+
+    async fn register(
+        &self,
+        presented: &str,
+        ceremony_id: Uuid,
+        credential_json: &str,
+        name: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Registered> {
+        let Redeemable { token, user } =
+            enrollment::redeemable(self.db, self.clock, presented, ScopeCheck::InTransaction)
+                .await?;
+        let name = name
+            .map(|n| validate::label("name", "passkey name", n, 100))
+            .transpose()?;
+        let response: RegisterPublicKeyCredential = parse_credential(credential_json)?;
+        let extras: ResponseExtras = serde_json::from_str(credential_json).unwrap_or_default();
+        let consumed = ceremonies::consume::<RegistrationState>(
+            self.db,
+            self.clock,
+            ceremony_id,
+            Some(token.tenant_id),
+            CeremonyKind::TenantRegistration,
+        )
+        .await?;
+        if consumed.token_id != Some(token.id) {
+            return Err(Error::refused(
+                ErrorCode::CeremonyInvalid,
+                "This attempt was started with another enrollment token. Start again.",
+            ));
+        }
+        let config = self.enabled_config(token.tenant_id).await?;
+        let rp = self.relying_parties.for_config(token.tenant_id, &config)?;
+        let state = consumed.state;
+        let credential: Credential = off_runtime(move || {
+            rp.core
+                .register_credential(&response, &state, None)
+                .map_err(verification_error)
+        })
+        .await?;
+
+        let aaguid = aaguid_of(extras.response.attestation_object.as_deref());
+        let provider = aaguid::provider(aaguid);
+        let now = self.clock.now();
+        let authenticator_id = Uuid::new_v4();
+        let credential_id = credential_key(&credential.cred_id);
+        let row = authenticator::Model {
+            id: authenticator_id,
+            tenant_id: token.tenant_id,
+            user_id: user.id,
+            credential_id: credential_id.clone(),
+            credential: serde_json::to_string(&credential)
+                .map_err(|e| Error::Internal(format!("serialising credential: {e}")))?,
+            name: name.unwrap_or_else(|| aaguid::default_name(aaguid)),
+            aaguid,
+            provider_name: provider.map(|p| p.name.clone()),
+            transports: serde_json::to_string(&extras.response.transports)
+                .map_err(|e| Error::Internal(format!("serialising transports: {e}")))?,
+            algorithm: credential.cred.type_ as i32,
+            backup_eligible: credential.backup_eligible,
+            backup_state: credential.backup_state,
+            user_verified: credential.user_verified,
+            sign_count: i64::from(credential.counter),
+            attachment: extras
+                .authenticator_attachment
+                .filter(|a| matches!(a.as_str(), "platform" | "cross-platform")),
+            user_agent: meta.user_agent.clone(),
+            created_at: now,
+            last_used_at: None,
+            counter_regressed_at: None,
+            revoked_at: None,
+            revoked_by: None,
+            revoked_reason: None,
+        };
+
+        let txn = crate::db::begin_write(self.db).await?;
+        enrollment::consume_in(
+            &txn,
+            self.clock,
+            token.id,
+            token.tenant_id,
+            authenticator_id,
+        )
+        .await?;
+        enrollment::check_scope(&txn, &token, user.id).await?;
+        insert_authenticator(&txn, &row).await?;
+        let validation = validation::issue_in(
+            &txn,
+            self.clock,
+            token.tenant_id,
+            user.id,
+            authenticator_id,
+            ValidationKind::SignUp,
+        )
+        .await?;
+        audit::record_in(
+            &txn,
+            self.clock,
+            AuditEntry::new(
+                Actor::EndUser {
+                    user_id: user.external_id.clone(),
+                },
+                "authenticator.registered",
+            )
+            .tenant(token.tenant_id)
+            .target("user", user.external_id.clone())
+            .details(serde_json::json!({
+                "authenticator_id": authenticator_id,
+                "enrollment_token_id": token.id,
+                "enrollment_token": token.token_prefix,
+                "name": row.name,
+                "aaguid": aaguid,
+                "provider": row.provider_name,
+            }))
+            .meta(meta.clone()),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(Registered {
+            token: validation,
+            authenticator: row.into(),
+        })
+    }
+}
+
+/// Stores a new authenticator; a credential ID the tenant already has is `credential_exists`
+/// (checked first, and by the unique index against a concurrent registration).
+async fn insert_authenticator(
+    conn: &impl ConnectionTrait,
+    row: &authenticator::Model,
+) -> Result<()> {
+    let exists = || {
+        Error::refused(
+            ErrorCode::CredentialExists,
+            "This passkey is already registered.",
+        )
+    };
+    let taken = authenticator::Entity::find()
+        .filter(authenticator::Column::TenantId.eq(row.tenant_id))
+        .filter(authenticator::Column::CredentialId.eq(&row.credential_id))
+        .one(conn)
+        .await?;
+    if taken.is_some() {
+        return Err(exists());
+    }
+    let model: authenticator::ActiveModel = row.clone().into();
+    match authenticator::Entity::insert(model)
+        .exec_without_returning(conn)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(exists())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_aaguid_is_read_from_the_authenticator_data() {
+        let aaguid = Uuid::parse_str("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut auth_data = vec![0u8; 32];
+        auth_data.push(0x45); // UP, UV, AT
+        auth_data.extend_from_slice(&[0, 0, 0, 0]);
+        auth_data.extend_from_slice(aaguid.as_bytes());
+        auth_data.extend_from_slice(&[0, 0]);
+        let mut object = std::collections::BTreeMap::new();
+        object.insert("fmt", serde_cbor_2::Value::Text("none".into()));
+        object.insert("authData", serde_cbor_2::Value::Bytes(auth_data));
+        let cbor = serde_cbor_2::to_vec(&object).unwrap_or_default();
+        let encoded = URL_SAFE_NO_PAD.encode(cbor);
+        assert_eq!(aaguid_of(Some(&encoded)), aaguid);
+        assert_eq!(aaguid_of(Some("not base64!")), Uuid::nil());
+        assert_eq!(aaguid_of(None), Uuid::nil());
+    }
+}

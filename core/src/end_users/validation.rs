@@ -1,0 +1,188 @@
+//! Validation tokens (`lk_val_…`): a finished registration or sign-in hands the browser one; the
+//! browser passes it to the tenant's backend, which validates it with its API key. Single-use
+//! (one conditional update decides and marks), five minutes, bound to the tenant.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::EndUsers;
+use crate::{
+    Clock, Error, ErrorCode, Result,
+    api_keys::ApiKeyPrincipal,
+    audit::{self, AuditEntry, RequestMeta},
+    entities::{end_user, validation_token},
+    secrets::{self, SecretKind},
+};
+
+/// How long a validation token lives (spec).
+pub const VALIDATION_TOKEN_TTL_SECONDS: i64 = 300;
+
+/// Which ceremony a validation token proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationKind {
+    SignUp,
+    SignIn,
+}
+
+impl ValidationKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::SignUp => "sign_up",
+            Self::SignIn => "sign_in",
+        }
+    }
+}
+
+/// Why a token is not valid (spec `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidReason {
+    /// Never issued, malformed, or issued for another tenant.
+    Unknown,
+    Expired,
+    AlreadyUsed,
+}
+
+/// What a valid token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    pub kind: ValidationKind,
+    pub user_id: String,
+    pub username: Option<String>,
+    pub authenticator_id: Uuid,
+    pub verified_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationOutcome {
+    Valid(Validated),
+    Invalid(InvalidReason),
+}
+
+/// Issues a token inside the ceremony's transaction; answers the secret (shown once).
+pub(crate) async fn issue_in(
+    conn: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    tenant_id: Uuid,
+    user_pk: Uuid,
+    authenticator_id: Uuid,
+    kind: ValidationKind,
+) -> Result<String> {
+    let secret = secrets::issue(SecretKind::Validation)?;
+    let now = clock.now();
+    validation_token::Entity::insert(validation_token::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        tenant_id: Set(tenant_id),
+        user_id: Set(user_pk),
+        authenticator_id: Set(authenticator_id),
+        kind: Set(kind.as_str().to_owned()),
+        token_hash: Set(secret.hash),
+        verified_at: Set(now),
+        expires_at: Set(now + Duration::seconds(VALIDATION_TOKEN_TTL_SECONDS)),
+        used_at: Set(None),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(secret.value)
+}
+
+impl EndUsers<'_> {
+    /// Validates (and uses up) a token for the key's tenant. Of concurrent validations of one
+    /// token exactly one answers valid. Every validation is audited.
+    pub async fn validate_token(
+        &self,
+        key: &ApiKeyPrincipal,
+        presented: &str,
+        meta: RequestMeta,
+    ) -> Result<ValidationOutcome> {
+        let tenant_id = key.tenant_id;
+        if !secrets::is_well_formed(SecretKind::Validation, presented) {
+            return Ok(ValidationOutcome::Invalid(InvalidReason::Unknown));
+        }
+        let hash = secrets::hash(presented);
+        let now = self.clock.now();
+        let txn = crate::db::begin_write(self.db).await?;
+        let mut won = validation_token::Entity::update_many()
+            .col_expr(validation_token::Column::UsedAt, Expr::value(now))
+            .filter(validation_token::Column::TokenHash.eq(&hash))
+            .filter(validation_token::Column::TenantId.eq(tenant_id))
+            .filter(validation_token::Column::UsedAt.is_null())
+            .filter(validation_token::Column::ExpiresAt.gt(now))
+            .exec_with_returning(&txn)
+            .await?;
+        let entry = AuditEntry::new(key.actor(), "validation_token.validated")
+            .tenant(tenant_id)
+            .meta(meta);
+        let outcome = match won.pop() {
+            Some(row) => {
+                let user = end_user::Entity::find_by_id(row.user_id)
+                    .filter(end_user::Column::TenantId.eq(tenant_id))
+                    .one(&txn)
+                    .await?
+                    .ok_or_else(|| Error::Internal("validation token without a user".into()))?;
+                let kind = match row.kind.as_str() {
+                    "sign_up" => ValidationKind::SignUp,
+                    _ => ValidationKind::SignIn,
+                };
+                audit::record_in(
+                    &txn,
+                    self.clock,
+                    entry
+                        .target("user", user.external_id.clone())
+                        .details(serde_json::json!({
+                            "kind": kind,
+                            "authenticator_id": row.authenticator_id,
+                        })),
+                )
+                .await?;
+                ValidationOutcome::Valid(Validated {
+                    kind,
+                    user_id: user.external_id,
+                    username: user.username,
+                    authenticator_id: row.authenticator_id,
+                    verified_at: row.verified_at,
+                })
+            }
+            None => {
+                let row = validation_token::Entity::find()
+                    .filter(validation_token::Column::TokenHash.eq(&hash))
+                    .filter(validation_token::Column::TenantId.eq(tenant_id))
+                    .one(&txn)
+                    .await?;
+                let (reason, code) = match row {
+                    None => (InvalidReason::Unknown, ErrorCode::TokenInvalid),
+                    Some(row) if row.used_at.is_some() => {
+                        (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed)
+                    }
+                    Some(_) => (InvalidReason::Expired, ErrorCode::TokenExpired),
+                };
+                audit::record_in(
+                    &txn,
+                    self.clock,
+                    entry
+                        .failed(code)
+                        .details(serde_json::json!({ "reason": reason })),
+                )
+                .await?;
+                ValidationOutcome::Invalid(reason)
+            }
+        };
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Housekeeping: forgets validation tokens that expired over an hour ago. Returns how many.
+    pub async fn purge_expired_validation_tokens(&self) -> Result<u64> {
+        let cutoff = self.clock.now() - Duration::hours(1);
+        let deleted = validation_token::Entity::delete_many()
+            .filter(validation_token::Column::ExpiresAt.lt(cutoff))
+            .exec(self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+}

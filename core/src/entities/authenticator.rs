@@ -1,0 +1,36 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "authenticators")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub credential_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub credential: String,
+    pub name: String,
+    pub aaguid: Uuid,
+    pub provider_name: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub transports: String,
+    pub algorithm: i32,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub user_verified: bool,
+    pub sign_count: i64,
+    pub attachment: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub last_used_at: Option<DateTimeUtc>,
+    pub counter_regressed_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
+    pub revoked_by: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

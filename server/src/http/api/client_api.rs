@@ -1,0 +1,246 @@
+//! The Client API (browsers and apps of a tenant's end users): passkey registration with an
+//! enrollment token, and sign-in. Each finished ceremony answers a validation token for the
+//! tenant's backend.
+
+use axum::{Json, extract::State, http::request::Parts};
+use latchkey_core::{Error, ErrorCode, Services, end_users::ClientCeremony};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    extract::{ApiJson, ApiPath, Meta, bearer},
+    server_api::AuthenticatorResponse,
+};
+use crate::http::problem::{ApiError, Problem};
+
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Services: axum::extract::FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(registration_options))
+        .routes(routes!(registration_verify))
+        .routes(routes!(authentication_options))
+        .routes(routes!(authentication_verify))
+}
+
+/// The enrollment token a registration call carries.
+pub struct EnrollmentBearer(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EnrollmentBearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        bearer(parts).map(|t| Self(t.to_owned())).ok_or_else(|| {
+            ApiError(Error::refused(
+                ErrorCode::TokenInvalid,
+                "Send the enrollment token: Authorization: Bearer lk_enr_…",
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RegistrationOptionsRequest {}
+
+/// Options for `navigator.credentials.create()` / `get()`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CeremonyResponse {
+    /// Send it back with the browser's response.
+    pub ceremony_id: Uuid,
+    /// WebAuthn L3 JSON (`PublicKeyCredentialCreationOptionsJSON` or
+    /// `PublicKeyCredentialRequestOptionsJSON`): pass it to
+    /// `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`.
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+impl From<ClientCeremony> for CeremonyResponse {
+    fn from(c: ClientCeremony) -> Self {
+        Self {
+            ceremony_id: c.ceremony_id,
+            public_key: c.public_key,
+        }
+    }
+}
+
+/// Start a passkey registration
+///
+/// Built from the tenant's passkey configuration; `excludeCredentials` lists the user's active
+/// passkeys. The enrollment token is checked (not yet used up).
+#[utoipa::path(
+    post,
+    path = "/api/client/v1/registration/options",
+    tag = "Client API",
+    request_body(content = RegistrationOptionsRequest, content_type = "application/json", example = json!({})),
+    responses(
+        (status = 200, body = CeremonyResponse, example = json!({
+            "ceremony_id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091",
+            "publicKey": {"rp": {"name": "Example", "id": "example.com"},
+                "user": {"id": "AZOitHwdfi-KO0xdbn-AkQ", "name": "ada@example.com", "displayName": "Ada"},
+                "challenge": "q2Vb…", "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+                "timeout": 300000, "attestation": "none",
+                "authenticatorSelection": {"residentKey": "preferred", "requireResidentKey": false, "userVerification": "preferred"}}})),
+        (status = 401, description = "`token_invalid`, `token_expired`, `token_used`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`scope_required`, `passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("enrollment_token" = []))
+)]
+async fn registration_options(
+    State(services): State<Services>,
+    EnrollmentBearer(token): EnrollmentBearer,
+    Meta(meta): Meta,
+    _body: ApiJson<RegistrationOptionsRequest>,
+) -> Result<Json<CeremonyResponse>, ApiError> {
+    let ceremony = services
+        .end_users()
+        .begin_registration(&token, meta)
+        .await?;
+    Ok(Json(ceremony.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegistrationVerifyRequest {
+    pub ceremony_id: Uuid,
+    /// `RegistrationResponseJSON` (`PublicKeyCredential.toJSON()` of the new credential).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    /// A name for the passkey; by default the provider's ("Google Password Manager") or
+    /// "Passkey".
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationVerifyResponse {
+    /// `lk_val_…` for your backend (`POST /api/v1/tokens/validate`), valid 5 minutes.
+    pub token: String,
+    pub authenticator: AuthenticatorResponse,
+}
+
+/// Finish a passkey registration
+///
+/// Verifies the browser's response and stores the passkey; the enrollment token is used up.
+#[utoipa::path(
+    post,
+    path = "/api/client/v1/registration/verify",
+    tag = "Client API",
+    request_body(content = RegistrationVerifyRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = RegistrationVerifyResponse),
+        (status = 400, description = "`invalid_request`, `ceremony_invalid`, `ceremony_expired`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`token_invalid`, `token_expired`, `token_used`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`scope_required`, `passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`credential_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("enrollment_token" = []))
+)]
+async fn registration_verify(
+    State(services): State<Services>,
+    EnrollmentBearer(token): EnrollmentBearer,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<RegistrationVerifyRequest>,
+) -> Result<Json<RegistrationVerifyResponse>, ApiError> {
+    let registered = services
+        .end_users()
+        .finish_registration(
+            &token,
+            body.ceremony_id,
+            &body.credential.to_string(),
+            body.name.as_deref(),
+            meta,
+        )
+        .await?;
+    Ok(Json(RegistrationVerifyResponse {
+        token: registered.token,
+        authenticator: registered.authenticator.into(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AuthenticationOptionsRequest {
+    /// Sign in a known user (their passkeys in `allowCredentials`); leave out for discoverable
+    /// passkeys (a passkey picker, or autofill / conditional UI).
+    #[schema(nullable = false)]
+    pub user_id: Option<String>,
+}
+
+/// Start a sign-in
+#[utoipa::path(
+    post,
+    path = "/api/client/v1/tenants/{tenant_id}/authentication/options",
+    tag = "Client API",
+    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    request_body(content = AuthenticationOptionsRequest, content_type = "application/json", example = json!({"user_id": "user-42"})),
+    responses(
+        (status = 200, body = CeremonyResponse, example = json!({
+            "ceremony_id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091",
+            "publicKey": {"challenge": "x1Y…", "timeout": 300000, "rpId": "example.com",
+                "allowCredentials": [], "userVerification": "preferred"}})),
+        (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+async fn authentication_options(
+    State(services): State<Services>,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<AuthenticationOptionsRequest>,
+) -> Result<Json<CeremonyResponse>, ApiError> {
+    let ceremony = services
+        .end_users()
+        .begin_authentication(tenant_id, body.user_id.as_deref())
+        .await?;
+    Ok(Json(ceremony.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AuthenticationVerifyRequest {
+    pub ceremony_id: Uuid,
+    /// `AuthenticationResponseJSON` (`PublicKeyCredential.toJSON()` of the assertion).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// `lk_val_…` for your backend (`POST /api/v1/tokens/validate`), valid 5 minutes.
+    pub token: String,
+}
+
+/// Finish a sign-in
+#[utoipa::path(
+    post,
+    path = "/api/client/v1/tenants/{tenant_id}/authentication/verify",
+    tag = "Client API",
+    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    request_body(content = AuthenticationVerifyRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = TokenResponse, example = json!({"token": "lk_val_Qm9…"})),
+        (status = 400, description = "`invalid_request`, `ceremony_invalid`, `ceremony_expired`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_required`, `counter_regressed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`credential_unknown`, `credential_revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+async fn authentication_verify(
+    State(services): State<Services>,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<AuthenticationVerifyRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let token = services
+        .end_users()
+        .finish_authentication(
+            tenant_id,
+            body.ceremony_id,
+            &body.credential.to_string(),
+            meta,
+        )
+        .await?;
+    Ok(Json(TokenResponse { token }))
+}

@@ -1,0 +1,133 @@
+//! The HTTP APIs under `/api`: the Server API (tenant backends), the Client API (browsers), the
+//! OpenAPI 3.1 document generated from the handlers, and an offline reference page. Every 4xx
+//! and 5xx is problem+json with the spec's code.
+
+mod auth;
+mod client_api;
+mod extract;
+pub mod rate_limit;
+mod reference;
+mod server_api;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, FromRef},
+    response::{Html, IntoResponse},
+    routing::{any, get},
+};
+use latchkey_core::{ErrorCode, Services};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::problem::Problem;
+pub use extract::BODY_LIMIT;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Latchkey",
+        description = "Passkeys for your users. The **Server API** is for your backend \
+            (`Authorization: Bearer lk_sk_…`, an API key from the portal); the **Client API** is \
+            for your users' browsers and apps (CORS limited to your tenant's web origins). \
+            Every error is `application/problem+json` with a stable `code`.",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(Problem)),
+    tags(
+        (name = "Server API", description = "For your backend, with an API key."),
+        (name = "Client API", description = "For your users' browsers and apps."),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("lk_sk_…")
+                    .description(Some("A Server API key from the portal's API keys page."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "enrollment_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("lk_enr_…")
+                    .description(Some(
+                        "An enrollment token your backend issued for the user.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Both APIs and their document, as one router.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Services: FromRef<S>,
+{
+    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(server_api::router())
+        .merge(client_api::router())
+        .split_for_parts();
+    let reference = Arc::new(reference::render(&document));
+    let document = Arc::new(document);
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let document = document.clone();
+            async move { Json(document.as_ref().clone()) }
+        }),
+    )
+    .route(
+        "/api/reference",
+        get(move || {
+            let page = reference.clone();
+            async move {
+                // Inline styles only; nothing else may load or run.
+                (
+                    [(
+                        axum::http::header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                    )],
+                    Html(page.as_ref().clone()),
+                )
+            }
+        }),
+    )
+    // Unknown API paths answer as an API would (problem+json), not with the portal's page.
+    .route("/api/{*rest}", any(not_found))
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(axum::Extension(Arc::new(
+        rate_limit::FailedAuthLimiter::default(),
+    )))
+}
+
+/// The OpenAPI document (for tests and tooling).
+pub fn document() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<Services>::with_openapi(ApiDoc::openapi())
+        .merge(server_api::router())
+        .merge(client_api::router())
+        .split_for_parts()
+        .1
+}
+
+async fn not_found() -> impl IntoResponse {
+    Problem::new(ErrorCode::NotFound, "No such API endpoint.")
+}

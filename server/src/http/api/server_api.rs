@@ -1,0 +1,416 @@
+//! The Server API (tenant backends, `Authorization: Bearer lk_sk_…`): enrollment tokens, token
+//! validation, users and their authenticators. Handlers parse, authenticate and call the
+//! end-user service; the service owns the rules.
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use latchkey_core::{
+    Services,
+    end_users::{
+        AuthenticatorView, EnrollmentRequest, InvalidReason, Scope, TenantCaller, UserView,
+        ValidationKind, ValidationOutcome,
+    },
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    auth::BackendKey,
+    extract::{ApiJson, ApiPath, Meta},
+};
+use crate::http::problem::{ApiError, Problem};
+
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Services: axum::extract::FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(issue_enrollment_token))
+        .routes(routes!(validate_token))
+        .routes(routes!(get_user))
+        .routes(routes!(list_authenticators))
+        .routes(routes!(revoke_authenticator))
+}
+
+/// What an enrollment token allows beyond a user's first passkey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ScopeName {
+    /// Register another passkey for a user who already has one.
+    #[serde(rename = "add:authenticators")]
+    AddAuthenticators,
+}
+
+impl From<ScopeName> for Scope {
+    fn from(scope: ScopeName) -> Self {
+        match scope {
+            ScopeName::AddAuthenticators => Scope::AddAuthenticators,
+        }
+    }
+}
+
+impl From<Scope> for ScopeName {
+    fn from(scope: Scope) -> Self {
+        match scope {
+            Scope::AddAuthenticators => ScopeName::AddAuthenticators,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "ada@example.com", "display_name": "Ada Lovelace", "scopes": ["add:authenticators"], "ttl_seconds": 600}))]
+pub struct EnrollmentTokenRequest {
+    /// Shown by the authenticator; stored with the user (at most 256 characters).
+    #[schema(nullable = false)]
+    pub username: Option<String>,
+    #[schema(nullable = false)]
+    pub display_name: Option<String>,
+    /// `add:authenticators` lets a user who already has a passkey add another.
+    #[serde(default)]
+    pub scopes: Vec<ScopeName>,
+    /// Lifetime in seconds, 60..=3600 (default 600).
+    #[schema(nullable = false, minimum = 60, maximum = 3600)]
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentTokenResponse {
+    /// `lk_enr_…`, for the user's browser (`Latchkey.signUp({ token })`). Single-use.
+    pub token: String,
+    pub user_id: String,
+    pub scopes: Vec<ScopeName>,
+    pub expires_at: DateTime<Utc>,
+    /// The user already has an active passkey: only a token with `add:authenticators` can
+    /// register another.
+    pub has_authenticators: bool,
+}
+
+/// Issue an enrollment token
+///
+/// Creates the user on first use. A user who already has an active authenticator can only
+/// enroll another with the `add:authenticators` scope; without it the registration is refused
+/// with `scope_required`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user_id}/enrollment-tokens",
+    tag = "Server API",
+    params(("user_id" = String, Path, description = "Your identifier for the user (1–128 printable characters)")),
+    request_body(content = EnrollmentTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, body = EnrollmentTokenResponse, example = json!({
+            "token": "lk_enr_Jx2…", "user_id": "user-42", "scopes": ["add:authenticators"],
+            "expires_at": "2026-11-24T10:10:00Z", "has_authenticators": true})),
+        (status = 400, description = "`invalid_request` (the field is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn issue_enrollment_token(
+    State(services): State<Services>,
+    BackendKey(key): BackendKey,
+    ApiPath(user_id): ApiPath<String>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<EnrollmentTokenRequest>,
+) -> Result<(StatusCode, Json<EnrollmentTokenResponse>), ApiError> {
+    let request = EnrollmentRequest {
+        username: body.username,
+        display_name: body.display_name,
+        scopes: body.scopes.into_iter().map(Scope::from).collect(),
+        ttl_seconds: body.ttl_seconds,
+    };
+    let issued = services
+        .end_users()
+        .issue_enrollment_token(
+            TenantCaller::Backend(&key),
+            key.tenant_id,
+            &user_id,
+            request,
+            meta,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollmentTokenResponse {
+            token: issued.token,
+            user_id: issued.user_id,
+            scopes: issued.scopes.into_iter().map(ScopeName::from).collect(),
+            expires_at: issued.expires_at,
+            has_authenticators: issued.has_authenticators,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "lk_val_Qm9…"}))]
+pub struct ValidateRequest {
+    /// The `lk_val_…` token your frontend received from `signUp` / `signIn`.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CeremonyKindName {
+    SignUp,
+    SignIn,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidReasonName {
+    Unknown,
+    Expired,
+    AlreadyUsed,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidateResponse {
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<CeremonyKindName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The user's username, `null` when none was given (present when `valid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authenticator_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Why the token is not valid: `unknown` (also a token of another tenant), `expired`,
+    /// `already_used`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<InvalidReasonName>,
+}
+
+/// Validate a sign-up or sign-in token
+///
+/// Single-use: the first validation answers `valid: true`, any later one
+/// `valid: false, reason: "already_used"`. Tokens live 5 minutes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/validate",
+    tag = "Server API",
+    request_body(content = ValidateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = ValidateResponse, examples(
+            ("valid" = (value = json!({"valid": true, "kind": "sign_in", "user_id": "user-42",
+                "username": "ada@example.com", "authenticator_id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091",
+                "verified_at": "2026-11-24T10:00:00Z"}))),
+            ("used" = (value = json!({"valid": false, "reason": "already_used"}))),
+        )),
+        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn validate_token(
+    State(services): State<Services>,
+    BackendKey(key): BackendKey,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<ValidateRequest>,
+) -> Result<Json<ValidateResponse>, ApiError> {
+    let outcome = services
+        .end_users()
+        .validate_token(&key, &body.token, meta)
+        .await?;
+    Ok(Json(match outcome {
+        ValidationOutcome::Valid(v) => ValidateResponse {
+            valid: true,
+            kind: Some(match v.kind {
+                ValidationKind::SignUp => CeremonyKindName::SignUp,
+                ValidationKind::SignIn => CeremonyKindName::SignIn,
+            }),
+            user_id: Some(v.user_id),
+            username: Some(v.username),
+            authenticator_id: Some(v.authenticator_id),
+            verified_at: Some(v.verified_at),
+            reason: None,
+        },
+        ValidationOutcome::Invalid(reason) => ValidateResponse {
+            valid: false,
+            kind: None,
+            user_id: None,
+            username: None,
+            authenticator_id: None,
+            verified_at: None,
+            reason: Some(match reason {
+                InvalidReason::Unknown => InvalidReasonName::Unknown,
+                InvalidReason::Expired => InvalidReasonName::Expired,
+                InvalidReason::AlreadyUsed => InvalidReasonName::AlreadyUsed,
+            }),
+        },
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub user_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Active (unrevoked) authenticators.
+    pub authenticator_count: u64,
+}
+
+impl From<UserView> for UserResponse {
+    fn from(user: UserView) -> Self {
+        Self {
+            user_id: user.user_id,
+            username: user.username,
+            display_name: user.display_name,
+            created_at: user.created_at,
+            authenticator_count: user.authenticator_count,
+        }
+    }
+}
+
+/// Get a user
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user_id}",
+    tag = "Server API",
+    params(("user_id" = String, Path, description = "Your identifier for the user")),
+    responses(
+        (status = 200, body = UserResponse, example = json!({"user_id": "user-42",
+            "username": "ada@example.com", "display_name": "Ada Lovelace",
+            "created_at": "2026-11-24T10:00:00Z", "authenticator_count": 2})),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user in your tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn get_user(
+    State(services): State<Services>,
+    BackendKey(key): BackendKey,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let user = services
+        .end_users()
+        .user(TenantCaller::Backend(&key), key.tenant_id, &user_id)
+        .await?;
+    Ok(Json(user.into()))
+}
+
+/// One passkey of a user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticatorResponse {
+    pub id: Uuid,
+    pub name: String,
+    /// The authenticator model's AAGUID (all zeros when it does not say).
+    pub aaguid: Uuid,
+    /// The passkey provider, when its AAGUID is known ("Google Password Manager", …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_name: Option<String>,
+    /// May be synced to other devices.
+    pub backup_eligible: bool,
+    /// Is currently backed up (synced).
+    pub backup_state: bool,
+    pub transports: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<AuthenticatorView> for AuthenticatorResponse {
+    fn from(a: AuthenticatorView) -> Self {
+        Self {
+            id: a.id,
+            name: a.name,
+            aaguid: a.aaguid,
+            provider_name: a.provider_name,
+            backup_eligible: a.backup_eligible,
+            backup_state: a.backup_state,
+            transports: a.transports,
+            created_at: a.created_at,
+            last_used_at: a.last_used_at,
+            revoked_at: a.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticatorsResponse {
+    pub authenticators: Vec<AuthenticatorResponse>,
+}
+
+/// List a user's authenticators
+///
+/// Revoked ones included (with `revoked_at`), oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user_id}/authenticators",
+    tag = "Server API",
+    params(("user_id" = String, Path, description = "Your identifier for the user")),
+    responses(
+        (status = 200, body = AuthenticatorsResponse, example = json!({"authenticators": [{
+            "id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091", "name": "Google Password Manager",
+            "aaguid": "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4", "provider_name": "Google Password Manager",
+            "backup_eligible": true, "backup_state": true, "transports": ["hybrid", "internal"],
+            "created_at": "2026-11-24T10:00:00Z", "last_used_at": "2026-11-24T11:00:00Z"}]})),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn list_authenticators(
+    State(services): State<Services>,
+    BackendKey(key): BackendKey,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<AuthenticatorsResponse>, ApiError> {
+    let list = services
+        .end_users()
+        .authenticators(TenantCaller::Backend(&key), key.tenant_id, &user_id)
+        .await?;
+    Ok(Json(AuthenticatorsResponse {
+        authenticators: list.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Revoke an authenticator
+///
+/// Kept for the audit trail, never usable again: the next sign-in with it is refused with
+/// `credential_revoked`, on every instance. Revoking a revoked authenticator is a no-op.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{user_id}/authenticators/{authenticator_id}",
+    tag = "Server API",
+    params(
+        ("user_id" = String, Path, description = "Your identifier for the user"),
+        ("authenticator_id" = Uuid, Path, description = "The authenticator's `id`"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn revoke_authenticator(
+    State(services): State<Services>,
+    BackendKey(key): BackendKey,
+    ApiPath((user_id, authenticator_id)): ApiPath<(String, Uuid)>,
+    Meta(meta): Meta,
+) -> Result<StatusCode, ApiError> {
+    services
+        .end_users()
+        .revoke_authenticator(
+            TenantCaller::Backend(&key),
+            key.tenant_id,
+            &user_id,
+            authenticator_id,
+            "Revoked through the Server API",
+            meta,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
