@@ -2,7 +2,7 @@
 # Installs what building (and, with `test`, testing) Latchkey needs, skipping what is present.
 # Safe to run any number of times. Needs: rustup/cargo, Node.js with npm, apt (Debian/Ubuntu).
 #
-#   scripts/setup.sh run    # wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt
+#   scripts/setup.sh run    # wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt, browser SDK
 #   scripts/setup.sh test   # the above, plus Chromium, psql and the end-to-end npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,17 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_V
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   # Not --locked: the CLI's own lock file pins dependencies that no longer build on this rustc.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+# The browser SDK (GET /sdk/latchkey.js): bundled from npm packages into public/sdk/, which the
+# portal build copies into the served site. Rebuilt whenever its sources are newer.
+if ! cmp -s sdk/package-lock.json sdk/node_modules/.package-lock.json 2>/dev/null; then
+  say "installing the browser SDK's packages (npm ci)"
+  (cd sdk && npm ci --no-audit --no-fund)
+fi
+if [ ! -f public/sdk/latchkey.js ] || [ -n "$(find sdk/src sdk/build.mjs sdk/package-lock.json -newer public/sdk/latchkey.js)" ]; then
+  say "building the browser SDK"
+  (cd sdk && npm run --silent build)
 fi
 
 if [ "$purpose" = test ]; then

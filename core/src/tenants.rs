@@ -273,6 +273,19 @@ impl<'a> Tenants<'a> {
         Ok(id)
     }
 
+    /// The configurations of every tenant with passkeys on (for CORS preflights that name no
+    /// tenant yet). Read from the database each time: preflights are rare and cacheable by
+    /// the browser (`Access-Control-Max-Age`).
+    pub(crate) async fn enabled_configs(&self) -> Result<Vec<PasskeyConfig>> {
+        tenant::Entity::find()
+            .filter(tenant::Column::PasskeysEnabled.eq(true))
+            .all(self.db)
+            .await?
+            .iter()
+            .map(config_of)
+            .collect()
+    }
+
     /// The tenants `actor` is a member of, by name.
     pub async fn list_for(&self, actor: &OperatorIdentity) -> Result<Vec<TenantSummary>> {
         let memberships = tenant_member::Entity::find()

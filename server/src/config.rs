@@ -178,6 +178,16 @@ pub struct Config {
         global = true
     )]
     pub trust_forwarded_for: bool,
+
+    /// Client API requests per second allowed per tenant and source address (bursts of twice
+    /// that); beyond, `429 rate_limited` with `Retry-After`. 0 turns the limit off.
+    #[arg(
+        long,
+        env = "LATCHKEY_CLIENT_RATE_LIMIT",
+        default_value_t = 20,
+        global = true
+    )]
+    pub client_rate_limit: u32,
 }
 
 /// Every variable the binary reads; anything else starting with `LATCHKEY_` is most likely a typo
@@ -191,6 +201,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_DATABASE_MAX_CONNECTIONS",
     "LATCHKEY_LOG_FORMAT",
     "LATCHKEY_TRUST_FORWARDED_FOR",
+    "LATCHKEY_CLIENT_RATE_LIMIT",
 ];
 
 pub fn unknown_env_vars() -> Vec<String> {

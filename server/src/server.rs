@@ -149,6 +149,7 @@ pub async fn start(
         crate::http::EdgeOptions {
             https: config.public_url.scheme() == "https",
             trust_forwarded_for: config.trust_forwarded_for,
+            client_rate_limit: config.client_rate_limit,
         },
     );
 

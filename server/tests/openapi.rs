@@ -126,6 +126,13 @@ async fn the_document_is_valid_and_matches_the_router() {
     }
     let res = t.get("/api/v1/nothing-here").await;
     assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    // A served path with another method: 405, still problem+json.
+    let res = t.get("/api/v1/tokens/validate").await;
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_request");
 
     // The reference page: HTML, self-contained, every operation on it.
     let res = t.get("/api/reference").await;

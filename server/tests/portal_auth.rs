@@ -63,6 +63,25 @@ const OPERATOR_FUNCTIONS: &[(&str, &[(&str, &str)])] = &[
             ("key", "00000000-0000-0000-0000-000000000000"),
         ],
     ),
+    (
+        "list_enrollment_tokens",
+        &[("id", "00000000-0000-0000-0000-000000000000")],
+    ),
+    (
+        "issue_enrollment_token",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("user_id", "user-1"),
+            ("add_authenticators", "true"),
+        ],
+    ),
+    (
+        "revoke_enrollment_token",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("token", "00000000-0000-0000-0000-000000000000"),
+        ],
+    ),
     ("create_tenant", &[("name", "Acme")]),
     (
         "tenant_details",

@@ -443,6 +443,21 @@ pub(crate) async fn redeemable(
     Ok(Redeemable { token, user })
 }
 
+/// The tenant a presented enrollment token belongs to, if it is one.
+pub(crate) async fn tenant_of(
+    conn: &impl ConnectionTrait,
+    presented: &str,
+) -> Result<Option<Uuid>> {
+    if !secrets::is_well_formed(SecretKind::Enrollment, presented) {
+        return Ok(None);
+    }
+    Ok(enrollment_token::Entity::find()
+        .filter(enrollment_token::Column::TokenHash.eq(secrets::hash(presented)))
+        .one(conn)
+        .await?
+        .map(|t| t.tenant_id))
+}
+
 /// The scope rule, against the user's current authenticators.
 pub(crate) async fn check_scope(
     conn: &impl ConnectionTrait,

@@ -29,6 +29,7 @@ pub use enrollment::{
     IssuedEnrollmentToken, Scope,
 };
 pub use relying_party::RelyingParties;
+
 pub use validation::{
     InvalidReason, VALIDATION_TOKEN_TTL_SECONDS, Validated, ValidationKind, ValidationOutcome,
 };
@@ -161,4 +162,53 @@ async fn active_authenticators(conn: &impl ConnectionTrait, user_pk: Uuid) -> Re
         .filter(authenticator::Column::RevokedAt.is_null())
         .count(conn)
         .await?)
+}
+
+/// What a Client API request is about, for deciding which web origins may call it.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientScope<'a> {
+    /// `/api/client/v1/tenants/{tenant_id}/…`
+    Tenant(Uuid),
+    /// Registration, authorised by an enrollment token (which names the tenant).
+    Enrollment(Option<&'a str>),
+    /// A preflight for registration: the token is not sent yet, so any tenant's origin will do
+    /// (the actual request is checked against the token's tenant).
+    AnyTenant,
+}
+
+impl EndUsers<'_> {
+    /// Whether a browser page at `origin` may call the Client API for `scope` (CORS): exactly
+    /// the web origins of the tenant, with passkeys on. A token that names no tenant is judged
+    /// like a preflight, so that the browser can read the `token_invalid` answer.
+    pub async fn client_origin_allowed(
+        &self,
+        scope: ClientScope<'_>,
+        origin: &str,
+    ) -> Result<bool> {
+        use crate::passkey_config::Origin;
+        let tenants = crate::tenants::Tenants::new(self.db, self.clock, self.configs);
+        let tenant_id = match scope {
+            ClientScope::Tenant(id) => Some(id),
+            ClientScope::Enrollment(token) => match token {
+                Some(token) => enrollment::tenant_of(self.db, token).await?,
+                None => None,
+            },
+            ClientScope::AnyTenant => None,
+        };
+        let allows = |config: &PasskeyConfig| {
+            config.enabled
+                && config
+                    .origins
+                    .iter()
+                    .any(|o| matches!(o, Origin::Web(web) if web == origin))
+        };
+        match (scope, tenant_id) {
+            (_, Some(id)) => Ok(tenants
+                .passkey_config(id)
+                .await?
+                .is_some_and(|c| allows(&c))),
+            (ClientScope::Tenant(_), None) => Ok(false),
+            (_, None) => Ok(tenants.enabled_configs().await?.iter().any(|c| allows(c))),
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub struct EdgeOptions {
     pub https: bool,
     /// A reverse proxy in front sets `X-Forwarded-For`; the audit log records its client address.
     pub trust_forwarded_for: bool,
+    /// Client API requests per second per tenant and source address (0: unlimited).
+    pub client_rate_limit: u32,
 }
 
 pub fn router(state: AppState, options: EdgeOptions) -> Router {
@@ -60,7 +62,11 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
         .layer(axum::middleware::from_fn(guards::same_origin_only))
         // The APIs authenticate with bearer credentials, not the portal's session cookie: they
         // sit outside the portal's session layer and page guard.
-        .merge(api::router());
+        .merge(api::router(
+            state.services.clone(),
+            options.client_rate_limit,
+        ))
+        .merge(sdk_router(&state.leptos_options.site_root));
     if options.trust_forwarded_for {
         router = router.layer(axum::Extension(app::session::TrustForwardedFor));
     }
@@ -77,6 +83,24 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
         )
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// The browser SDK (`/sdk/latchkey.js` and its types), loadable as a module from any site: module
+/// scripts are fetched with CORS.
+fn sdk_router<S: Clone + Send + Sync + 'static>(site_root: &str) -> Router<S> {
+    let files = tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            axum::http::HeaderValue::from_static("*"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::HeaderName::from_static("cross-origin-resource-policy"),
+            axum::http::HeaderValue::from_static("cross-origin"),
+        ))
+        .service(tower_http::services::ServeDir::new(
+            std::path::Path::new(site_root).join("sdk"),
+        ));
+    Router::new().nest_service("/sdk", files)
 }
 
 /// One line per request with method, path, status and latency. The query string is left out on

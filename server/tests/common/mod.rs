@@ -30,6 +30,12 @@ impl TestServer {
     /// Starts a server, or `None` when PostgreSQL is wanted but absent outside CI (announced
     /// loudly by [`TestDb`]).
     pub async fn start(backend: TestBackend) -> Option<Self> {
+        // Tests fire many Client API calls from one address; the limit has its own test.
+        Self::start_with(backend, &["--client-rate-limit", "0"]).await
+    }
+
+    /// Like [`Self::start`], with extra command-line options.
+    pub async fn start_with(backend: TestBackend, extra: &[&str]) -> Option<Self> {
         let db = TestDb::create(backend).await?;
         let conn = db.connect().await;
         // Starts at the wall clock's time (to the second) so that cookie lifetimes, which
@@ -37,14 +43,15 @@ impl TestServer {
         let wall = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
         let clock = ManualClock::new(wall);
         let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock.clone()));
-        let cli = Cli::try_parse_from([
+        let mut args = vec![
             "latchkey",
             "--bind",
             "127.0.0.1:0",
             "--database-url",
             db.url().expose(),
-        ])
-        .expect("test configuration parses");
+        ];
+        args.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(args).expect("test configuration parses");
         let server = start(&cli.config, services.clone(), pending())
             .await
             .expect("server starts");

@@ -4,6 +4,8 @@
 
 mod auth;
 mod client_api;
+mod client_limit;
+mod cors;
 mod extract;
 pub mod rate_limit;
 mod reference;
@@ -76,15 +78,26 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Both APIs and their document, as one router.
-pub fn router<S>() -> Router<S>
+/// Both APIs and their document, as one router. `client_rate_limit`: Client API requests per
+/// second per tenant and source address (0: no limit).
+pub fn router<S>(services: Services, client_rate_limit: u32) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Services: FromRef<S>,
 {
+    let mut client = client_api::router().layer(axum::middleware::from_fn(client_limit::limit));
+    if let Some(limiter) = client_limit::ClientLimiter::new(client_rate_limit) {
+        client = client.layer(axum::Extension(limiter));
+    }
+    // Outermost: a refusal of any kind (rate limit included) still names the allowed origin,
+    // so the page's script can read it.
+    let client = client.layer(axum::middleware::from_fn_with_state(
+        services,
+        cors::client_cors,
+    ));
     let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(server_api::router())
-        .merge(client_api::router())
+        .merge(client)
         .split_for_parts();
     let reference = Arc::new(reference::render(&document));
     let document = Arc::new(document);
@@ -113,6 +126,7 @@ where
     )
     // Unknown API paths answer as an API would (problem+json), not with the portal's page.
     .route("/api/{*rest}", any(not_found))
+    .method_not_allowed_fallback(method_not_allowed)
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(axum::Extension(Arc::new(
         rate_limit::FailedAuthLimiter::default(),
@@ -130,4 +144,12 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 async fn not_found() -> impl IntoResponse {
     Problem::new(ErrorCode::NotFound, "No such API endpoint.")
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> impl IntoResponse {
+    Problem::new(
+        ErrorCode::InvalidRequest,
+        format!("This endpoint does not accept {method}; see /api/reference."),
+    )
+    .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
 }

@@ -1,0 +1,64 @@
+// Types of the Latchkey browser SDK (GET /sdk/latchkey.js).
+
+/** Latchkey's problem codes, and the browser-side ones the SDK adds. */
+export type LatchkeyErrorCode =
+  | 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'passkeys_disabled'
+  | 'token_invalid' | 'token_expired' | 'token_used' | 'scope_required' | 'ceremony_invalid'
+  | 'ceremony_expired' | 'origin_mismatch' | 'rp_id_mismatch' | 'challenge_mismatch'
+  | 'user_verification_required' | 'credential_unknown' | 'credential_revoked'
+  | 'credential_exists' | 'counter_regressed' | 'payload_too_large' | 'rate_limited' | 'internal'
+  | 'cancelled' | 'not_supported' | 'network_error' | 'browser_error';
+
+export class LatchkeyError extends Error {
+  readonly name: 'LatchkeyError';
+  /** Stable, for programs; `message` is for people. */
+  readonly code: LatchkeyErrorCode;
+  /** The HTTP status when Latchkey refused. */
+  readonly status?: number;
+}
+
+export interface LatchkeyOptions {
+  /** Where Latchkey is served, e.g. `https://auth.example.com`. */
+  baseUrl: string;
+  /** Your tenant's id (needed to sign in). */
+  tenantId?: string;
+}
+
+export interface Authenticator {
+  id: string;
+  name: string;
+  aaguid: string;
+  provider_name?: string;
+  backup_eligible: boolean;
+  backup_state: boolean;
+  transports: string[];
+  created_at: string;
+  last_used_at?: string;
+  revoked_at?: string;
+}
+
+export interface SignUpResult {
+  /** `lk_val_…`: send it to your backend, which validates it (single-use, 5 minutes). */
+  token: string;
+  authenticator: Authenticator;
+}
+
+export interface SignInResult {
+  /** `lk_val_…`: send it to your backend, which validates it (single-use, 5 minutes). */
+  token: string;
+}
+
+export class Latchkey {
+  constructor(options: LatchkeyOptions);
+  readonly baseUrl: string;
+  readonly tenantId?: string;
+  static supported(): boolean;
+  static autofillSupported(): Promise<boolean>;
+  static cancel(): void;
+  /** Registers a passkey with an enrollment token (`lk_enr_…`) from your backend. */
+  signUp(options: { token: string; name?: string }): Promise<SignUpResult>;
+  /** Signs in with a passkey: a known user, a picker, or the browser's autofill. */
+  signIn(options?: { userId?: string; autofill?: boolean }): Promise<SignInResult>;
+}
+
+export default Latchkey;

@@ -1,0 +1,179 @@
+// The Latchkey browser SDK: passkey sign-up (with an enrollment token from your backend) and
+// sign-in (a known user, a passkey picker, or autofill) against a tenant's Client API. The
+// WebAuthn JSON conversions and browser quirks are @simplewebauthn/browser's; this file only
+// talks to Latchkey and turns failures into readable errors with stable codes.
+import {
+  WebAuthnAbortService,
+  browserSupportsWebAuthn,
+  browserSupportsWebAuthnAutofill,
+  startAuthentication,
+  startRegistration,
+} from '@simplewebauthn/browser';
+
+/** Messages for the browser's own refusals (by @simplewebauthn's error codes and DOM names). */
+const BROWSER_ERRORS = {
+  ERROR_CEREMONY_ABORTED: ['cancelled', 'The passkey prompt was cancelled.'],
+  ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED: [
+    'credential_exists',
+    'This device already has a passkey for this account.',
+  ],
+  ERROR_INVALID_DOMAIN: ['origin_mismatch', 'This page may not use passkeys for this site.'],
+  ERROR_INVALID_RP_ID: ['rp_id_mismatch', 'This page may not use passkeys for this site.'],
+  ERROR_AUTHENTICATOR_NO_SUPPORTED_PUBKEYCREDPARAMS_ALG: [
+    'not_supported',
+    'This authenticator supports none of the allowed algorithms.',
+  ],
+  ERROR_AUTHENTICATOR_MISSING_USER_VERIFICATION_SUPPORT: [
+    'user_verification_required',
+    'This authenticator cannot verify you (PIN or biometrics).',
+  ],
+  ERROR_AUTHENTICATOR_MISSING_DISCOVERABLE_CREDENTIAL_SUPPORT: [
+    'not_supported',
+    'This authenticator cannot store passkeys.',
+  ],
+  NotAllowedError: ['cancelled', 'The passkey prompt was cancelled or timed out.'],
+  AbortError: ['cancelled', 'The passkey prompt was cancelled.'],
+  InvalidStateError: ['credential_exists', 'This device already has a passkey for this account.'],
+  SecurityError: ['origin_mismatch', 'This page may not use passkeys for this site.'],
+  NotSupportedError: ['not_supported', 'This browser or device does not support passkeys.'],
+};
+
+/** Messages for Latchkey's problem codes, for people (the `code` stays for programs). */
+const PROBLEM_MESSAGES = {
+  token_invalid: 'This sign-up link is not valid. Ask for a new one.',
+  token_expired: 'This sign-up link has expired. Ask for a new one.',
+  token_used: 'This sign-up link has already been used.',
+  scope_required: 'You already have a passkey. Adding another needs a new link.',
+  passkeys_disabled: 'Passkeys are not available here right now.',
+  ceremony_expired: 'That took too long. Try again.',
+  ceremony_invalid: 'Something went wrong. Try again.',
+  credential_unknown: 'This passkey is not registered here.',
+  credential_revoked: 'This passkey has been revoked. Use another one or ask for help.',
+  credential_exists: 'This passkey is already registered.',
+  user_verification_required: 'Your device did not verify you (PIN or biometrics). Try again.',
+  counter_regressed: 'This passkey could not be trusted. Contact support.',
+  rate_limited: 'Too many attempts. Wait a moment and try again.',
+};
+
+/** A failed sign-up or sign-in: `code` is Latchkey's problem code or a browser-side one. */
+export class LatchkeyError extends Error {
+  constructor(code, message, { status, cause } = {}) {
+    super(message, cause ? { cause } : undefined);
+    this.name = 'LatchkeyError';
+    this.code = code;
+    this.status = status;
+  }
+}
+
+function browserError(err) {
+  const known = BROWSER_ERRORS[err?.code] ?? BROWSER_ERRORS[err?.cause?.name] ?? BROWSER_ERRORS[err?.name];
+  if (known) return new LatchkeyError(known[0], known[1], { cause: err });
+  return new LatchkeyError('browser_error', err?.message || 'The passkey prompt failed.', { cause: err });
+}
+
+export class Latchkey {
+  /**
+   * @param {{ baseUrl: string, tenantId: string }} options
+   */
+  constructor({ baseUrl, tenantId } = {}) {
+    if (!baseUrl) throw new TypeError('Latchkey: baseUrl is required');
+    this.baseUrl = String(baseUrl).replace(/\/+$/, '');
+    this.tenantId = tenantId;
+  }
+
+  /** Whether this browser can use passkeys at all. */
+  static supported() {
+    return browserSupportsWebAuthn();
+  }
+
+  /** Whether this browser offers passkeys in autofill (conditional UI). */
+  static autofillSupported() {
+    return browserSupportsWebAuthnAutofill();
+  }
+
+  async #post(path, body, token) {
+    let res;
+    try {
+      res = await fetch(this.baseUrl + path, {
+        method: 'POST',
+        mode: 'cors',
+        credentials: 'omit',
+        headers: {
+          'content-type': 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify(body ?? {}),
+      });
+    } catch (cause) {
+      throw new LatchkeyError('network_error', 'Latchkey could not be reached.', { cause });
+    }
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      const code = data.code || 'internal';
+      throw new LatchkeyError(code, PROBLEM_MESSAGES[code] || data.detail || 'Something went wrong.', {
+        status: res.status,
+      });
+    }
+    return data;
+  }
+
+  #tenantPath(step) {
+    if (!this.tenantId) throw new TypeError('Latchkey: tenantId is required to sign in');
+    return `/api/client/v1/tenants/${encodeURIComponent(this.tenantId)}/authentication/${step}`;
+  }
+
+  /**
+   * Registers a passkey with an enrollment token from your backend.
+   * @param {{ token: string, name?: string }} options
+   * @returns {Promise<{ token: string, authenticator: object }>} `token` is for your backend.
+   */
+  async signUp({ token, name } = {}) {
+    if (!token) throw new TypeError('Latchkey.signUp: token is required');
+    const options = await this.#post('/api/client/v1/registration/options', {}, token);
+    let credential;
+    try {
+      credential = await startRegistration({ optionsJSON: options.publicKey });
+    } catch (err) {
+      throw browserError(err);
+    }
+    const body = { ceremony_id: options.ceremony_id, credential };
+    if (name) body.name = name;
+    const result = await this.#post('/api/client/v1/registration/verify', body, token);
+    return { token: result.token, authenticator: result.authenticator };
+  }
+
+  /**
+   * Signs in: a known user (`userId`), any passkey of this site (a picker), or — with
+   * `autofill: true` — through the browser's autofill on an input with
+   * `autocomplete="username webauthn"` (resolves when the user picks a passkey there).
+   * @param {{ userId?: string, autofill?: boolean }} options
+   * @returns {Promise<{ token: string }>} `token` is for your backend.
+   */
+  async signIn({ userId, autofill = false } = {}) {
+    if (autofill && !(await browserSupportsWebAuthnAutofill())) {
+      throw new LatchkeyError('not_supported', 'This browser does not offer passkeys in autofill.');
+    }
+    const options = await this.#post(this.#tenantPath('options'), userId ? { user_id: userId } : {});
+    let credential;
+    try {
+      credential = await startAuthentication({
+        optionsJSON: options.publicKey,
+        useBrowserAutofill: autofill,
+      });
+    } catch (err) {
+      throw browserError(err);
+    }
+    const result = await this.#post(this.#tenantPath('verify'), {
+      ceremony_id: options.ceremony_id,
+      credential,
+    });
+    return { token: result.token };
+  }
+
+  /** Cancels a pending prompt (e.g. an autofill request before a modal sign-in). */
+  static cancel() {
+    WebAuthnAbortService.cancelCeremony();
+  }
+}
+
+export default Latchkey;

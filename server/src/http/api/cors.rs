@@ -1,0 +1,140 @@
+//! CORS for the Client API: browsers may call it from exactly the tenant's web origins.
+//!
+//! A request without `Origin` (an Android or iOS app, a server) passes untouched. A preflight
+//! is answered here: allowed for the tenant named in the path, or — for registration, whose
+//! preflight carries no token yet — for an origin of any tenant with passkeys on. An actual
+//! request from an origin the tenant (of the path, or of the enrollment token) does not list is
+//! refused with `origin_mismatch` before anything runs; an allowed one gets
+//! `Access-Control-Allow-Origin` naming it.
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use latchkey_core::{ErrorCode, Services, end_users::ClientScope};
+use uuid::Uuid;
+
+use super::extract::bearer_of;
+use crate::http::problem::Problem;
+
+const TENANT_PREFIX: &str = "/api/client/v1/tenants/";
+/// How long a browser may reuse a preflight answer.
+const PREFLIGHT_MAX_AGE: &str = "600";
+
+fn scope_of<'a>(path: &str, preflight: bool, token: Option<&'a str>) -> Option<ClientScope<'a>> {
+    match path.strip_prefix(TENANT_PREFIX) {
+        Some(rest) => rest
+            .split('/')
+            .next()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .map(ClientScope::Tenant),
+        None if preflight => Some(ClientScope::AnyTenant),
+        None => Some(ClientScope::Enrollment(token)),
+    }
+}
+
+pub async fn client_cors(
+    State(services): State<Services>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(origin) = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return next.run(request).await;
+    };
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let token = bearer_of(request.headers()).map(str::to_owned);
+    let allowed = match scope_of(request.uri().path(), preflight, token.as_deref()) {
+        Some(scope) => match services
+            .end_users()
+            .client_origin_allowed(scope, &origin)
+            .await
+        {
+            Ok(allowed) => allowed,
+            Err(err) => {
+                tracing::error!(error = %err, "checking a client origin failed");
+                return Problem::new(ErrorCode::Internal, ErrorCode::Internal.title())
+                    .into_response();
+            }
+        },
+        None => false,
+    };
+    if !allowed {
+        let mut refused = Problem::new(
+            ErrorCode::OriginMismatch,
+            "This origin is not one of the tenant's expected web origins.",
+        )
+        .into_response();
+        if preflight {
+            *refused.status_mut() = StatusCode::FORBIDDEN;
+        }
+        return refused;
+    }
+    let origin = match HeaderValue::from_str(&origin) {
+        Ok(value) => value,
+        Err(_) => {
+            return Problem::new(ErrorCode::OriginMismatch, "Malformed origin.").into_response();
+        }
+    };
+    let mut response = if preflight {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+        );
+        response
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after"),
+    );
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scope_follows_the_path() {
+        let id = Uuid::new_v4();
+        let path = format!("{TENANT_PREFIX}{id}/authentication/options");
+        assert!(matches!(scope_of(&path, true, None), Some(ClientScope::Tenant(t)) if t == id));
+        assert!(scope_of(&format!("{TENANT_PREFIX}nope/x"), false, None).is_none());
+        assert!(matches!(
+            scope_of("/api/client/v1/registration/options", true, None),
+            Some(ClientScope::AnyTenant)
+        ));
+        assert!(matches!(
+            scope_of(
+                "/api/client/v1/registration/verify",
+                false,
+                Some("lk_enr_x")
+            ),
+            Some(ClientScope::Enrollment(Some("lk_enr_x")))
+        ));
+    }
+}
