@@ -140,6 +140,18 @@ pub(crate) fn verification_error(err: WebauthnError) -> Error {
             ErrorCode::CredentialExists,
             "This passkey is already registered.",
         ),
+        W::InvalidClientDataType => (
+            ErrorCode::CeremonyInvalid,
+            "The response belongs to another kind of ceremony.",
+        ),
+        W::UserNotPresent => (
+            ErrorCode::InvalidRequest,
+            "The authenticator did not confirm that a person was present.",
+        ),
+        W::CredentialAlteredAlgFromRequest | W::COSEKeyInvalidAlgorithm => (
+            ErrorCode::InvalidRequest,
+            "The passkey uses a signature algorithm this service does not accept.",
+        ),
         other => {
             tracing::info!(error = %other, "WebAuthn verification refused");
             (

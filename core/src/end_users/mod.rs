@@ -28,6 +28,7 @@ pub use enrollment::{
     DEFAULT_ENROLLMENT_TTL_SECONDS, ENROLLMENT_TTL_RANGE, EnrollmentRequest, EnrollmentTokenInfo,
     IssuedEnrollmentToken, Scope,
 };
+pub use registration::Registered;
 pub use relying_party::RelyingParties;
 
 pub use validation::{

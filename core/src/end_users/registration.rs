@@ -52,6 +52,51 @@ struct ResponseExtras {
     authenticator_attachment: Option<String>,
     #[serde(default)]
     response: TransportsOnly,
+    #[serde(default)]
+    client_extension_results: ExtensionResults,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ExtensionResults {
+    #[serde(default)]
+    cred_props: CredProps,
+}
+
+#[derive(Deserialize, Default)]
+struct CredProps {
+    rk: Option<bool>,
+}
+
+impl ResponseExtras {
+    /// The tenant's attachment and resident-key requirements, checked against what the client
+    /// reports (`authenticatorAttachment`, the `credProps` extension). A client that reports
+    /// nothing is given the benefit of the doubt: the options already asked for it.
+    fn check(&self, config: &crate::passkey_config::PasskeyConfig) -> Result<()> {
+        use crate::passkey_config::Attachment;
+        let required = match config.attachment {
+            Attachment::Any => None,
+            Attachment::Platform => Some("platform"),
+            Attachment::CrossPlatform => Some("cross-platform"),
+        };
+        if let (Some(required), Some(reported)) = (required, &self.authenticator_attachment)
+            && reported != required
+        {
+            return Err(Error::invalid(
+                "credential",
+                format!("This service accepts only {required} authenticators."),
+            ));
+        }
+        if config.resident_key == Requirement::Required
+            && self.client_extension_results.cred_props.rk == Some(false)
+        {
+            return Err(Error::invalid(
+                "credential",
+                "This service needs a passkey stored on the authenticator (discoverable).",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -255,6 +300,7 @@ impl EndUsers<'_> {
                 .map_err(verification_error)
         })
         .await?;
+        extras.check(&config)?;
 
         let aaguid = aaguid_of(extras.response.attestation_object.as_deref());
         let provider = aaguid::provider(aaguid);

@@ -44,6 +44,10 @@ pub struct SoftPasskeys {
     pub aaguid: [u8; 16],
     /// How much the signature counter moves per assertion (0, like synced passkeys, is valid).
     pub counter_step: u32,
+    /// The ID the next registered credential gets (to provoke duplicates); random otherwise.
+    pub next_id: Option<Vec<u8>>,
+    /// What `authenticatorAttachment` the responses report.
+    pub attachment: &'static str,
 }
 
 impl Default for SoftPasskeys {
@@ -54,6 +58,8 @@ impl Default for SoftPasskeys {
             backed_up: false,
             aaguid: [0; 16],
             counter_step: 1,
+            next_id: None,
+            attachment: "platform",
         }
     }
 }
@@ -185,7 +191,10 @@ impl SoftPasskeys {
         }
 
         let key = new_key()?;
-        let id = random_bytes::<16>()?.to_vec();
+        let id = match self.next_id.take() {
+            Some(id) => id,
+            None => random_bytes::<16>()?.to_vec(),
+        };
         let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
         auth_data.push(self.flags() | AT);
         auth_data.extend_from_slice(&0u32.to_be_bytes());
@@ -222,7 +231,7 @@ impl SoftPasskeys {
             "id": b64(&id),
             "rawId": b64(&id),
             "type": "public-key",
-            "authenticatorAttachment": "platform",
+            "authenticatorAttachment": self.attachment,
             "clientExtensionResults": { "credProps": { "rk": true } },
             "response": {
                 "clientDataJSON": b64(&client_data),
@@ -254,10 +263,29 @@ impl SoftPasskeys {
 
 /// Signs an assertion with `credential` as it stands (used directly to replay old counters).
 pub fn assertion(credential: &SoftCredential, flags: u8, challenge: &str, origin: &str) -> Value {
+    assertion_of_type(credential, flags, "webauthn.get", challenge, origin)
+}
+
+/// Flag values, for hand-made assertions.
+pub mod flags {
+    pub const UP: u8 = super::UP;
+    pub const UV: u8 = super::UV;
+    pub const BE: u8 = super::BE;
+    pub const BS: u8 = super::BS;
+}
+
+/// Like [`assertion`], with the `clientDataJSON.type` given (to test that a wrong one is refused).
+pub fn assertion_of_type(
+    credential: &SoftCredential,
+    flags: u8,
+    client_data_type: &str,
+    challenge: &str,
+    origin: &str,
+) -> Value {
     let mut auth_data = Sha256::digest(credential.rp_id.as_bytes()).to_vec();
     auth_data.push(flags);
     auth_data.extend_from_slice(&credential.counter.to_be_bytes());
-    let client_data = client_data("webauthn.get", challenge, origin);
+    let client_data = client_data(client_data_type, challenge, origin);
     let mut signed = auth_data.clone();
     signed.extend_from_slice(&Sha256::digest(&client_data));
     let signature: Signature = credential.key.sign(&signed);

@@ -57,7 +57,13 @@ fn tenant_in(path: &str) -> Uuid {
 }
 
 pub async fn limit(request: Request, next: Next) -> Response {
-    let Some(limiter) = request.extensions().get::<Arc<ClientLimiter>>().cloned() else {
+    let limiter = request
+        .uri()
+        .path()
+        .starts_with("/api/client/")
+        .then(|| request.extensions().get::<Arc<ClientLimiter>>().cloned())
+        .flatten();
+    let Some(limiter) = limiter else {
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::extract::bearer_of;
 use crate::http::problem::Problem;
 
+const CLIENT_PREFIX: &str = "/api/client/";
 const TENANT_PREFIX: &str = "/api/client/v1/tenants/";
 /// How long a browser may reuse a preflight answer.
 const PREFLIGHT_MAX_AGE: &str = "600";
@@ -40,6 +41,9 @@ pub async fn client_cors(
     request: Request,
     next: Next,
 ) -> Response {
+    if !request.uri().path().starts_with(CLIENT_PREFIX) {
+        return next.run(request).await;
+    }
     let Some(origin) = request
         .headers()
         .get(header::ORIGIN)

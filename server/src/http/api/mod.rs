@@ -85,48 +85,51 @@ where
     S: Clone + Send + Sync + 'static,
     Services: FromRef<S>,
 {
-    let mut client = client_api::router().layer(axum::middleware::from_fn(client_limit::limit));
-    if let Some(limiter) = client_limit::ClientLimiter::new(client_rate_limit) {
-        client = client.layer(axum::Extension(limiter));
-    }
-    // Outermost: a refusal of any kind (rate limit included) still names the allowed origin,
-    // so the page's script can read it.
-    let client = client.layer(axum::middleware::from_fn_with_state(
-        services,
-        cors::client_cors,
-    ));
     let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(server_api::router())
-        .merge(client)
+        .merge(client_api::router())
         .split_for_parts();
     let reference = Arc::new(reference::render(&document));
     let document = Arc::new(document);
-    api.route(
-        "/api/openapi.json",
-        get(move || {
-            let document = document.clone();
-            async move { Json(document.as_ref().clone()) }
-        }),
-    )
-    .route(
-        "/api/reference",
-        get(move || {
-            let page = reference.clone();
-            async move {
-                // Inline styles only; nothing else may load or run.
-                (
-                    [(
-                        axum::http::header::CONTENT_SECURITY_POLICY,
-                        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-                    )],
-                    Html(page.as_ref().clone()),
-                )
-            }
-        }),
-    )
-    // Unknown API paths answer as an API would (problem+json), not with the portal's page.
-    .route("/api/{*rest}", any(not_found))
-    .method_not_allowed_fallback(method_not_allowed)
+    let api = api
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
+        .route(
+            "/api/reference",
+            get(move || {
+                let page = reference.clone();
+                async move {
+                    // Inline styles only; nothing else may load or run.
+                    (
+                        [(
+                            axum::http::header::CONTENT_SECURITY_POLICY,
+                            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                        )],
+                        Html(page.as_ref().clone()),
+                    )
+                }
+            }),
+        )
+        // Unknown API paths answer as an API would (problem+json), not with the portal's page.
+        .route("/api/{*rest}", any(not_found))
+        .method_not_allowed_fallback(method_not_allowed);
+    // Layers after the fallbacks, so that they wrap them too (a CORS preflight is an OPTIONS
+    // request no route serves). Both act on `/api/client/` only.
+    let mut api = api.layer(axum::middleware::from_fn(client_limit::limit));
+    if let Some(limiter) = client_limit::ClientLimiter::new(client_rate_limit) {
+        api = api.layer(axum::Extension(limiter));
+    }
+    // Outermost: a refusal of any kind (rate limit included) still names the allowed origin,
+    // so the page's script can read it.
+    api.layer(axum::middleware::from_fn_with_state(
+        services,
+        cors::client_cors,
+    ))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(axum::Extension(Arc::new(
         rate_limit::FailedAuthLimiter::default(),

@@ -1,0 +1,780 @@
+//! End users' WebAuthn ceremonies against a tenant's relying party, on both databases, with a
+//! software authenticator producing real responses: the options honour the tenant's
+//! configuration, Android origins verify, and every verification step we own refuses with its
+//! precise code while changing nothing but the consumed ceremony and the audit log.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
+
+use std::sync::Arc;
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{TimeDelta, TimeZone, Utc};
+use latchkey_core::{
+    ErrorCode, ManualClock, Services,
+    audit::RequestMeta,
+    authz::OperatorIdentity,
+    both_backends,
+    end_users::{ClientCeremony, EnrollmentRequest, Scope, TenantCaller},
+    passkey_config::{Algorithm, Attachment, Attestation, PasskeyConfigInput, Requirement},
+    tenants::NewTenant,
+    testing::{
+        TestBackend, TestDb, all_rows_as_text, insert_operator,
+        soft_passkey::{self, SoftPasskeys, flags},
+    },
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+both_backends!(
+    the_options_follow_the_tenants_configuration,
+    android_apps_register_and_sign_in,
+    each_sign_in_check_refuses_with_its_code_and_changes_nothing,
+    a_sign_count_that_goes_backwards_is_refused_and_flagged,
+    replayed_and_expired_ceremonies_are_refused,
+    each_registration_check_refuses_and_keeps_the_token,
+    a_credential_id_registered_twice_is_refused
+);
+
+const ORIGIN: &str = "https://shop.example.com";
+const APK_HASH: [u8; 32] = [0x5a; 32];
+
+struct Fixture {
+    _db: TestDb,
+    services: Services,
+    clock: ManualClock,
+    conn: sea_orm::DatabaseConnection,
+    owner: OperatorIdentity,
+    tenant: Uuid,
+}
+
+fn android_origin() -> String {
+    format!("android:apk-key-hash:{}", URL_SAFE_NO_PAD.encode(APK_HASH))
+}
+
+async fn fixture(backend: TestBackend) -> Option<Fixture> {
+    let db = TestDb::create(backend).await?;
+    let conn = db.connect().await;
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap());
+    let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock.clone()));
+    let owner = insert_operator(&conn, "owner@shop.test", false).await;
+    let tenant = services
+        .tenants()
+        .create_for_automation(NewTenant {
+            name: "Shop".into(),
+            rp_id: Some("shop.example.com".into()),
+            origins: vec![ORIGIN.into(), android_origin()],
+            enable_passkeys: true,
+            owner_email: Some(owner.email.clone()),
+        })
+        .await
+        .unwrap();
+    Some(Fixture {
+        _db: db,
+        services,
+        clock,
+        conn,
+        owner,
+        tenant,
+    })
+}
+
+impl Fixture {
+    async fn configure(&self, change: impl FnOnce(&mut PasskeyConfigInput)) {
+        let details = self
+            .services
+            .tenants()
+            .get(&self.owner, self.tenant)
+            .await
+            .unwrap();
+        let config = details.config;
+        let mut input = PasskeyConfigInput {
+            enabled: config.enabled,
+            rp_id: config.rp_id.clone().unwrap_or_default(),
+            rp_name: config.rp_name.clone().unwrap_or_default(),
+            origins: config
+                .origins
+                .iter()
+                .map(|o| o.as_client_origin())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            attestation: config.attestation,
+            user_verification: config.user_verification,
+            resident_key: config.resident_key,
+            attachment: config.attachment,
+            algorithms: config.algorithms.clone(),
+            timeout_seconds: config.timeout_seconds,
+            confirm_rp_id_change: false,
+        };
+        change(&mut input);
+        self.services
+            .tenants()
+            .update_passkey_config(
+                &self.owner,
+                self.tenant,
+                &input,
+                config.version,
+                RequestMeta::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn token(&self, user: &str) -> String {
+        self.services
+            .end_users()
+            .issue_enrollment_token(
+                TenantCaller::Operator(&self.owner),
+                self.tenant,
+                user,
+                EnrollmentRequest {
+                    scopes: vec![Scope::AddAuthenticators],
+                    ..EnrollmentRequest::default()
+                },
+                RequestMeta::default(),
+            )
+            .await
+            .unwrap()
+            .token
+    }
+
+    async fn register_at(
+        &self,
+        token: &str,
+        origin: &str,
+        passkeys: &mut SoftPasskeys,
+    ) -> latchkey_core::Result<Uuid> {
+        let users = self.services.end_users();
+        let options = users
+            .begin_registration(token, RequestMeta::default())
+            .await?;
+        let credential = passkeys.register(origin, &options.public_key).unwrap();
+        Ok(users
+            .finish_registration(
+                token,
+                options.ceremony_id,
+                &credential.to_string(),
+                None,
+                RequestMeta::default(),
+            )
+            .await?
+            .authenticator
+            .id)
+    }
+
+    async fn register(&self, user: &str, passkeys: &mut SoftPasskeys) -> Uuid {
+        let token = self.token(user).await;
+        self.register_at(&token, ORIGIN, passkeys).await.unwrap()
+    }
+
+    async fn options(&self, user: Option<&str>) -> ClientCeremony {
+        self.services
+            .end_users()
+            .begin_authentication(self.tenant, user)
+            .await
+            .unwrap()
+    }
+
+    async fn finish(
+        &self,
+        options: &ClientCeremony,
+        credential: &Value,
+    ) -> latchkey_core::Result<String> {
+        self.services
+            .end_users()
+            .finish_authentication(
+                self.tenant,
+                options.ceremony_id,
+                &credential.to_string(),
+                RequestMeta::default(),
+            )
+            .await
+    }
+
+    async fn finish_registration(
+        &self,
+        token: &str,
+        options: &ClientCeremony,
+        credential: Value,
+    ) -> latchkey_core::Result<latchkey_core::end_users::Registered> {
+        self.services
+            .end_users()
+            .finish_registration(
+                token,
+                options.ceremony_id,
+                &credential.to_string(),
+                None,
+                RequestMeta::default(),
+            )
+            .await
+    }
+
+    /// Everything a refused sign-in must leave alone: authenticators and validation tokens.
+    async fn state(&self) -> Vec<String> {
+        all_rows_as_text(&self.conn)
+            .await
+            .into_iter()
+            .filter(|(table, _)| matches!(table.as_str(), "authenticators" | "validation_tokens"))
+            .map(|(_, row)| row)
+            .collect()
+    }
+
+    async fn failures(&self) -> Vec<String> {
+        self.services
+            .audit()
+            .recent(Some(self.tenant), 500)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.error_code)
+            .collect()
+    }
+}
+
+fn challenge(options: &ClientCeremony) -> String {
+    options.public_key["challenge"].as_str().unwrap().to_owned()
+}
+
+async fn the_options_follow_the_tenants_configuration(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    f.configure(|c| {
+        c.user_verification = Requirement::Required;
+        c.resident_key = Requirement::Required;
+        c.attachment = Attachment::Platform;
+        c.attestation = Attestation::Direct;
+        c.algorithms = vec![Algorithm::Es256, Algorithm::Es384];
+        c.timeout_seconds = 120;
+        c.rp_name = "Example Shop".into();
+    })
+    .await;
+    let token = f.token("user-1").await;
+    let options = f
+        .services
+        .end_users()
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let pk = &options.public_key;
+    assert_eq!(pk["rp"]["id"], "shop.example.com");
+    assert_eq!(pk["rp"]["name"], "Example Shop");
+    assert_eq!(pk["attestation"], "direct");
+    assert_eq!(pk["timeout"], 120_000);
+    assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(pk["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(
+        pk["authenticatorSelection"]["authenticatorAttachment"],
+        "platform"
+    );
+    let algs: Vec<i64> = pk["pubKeyCredParams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["alg"].as_i64().unwrap())
+        .collect();
+    assert_eq!(algs, vec![-7, -35]);
+    // No nulls anywhere: parseCreationOptionsFromJSON takes it as it is.
+    assert!(!pk.to_string().contains("null"));
+
+    // Enforced at verification too: a cross-platform authenticator is refused...
+    let mut key = SoftPasskeys::new();
+    key.attachment = "cross-platform";
+    let err = f.register_at(&token, ORIGIN, &mut key).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.field()),
+        (ErrorCode::InvalidRequest, Some("credential"))
+    );
+    // ...and with RS256 only, an ES256 passkey is refused by the server (not just the client).
+    f.configure(|c| c.algorithms = vec![Algorithm::Rs256]).await;
+    let users = f.services.end_users();
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let mut forged = options.public_key.clone();
+    forged["pubKeyCredParams"] = serde_json::json!([{ "type": "public-key", "alg": -7 }]);
+    let credential = SoftPasskeys::new().register(ORIGIN, &forged).unwrap();
+    let err = users
+        .finish_registration(
+            &token,
+            options.ceremony_id,
+            &credential.to_string(),
+            None,
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    f.configure(|c| {
+        c.algorithms = vec![Algorithm::Es256];
+        c.attachment = Attachment::Any;
+    })
+    .await;
+    // The sign-in options carry the tenant's user verification and timeout.
+    f.register("user-1", &mut SoftPasskeys::new()).await;
+    let options = f.options(Some("user-1")).await;
+    assert_eq!(options.public_key["userVerification"], "required");
+    assert_eq!(options.public_key["rpId"], "shop.example.com");
+    assert_eq!(options.public_key["timeout"], 120_000);
+    assert_eq!(
+        options.public_key["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let discoverable = f.options(None).await;
+    assert_eq!(
+        discoverable.public_key["allowCredentials"],
+        serde_json::json!([])
+    );
+}
+
+async fn android_apps_register_and_sign_in(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    let token = f.token("user-1").await;
+    f.register_at(&token, &android_origin(), &mut phone)
+        .await
+        .unwrap();
+    let options = f.options(Some("user-1")).await;
+    let credential = phone
+        .authenticate(&android_origin(), &options.public_key)
+        .unwrap();
+    let validation = f.finish(&options, &credential).await.unwrap();
+    assert!(validation.starts_with("lk_val_"));
+    // Another app (another signing certificate) is not this tenant's.
+    let other = format!(
+        "android:apk-key-hash:{}",
+        URL_SAFE_NO_PAD.encode([0x11u8; 32])
+    );
+    let options = f.options(None).await;
+    let credential = phone.authenticate(&other, &options.public_key).unwrap();
+    assert_eq!(
+        f.finish(&options, &credential).await.unwrap_err().code(),
+        ErrorCode::OriginMismatch
+    );
+}
+
+async fn each_sign_in_check_refuses_with_its_code_and_changes_nothing(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    let mut other_user = SoftPasskeys::new();
+    f.register("user-2", &mut other_user).await;
+    let revoked = f.register("user-3", &mut SoftPasskeys::new()).await;
+    let mut revoked_key = SoftPasskeys::new();
+    let revoked_id = f.register("user-3", &mut revoked_key).await;
+    let _ = revoked;
+    f.services
+        .end_users()
+        .revoke_authenticator(
+            TenantCaller::Operator(&f.owner),
+            f.tenant,
+            "user-3",
+            revoked_id,
+            "lost",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    // The same relying party in another tenant: its passkeys are not this tenant's.
+    let elsewhere = f
+        .services
+        .tenants()
+        .create_for_automation(NewTenant {
+            name: "Shop (staging)".into(),
+            rp_id: Some("shop.example.com".into()),
+            origins: vec![ORIGIN.into()],
+            enable_passkeys: true,
+            owner_email: Some(f.owner.email.clone()),
+        })
+        .await
+        .unwrap();
+    let mut staging = SoftPasskeys::new();
+    let staging_token = f
+        .services
+        .end_users()
+        .issue_enrollment_token(
+            TenantCaller::Operator(&f.owner),
+            elsewhere,
+            "user-1",
+            EnrollmentRequest::default(),
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap()
+        .token;
+    let users = f.services.end_users();
+    let o = users
+        .begin_registration(&staging_token, RequestMeta::default())
+        .await
+        .unwrap();
+    let c = staging.register(ORIGIN, &o.public_key).unwrap();
+    users
+        .finish_registration(
+            &staging_token,
+            o.ceremony_id,
+            &c.to_string(),
+            None,
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+
+    let before = f.state().await;
+    let cred = phone.credentials()[0].clone();
+    let uv = flags::UP | flags::UV;
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        ErrorCode,
+        Box<dyn Fn(&ClientCeremony) -> Value>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "wrong type",
+            None,
+            ErrorCode::CeremonyInvalid,
+            Box::new({
+                let cred = cred.clone();
+                move |o| {
+                    soft_passkey::assertion_of_type(
+                        &cred,
+                        uv,
+                        "webauthn.create",
+                        &challenge(o),
+                        ORIGIN,
+                    )
+                }
+            }),
+        ),
+        (
+            "wrong challenge",
+            None,
+            ErrorCode::ChallengeMismatch,
+            Box::new({
+                let cred = cred.clone();
+                move |_| {
+                    soft_passkey::assertion(&cred, uv, &URL_SAFE_NO_PAD.encode([9u8; 32]), ORIGIN)
+                }
+            }),
+        ),
+        (
+            "wrong origin",
+            None,
+            ErrorCode::OriginMismatch,
+            Box::new({
+                let cred = cred.clone();
+                move |o| {
+                    soft_passkey::assertion(
+                        &cred,
+                        uv,
+                        &challenge(o),
+                        "https://shop.example.com.evil.test",
+                    )
+                }
+            }),
+        ),
+        (
+            "wrong RP ID hash",
+            None,
+            ErrorCode::RpIdMismatch,
+            Box::new({
+                let mut cred = cred.clone();
+                cred.rp_id = "evil.test".into();
+                move |o| soft_passkey::assertion(&cred, uv, &challenge(o), ORIGIN)
+            }),
+        ),
+        (
+            "user not present",
+            None,
+            ErrorCode::InvalidRequest,
+            Box::new({
+                let cred = cred.clone();
+                move |o| soft_passkey::assertion(&cred, flags::UV, &challenge(o), ORIGIN)
+            }),
+        ),
+        (
+            "unknown credential",
+            None,
+            ErrorCode::CredentialUnknown,
+            Box::new(|o| {
+                let mut stranger = SoftPasskeys::new();
+                let mut options = o.public_key.clone();
+                options["rp"] = serde_json::json!({ "id": "shop.example.com", "name": "x" });
+                options["user"] =
+                    serde_json::json!({ "id": "AAAA", "name": "x", "displayName": "x" });
+                options["pubKeyCredParams"] =
+                    serde_json::json!([{ "type": "public-key", "alg": -7 }]);
+                stranger.register(ORIGIN, &options).unwrap();
+                stranger.authenticate(ORIGIN, &o.public_key).unwrap()
+            }),
+        ),
+        (
+            "another user's credential",
+            Some("user-2"),
+            ErrorCode::CredentialUnknown,
+            Box::new({
+                let cred = cred.clone();
+                move |o| soft_passkey::assertion(&cred, uv, &challenge(o), ORIGIN)
+            }),
+        ),
+        (
+            "another tenant's credential",
+            None,
+            ErrorCode::CredentialUnknown,
+            Box::new({
+                let cred = staging.credentials()[0].clone();
+                move |o| soft_passkey::assertion(&cred, uv, &challenge(o), ORIGIN)
+            }),
+        ),
+        (
+            "user handle of another user",
+            None,
+            ErrorCode::CredentialUnknown,
+            Box::new({
+                let mut cred = cred.clone();
+                cred.user_handle = other_user.credentials()[0].user_handle.clone();
+                move |o| soft_passkey::assertion(&cred, uv, &challenge(o), ORIGIN)
+            }),
+        ),
+        (
+            "revoked credential",
+            None,
+            ErrorCode::CredentialRevoked,
+            Box::new({
+                let cred = revoked_key.credentials()[0].clone();
+                move |o| soft_passkey::assertion(&cred, uv, &challenge(o), ORIGIN)
+            }),
+        ),
+    ];
+    for (name, user, code, respond) in &cases {
+        let options = f.options(*user).await;
+        let err = f.finish(&options, &respond(&options)).await.unwrap_err();
+        assert_eq!(err.code(), *code, "{name}: {err}");
+        assert_eq!(f.state().await, before, "{name} changed something");
+    }
+    // UV missing when the tenant requires it.
+    f.configure(|c| c.user_verification = Requirement::Required)
+        .await;
+    let options = f.options(Some("user-1")).await;
+    let without_uv = soft_passkey::assertion(&cred, flags::UP, &challenge(&options), ORIGIN);
+    let err = f.finish(&options, &without_uv).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UserVerificationRequired);
+    assert_eq!(f.state().await, before);
+    // Each refusal is in the audit log, with its code.
+    let failures = f.failures().await;
+    for (name, _, code, _) in &cases {
+        assert!(
+            failures.contains(&code.as_str().to_owned()),
+            "{name} not audited"
+        );
+    }
+    // And the genuine response still works.
+    let options = f.options(Some("user-1")).await;
+    let ok = phone.authenticate(ORIGIN, &options.public_key).unwrap();
+    assert!(f.finish(&options, &ok).await.is_ok());
+}
+
+async fn a_sign_count_that_goes_backwards_is_refused_and_flagged(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    for _ in 0..3 {
+        let options = f.options(Some("user-1")).await;
+        let ok = phone.authenticate(ORIGIN, &options.public_key).unwrap();
+        f.finish(&options, &ok).await.unwrap();
+    }
+    let list = f
+        .services
+        .end_users()
+        .authenticators(TenantCaller::Operator(&f.owner), f.tenant, "user-1")
+        .await
+        .unwrap();
+    assert_eq!(list[0].sign_count, 3);
+    // A clone still at counter 1.
+    let mut clone = phone.credentials()[0].clone();
+    clone.counter = 1;
+    let options = f.options(Some("user-1")).await;
+    let replayed =
+        soft_passkey::assertion(&clone, flags::UP | flags::UV, &challenge(&options), ORIGIN);
+    let err = f.finish(&options, &replayed).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CounterRegressed);
+    let list = f
+        .services
+        .end_users()
+        .authenticators(TenantCaller::Operator(&f.owner), f.tenant, "user-1")
+        .await
+        .unwrap();
+    assert_eq!(list[0].sign_count, 3, "the counter is not moved back");
+    assert!(
+        list[0].counter_regressed_at.is_some(),
+        "flagged for support"
+    );
+}
+
+async fn replayed_and_expired_ceremonies_are_refused(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    let options = f.options(Some("user-1")).await;
+    let response = phone.authenticate(ORIGIN, &options.public_key).unwrap();
+    f.finish(&options, &response).await.unwrap();
+    let again = phone.authenticate(ORIGIN, &options.public_key).unwrap();
+    assert_eq!(
+        f.finish(&options, &again).await.unwrap_err().code(),
+        ErrorCode::CeremonyInvalid
+    );
+
+    let options = f.options(Some("user-1")).await;
+    f.clock.advance(TimeDelta::seconds(301));
+    let late = phone.authenticate(ORIGIN, &options.public_key).unwrap();
+    assert_eq!(
+        f.finish(&options, &late).await.unwrap_err().code(),
+        ErrorCode::CeremonyExpired
+    );
+    // A ceremony of another tenant, or of registration, is unknown here.
+    let token = f.token("user-2").await;
+    let registration = f
+        .services
+        .end_users()
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let response = phone
+        .authenticate(ORIGIN, &f.options(None).await.public_key)
+        .unwrap();
+    assert_eq!(
+        f.finish(&registration, &response).await.unwrap_err().code(),
+        ErrorCode::CeremonyInvalid
+    );
+}
+
+async fn each_registration_check_refuses_and_keeps_the_token(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let token = f.token("user-1").await;
+    let users = f.services.end_users();
+    // Wrong origin.
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let credential = SoftPasskeys::new()
+        .register("https://evil.test", &options.public_key)
+        .unwrap();
+    assert_eq!(
+        f.finish_registration(&token, &options, credential)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::OriginMismatch
+    );
+    // Wrong challenge.
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let mut forged = options.public_key.clone();
+    forged["challenge"] = URL_SAFE_NO_PAD.encode([1u8; 32]).into();
+    let credential = SoftPasskeys::new().register(ORIGIN, &forged).unwrap();
+    assert_eq!(
+        f.finish_registration(&token, &options, credential)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::ChallengeMismatch
+    );
+    // Wrong RP ID.
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let mut forged = options.public_key.clone();
+    forged["rp"]["id"] = "evil.test".into();
+    let credential = SoftPasskeys::new().register(ORIGIN, &forged).unwrap();
+    assert_eq!(
+        f.finish_registration(&token, &options, credential)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::RpIdMismatch
+    );
+    // No user verification while the tenant requires it.
+    f.configure(|c| c.user_verification = Requirement::Required)
+        .await;
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let mut lazy = SoftPasskeys::new();
+    lazy.user_verified = false;
+    let credential = lazy.register(ORIGIN, &options.public_key).unwrap();
+    assert_eq!(
+        f.finish_registration(&token, &options, credential)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::UserVerificationRequired
+    );
+    // Not JSON of a credential at all.
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let err = f
+        .finish_registration(&token, &options, serde_json::json!({ "id": 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.field()),
+        (ErrorCode::InvalidRequest, Some("credential"))
+    );
+
+    // None of it used the token or stored anything.
+    assert!(
+        !all_rows_as_text(&f.conn)
+            .await
+            .iter()
+            .any(|(t, _)| t == "authenticators")
+    );
+    let mut phone = SoftPasskeys::new();
+    f.register_at(&token, ORIGIN, &mut phone).await.unwrap();
+    let used = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap_err();
+    assert_eq!(used.code(), ErrorCode::TokenUsed);
+    let garbage = users
+        .begin_registration("lk_enr_nope", RequestMeta::default())
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.code(), ErrorCode::TokenInvalid);
+}
+
+async fn a_credential_id_registered_twice_is_refused(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    phone.next_id = Some(vec![7; 16]);
+    f.register("user-1", &mut phone).await;
+    let mut copy = SoftPasskeys::new();
+    copy.next_id = Some(vec![7; 16]);
+    let token = f.token("user-2").await;
+    let err = f.register_at(&token, ORIGIN, &mut copy).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CredentialExists);
+    // The token survives the refusal.
+    f.register_at(&token, ORIGIN, &mut SoftPasskeys::new())
+        .await
+        .unwrap();
+}

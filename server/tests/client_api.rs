@@ -1,0 +1,189 @@
+//! The Client API's edge over HTTP, on both databases: CORS for exactly the tenant's web
+//! origins (preflights and actual requests; apps without `Origin` pass), and the per-tenant,
+//! per-address rate limit.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
+
+mod common;
+
+use common::TestServer;
+use latchkey_core::{
+    api_keys::KeyCreator, audit::RequestMeta, both_backends, end_users::EnrollmentRequest,
+    end_users::TenantCaller, tenants::NewTenant, testing::TestBackend,
+};
+use reqwest::Method;
+use serde_json::Value;
+use uuid::Uuid;
+
+both_backends!(
+    browsers_may_call_from_exactly_the_tenants_web_origins,
+    client_calls_are_rate_limited_per_tenant_and_address
+);
+
+const ORIGIN: &str = "https://shop.example.com";
+
+async fn tenant(t: &TestServer, name: &str, origin: &str) -> Uuid {
+    let id = t
+        .services
+        .tenants()
+        .create_for_automation(NewTenant {
+            name: name.into(),
+            rp_id: Some("shop.example.com".into()),
+            origins: vec![origin.into()],
+            enable_passkeys: true,
+            owner_email: None,
+        })
+        .await
+        .unwrap();
+    t.services
+        .api_keys()
+        .create(KeyCreator::Cli, id, "backend", RequestMeta::default())
+        .await
+        .unwrap();
+    id
+}
+
+async fn call(
+    t: &TestServer,
+    method: Method,
+    path: &str,
+    origin: Option<&str>,
+    bearer: Option<&str>,
+) -> reqwest::Response {
+    let mut req = t.http.request(method.clone(), t.url(path));
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    if let Some(bearer) = bearer {
+        req = req.bearer_auth(bearer);
+    }
+    if method == Method::OPTIONS {
+        req = req.header("access-control-request-method", "POST").header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        );
+    } else {
+        req = req.json(&serde_json::json!({}));
+    }
+    req.send().await.unwrap()
+}
+
+fn allow_origin(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+async fn browsers_may_call_from_exactly_the_tenants_web_origins(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let shop = tenant(&t, "Shop", ORIGIN).await;
+    let other = tenant(&t, "Other", "https://other.shop.example.com").await;
+    let path = format!("/api/client/v1/tenants/{shop}/authentication/options");
+
+    let res = call(&t, Method::OPTIONS, &path, Some(ORIGIN), None).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(allow_origin(&res).as_deref(), Some(ORIGIN));
+    assert!(
+        res.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    for stranger in [
+        "https://evil.test",
+        "https://other.shop.example.com",
+        "http://shop.example.com",
+    ] {
+        let res = call(&t, Method::OPTIONS, &path, Some(stranger), None).await;
+        assert_eq!(res.status(), 403, "{stranger}");
+        assert_eq!(allow_origin(&res), None);
+        let res = call(&t, Method::POST, &path, Some(stranger), None).await;
+        assert_eq!(res.status(), 400, "{stranger}");
+        assert_eq!(allow_origin(&res), None);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "origin_mismatch");
+    }
+    let res = call(&t, Method::POST, &path, Some(ORIGIN), None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(allow_origin(&res).as_deref(), Some(ORIGIN));
+    assert!(res.headers()["vary"].to_str().unwrap().contains("origin"));
+    // Apps send no Origin: their origin is checked in the signed client data instead.
+    let res = call(&t, Method::POST, &path, None, None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(allow_origin(&res), None);
+
+    // Registration: the preflight accepts any tenant's origin, the request only its token's.
+    let secret = t
+        .services
+        .api_keys()
+        .create(KeyCreator::Cli, other, "k", RequestMeta::default())
+        .await
+        .unwrap()
+        .secret;
+    let key = t.services.api_keys().authenticate(&secret).await.unwrap();
+    let token = t
+        .services
+        .end_users()
+        .issue_enrollment_token(
+            TenantCaller::Backend(&key),
+            other,
+            "user-1",
+            EnrollmentRequest::default(),
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap()
+        .token;
+    let registration = "/api/client/v1/registration/options";
+    let res = call(&t, Method::OPTIONS, registration, Some(ORIGIN), None).await;
+    assert_eq!(res.status(), 204);
+    let res = call(&t, Method::POST, registration, Some(ORIGIN), Some(&token)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "origin_mismatch"
+    );
+    let theirs = "https://other.shop.example.com";
+    let res = call(&t, Method::POST, registration, Some(theirs), Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(allow_origin(&res).as_deref(), Some(theirs));
+    // An unknown token: the answer is readable from any tenant's origin.
+    let res = call(
+        &t,
+        Method::POST,
+        registration,
+        Some(ORIGIN),
+        Some("lk_enr_x"),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(allow_origin(&res).as_deref(), Some(ORIGIN));
+}
+
+async fn client_calls_are_rate_limited_per_tenant_and_address(backend: TestBackend) {
+    let Some(t) = TestServer::start_with(backend, &["--client-rate-limit", "2"]).await else {
+        return;
+    };
+    let shop = tenant(&t, "Shop", ORIGIN).await;
+    let other = tenant(&t, "Other", ORIGIN).await;
+    let path = |id: Uuid| format!("/api/client/v1/tenants/{id}/authentication/options");
+    // A burst of twice the rate, then 429 with Retry-After (and CORS headers, for the SDK).
+    for _ in 0..4 {
+        let res = call(&t, Method::POST, &path(shop), Some(ORIGIN), None).await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = call(&t, Method::POST, &path(shop), Some(ORIGIN), None).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(allow_origin(&res).as_deref(), Some(ORIGIN));
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "rate_limited");
+    // Another tenant from the same address has its own allowance.
+    let res = call(&t, Method::POST, &path(other), Some(ORIGIN), None).await;
+    assert_eq!(res.status(), 200);
+}
