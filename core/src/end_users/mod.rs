@@ -209,7 +209,7 @@ impl EndUsers<'_> {
                 .await?
                 .is_some_and(|c| allows(&c))),
             (ClientScope::Tenant(_), None) => Ok(false),
-            (_, None) => Ok(tenants.enabled_configs().await?.iter().any(|c| allows(c))),
+            (_, None) => Ok(tenants.enabled_configs().await?.iter().any(allows)),
         }
     }
 }
