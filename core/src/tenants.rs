@@ -370,11 +370,17 @@ impl<'a> Tenants<'a> {
             return Err(changed_meanwhile());
         }
         if before.rp_id.is_some() && config.rp_id != before.rp_id && !input.confirm_rp_id_change {
+            use sea_orm::PaginatorTrait;
+            let registered = crate::entities::authenticator::Entity::find()
+                .filter(crate::entities::authenticator::Column::TenantId.eq(tenant_id))
+                .filter(crate::entities::authenticator::Column::RevokedAt.is_null())
+                .count(self.db)
+                .await?;
             return Err(Error::invalid(
                 "rp_id",
                 format!(
-                    "Changing the Relying Party ID from {} orphans every passkey registered for it. \
-                     Confirm the change to save it.",
+                    "Changing the Relying Party ID from {} orphans every passkey registered for it \
+                     ({registered} now). Confirm the change to save it.",
                     before.rp_id.as_deref().unwrap_or_default()
                 ),
             ));

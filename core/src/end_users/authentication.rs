@@ -22,7 +22,7 @@ use super::{
 use crate::{
     Error, ErrorCode, Result,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    ceremonies::{self, CeremonyKind, NewCeremony},
+    ceremonies::{self, CeremonyKind},
     entities::{authenticator, end_user},
     webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
 };
@@ -76,24 +76,16 @@ impl EndUsers<'_> {
             .generate_challenge_authenticate(builder)
             .map_err(|e| Error::Internal(format!("sign-in options: {e}")))?;
         let public_key = client_json(&options.public_key)?;
-        let ceremony_id = ceremonies::start(
-            self.db,
-            self.clock,
-            NewCeremony::<AuthenticationState> {
-                tenant_id: Some(tenant_id),
-                kind: CeremonyKind::TenantAuthentication,
-                subject: external_id.map(str::to_owned),
-                token_id: None,
-                state,
-                context: Some(serde_json::json!({ "config_version": config.version })),
-                ttl: chrono::Duration::seconds(i64::from(config.timeout_seconds)),
-            },
-        )
-        .await?;
-        Ok(ClientCeremony {
-            ceremony_id,
+        self.start_ceremony(
+            &config,
+            tenant_id,
+            CeremonyKind::TenantAuthentication,
+            external_id.map(str::to_owned),
+            None,
+            state,
             public_key,
-        })
+        )
+        .await
     }
 
     /// Verifies the assertion; answers a validation token (`lk_val_…`) for the tenant's

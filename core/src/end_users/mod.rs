@@ -105,6 +105,39 @@ impl<'a> EndUsers<'a> {
         }
     }
 
+    /// Stores a tenant ceremony (it lives as long as the tenant's timeout) and answers what the
+    /// browser needs.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_ceremony<S: serde::Serialize>(
+        &self,
+        config: &PasskeyConfig,
+        tenant_id: Uuid,
+        kind: crate::ceremonies::CeremonyKind,
+        subject: Option<String>,
+        token_id: Option<Uuid>,
+        state: S,
+        public_key: serde_json::Value,
+    ) -> Result<ClientCeremony> {
+        let ceremony_id = crate::ceremonies::start(
+            self.db,
+            self.clock,
+            crate::ceremonies::NewCeremony {
+                tenant_id: Some(tenant_id),
+                kind,
+                subject,
+                token_id,
+                state,
+                context: Some(serde_json::json!({ "config_version": config.version })),
+                ttl: chrono::Duration::seconds(i64::from(config.timeout_seconds)),
+            },
+        )
+        .await?;
+        Ok(ClientCeremony {
+            ceremony_id,
+            public_key,
+        })
+    }
+
     /// The tenant's configuration, refusing when passkeys are off (or the tenant is unknown:
     /// `not_found`).
     async fn enabled_config(&self, tenant_id: Uuid) -> Result<Arc<PasskeyConfig>> {

@@ -20,8 +20,8 @@ use super::{
 use crate::{
     Error, ErrorCode, Result,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    ceremonies::{self, CeremonyKind, NewCeremony},
-    entities::{authenticator, enrollment_token},
+    ceremonies::{self, CeremonyKind},
+    entities::{authenticator, end_user, enrollment_token},
     passkey_config::Requirement,
     secrets::{self, SecretKind},
     validate,
@@ -129,10 +129,6 @@ fn aaguid_of(attestation_object_b64: Option<&str>) -> Uuid {
     parse().unwrap_or(Uuid::nil())
 }
 
-fn token_holder(token: Option<&enrollment_token::Model>) -> Option<(Uuid, Uuid)> {
-    token.map(|t| (t.tenant_id, t.user_id))
-}
-
 /// A credential ID as stored (base64url, no padding).
 pub(crate) fn credential_key(id: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(id)
@@ -161,14 +157,21 @@ impl EndUsers<'_> {
         result: &Result<T>,
         meta: &RequestMeta,
     ) -> Result<()> {
-        if let Some((tenant_id, user_pk)) = token_holder(token) {
-            let entry = AuditEntry::new(Actor::Anonymous, action)
-                .tenant(tenant_id)
-                .target("user_ref", user_pk.to_string())
-                .meta(meta.clone());
-            audit::record_refusal(self.db, self.clock, result, entry).await?;
+        let (Some(token), Err(_)) = (token, result) else {
+            return Ok(());
+        };
+        let user = end_user::Entity::find_by_id(token.user_id)
+            .filter(end_user::Column::TenantId.eq(token.tenant_id))
+            .one(self.db)
+            .await?;
+        let mut entry = AuditEntry::new(Actor::Anonymous, action)
+            .tenant(token.tenant_id)
+            .details(serde_json::json!({ "enrollment_token": token.token_prefix }))
+            .meta(meta.clone());
+        if let Some(user) = user {
+            entry = entry.target("user", user.external_id);
         }
-        Ok(())
+        audit::record_refusal(self.db, self.clock, result, entry).await
     }
 
     /// Registration options for the holder of an enrollment token.
@@ -222,24 +225,16 @@ impl EndUsers<'_> {
             selection["residentKey"] = "preferred".into();
             selection["requireResidentKey"] = false.into();
         }
-        let ceremony_id = ceremonies::start(
-            self.db,
-            self.clock,
-            NewCeremony::<RegistrationState> {
-                tenant_id: Some(token.tenant_id),
-                kind: CeremonyKind::TenantRegistration,
-                subject: Some(user.id.to_string()),
-                token_id: Some(token.id),
-                state,
-                context: Some(serde_json::json!({ "config_version": config.version })),
-                ttl: chrono::Duration::seconds(i64::from(config.timeout_seconds)),
-            },
-        )
-        .await?;
-        Ok(ClientCeremony {
-            ceremony_id,
+        self.start_ceremony(
+            &config,
+            token.tenant_id,
+            CeremonyKind::TenantRegistration,
+            Some(user.id.to_string()),
+            Some(token.id),
+            state,
             public_key,
-        })
+        )
+        .await
     }
 
     /// Verifies the browser's registration response and stores the passkey, redeeming the

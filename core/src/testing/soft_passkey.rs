@@ -4,7 +4,7 @@
 //!
 //! Written here because `webauthn-authenticator-rs`' soft authenticators refuse resident keys
 //! and never return a `userHandle`, so they cannot take part in discoverable (username-less)
-//! sign-in, which is how operators sign in to the portal. ES256 only; attestation `none`.
+//! sign-in, which is how operators sign in to the portal. ES256 or ES384; attestation `none`.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use p256::ecdsa::{Signature, SigningKey, signature::Signer};
@@ -19,8 +19,67 @@ const BE: u8 = 0x08;
 const BS: u8 = 0x10;
 const AT: u8 = 0x40;
 
-/// COSE algorithm identifier of ES256.
-const ES256: i64 = -7;
+/// COSE algorithm identifiers.
+pub const ES256: i64 = -7;
+pub const ES384: i64 = -35;
+
+/// A credential's private key.
+#[derive(Clone)]
+enum Key {
+    P256(SigningKey),
+    P384(p384::ecdsa::SigningKey),
+}
+
+impl Key {
+    fn generate(algorithm: i64) -> Result<Self, String> {
+        // A random scalar is invalid only if it is zero or not below the group order, which is
+        // astronomically unlikely; drawing again is the standard answer.
+        for _ in 0..8 {
+            let key = match algorithm {
+                ES256 => SigningKey::from_slice(&random_bytes::<32>()?)
+                    .ok()
+                    .map(Key::P256),
+                ES384 => p384::ecdsa::SigningKey::from_slice(&random_bytes::<48>()?)
+                    .ok()
+                    .map(Key::P384),
+                other => return Err(format!("algorithm {other} is not supported")),
+            };
+            if let Some(key) = key {
+                return Ok(key);
+            }
+        }
+        Err("could not draw a key".into())
+    }
+
+    fn algorithm(&self) -> i64 {
+        match self {
+            Self::P256(_) => ES256,
+            Self::P384(_) => ES384,
+        }
+    }
+
+    /// The uncompressed SEC1 public point.
+    fn public_point(&self) -> Vec<u8> {
+        match self {
+            Self::P256(k) => k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+            Self::P384(k) => k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+        }
+    }
+
+    /// A DER signature over `message` (SHA-256 / SHA-384 by curve).
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Self::P256(k) => {
+                let signature: Signature = k.sign(message);
+                signature.to_der().as_bytes().to_vec()
+            }
+            Self::P384(k) => {
+                let signature: p384::ecdsa::Signature = k.sign(message);
+                signature.to_der().as_bytes().to_vec()
+            }
+        }
+    }
+}
 
 /// One credential held by the provider.
 #[derive(Clone)]
@@ -28,7 +87,7 @@ pub struct SoftCredential {
     pub id: Vec<u8>,
     pub rp_id: String,
     pub user_handle: Vec<u8>,
-    key: SigningKey,
+    key: Key,
     pub counter: u32,
 }
 
@@ -48,6 +107,8 @@ pub struct SoftPasskeys {
     pub next_id: Option<Vec<u8>>,
     /// What `authenticatorAttachment` the responses report.
     pub attachment: &'static str,
+    /// The COSE algorithm of new credentials: [`ES256`] or [`ES384`].
+    pub algorithm: i64,
 }
 
 impl Default for SoftPasskeys {
@@ -60,6 +121,7 @@ impl Default for SoftPasskeys {
             counter_step: 1,
             next_id: None,
             attachment: "platform",
+            algorithm: ES256,
         }
     }
 }
@@ -112,36 +174,26 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     Ok(bytes)
 }
 
-fn new_key() -> Result<SigningKey, String> {
-    // A random scalar is invalid only if it is zero or not below the group order, which is
-    // astronomically unlikely; drawing again is the standard answer.
-    for _ in 0..8 {
-        if let Ok(key) = SigningKey::from_slice(&random_bytes::<32>()?) {
-            return Ok(key);
-        }
-    }
-    Err("could not draw a P-256 key".into())
-}
-
 fn client_data(kind: &str, challenge: &str, origin: &str) -> Vec<u8> {
     json!({ "type": kind, "challenge": challenge, "origin": origin, "crossOrigin": false })
         .to_string()
         .into_bytes()
 }
 
-fn cose_key(key: &SigningKey) -> Result<Vec<u8>, String> {
-    let point = key.verifying_key().to_sec1_point(false);
-    let bytes = point.as_bytes();
-    // Uncompressed SEC1: 0x04 || x (32) || y (32).
-    if bytes.len() != 65 {
+fn cose_key(key: &Key) -> Result<Vec<u8>, String> {
+    let bytes = key.public_point();
+    // Uncompressed SEC1: 0x04 || x || y.
+    let size = (bytes.len() - 1) / 2;
+    if bytes.len() != 1 + 2 * size || bytes[0] != 4 {
         return Err("unexpected public key encoding".into());
     }
+    let curve = if key.algorithm() == ES384 { 2 } else { 1 }; // P-384 / P-256
     let map = [
-        (Cbor::Integer(1), Cbor::Integer(2)),            // kty: EC2
-        (Cbor::Integer(3), Cbor::Integer(ES256.into())), // alg
-        (Cbor::Integer(-1), Cbor::Integer(1)),           // crv: P-256
-        (Cbor::Integer(-2), Cbor::Bytes(bytes[1..33].to_vec())),
-        (Cbor::Integer(-3), Cbor::Bytes(bytes[33..].to_vec())),
+        (Cbor::Integer(1), Cbor::Integer(2)), // kty: EC2
+        (Cbor::Integer(3), Cbor::Integer(key.algorithm().into())), // alg
+        (Cbor::Integer(-1), Cbor::Integer(curve)),
+        (Cbor::Integer(-2), Cbor::Bytes(bytes[1..=size].to_vec())),
+        (Cbor::Integer(-3), Cbor::Bytes(bytes[size + 1..].to_vec())),
     ];
     serde_cbor_2::to_vec(&Cbor::Map(map.into_iter().collect())).map_err(|e| e.to_string())
 }
@@ -171,15 +223,18 @@ impl SoftPasskeys {
     }
 
     /// Answers `navigator.credentials.create({ publicKey })` made at `origin`: creates a
-    /// discoverable ES256 credential and returns its `RegistrationResponseJSON`.
+    /// discoverable credential (of [`Self::algorithm`]) and returns its `RegistrationResponseJSON`.
     pub fn register(&mut self, origin: &str, public_key: &Value) -> Result<Value, String> {
         let (challenge, rp_id) = challenge_and_rp_id(&public_key["rp"]["id"], public_key, origin)?;
         let user_handle = unb64("user.id", public_key["user"].get("id"))?;
-        let offers_es256 = public_key["pubKeyCredParams"]
+        let algorithm = self.algorithm;
+        let offered = public_key["pubKeyCredParams"]
             .as_array()
-            .is_some_and(|params| params.iter().any(|p| p["alg"].as_i64() == Some(ES256)));
-        if !offers_es256 {
-            return Err("the relying party does not accept ES256".into());
+            .is_some_and(|params| params.iter().any(|p| p["alg"].as_i64() == Some(algorithm)));
+        if !offered {
+            return Err(format!(
+                "the relying party does not accept algorithm {algorithm}"
+            ));
         }
         let excluded = descriptor_ids(&public_key["excludeCredentials"]);
         if self
@@ -190,7 +245,7 @@ impl SoftPasskeys {
             return Err("InvalidStateError: a credential of this provider is excluded".into());
         }
 
-        let key = new_key()?;
+        let key = Key::generate(algorithm)?;
         let id = match self.next_id.take() {
             Some(id) => id,
             None => random_bytes::<16>()?.to_vec(),
@@ -217,7 +272,7 @@ impl SoftPasskeys {
         );
         let attestation = serde_cbor_2::to_vec(&attestation).map_err(|e| e.to_string())?;
         let client_data = client_data("webauthn.create", &challenge, origin);
-        let public_point = key.verifying_key().to_sec1_point(false);
+        let public_point = key.public_point();
 
         self.credentials.push(SoftCredential {
             id: id.clone(),
@@ -238,8 +293,8 @@ impl SoftPasskeys {
                 "attestationObject": b64(&attestation),
                 "authenticatorData": b64(&auth_data),
                 "transports": ["hybrid", "internal"],
-                "publicKeyAlgorithm": ES256,
-                "publicKey": b64(public_point.as_bytes()),
+                "publicKeyAlgorithm": algorithm,
+                "publicKey": b64(&public_point),
             },
         }))
     }
@@ -288,7 +343,7 @@ pub fn assertion_of_type(
     let client_data = client_data(client_data_type, challenge, origin);
     let mut signed = auth_data.clone();
     signed.extend_from_slice(&Sha256::digest(&client_data));
-    let signature: Signature = credential.key.sign(&signed);
+    let signature = credential.key.sign(&signed);
     json!({
         "id": b64(&credential.id),
         "rawId": b64(&credential.id),
@@ -298,7 +353,7 @@ pub fn assertion_of_type(
         "response": {
             "clientDataJSON": b64(&client_data),
             "authenticatorData": b64(&auth_data),
-            "signature": b64(signature.to_der().as_bytes()),
+            "signature": b64(&signature),
             "userHandle": b64(&credential.user_handle),
         },
     })
