@@ -113,6 +113,38 @@ async fn browsers_may_call_from_exactly_the_tenants_web_origins(backend: TestBac
     assert_eq!(res.status(), 200);
     assert_eq!(allow_origin(&res), None);
 
+    // A tenant with passkeys off: its own page may read why.
+    let off = t
+        .services
+        .tenants()
+        .create_for_automation(NewTenant {
+            name: "Off".into(),
+            rp_id: Some("shop.example.com".into()),
+            origins: vec!["https://off.shop.example.com".into()],
+            enable_passkeys: false,
+            owner_email: None,
+        })
+        .await
+        .unwrap();
+    let off_path = format!("/api/client/v1/tenants/{off}/authentication/options");
+    let res = call(
+        &t,
+        Method::POST,
+        &off_path,
+        Some("https://off.shop.example.com"),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        allow_origin(&res).as_deref(),
+        Some("https://off.shop.example.com")
+    );
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "passkeys_disabled"
+    );
+
     // Registration: the preflight accepts any tenant's origin, the request only its token's.
     let secret = t
         .services

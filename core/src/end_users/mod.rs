@@ -212,8 +212,8 @@ pub enum ClientScope<'a> {
 
 impl EndUsers<'_> {
     /// Whether a browser page at `origin` may call the Client API for `scope` (CORS): exactly
-    /// the web origins of the tenant, with passkeys on. A token that names no tenant is judged
-    /// like a preflight, so that the browser can read the `token_invalid` answer.
+    /// the web origins of the tenant. A token that names no tenant is judged like a preflight
+    /// (any tenant with passkeys on), so that the browser can read the `token_invalid` answer.
     pub async fn client_origin_allowed(
         &self,
         scope: ClientScope<'_>,
@@ -229,12 +229,13 @@ impl EndUsers<'_> {
             },
             ClientScope::AnyTenant => None,
         };
+        // Whether passkeys are on is not CORS's business: a listed origin may read the
+        // `passkeys_disabled` answer.
         let allows = |config: &PasskeyConfig| {
-            config.enabled
-                && config
-                    .origins
-                    .iter()
-                    .any(|o| matches!(o, Origin::Web(web) if web == origin))
+            config
+                .origins
+                .iter()
+                .any(|o| matches!(o, Origin::Web(web) if web == origin))
         };
         match (scope, tenant_id) {
             (_, Some(id)) => Ok(tenants
