@@ -21,7 +21,8 @@ use uuid::Uuid;
 both_backends!(
     owners_and_admins_issue_and_revoke_enrollment_tokens,
     support_revokes_authenticators_viewers_cannot,
-    tenants_with_passkeys_off_refuse_enrollment
+    tenants_with_passkeys_off_refuse_enrollment,
+    deleting_a_tenant_takes_its_users_passkeys_and_tokens_along
 );
 
 const ORIGIN: &str = "https://shop.example.com";
@@ -358,4 +359,41 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), ErrorCode::NotFound);
+}
+
+async fn deleting_a_tenant_takes_its_users_passkeys_and_tokens_along(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    register(&f, "user-1", &mut SoftPasskeys::new()).await;
+    let owner = &f.members[0].1;
+    f.services
+        .end_users()
+        .issue_enrollment_token(
+            TenantCaller::Operator(owner),
+            f.tenant,
+            "user-2",
+            EnrollmentRequest::default(),
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    f.services
+        .tenants()
+        .delete(owner, f.tenant, "Shop", RequestMeta::default())
+        .await
+        .unwrap();
+    let conn = f._db.connect().await;
+    let left: Vec<String> = latchkey_core::testing::all_rows_as_text(&conn)
+        .await
+        .into_iter()
+        .filter(|(table, _)| {
+            matches!(
+                table.as_str(),
+                "end_users" | "authenticators" | "enrollment_tokens" | "validation_tokens"
+            )
+        })
+        .map(|(table, row)| format!("{table}: {row}"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
 }
