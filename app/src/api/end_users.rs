@@ -70,7 +70,7 @@ pub async fn issue_enrollment_token(
         .issue_enrollment_token(
             TenantCaller::Operator(&operator),
             id,
-            user_id.trim(),
+            &user_id,
             EnrollmentRequest {
                 scopes: if add_authenticators {
                     vec![Scope::AddAuthenticators]

@@ -394,13 +394,27 @@ pub(crate) enum ScopeCheck {
     InTransaction,
 }
 
-/// Checks a presented enrollment token (read only): the token and its user, or why it cannot
-/// be redeemed. With [`ScopeCheck::Now`], `scope_required` when the user already has an active
-/// authenticator and the token lacks `add:authenticators`.
+/// The presented enrollment token's row, if it is one (looked up by hash).
+pub(crate) async fn find(
+    conn: &impl ConnectionTrait,
+    presented: &str,
+) -> Result<Option<enrollment_token::Model>> {
+    if !secrets::is_well_formed(SecretKind::Enrollment, presented) {
+        return Ok(None);
+    }
+    Ok(enrollment_token::Entity::find()
+        .filter(enrollment_token::Column::TokenHash.eq(secrets::hash(presented)))
+        .one(conn)
+        .await?)
+}
+
+/// Checks a presented enrollment token (found with [`find`]; read only): the token and its
+/// user, or why it cannot be redeemed. With [`ScopeCheck::Now`], `scope_required` when the
+/// user already has an active authenticator and the token lacks `add:authenticators`.
 pub(crate) async fn redeemable(
     conn: &impl ConnectionTrait,
     clock: &dyn Clock,
-    presented: &str,
+    token: Option<enrollment_token::Model>,
     scope: ScopeCheck,
 ) -> Result<Redeemable> {
     let invalid = || {
@@ -409,14 +423,7 @@ pub(crate) async fn redeemable(
             "The enrollment token is not valid.",
         )
     };
-    if !secrets::is_well_formed(SecretKind::Enrollment, presented) {
-        return Err(invalid());
-    }
-    let token = enrollment_token::Entity::find()
-        .filter(enrollment_token::Column::TokenHash.eq(secrets::hash(presented)))
-        .one(conn)
-        .await?
-        .ok_or_else(invalid)?;
+    let token = token.ok_or_else(invalid)?;
     if token.revoked_at.is_some() {
         return Err(invalid());
     }
@@ -441,21 +448,6 @@ pub(crate) async fn redeemable(
         check_scope(conn, &token, user.id).await?;
     }
     Ok(Redeemable { token, user })
-}
-
-/// The tenant a presented enrollment token belongs to, if it is one.
-pub(crate) async fn tenant_of(
-    conn: &impl ConnectionTrait,
-    presented: &str,
-) -> Result<Option<Uuid>> {
-    if !secrets::is_well_formed(SecretKind::Enrollment, presented) {
-        return Ok(None);
-    }
-    Ok(enrollment_token::Entity::find()
-        .filter(enrollment_token::Column::TokenHash.eq(secrets::hash(presented)))
-        .one(conn)
-        .await?
-        .map(|t| t.tenant_id))
 }
 
 /// The scope rule, against the user's current authenticators.

@@ -224,7 +224,7 @@ impl EndUsers<'_> {
         let tenant_id = match scope {
             ClientScope::Tenant(id) => Some(id),
             ClientScope::Enrollment(token) => match token {
-                Some(token) => enrollment::tenant_of(self.db, token).await?,
+                Some(token) => enrollment::find(self.db, token).await?.map(|t| t.tenant_id),
                 None => None,
             },
             ClientScope::AnyTenant => None,

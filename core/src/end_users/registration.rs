@@ -23,7 +23,6 @@ use crate::{
     ceremonies::{self, CeremonyKind},
     entities::{authenticator, end_user, enrollment_token},
     passkey_config::Requirement,
-    secrets::{self, SecretKind},
     validate,
     webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
 };
@@ -135,19 +134,6 @@ pub(crate) fn credential_key(id: &[u8]) -> String {
 }
 
 impl EndUsers<'_> {
-    async fn find_enrollment_token(
-        &self,
-        presented: &str,
-    ) -> Result<Option<enrollment_token::Model>> {
-        if !secrets::is_well_formed(SecretKind::Enrollment, presented) {
-            return Ok(None);
-        }
-        Ok(enrollment_token::Entity::find()
-            .filter(enrollment_token::Column::TokenHash.eq(secrets::hash(presented)))
-            .one(self.db)
-            .await?)
-    }
-
     /// Records a refused redemption against the token's tenant and user (when the token is
     /// known: garbage tokens belong to no tenant and are not worth a row).
     async fn audit_redemption<T>(
@@ -180,16 +166,19 @@ impl EndUsers<'_> {
         enrollment_token: &str,
         meta: RequestMeta,
     ) -> Result<ClientCeremony> {
-        let token = self.find_enrollment_token(enrollment_token).await?;
-        let result = self.registration_options(enrollment_token).await;
+        let token = enrollment::find(self.db, enrollment_token).await?;
+        let result = self.registration_options(token.clone()).await;
         self.audit_redemption(token.as_ref(), "registration.started", &result, &meta)
             .await?;
         result
     }
 
-    async fn registration_options(&self, presented: &str) -> Result<ClientCeremony> {
+    async fn registration_options(
+        &self,
+        token: Option<enrollment_token::Model>,
+    ) -> Result<ClientCeremony> {
         let Redeemable { token, user } =
-            enrollment::redeemable(self.db, self.clock, presented, ScopeCheck::Now).await?;
+            enrollment::redeemable(self.db, self.clock, token, ScopeCheck::Now).await?;
         let config = self.enabled_config(token.tenant_id).await?;
         let rp = self.relying_parties.for_config(token.tenant_id, &config)?;
         let exclude = authenticator::Entity::find()
@@ -247,9 +236,9 @@ impl EndUsers<'_> {
         name: Option<&str>,
         meta: RequestMeta,
     ) -> Result<Registered> {
-        let token = self.find_enrollment_token(enrollment_token).await?;
+        let token = enrollment::find(self.db, enrollment_token).await?;
         let result = self
-            .register(enrollment_token, ceremony_id, credential_json, name, &meta)
+            .register(token.clone(), ceremony_id, credential_json, name, &meta)
             .await;
         self.audit_redemption(token.as_ref(), "registration.finished", &result, &meta)
             .await?;
@@ -258,15 +247,14 @@ impl EndUsers<'_> {
 
     async fn register(
         &self,
-        presented: &str,
+        token: Option<enrollment_token::Model>,
         ceremony_id: Uuid,
         credential_json: &str,
         name: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<Registered> {
         let Redeemable { token, user } =
-            enrollment::redeemable(self.db, self.clock, presented, ScopeCheck::InTransaction)
-                .await?;
+            enrollment::redeemable(self.db, self.clock, token, ScopeCheck::InTransaction).await?;
         let name = name
             .map(|n| validate::label("name", "passkey name", n, 100))
             .transpose()?;

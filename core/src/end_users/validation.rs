@@ -127,7 +127,13 @@ impl EndUsers<'_> {
                     .ok_or_else(|| Error::Internal("validation token without a user".into()))?;
                 let kind = match row.kind.as_str() {
                     "sign_up" => ValidationKind::SignUp,
-                    _ => ValidationKind::SignIn,
+                    "sign_in" => ValidationKind::SignIn,
+                    other => {
+                        return Err(Error::Internal(format!(
+                            "validation token {}: unknown kind {other}",
+                            row.id
+                        )));
+                    }
                 };
                 audit::record_in(
                     &txn,

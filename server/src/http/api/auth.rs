@@ -2,7 +2,7 @@
 //! request (a revoked key is refused at once, on every instance), with failed attempts
 //! throttled per source address.
 
-use std::{net::IpAddr, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     extract::{FromRef, FromRequestParts},
@@ -11,18 +11,14 @@ use axum::{
 };
 use latchkey_core::{Error, ErrorCode, Services, api_keys::ApiKeyPrincipal};
 
-use super::{extract::bearer, rate_limit::FailedAuthLimiter};
+use super::{
+    extract::{bearer, source_address},
+    rate_limit::FailedAuthLimiter,
+};
 use crate::http::problem::{ApiError, Problem};
 
 /// The tenant backend behind the request's API key.
 pub struct BackendKey(pub ApiKeyPrincipal);
-
-fn source_of(parts: &Parts) -> IpAddr {
-    app::session::request_meta(parts)
-        .ip
-        .and_then(|ip| ip.parse().ok())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
 
 impl<S> FromRequestParts<S> for BackendKey
 where
@@ -33,7 +29,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let limiter = parts.extensions.get::<Arc<FailedAuthLimiter>>().cloned();
-        let source = source_of(parts);
+        let source = source_address(parts);
         if let Some(wait) = limiter
             .as_ref()
             .and_then(|l| l.blocked_for(source, Instant::now()))

@@ -67,10 +67,7 @@ pub async fn limit(request: Request, next: Next) -> Response {
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
-    let source = app::session::request_meta(&parts)
-        .ip
-        .and_then(|ip| ip.parse().ok())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let source = super::extract::source_address(&parts);
     let request = Request::from_parts(parts, body);
     match limiter.check((tenant_in(request.uri().path()), source)) {
         Ok(()) => next.run(request).await,

@@ -14,7 +14,7 @@ mod server_api;
 use std::sync::Arc;
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{DefaultBodyLimit, FromRef},
     response::{Html, IntoResponse},
     routing::{any, get},
@@ -85,18 +85,21 @@ where
     S: Clone + Send + Sync + 'static,
     Services: FromRef<S>,
 {
-    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(server_api::router())
-        .merge(client_api::router())
-        .split_for_parts();
+    let (api, document) = documented().split_for_parts();
+    // Both rendered once, at start-up: the document never changes while the process runs.
     let reference = Arc::new(reference::render(&document));
-    let document = Arc::new(document);
+    let json = Arc::new(document.to_json().unwrap_or_default());
     let api = api
         .route(
             "/api/openapi.json",
             get(move || {
-                let document = document.clone();
-                async move { Json(document.as_ref().clone()) }
+                let json = json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        json.as_ref().clone(),
+                    )
+                }
             }),
         )
         .route(
@@ -138,11 +141,18 @@ where
 
 /// The OpenAPI document (for tests and tooling).
 pub fn document() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<Services>::with_openapi(ApiDoc::openapi())
+    documented::<Services>().split_for_parts().1
+}
+
+/// Both APIs' routes with their document: one registration serves and documents each.
+fn documented<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Services: FromRef<S>,
+{
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(server_api::router())
         .merge(client_api::router())
-        .split_for_parts()
-        .1
 }
 
 async fn not_found() -> impl IntoResponse {
