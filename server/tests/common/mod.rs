@@ -57,6 +57,8 @@ impl TestServer {
             .expect("server starts");
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A request that never answers fails the test instead of stalling the suite.
+            .timeout(std::time::Duration::from_secs(60))
             .build()
             .expect("http client");
         Some(Self {
