@@ -20,6 +20,8 @@ mod js {
         pub fn navigate_to(path: &str);
         #[wasm_bindgen(js_name = copyText)]
         pub async fn copy_text(text: String) -> JsValue;
+        #[wasm_bindgen(js_name = focusLater)]
+        pub fn focus_later(id: &str);
     }
 }
 
@@ -93,4 +95,13 @@ pub async fn copy_text(text: String) -> bool {
         let _ = text;
         false
     }
+}
+
+/// Moves the keyboard focus to the element `id` once it is rendered (a dialog's first field, or
+/// back to the button that opened it).
+pub fn focus_later(id: &str) {
+    #[cfg(feature = "hydrate")]
+    js::focus_later(id);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id;
 }

@@ -27,8 +27,9 @@ use leptos_router::{
 use crate::{
     layout::Layout,
     pages::{
-        ApiKeysPage, AuditPage, EnrollPage, EnrollmentTokensPage, HomePage, LoginPage, MembersPage,
-        NewTenantPage, NotFound, OperatorsPage, PasskeysPage, SecurityPage, TenantsPage,
+        ApiKeysPage, AuditPage, DashboardPage, EnrollPage, EnrollmentTokensPage, HomePage,
+        LoginPage, MembersPage, NewTenantPage, NotFound, OperatorsPage, PasskeysPage, SecurityPage,
+        TenantAuditPage, TenantsPage, UserPage, UsersPage,
     },
 };
 
@@ -96,6 +97,22 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("enrollment-tokens"))
                         view=EnrollmentTokensPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("dashboard"))
+                        view=DashboardPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("users"))
+                        view=UsersPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("users"), ParamSegment("user"))
+                        view=UserPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("audit"))
+                        view=TenantAuditPage
                     />
                 </Routes>
             </Layout>

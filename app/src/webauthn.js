@@ -157,3 +157,7 @@ export async function copyText(text) {
     return false;
   }
 }
+
+export function focusLater(id) {
+  requestAnimationFrame(() => document.getElementById(id)?.focus());
+}

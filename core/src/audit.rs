@@ -162,6 +162,46 @@ impl From<audit_event::Model> for AuditRecord {
     }
 }
 
+/// Events per page of the audit log page.
+pub const AUDIT_PAGE_SIZE: u64 = 50;
+/// Events per read while exporting (and the largest page).
+pub const AUDIT_EXPORT_BATCH: u64 = 1000;
+
+/// The actor kinds an actor filter may name instead of a label (an email, `API key lk_sk_…`).
+pub const ACTOR_KINDS: [&str; 6] = [
+    "operator",
+    "api_key",
+    "end_user",
+    "cli",
+    "system",
+    "anonymous",
+];
+
+/// What the audit log page filters by; every part optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// An actor kind (`operator`, `api_key`, …) or an actor's label (an operator's email).
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// The tenant's user ID the event is about.
+    pub target_user: Option<String>,
+    /// From (inclusive) …
+    pub from: Option<DateTime<Utc>>,
+    /// … to (exclusive).
+    pub to: Option<DateTime<Utc>>,
+    /// The `next` of the previous page.
+    pub before: Option<i64>,
+    pub limit: Option<u64>,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub events: Vec<AuditRecord>,
+    /// Where the next (older) page starts, if there is one.
+    pub next: Option<i64>,
+}
+
 pub struct AuditLog<'a> {
     db: &'a DatabaseConnection,
     clock: &'a dyn Clock,
@@ -190,6 +230,113 @@ impl<'a> AuditLog<'a> {
     ) -> Result<Vec<AuditRecord>> {
         actor.require_instance_admin()?;
         self.recent(None, limit).await
+    }
+
+    /// A page of a tenant's events matching `filter`, newest first: members who may read the audit
+    /// log (`support` and up). Another tenant is `not_found`.
+    pub async fn tenant_page(
+        &self,
+        actor: &crate::authz::OperatorIdentity,
+        tenant_id: Uuid,
+        filter: &AuditFilter,
+    ) -> Result<AuditPage> {
+        crate::authz::require(
+            self.db,
+            actor,
+            tenant_id,
+            crate::authz::Permission::ReadAuditLog,
+        )
+        .await?;
+        self.page(Some(tenant_id), filter).await
+    }
+
+    /// A page of the whole instance's events matching `filter`: instance admins only.
+    pub async fn instance_page(
+        &self,
+        actor: &crate::authz::OperatorIdentity,
+        filter: &AuditFilter,
+    ) -> Result<AuditPage> {
+        actor.require_instance_admin()?;
+        self.page(None, filter).await
+    }
+
+    /// Keyset on the event id (ids only grow): the page after `filter.before` ends at the smallest
+    /// id shown, so events recorded meanwhile neither repeat nor shift a page.
+    async fn page(&self, tenant_id: Option<Uuid>, filter: &AuditFilter) -> Result<AuditPage> {
+        let limit = filter.limit.unwrap_or(AUDIT_PAGE_SIZE);
+        if !(1..=AUDIT_EXPORT_BATCH).contains(&limit) {
+            return Err(crate::Error::invalid(
+                "limit",
+                format!("A page holds 1 to {AUDIT_EXPORT_BATCH} events."),
+            ));
+        }
+        if let (Some(from), Some(to)) = (filter.from, filter.to)
+            && from >= to
+        {
+            return Err(crate::Error::invalid(
+                "to",
+                "The end of the time range must be after its start.",
+            ));
+        }
+        let mut query = audit_event::Entity::find();
+        if let Some(tenant_id) = tenant_id {
+            query = query.filter(audit_event::Column::TenantId.eq(tenant_id));
+        }
+        if let Some(actor) = filter
+            .actor
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            query = if ACTOR_KINDS.contains(&actor) {
+                query.filter(audit_event::Column::ActorKind.eq(actor))
+            } else {
+                query.filter(audit_event::Column::ActorLabel.eq(actor))
+            };
+        }
+        if let Some(action) = filter
+            .action
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            query = query.filter(audit_event::Column::Action.eq(action));
+        }
+        if let Some(user) = filter
+            .target_user
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            query = query
+                .filter(audit_event::Column::TargetKind.eq("user"))
+                .filter(audit_event::Column::TargetId.eq(user));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(audit_event::Column::OccurredAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(audit_event::Column::OccurredAt.lt(to));
+        }
+        if let Some(before) = filter.before {
+            query = query.filter(audit_event::Column::Id.lt(before));
+        }
+        let mut rows = query
+            .order_by_desc(audit_event::Column::Id)
+            .limit(limit + 1)
+            .all(self.db)
+            .await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            events: rows.into_iter().map(AuditRecord::from).collect(),
+            next,
+        })
     }
 
     /// The newest events, optionally of one tenant, newest first. Not authorized: for callers

@@ -10,6 +10,7 @@ pub mod authz;
 mod ceremonies;
 pub mod clock;
 pub mod config_cache;
+pub mod dashboard;
 pub mod db;
 pub mod end_users;
 pub mod entities;

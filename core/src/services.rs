@@ -64,6 +64,10 @@ impl Services {
         AuditLog::new(&self.db, self.clock.as_ref())
     }
 
+    pub fn dashboards(&self) -> crate::dashboard::Dashboards<'_> {
+        crate::dashboard::Dashboards::new(&self.db, self.clock.as_ref())
+    }
+
     pub fn operators(&self) -> Operators<'_> {
         Operators::new(&self.db, self.clock.as_ref(), &self.portal)
     }

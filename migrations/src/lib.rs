@@ -10,6 +10,7 @@ mod m20261123_000003_tenant_passkey_config;
 mod m20261123_000004_tenant_invitations;
 mod m20261123_000005_api_keys;
 mod m20261124_000006_end_users;
+mod m20261125_000007_support_console;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_tenant_invitations::Migration),
             Box::new(m20261123_000005_api_keys::Migration),
             Box::new(m20261124_000006_end_users::Migration),
+            Box::new(m20261125_000007_support_console::Migration),
         ]
     }
 }

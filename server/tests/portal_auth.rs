@@ -43,7 +43,18 @@ const OPERATOR_FUNCTIONS: &[(&str, &[(&str, &str)])] = &[
         "invite_operator",
         &[("email", "x@example.com"), ("instance_admin", "true")],
     ),
-    ("instance_audit_log", &[]),
+    (
+        "audit_log",
+        &[
+            ("id", ""),
+            ("actor", ""),
+            ("action", ""),
+            ("user", ""),
+            ("from", ""),
+            ("to", ""),
+            ("before", ""),
+        ],
+    ),
     ("my_tenants", &[]),
     (
         "list_api_keys",
@@ -62,6 +73,50 @@ const OPERATOR_FUNCTIONS: &[(&str, &[(&str, &str)])] = &[
             ("id", "00000000-0000-0000-0000-000000000000"),
             ("key", "00000000-0000-0000-0000-000000000000"),
         ],
+    ),
+    (
+        "search_users",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("query", "a"),
+        ],
+    ),
+    (
+        "user_details",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("user_id", "user-1"),
+        ],
+    ),
+    (
+        "revoke_authenticator",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("user_id", "user-1"),
+            ("authenticator_id", "00000000-0000-0000-0000-000000000000"),
+            ("reason", "x"),
+        ],
+    ),
+    (
+        "revoke_all_authenticators",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("user_id", "user-1"),
+            ("reason", "x"),
+        ],
+    ),
+    (
+        "rename_authenticator",
+        &[
+            ("id", "00000000-0000-0000-0000-000000000000"),
+            ("user_id", "user-1"),
+            ("authenticator_id", "00000000-0000-0000-0000-000000000000"),
+            ("name", "x"),
+        ],
+    ),
+    (
+        "tenant_dashboard",
+        &[("id", "00000000-0000-0000-0000-000000000000")],
     ),
     (
         "list_enrollment_tokens",
@@ -359,8 +414,17 @@ async fn admin_functions_refuse_other_operators(backend: TestBackend) {
     let token = url.split("token=").nth(1).unwrap();
     let grace = t.enroll(token, "grace@example.com").await;
 
-    for endpoint in ["list_operators", "instance_audit_log"] {
-        let (status, code) = code(t.call(endpoint, grace.cookie.as_deref(), &[]).await).await;
+    let instance_log: &[(&str, &str)] = &[
+        ("id", ""),
+        ("actor", ""),
+        ("action", ""),
+        ("user", ""),
+        ("from", ""),
+        ("to", ""),
+        ("before", ""),
+    ];
+    for (endpoint, args) in [("list_operators", &[][..]), ("audit_log", instance_log)] {
+        let (status, code) = code(t.call(endpoint, grace.cookie.as_deref(), args).await).await;
         assert_eq!((status, code.as_str()), (403, "forbidden"), "{endpoint}");
     }
     let (status, code) = code(

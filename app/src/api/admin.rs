@@ -8,11 +8,6 @@ use serde::{Deserialize, Serialize};
 use super::display_time;
 use crate::PortalError;
 
-/// How many audit events the instance log shows (filters and paging arrive with the support
-/// console).
-#[cfg(feature = "ssr")]
-const AUDIT_PAGE: u64 = 200;
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorRow {
     pub email: String,
@@ -42,6 +37,8 @@ pub struct AuditRow {
     pub outcome: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The event's details as compact JSON (never a secret; e.g. a revocation's reason).
+    pub details: Option<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -67,6 +64,7 @@ impl From<latchkey_core::audit::AuditRecord> for AuditRow {
             },
             ip: r.ip,
             user_agent: r.user_agent,
+            details: r.details.map(|d| d.to_string()),
         }
     }
 }
@@ -111,16 +109,4 @@ pub async fn invite_operator(
         url: issued.url(request.services.public_url()),
         expires_at: display_time(issued.expires_at),
     })
-}
-
-#[server(prefix = "/portal/api", endpoint = "instance_audit_log")]
-pub async fn instance_audit_log() -> Result<Vec<AuditRow>, PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let events = request
-        .services
-        .audit()
-        .instance_events(&operator, AUDIT_PAGE)
-        .await?;
-    Ok(events.into_iter().map(AuditRow::from).collect())
 }

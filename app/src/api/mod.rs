@@ -5,12 +5,14 @@ mod admin;
 mod auth;
 mod end_users;
 mod security;
+mod support;
 mod tenants;
 
 pub use admin::*;
 pub use auth::*;
 pub use end_users::*;
 pub use security::*;
+pub use support::*;
 pub use tenants::*;
 
 use leptos::prelude::*;

@@ -1,5 +1,6 @@
 mod api_keys;
 mod audit;
+mod dashboard;
 mod enroll;
 mod enrollment_tokens;
 mod home;
@@ -10,9 +11,11 @@ mod operators;
 mod passkeys;
 mod security;
 mod tenants;
+mod users;
 
 pub use api_keys::ApiKeysPage;
-pub use audit::AuditPage;
+pub use audit::{AuditPage, TenantAuditPage};
+pub use dashboard::DashboardPage;
 pub use enroll::EnrollPage;
 pub use enrollment_tokens::EnrollmentTokensPage;
 pub use home::HomePage;
@@ -23,3 +26,4 @@ pub use operators::OperatorsPage;
 pub use passkeys::PasskeysPage;
 pub use security::SecurityPage;
 pub use tenants::{NewTenantPage, TenantsPage};
+pub use users::{UserPage, UsersPage};

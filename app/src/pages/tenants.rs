@@ -44,10 +44,13 @@ pub fn TenantNav(id: String, name: String) -> impl IntoView {
     view! {
         <p class="crumbs"><a href="/tenants">"Tenants"</a> " / " <strong>{name}</strong></p>
         <nav class="tabs" aria-label="Tenant">
+            <A href=format!("/tenants/{id}/dashboard")>"Dashboard"</A>
+            <A href=format!("/tenants/{id}/users")>"Users"</A>
             <A href=format!("/tenants/{id}/passkeys")>"Passkeys"</A>
             <A href=format!("/tenants/{id}/api-keys")>"API keys"</A>
             <A href=format!("/tenants/{id}/enrollment-tokens")>"Enrollment tokens"</A>
             <A href=format!("/tenants/{id}/members")>"Members"</A>
+            <A href=format!("/tenants/{id}/audit")>"Audit log"</A>
         </nav>
     }
 }

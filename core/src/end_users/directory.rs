@@ -186,4 +186,125 @@ impl EndUsers<'_> {
         txn.commit().await?;
         Ok(row.into())
     }
+
+    /// Revokes every active authenticator of the user at once ("I lost my phone" and the user
+    /// has nothing left to trust), in one transaction, one audit event per authenticator.
+    /// Returns how many were revoked (0 when none was active).
+    pub async fn revoke_all_authenticators(
+        &self,
+        caller: TenantCaller<'_>,
+        tenant_id: Uuid,
+        external_id: &str,
+        reason: &str,
+        meta: RequestMeta,
+    ) -> Result<u64> {
+        let (actor, user) = self
+            .user_of(
+                caller,
+                tenant_id,
+                external_id,
+                Permission::RevokeCredentials,
+            )
+            .await?;
+        let reason = validate::label("reason", "reason", reason, 500)?;
+        let txn = crate::db::begin_write(self.db).await?;
+        let now = self.clock.now();
+        let active = authenticator::Entity::find()
+            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            .filter(authenticator::Column::UserId.eq(user.id))
+            .filter(authenticator::Column::RevokedAt.is_null())
+            .all(&txn)
+            .await?;
+        let mut revoked = 0;
+        for row in active {
+            // Conditional like the single revocation: a concurrent one is not recorded twice.
+            let done = authenticator::Entity::update_many()
+                .col_expr(authenticator::Column::RevokedAt, Expr::value(now))
+                .col_expr(authenticator::Column::RevokedBy, Expr::value(actor.label()))
+                .col_expr(
+                    authenticator::Column::RevokedReason,
+                    Expr::value(reason.clone()),
+                )
+                .filter(authenticator::Column::Id.eq(row.id))
+                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .filter(authenticator::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?;
+            if done.rows_affected == 1 {
+                revoked += 1;
+                audit::record_in(
+                    &txn,
+                    self.clock,
+                    AuditEntry::new(actor.clone(), "authenticator.revoked")
+                        .tenant(tenant_id)
+                        .target("user", user.external_id.clone())
+                        .details(serde_json::json!({
+                            "authenticator_id": row.id,
+                            "name": row.name,
+                            "provider": aaguid::provider(row.aaguid).map(|p| p.name.as_str()),
+                            "reason": reason,
+                            "all": true,
+                        }))
+                        .meta(meta.clone()),
+                )
+                .await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Gives one of the user's authenticators a new name (what support and the user call it).
+    /// Audited with the old and the new name.
+    pub async fn rename_authenticator(
+        &self,
+        caller: TenantCaller<'_>,
+        tenant_id: Uuid,
+        external_id: &str,
+        authenticator_id: Uuid,
+        name: &str,
+        meta: RequestMeta,
+    ) -> Result<AuthenticatorView> {
+        let (actor, user) = self
+            .user_of(
+                caller,
+                tenant_id,
+                external_id,
+                Permission::RevokeCredentials,
+            )
+            .await?;
+        let name = validate::label("name", "name", name, 100)?;
+        let txn = crate::db::begin_write(self.db).await?;
+        let find = || {
+            authenticator::Entity::find_by_id(authenticator_id)
+                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .filter(authenticator::Column::UserId.eq(user.id))
+        };
+        let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
+        if row.name != name {
+            authenticator::Entity::update_many()
+                .col_expr(authenticator::Column::Name, Expr::value(name.clone()))
+                .filter(authenticator::Column::Id.eq(row.id))
+                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .exec(&txn)
+                .await?;
+            audit::record_in(
+                &txn,
+                self.clock,
+                AuditEntry::new(actor, "authenticator.renamed")
+                    .tenant(tenant_id)
+                    .target("user", user.external_id.clone())
+                    .details(serde_json::json!({
+                        "authenticator_id": row.id,
+                        "from": row.name,
+                        "to": name,
+                    }))
+                    .meta(meta),
+            )
+            .await?;
+        }
+        let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
+        txn.commit().await?;
+        Ok(row.into())
+    }
 }

@@ -368,6 +368,7 @@ async fn upsert_user(
             id: Set(Uuid::new_v4()),
             tenant_id: Set(tenant_id),
             external_id: Set(external_id.to_owned()),
+            external_id_key: Set(external_id.to_lowercase()),
             username_key: Set(username.as_deref().map(str::to_lowercase)),
             username: Set(username),
             display_name: Set(display_name),

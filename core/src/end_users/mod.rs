@@ -15,6 +15,7 @@ mod directory;
 mod enrollment;
 mod registration;
 mod relying_party;
+mod search;
 mod validation;
 
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub use enrollment::{
 };
 pub use registration::Registered;
 pub use relying_party::RelyingParties;
+pub use search::{
+    DEFAULT_PAGE_SIZE, MATCH_COUNT_CAP, MatchCount, MatchedOn, UserPage, UserSearch, UserSummary,
+};
 
 pub use validation::{
     InvalidReason, VALIDATION_TOKEN_TTL_SECONDS, Validated, ValidationKind, ValidationOutcome,

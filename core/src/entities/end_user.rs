@@ -7,6 +7,8 @@ pub struct Model {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub external_id: String,
+    /// `external_id` lower-cased: the key "Search users" matches prefixes of.
+    pub external_id_key: String,
     pub username: Option<String>,
     pub username_key: Option<String>,
     pub display_name: Option<String>,

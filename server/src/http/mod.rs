@@ -6,6 +6,7 @@ mod guards;
 mod health;
 pub mod portal_auth;
 pub mod problem;
+mod support;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
 
     let mut router = Router::new()
         .merge(health::router())
+        .merge(support::portal_router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             move || shell(shell_options.clone())
         })
@@ -66,7 +68,8 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
             state.services.clone(),
             options.client_rate_limit,
         ))
-        .merge(sdk_router(&state.leptos_options.site_root));
+        .merge(sdk_router(&state.leptos_options.site_root))
+        .merge(support::public_router());
     if options.trust_forwarded_for {
         router = router.layer(axum::Extension(app::session::TrustForwardedFor));
     }

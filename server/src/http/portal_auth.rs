@@ -40,7 +40,14 @@ pub fn session_layer(store: DbSessionStore, https: bool) -> SessionManagerLayer<
 /// Paths that are not portal pages: assets, APIs, health checks, server functions (which
 /// authorize themselves).
 fn is_page(path: &str) -> bool {
-    const NOT_PAGES: &[&str] = &["/pkg/", "/api/", "/portal/api/", "/sdk/"];
+    const NOT_PAGES: &[&str] = &[
+        "/pkg/",
+        "/api/",
+        "/portal/api/",
+        "/portal/export/",
+        "/sdk/",
+        "/provider-icons/",
+    ];
     const FILES: &[&str] = &["/favicon.svg", "/healthz", "/readyz", "/robots.txt"];
     !NOT_PAGES.iter().any(|prefix| path.starts_with(prefix)) && !FILES.contains(&path)
 }

@@ -1,0 +1,478 @@
+//! Server functions of the support console: search users, a user's authenticators, revoke
+//! (one or all), rename, the tenant's audit log and dashboard. The services authorize; these
+//! only parse and shape what the pages show.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::AuditRow;
+#[cfg(feature = "ssr")]
+use super::{display_time, parse_id};
+use crate::PortalError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub user_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub created_at: String,
+    pub active_authenticators: u64,
+    /// The match was on the username, not the user ID.
+    pub by_username: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPageView {
+    pub users: Vec<UserRow>,
+    pub next: Option<String>,
+    pub total_users: u64,
+    /// "3", or "more than 1,000".
+    pub matches: String,
+}
+
+#[cfg(feature = "ssr")]
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[server(prefix = "/portal/api", endpoint = "search_users")]
+pub async fn search_users(
+    id: String,
+    query: String,
+    after: Option<String>,
+) -> Result<UsersPageView, PortalError> {
+    use latchkey_core::end_users::{MatchCount, MatchedOn, TenantCaller, UserSearch};
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let page = request
+        .services
+        .end_users()
+        .search_users(
+            TenantCaller::Operator(&operator),
+            id,
+            &UserSearch {
+                query,
+                after: after.filter(|a| !a.is_empty()),
+                limit: None,
+            },
+        )
+        .await?;
+    Ok(UsersPageView {
+        users: page
+            .users
+            .into_iter()
+            .map(|u| UserRow {
+                user_id: u.user_id,
+                username: u.username,
+                display_name: u.display_name,
+                created_at: display_time(u.created_at),
+                active_authenticators: u.active_authenticators,
+                by_username: u.matched_on == MatchedOn::Username,
+            })
+            .collect(),
+        next: page.next,
+        total_users: page.total_users,
+        matches: match page.matches {
+            MatchCount::Exactly(n) => thousands(n),
+            MatchCount::MoreThan(n) => format!("more than {}", thousands(n)),
+        },
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticatorRow {
+    pub id: String,
+    pub name: String,
+    pub provider: Option<String>,
+    pub aaguid: String,
+    /// Where the provider's icons are served, when the list has them.
+    pub icon_light: Option<String>,
+    pub icon_dark: Option<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub attachment: Option<String>,
+    pub transports: Vec<String>,
+    pub user_verified: bool,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub sign_count: i64,
+    pub counter_regressed_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+impl From<latchkey_core::end_users::AuthenticatorView> for AuthenticatorRow {
+    fn from(a: latchkey_core::end_users::AuthenticatorView) -> Self {
+        let provider = latchkey_core::end_users::aaguid::provider(a.aaguid);
+        let icon = |has: bool, variant: &str| {
+            has.then(|| format!("/provider-icons/{}/{variant}", a.aaguid))
+        };
+        Self {
+            id: a.id.to_string(),
+            name: a.name,
+            provider: a.provider_name,
+            aaguid: a.aaguid.to_string(),
+            icon_light: icon(provider.is_some_and(|p| p.icon_light.is_some()), "light"),
+            icon_dark: icon(provider.is_some_and(|p| p.icon_dark.is_some()), "dark"),
+            backup_eligible: a.backup_eligible,
+            backup_state: a.backup_state,
+            attachment: a.attachment,
+            transports: a.transports,
+            user_verified: a.user_verified,
+            created_at: display_time(a.created_at),
+            last_used_at: a.last_used_at.map(display_time),
+            sign_count: a.sign_count,
+            counter_regressed_at: a.counter_regressed_at.map(display_time),
+            revoked_at: a.revoked_at.map(display_time),
+            revoked_by: a.revoked_by,
+            revoked_reason: a.revoked_reason,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDetailView {
+    pub user_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub created_at: String,
+    pub authenticators: Vec<AuthenticatorRow>,
+    /// The operator may revoke and rename (support, admin, owner).
+    pub can_revoke: bool,
+    /// The operator may issue a recovery enrollment token (admin, owner).
+    pub can_issue_tokens: bool,
+}
+
+#[server(prefix = "/portal/api", endpoint = "user_details")]
+pub async fn user_details(id: String, user_id: String) -> Result<UserDetailView, PortalError> {
+    use latchkey_core::{authz::Permission, end_users::TenantCaller};
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let users = request.services.end_users();
+    let user = users
+        .user(TenantCaller::Operator(&operator), id, &user_id)
+        .await?;
+    let authenticators = users
+        .authenticators(TenantCaller::Operator(&operator), id, &user_id)
+        .await?;
+    let role = request
+        .services
+        .tenants()
+        .authorize(&operator, id, Permission::ReadUsers)
+        .await?;
+    Ok(UserDetailView {
+        user_id: user.user_id,
+        username: user.username,
+        display_name: user.display_name,
+        created_at: display_time(user.created_at),
+        authenticators: authenticators
+            .into_iter()
+            .map(AuthenticatorRow::from)
+            .collect(),
+        can_revoke: role.allows(Permission::RevokeCredentials),
+        can_issue_tokens: role.allows(Permission::IssueEnrollmentTokens),
+    })
+}
+
+#[server(prefix = "/portal/api", endpoint = "revoke_authenticator")]
+pub async fn revoke_authenticator(
+    id: String,
+    user_id: String,
+    authenticator_id: String,
+    reason: String,
+) -> Result<AuthenticatorRow, PortalError> {
+    use latchkey_core::end_users::TenantCaller;
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let authenticator_id = parse_id("authenticator_id", &authenticator_id)?;
+    let revoked = request
+        .services
+        .end_users()
+        .revoke_authenticator(
+            TenantCaller::Operator(&operator),
+            id,
+            &user_id,
+            authenticator_id,
+            &reason,
+            request.meta.clone(),
+        )
+        .await?;
+    Ok(revoked.into())
+}
+
+#[server(prefix = "/portal/api", endpoint = "revoke_all_authenticators")]
+pub async fn revoke_all_authenticators(
+    id: String,
+    user_id: String,
+    reason: String,
+) -> Result<u64, PortalError> {
+    use latchkey_core::end_users::TenantCaller;
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    Ok(request
+        .services
+        .end_users()
+        .revoke_all_authenticators(
+            TenantCaller::Operator(&operator),
+            id,
+            &user_id,
+            &reason,
+            request.meta.clone(),
+        )
+        .await?)
+}
+
+#[server(prefix = "/portal/api", endpoint = "rename_authenticator")]
+pub async fn rename_authenticator(
+    id: String,
+    user_id: String,
+    authenticator_id: String,
+    name: String,
+) -> Result<AuthenticatorRow, PortalError> {
+    use latchkey_core::end_users::TenantCaller;
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let authenticator_id = parse_id("authenticator_id", &authenticator_id)?;
+    let renamed = request
+        .services
+        .end_users()
+        .rename_authenticator(
+            TenantCaller::Operator(&operator),
+            id,
+            &user_id,
+            authenticator_id,
+            &name,
+            request.meta.clone(),
+        )
+        .await?;
+    Ok(renamed.into())
+}
+
+/// The audit log filters as the page's form (and URL) carries them: all text, empty = any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub actor: String,
+    pub action: String,
+    pub user: String,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub from: String,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub to: String,
+    /// Cursor: older than this event id.
+    pub before: String,
+}
+
+#[cfg(feature = "ssr")]
+impl AuditQuery {
+    /// The service's filter; a malformed date or cursor names its field.
+    pub fn to_filter(&self) -> Result<latchkey_core::audit::AuditFilter, latchkey_core::Error> {
+        use chrono::{Days, NaiveDate};
+        use latchkey_core::Error;
+        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let day = |field: &'static str, s: &str| -> Result<Option<NaiveDate>, Error> {
+            text(s)
+                .map(|s| {
+                    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                        .map_err(|_| Error::invalid(field, "Enter a date as YYYY-MM-DD."))
+                })
+                .transpose()
+        };
+        let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+        let from = day("from", &self.from)?.map(midnight);
+        // "To" names a whole day: up to the next midnight.
+        let to = day("to", &self.to)?
+            .and_then(|d| d.checked_add_days(Days::new(1)))
+            .map(midnight);
+        let before = text(&self.before)
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| Error::invalid("before", "This page link is not valid."))
+            })
+            .transpose()?;
+        Ok(latchkey_core::audit::AuditFilter {
+            actor: text(&self.actor),
+            action: text(&self.action),
+            target_user: text(&self.user),
+            from,
+            to,
+            before,
+            limit: None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPageView {
+    pub events: Vec<AuditRow>,
+    /// The `before` of the next (older) page.
+    pub next: Option<i64>,
+}
+
+#[cfg(feature = "ssr")]
+impl From<latchkey_core::audit::AuditPage> for AuditPageView {
+    fn from(page: latchkey_core::audit::AuditPage) -> Self {
+        Self {
+            events: page.events.into_iter().map(AuditRow::from).collect(),
+            next: page.next,
+        }
+    }
+}
+
+/// A page of the audit log: of one tenant (`id`), or of the whole instance (`id` empty; instance
+/// admins only).
+#[server(prefix = "/portal/api", endpoint = "audit_log")]
+pub async fn audit_log(
+    id: String,
+    actor: String,
+    action: String,
+    user: String,
+    from: String,
+    to: String,
+    before: String,
+) -> Result<AuditPageView, PortalError> {
+    let query = AuditQuery {
+        actor,
+        action,
+        user,
+        from,
+        to,
+        before,
+    };
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let filter = query.to_filter()?;
+    let audit = request.services.audit();
+    let page = if id.is_empty() {
+        audit.instance_page(&operator, &filter).await?
+    } else {
+        let id = parse_id("id", &id)?;
+        audit.tenant_page(&operator, id, &filter).await?
+    };
+    Ok(page.into())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayView {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub registrations: u64,
+    pub sign_ins: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeView {
+    /// "Sign-in" / "Registration".
+    pub ceremony: String,
+    /// "success" or the error code.
+    pub outcome: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderView {
+    pub provider: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardView {
+    pub days: Vec<DayView>,
+    pub outcomes: Vec<OutcomeView>,
+    pub providers: Vec<ProviderView>,
+    pub synced: u64,
+    pub device_bound: u64,
+}
+
+#[server(prefix = "/portal/api", endpoint = "tenant_dashboard")]
+pub async fn tenant_dashboard(id: String) -> Result<DashboardView, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let id = parse_id("id", &id)?;
+    let board = request.services.dashboards().tenant(&operator, id).await?;
+    Ok(DashboardView {
+        days: board
+            .days
+            .into_iter()
+            .map(|d| DayView {
+                date: d.date.format("%Y-%m-%d").to_string(),
+                registrations: d.registrations,
+                sign_ins: d.sign_ins,
+                failures: d.failures,
+            })
+            .collect(),
+        outcomes: board
+            .outcomes
+            .into_iter()
+            .map(|o| OutcomeView {
+                ceremony: if o.ceremony == "sign_in" {
+                    "Sign-in".into()
+                } else {
+                    "Registration".into()
+                },
+                outcome: o.error_code.unwrap_or_else(|| "success".into()),
+                count: o.count,
+            })
+            .collect(),
+        providers: board
+            .providers
+            .into_iter()
+            .map(|p| ProviderView {
+                provider: p.provider.unwrap_or_else(|| "Unknown provider".into()),
+                count: p.count,
+            })
+            .collect(),
+        synced: board.synced,
+        device_bound: board.device_bound,
+    })
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn audit_dates_are_whole_utc_days_and_bad_ones_name_their_field() {
+        let filter = AuditQuery {
+            from: "2026-11-01".into(),
+            to: "2026-11-01".into(),
+            ..AuditQuery::default()
+        }
+        .to_filter()
+        .unwrap();
+        assert_eq!(
+            filter.to.unwrap() - filter.from.unwrap(),
+            chrono::Duration::days(1)
+        );
+        let bad = AuditQuery {
+            to: "yesterday".into(),
+            ..AuditQuery::default()
+        }
+        .to_filter()
+        .unwrap_err();
+        assert_eq!(bad.field(), Some("to"));
+    }
+}

@@ -1,0 +1,223 @@
+//! A tenant's dashboard: registrations and sign-ins per day, outcomes by error code, and the
+//! active credentials by provider and by kind (synced or device-bound).
+//!
+//! The activity figures come from the audit log (the only record of failures), grouped by UTC day
+//! in the database; the credential figures from the authenticators table. Each is one grouped
+//! query on an index that starts with the tenant.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use sea_orm::{
+    ColumnTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, SimpleExpr},
+};
+use uuid::Uuid;
+
+use crate::{
+    Clock, Result,
+    authz::{OperatorIdentity, Permission},
+    entities::{audit_event, authenticator},
+};
+
+/// How many days the activity chart covers, today included.
+pub const DASHBOARD_DAYS: u64 = 30;
+
+/// The audit actions the dashboard counts, and what it calls them.
+const REGISTERED: &str = "authenticator.registered";
+const SIGNED_IN: &str = "user.signed_in";
+const REGISTRATION_STEPS: [&str; 2] = ["registration.started", "registration.finished"];
+
+/// One day of activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayActivity {
+    pub date: NaiveDate,
+    pub registrations: u64,
+    pub sign_ins: u64,
+    /// Refused registrations and sign-ins.
+    pub failures: u64,
+}
+
+/// Ceremonies of one kind that ended one way in the period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// `sign_in` or `registration`.
+    pub ceremony: &'static str,
+    /// `None` for successes, else the spec's error code.
+    pub error_code: Option<String>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCount {
+    /// `None` when the AAGUID is not in the community list (or is all zeros).
+    pub provider: Option<String>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dashboard {
+    /// Oldest first, one entry per day (zero days included).
+    pub days: Vec<DayActivity>,
+    pub outcomes: Vec<OutcomeCount>,
+    /// Largest first.
+    pub providers: Vec<ProviderCount>,
+    /// Active credentials that may be synced between devices (backup eligible) …
+    pub synced: u64,
+    /// … and those bound to one device.
+    pub device_bound: u64,
+}
+
+impl Dashboard {
+    pub fn active_credentials(&self) -> u64 {
+        self.synced + self.device_bound
+    }
+}
+
+pub struct Dashboards<'a> {
+    db: &'a DatabaseConnection,
+    clock: &'a dyn Clock,
+}
+
+/// The UTC day of an event as `YYYY-MM-DD`, computed by the database.
+fn utc_day(backend: DatabaseBackend) -> SimpleExpr {
+    match backend {
+        DatabaseBackend::Postgres => {
+            Expr::cust("to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+        }
+        // SQLite stores the time as UTC text starting with the date.
+        _ => Expr::cust("substr(occurred_at, 1, 10)"),
+    }
+}
+
+impl<'a> Dashboards<'a> {
+    pub(crate) fn new(db: &'a DatabaseConnection, clock: &'a dyn Clock) -> Self {
+        Self { db, clock }
+    }
+
+    /// The dashboard of `tenant_id`, for any member (`viewer` and up).
+    pub async fn tenant(&self, operator: &OperatorIdentity, tenant_id: Uuid) -> Result<Dashboard> {
+        crate::authz::require(self.db, operator, tenant_id, Permission::ReadUsers).await?;
+        let today = self.clock.now().date_naive();
+        let first = today
+            .checked_sub_days(Days::new(DASHBOARD_DAYS - 1))
+            .unwrap_or(today);
+        let since: DateTime<Utc> = first.and_time(chrono::NaiveTime::MIN).and_utc();
+
+        let ceremony_actions = [
+            REGISTERED,
+            SIGNED_IN,
+            REGISTRATION_STEPS[0],
+            REGISTRATION_STEPS[1],
+        ];
+        let rows: Vec<(String, String, String, Option<String>, i64)> = audit_event::Entity::find()
+            .select_only()
+            .column_as(utc_day(self.db.get_database_backend()), "day")
+            .column(audit_event::Column::Action)
+            .column(audit_event::Column::Outcome)
+            .column(audit_event::Column::ErrorCode)
+            .column_as(audit_event::Column::Id.count(), "n")
+            .filter(audit_event::Column::TenantId.eq(tenant_id))
+            .filter(audit_event::Column::Action.is_in(ceremony_actions))
+            .filter(audit_event::Column::OccurredAt.gte(since))
+            .group_by(Expr::cust("day"))
+            .group_by(audit_event::Column::Action)
+            .group_by(audit_event::Column::Outcome)
+            .group_by(audit_event::Column::ErrorCode)
+            .into_tuple()
+            .all(self.db)
+            .await?;
+
+        let mut days: Vec<DayActivity> = (0..DASHBOARD_DAYS)
+            .filter_map(|i| first.checked_add_days(Days::new(i)))
+            .map(|date| DayActivity {
+                date,
+                registrations: 0,
+                sign_ins: 0,
+                failures: 0,
+            })
+            .collect();
+        let mut outcomes: Vec<OutcomeCount> = Vec::new();
+        for (day, action, outcome, error_code, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            let success = outcome == "success";
+            let ceremony = if action == SIGNED_IN {
+                "sign_in"
+            } else {
+                "registration"
+            };
+            // Successful registration steps are counted once, by the registered authenticator.
+            if success && REGISTRATION_STEPS.contains(&action.as_str()) {
+                continue;
+            }
+            if let Some(entry) = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                .ok()
+                .and_then(|date| days.iter_mut().find(|d| d.date == date))
+            {
+                match (success, ceremony) {
+                    (false, _) => entry.failures += n,
+                    (true, "sign_in") => entry.sign_ins += n,
+                    (true, _) => entry.registrations += n,
+                }
+            }
+            let error_code = (!success).then_some(error_code).flatten();
+            match outcomes
+                .iter_mut()
+                .find(|o| o.ceremony == ceremony && o.error_code == error_code)
+            {
+                Some(o) => o.count += n,
+                None => outcomes.push(OutcomeCount {
+                    ceremony,
+                    error_code,
+                    count: n,
+                }),
+            }
+        }
+        outcomes.sort_by(|a, b| {
+            (
+                a.ceremony,
+                a.error_code.is_some(),
+                std::cmp::Reverse(a.count),
+            )
+                .cmp(&(
+                    b.ceremony,
+                    b.error_code.is_some(),
+                    std::cmp::Reverse(b.count),
+                ))
+        });
+
+        let by_provider: Vec<(Option<String>, bool, i64)> = authenticator::Entity::find()
+            .select_only()
+            .column(authenticator::Column::ProviderName)
+            .column(authenticator::Column::BackupEligible)
+            .column_as(authenticator::Column::Id.count(), "n")
+            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            .filter(authenticator::Column::RevokedAt.is_null())
+            .group_by(authenticator::Column::ProviderName)
+            .group_by(authenticator::Column::BackupEligible)
+            .into_tuple()
+            .all(self.db)
+            .await?;
+        let (mut synced, mut device_bound) = (0, 0);
+        let mut providers: Vec<ProviderCount> = Vec::new();
+        for (provider, backup_eligible, n) in by_provider {
+            let n = u64::try_from(n).unwrap_or(0);
+            if backup_eligible {
+                synced += n;
+            } else {
+                device_bound += n;
+            }
+            match providers.iter_mut().find(|p| p.provider == provider) {
+                Some(p) => p.count += n,
+                None => providers.push(ProviderCount { provider, count: n }),
+            }
+        }
+        providers.sort_by(|a, b| b.count.cmp(&a.count).then(a.provider.cmp(&b.provider)));
+
+        Ok(Dashboard {
+            days,
+            outcomes,
+            providers,
+            synced,
+            device_bound,
+        })
+    }
+}

@@ -1,0 +1,681 @@
+//! The support console's services on both databases: user search and its keyset pagination,
+//! revoke-all and rename per role, the filtered audit log and the dashboard figures, and that
+//! none of it reaches into another tenant.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
+
+use std::{collections::HashSet, sync::Arc};
+
+use chrono::{Duration, TimeZone, Utc};
+use latchkey_core::{
+    Error, ErrorCode, ManualClock, Services,
+    audit::{AuditFilter, RequestMeta},
+    authz::{OperatorIdentity, Role},
+    both_backends,
+    end_users::{
+        EnrollmentRequest, MatchCount, MatchedOn, Scope, TenantCaller, UserPage, UserSearch,
+    },
+    tenants::NewTenant,
+    testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys},
+};
+use uuid::Uuid;
+
+both_backends!(
+    search_matches_user_id_or_username_prefixes_case_insensitively,
+    pages_neither_repeat_nor_skip_while_users_are_added,
+    only_members_search_and_never_across_tenants,
+    revoke_all_and_rename_follow_the_roles_and_stop_sign_in,
+    the_audit_log_filters_and_pages_within_its_tenant,
+    the_dashboard_counts_activity_and_credentials
+);
+
+const ORIGIN: &str = "https://shop.example.com";
+
+struct Fixture {
+    _db: TestDb,
+    services: Services,
+    clock: Arc<ManualClock>,
+    tenant: Uuid,
+    other_tenant: Uuid,
+    owner: OperatorIdentity,
+    support: OperatorIdentity,
+    viewer: OperatorIdentity,
+    other_owner: OperatorIdentity,
+}
+
+async fn fixture(backend: TestBackend) -> Option<Fixture> {
+    let db = TestDb::create(backend).await?;
+    let conn = db.connect().await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(),
+    ));
+    let services = latchkey_core::testing::services(conn.clone(), clock.clone());
+    let owner = insert_operator(&conn, "owner@shop.test", false).await;
+    let other_owner = insert_operator(&conn, "owner@other.test", false).await;
+    let mut tenants = Vec::new();
+    for (name, rp, owner) in [
+        ("Shop", "shop.example.com", &owner),
+        ("Other", "other.example.com", &other_owner),
+    ] {
+        tenants.push(
+            services
+                .tenants()
+                .create_for_automation(NewTenant {
+                    name: name.into(),
+                    rp_id: Some(rp.into()),
+                    origins: vec![format!("https://{rp}")],
+                    enable_passkeys: true,
+                    owner_email: Some(owner.email.clone()),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let mut staff = Vec::new();
+    for role in [Role::Support, Role::Viewer] {
+        let email = format!("{}@shop.test", role.as_str());
+        let op = insert_operator(&conn, &email, false).await;
+        services
+            .tenants()
+            .add_member(&owner, tenants[0], &email, role, RequestMeta::default())
+            .await
+            .unwrap();
+        staff.push(op);
+    }
+    let viewer = staff.pop().unwrap();
+    let support = staff.pop().unwrap();
+    Some(Fixture {
+        _db: db,
+        services,
+        clock,
+        tenant: tenants[0],
+        other_tenant: tenants[1],
+        owner,
+        support,
+        viewer,
+        other_owner,
+    })
+}
+
+/// Creates (or updates) a user the way a backend does: by issuing an enrollment token.
+async fn user(f: &Fixture, tenant: Uuid, user_id: &str, username: Option<&str>) -> String {
+    let owner = if tenant == f.tenant {
+        &f.owner
+    } else {
+        &f.other_owner
+    };
+    f.services
+        .end_users()
+        .issue_enrollment_token(
+            TenantCaller::Operator(owner),
+            tenant,
+            user_id,
+            EnrollmentRequest {
+                username: username.map(str::to_owned),
+                scopes: vec![Scope::AddAuthenticators],
+                ..EnrollmentRequest::default()
+            },
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap()
+        .token
+}
+
+async fn register(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Uuid {
+    let token = user(f, f.tenant, user_id, None).await;
+    let users = f.services.end_users();
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let credential = passkeys.register(ORIGIN, &options.public_key).unwrap();
+    users
+        .finish_registration(
+            &token,
+            options.ceremony_id,
+            &credential.to_string(),
+            None,
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap()
+        .authenticator
+        .id
+}
+
+async fn sign_in(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Result<String, Error> {
+    let users = f.services.end_users();
+    let options = users.begin_authentication(f.tenant, Some(user_id)).await?;
+    let assertion = passkeys.authenticate(ORIGIN, &options.public_key).unwrap();
+    users
+        .finish_authentication(
+            f.tenant,
+            options.ceremony_id,
+            &assertion.to_string(),
+            RequestMeta::default(),
+        )
+        .await
+}
+
+async fn search(f: &Fixture, who: &OperatorIdentity, query: &str) -> Result<UserPage, Error> {
+    f.services
+        .end_users()
+        .search_users(
+            TenantCaller::Operator(who),
+            f.tenant,
+            &UserSearch {
+                query: query.into(),
+                ..UserSearch::default()
+            },
+        )
+        .await
+}
+
+fn ids(page: &UserPage) -> Vec<&str> {
+    page.users.iter().map(|u| u.user_id.as_str()).collect()
+}
+
+async fn search_matches_user_id_or_username_prefixes_case_insensitively(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    user(&f, f.tenant, "alice-1", Some("alice@shop.test")).await;
+    user(&f, f.tenant, "Alicia", None).await;
+    user(&f, f.tenant, "u-9", Some("ALIbaba@shop.test")).await;
+    user(&f, f.tenant, "bob", Some("bob@shop.test")).await;
+    user(&f, f.tenant, "Ünal", Some("unal@shop.test")).await;
+    user(&f, f.other_tenant, "alien", Some("alien@other.test")).await;
+    register(&f, "bob", &mut SoftPasskeys::new()).await;
+    register(&f, "bob", &mut SoftPasskeys::new()).await;
+
+    // Both keys, any case; a user matched by ID and username is listed once, by its ID.
+    let page = search(&f, &f.support, "  ALI").await.unwrap();
+    // Sorted by the key matched: u-9's username "alibaba@…" before "alice-1".
+    assert_eq!(ids(&page), ["u-9", "alice-1", "Alicia"]);
+    assert_eq!(
+        page.users.iter().map(|u| u.matched_on).collect::<Vec<_>>(),
+        [MatchedOn::Username, MatchedOn::UserId, MatchedOn::UserId]
+    );
+    assert_eq!(page.matches, MatchCount::Exactly(3));
+    assert_eq!(page.total_users, 5);
+    assert_eq!(page.next, None);
+    // Beyond ASCII, and the counts of active authenticators.
+    assert_eq!(ids(&search(&f, &f.viewer, "ün").await.unwrap()), ["Ünal"]);
+    let bob = search(&f, &f.viewer, "BOB@").await.unwrap();
+    assert_eq!(ids(&bob), ["bob"]);
+    assert_eq!(bob.users[0].active_authenticators, 2);
+    assert_eq!(bob.users[0].username.as_deref(), Some("bob@shop.test"));
+    // Nothing matches: an empty page, not an error. Empty text lists everyone.
+    let none = search(&f, &f.viewer, "zed").await.unwrap();
+    assert!(none.users.is_empty());
+    assert_eq!(none.matches, MatchCount::Exactly(0));
+    let all = search(&f, &f.viewer, "").await.unwrap();
+    assert_eq!(all.users.len(), 5);
+    assert_eq!(all.matches, MatchCount::Exactly(5));
+    // Bad input names its field.
+    let long = search(&f, &f.viewer, &"x".repeat(300)).await.unwrap_err();
+    assert_eq!(long.field(), Some("query"));
+    let garbage = f
+        .services
+        .end_users()
+        .search_users(
+            TenantCaller::Operator(&f.viewer),
+            f.tenant,
+            &UserSearch {
+                after: Some("not-a-cursor".into()),
+                ..UserSearch::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.field(), Some("after"));
+}
+
+async fn pages_neither_repeat_nor_skip_while_users_are_added(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    // Matches by ID and by username interleave in the merged order.
+    let mut expected = HashSet::new();
+    for i in 0..40 {
+        let id = format!("Cust-{i:03}");
+        user(&f, f.tenant, &id, None).await;
+        expected.insert(id);
+        let id = format!("x-{i:03}");
+        user(&f, f.tenant, &id, Some(&format!("cust-{i:03}b@shop.test"))).await;
+        expected.insert(id);
+    }
+    user(&f, f.tenant, "other", None).await;
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut added = 0;
+    loop {
+        let page = f
+            .services
+            .end_users()
+            .search_users(
+                TenantCaller::Operator(&f.support),
+                f.tenant,
+                &UserSearch {
+                    query: "cust".into(),
+                    after: after.clone(),
+                    limit: Some(7),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(page.users.len() <= 7);
+        seen.extend(page.users.iter().map(|u| u.user_id.clone()));
+        // Between pages, users arrive before and after the cursor.
+        for id in [format!("cust-000a{added}"), format!("cust-999z{added}")] {
+            user(&f, f.tenant, &id, None).await;
+        }
+        added += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "a user was listed twice: {seen:?}"
+    );
+    for id in &expected {
+        assert!(unique.contains(id), "{id} was skipped");
+    }
+    // Sorted by the key each was matched on.
+    let keys: Vec<String> = seen.iter().take(4).cloned().collect();
+    assert_eq!(keys, ["Cust-000", "x-000", "Cust-001", "x-001"]);
+}
+
+async fn only_members_search_and_never_across_tenants(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    user(&f, f.tenant, "alice", None).await;
+    user(&f, f.other_tenant, "alice-other", None).await;
+    // The other tenant's owner is no member here: not_found, not forbidden.
+    let stranger = search(&f, &f.other_owner, "alice").await;
+    assert!(matches!(stranger, Err(Error::NotFound)));
+    // And their own tenant shows only their own users.
+    let theirs = f
+        .services
+        .end_users()
+        .search_users(
+            TenantCaller::Operator(&f.other_owner),
+            f.other_tenant,
+            &UserSearch::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&theirs), ["alice-other"]);
+    // The other tenant's users are not found through this tenant.
+    let cross = f
+        .services
+        .end_users()
+        .user(TenantCaller::Operator(&f.owner), f.tenant, "alice-other")
+        .await;
+    assert!(matches!(cross, Err(Error::NotFound)));
+    for who in [&f.owner, &f.support, &f.viewer] {
+        assert_eq!(ids(&search(&f, who, "").await.unwrap()), ["alice"]);
+    }
+}
+
+async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    let mut laptop = SoftPasskeys::new();
+    let first = register(&f, "carol", &mut phone).await;
+    register(&f, "carol", &mut laptop).await;
+    sign_in(&f, "carol", &mut phone).await.unwrap();
+    let users = f.services.end_users();
+
+    // Viewers may look, not act.
+    let refused = users
+        .revoke_all_authenticators(
+            TenantCaller::Operator(&f.viewer),
+            f.tenant,
+            "carol",
+            "lost everything",
+            RequestMeta::default(),
+        )
+        .await;
+    assert!(matches!(refused, Err(Error::Forbidden)));
+    let refused = users
+        .rename_authenticator(
+            TenantCaller::Operator(&f.viewer),
+            f.tenant,
+            "carol",
+            first,
+            "Carol's phone",
+            RequestMeta::default(),
+        )
+        .await;
+    assert!(matches!(refused, Err(Error::Forbidden)));
+    // Another tenant's owner finds nothing to act on.
+    let refused = users
+        .revoke_all_authenticators(
+            TenantCaller::Operator(&f.other_owner),
+            f.tenant,
+            "carol",
+            "x",
+            RequestMeta::default(),
+        )
+        .await;
+    assert!(matches!(refused, Err(Error::NotFound)));
+
+    let renamed = users
+        .rename_authenticator(
+            TenantCaller::Operator(&f.support),
+            f.tenant,
+            "carol",
+            first,
+            "  Carol's phone ",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "Carol's phone");
+    let empty = users
+        .rename_authenticator(
+            TenantCaller::Operator(&f.support),
+            f.tenant,
+            "carol",
+            first,
+            "",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(empty.field(), Some("name"));
+    let no_reason = users
+        .revoke_all_authenticators(
+            TenantCaller::Operator(&f.support),
+            f.tenant,
+            "carol",
+            " ",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(no_reason.field(), Some("reason"));
+
+    let revoked = users
+        .revoke_all_authenticators(
+            TenantCaller::Operator(&f.support),
+            f.tenant,
+            "carol",
+            "Lost bag with phone and laptop",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2);
+    // Again: nothing left to revoke, nothing recorded.
+    let again = users
+        .revoke_all_authenticators(
+            TenantCaller::Operator(&f.support),
+            f.tenant,
+            "carol",
+            "again",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let listed = users
+        .authenticators(TenantCaller::Operator(&f.viewer), f.tenant, "carol")
+        .await
+        .unwrap();
+    assert!(listed.iter().all(|a| {
+        a.revoked_at.is_some()
+            && a.revoked_by.as_deref() == Some("support@shop.test")
+            && a.revoked_reason.as_deref() == Some("Lost bag with phone and laptop")
+    }));
+    // Both passkeys are refused at the next sign-in (discoverable, so the revoked credential
+    // is presented rather than left out of allowCredentials).
+    for passkeys in [&mut phone, &mut laptop] {
+        let options = users.begin_authentication(f.tenant, None).await.unwrap();
+        let assertion = passkeys.authenticate(ORIGIN, &options.public_key).unwrap();
+        let refused = users
+            .finish_authentication(
+                f.tenant,
+                options.ceremony_id,
+                &assertion.to_string(),
+                RequestMeta::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::CredentialRevoked);
+    }
+    let events = f
+        .services
+        .audit()
+        .tenant_page(
+            &f.support,
+            f.tenant,
+            &AuditFilter {
+                action: Some("authenticator.revoked".into()),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.events.len(), 2);
+    let renames = f
+        .services
+        .audit()
+        .tenant_page(
+            &f.support,
+            f.tenant,
+            &AuditFilter {
+                action: Some("authenticator.renamed".into()),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renames.events.len(), 1);
+}
+
+async fn the_audit_log_filters_and_pages_within_its_tenant(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let start = f.services.clock().now();
+    for i in 0..5 {
+        user(&f, f.tenant, &format!("dave-{i}"), None).await;
+        f.clock.advance(Duration::hours(1));
+    }
+    user(&f, f.other_tenant, "dave-0", None).await;
+    let audit = f.services.audit();
+    let page = |filter: AuditFilter| {
+        let audit = &audit;
+        let support = &f.support;
+        let tenant = f.tenant;
+        async move { audit.tenant_page(support, tenant, &filter).await }
+    };
+    let issued = page(AuditFilter {
+        action: Some("enrollment_token.issued".into()),
+        ..AuditFilter::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(issued.events.len(), 5);
+    assert!(issued.events.iter().all(|e| e.tenant_id == Some(f.tenant)));
+    assert!(issued.events.windows(2).all(|w| w[0].id > w[1].id));
+    // Target user, actor (label or kind), time range.
+    let dave2 = page(AuditFilter {
+        target_user: Some("dave-2".into()),
+        ..AuditFilter::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(dave2.events.len(), 1);
+    assert_eq!(dave2.events[0].target_id.as_deref(), Some("dave-2"));
+    let by_owner = page(AuditFilter {
+        actor: Some("owner@shop.test".into()),
+        action: Some("enrollment_token.issued".into()),
+        ..AuditFilter::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_owner.events.len(), 5);
+    let by_kind = page(AuditFilter {
+        actor: Some("api_key".into()),
+        ..AuditFilter::default()
+    })
+    .await
+    .unwrap();
+    assert!(by_kind.events.is_empty());
+    let window = page(AuditFilter {
+        action: Some("enrollment_token.issued".into()),
+        from: Some(start + Duration::minutes(30)),
+        to: Some(start + Duration::minutes(150)),
+        ..AuditFilter::default()
+    })
+    .await
+    .unwrap();
+    let targets: Vec<_> = window
+        .events
+        .iter()
+        .filter_map(|e| e.target_id.as_deref())
+        .collect();
+    assert_eq!(targets, ["dave-2", "dave-1"]);
+    let backwards = page(AuditFilter {
+        from: Some(start + Duration::hours(2)),
+        to: Some(start),
+        ..AuditFilter::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(backwards.field(), Some("to"));
+
+    // Keyset pages: no repeats or gaps while events keep arriving.
+    let before_paging: Vec<i64> = page(AuditFilter {
+        limit: Some(1000),
+        ..AuditFilter::default()
+    })
+    .await
+    .unwrap()
+    .events
+    .iter()
+    .map(|e| e.id)
+    .collect();
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let p = page(AuditFilter {
+            before,
+            limit: Some(2),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+        seen.extend(p.events.iter().map(|e| e.id));
+        user(&f, f.tenant, "arriving", Some(&format!("n{}", seen.len()))).await;
+        match p.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, before_paging);
+
+    // Support reads the log, viewers may not; another tenant's owner finds nothing.
+    let viewer = audit
+        .tenant_page(&f.viewer, f.tenant, &AuditFilter::default())
+        .await;
+    assert!(matches!(viewer, Err(Error::Forbidden)));
+    let stranger = audit
+        .tenant_page(&f.other_owner, f.tenant, &AuditFilter::default())
+        .await;
+    assert!(matches!(stranger, Err(Error::NotFound)));
+    let instance = audit.instance_page(&f.owner, &AuditFilter::default()).await;
+    assert!(matches!(instance, Err(Error::Forbidden)));
+}
+
+async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut erin = SoftPasskeys::new();
+    register(&f, "erin", &mut erin).await;
+    f.clock.advance(Duration::days(1));
+    let mut synced = SoftPasskeys::new();
+    synced.backed_up = true;
+    register(&f, "frank", &mut synced).await;
+    sign_in(&f, "erin", &mut erin).await.unwrap();
+    sign_in(&f, "frank", &mut synced).await.unwrap();
+    // A refused sign-in: a revoked passkey.
+    let mut stray = SoftPasskeys::new();
+    let stray_id = register(&f, "gina", &mut stray).await;
+    f.services
+        .end_users()
+        .revoke_authenticator(
+            TenantCaller::Operator(&f.support),
+            f.tenant,
+            "gina",
+            stray_id,
+            "stolen",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    let refused = sign_in(&f, "gina", &mut stray).await;
+    assert!(refused.is_err());
+    // Another tenant's activity is not counted here.
+    let board = f
+        .services
+        .dashboards()
+        .tenant(&f.viewer, f.tenant)
+        .await
+        .unwrap();
+    assert_eq!(board.days.len(), 30);
+    let today = board.days.last().unwrap();
+    assert_eq!(today.date, f.services.clock().now().date_naive());
+    assert_eq!(
+        (today.registrations, today.sign_ins, today.failures),
+        (2, 2, 1)
+    );
+    let yesterday = &board.days[28];
+    assert_eq!((yesterday.registrations, yesterday.sign_ins), (1, 0));
+    assert!(
+        board
+            .outcomes
+            .iter()
+            .any(|o| o.ceremony == "sign_in" && o.error_code.is_none() && o.count == 2)
+    );
+    assert!(
+        board
+            .outcomes
+            .iter()
+            .any(|o| o.ceremony == "sign_in" && o.error_code.is_some() && o.count == 1)
+    );
+    assert_eq!((board.synced, board.device_bound), (1, 1));
+    assert_eq!(board.active_credentials(), 2);
+    // Events older than the window fall out of it.
+    f.clock.advance(Duration::days(31));
+    let later = f
+        .services
+        .dashboards()
+        .tenant(&f.viewer, f.tenant)
+        .await
+        .unwrap();
+    assert!(
+        later
+            .days
+            .iter()
+            .all(|d| d.registrations + d.sign_ins + d.failures == 0)
+    );
+    assert_eq!(later.active_credentials(), 2);
+    let stranger = f
+        .services
+        .dashboards()
+        .tenant(&f.other_owner, f.tenant)
+        .await;
+    assert!(matches!(stranger, Err(Error::NotFound)));
+}

@@ -1,0 +1,264 @@
+// The support console in a real browser, once per database. A user signs up on the tenant's
+// site (the example relying party, through the SDK and the Client API); a support operator,
+// invited with the role `support`, searches for them, sees the provider of their passkey, revokes
+// it with a reason in the confirm dialog, and the user's next sign-in fails. The audit log shows
+// the revocation (and exports it); the dashboard counts the activity. Screenshots of the users,
+// user and dashboard pages are saved as artifacts, on a desktop and a phone width.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer, postgresAvailable } from '../support/server.mjs';
+import { launchBrowser, newPage, screenshot, waitForHydration } from '../support/browser.mjs';
+import { addVirtualAuthenticator, enroll, withoutConditionalUi } from '../support/webauthn.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const EXAMPLE = readFileSync(join(here, '..', '..', 'examples', 'relying-party', 'index.html'));
+
+const backends = [
+  ['sqlite', 'SQLite', true],
+  ['postgres', 'PostgreSQL', postgresAvailable()],
+];
+
+async function serveExample() {
+  const site = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(EXAMPLE);
+  });
+  await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+  return { site, port: site.address().port };
+}
+
+for (const [backend, label, available] of backends) {
+  describe(`support console on ${label}`, { skip: !available && 'PostgreSQL not reachable' }, () => {
+    let server;
+    let browser;
+    let rp;
+    let origin;
+    let tenantId;
+    let apiKey;
+    let owner;
+    let support;
+    let user;
+
+    const api = async (method, path, body) => {
+      const res = await fetch(server.baseUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: res.status === 204 ? null : await res.json() };
+    };
+    const exampleUrl = (params) =>
+      `${origin}/?${new URLSearchParams({ latchkey: server.baseUrl, tenant: tenantId, ...params })}`;
+    const tenantTab = (page, name) => page.getByRole('navigation', { name: 'Tenant' }).getByRole('link', { name });
+
+    before(async () => {
+      server = await startServer(backend);
+      rp = await serveExample();
+      origin = `http://localhost:${rp.port}`;
+      browser = await launchBrowser();
+      owner = await newPage(browser);
+      await addVirtualAuthenticator(owner);
+      await enroll(owner, await server.setupUrl(), { email: 'owner@example.com', displayName: 'Olive Owner' });
+      tenantId = JSON.parse(
+        server.cli([
+          'tenant', 'create', '--name', 'Shop', '--rp-id', 'localhost', '--origin', origin,
+          '--enable-passkeys', '--owner', 'owner@example.com',
+        ]),
+      ).tenant_id;
+      apiKey = JSON.parse(server.cli(['api-key', 'create', '--tenant', tenantId, '--name', 'backend'])).api_key;
+    });
+
+    after(async () => {
+      await browser?.close();
+      await new Promise((resolve) => rp?.site.close(resolve));
+      await server?.stop();
+    });
+
+    test('the owner invites a support operator, who signs up with a passkey', async () => {
+      await owner.goto(`${server.baseUrl}/tenants/${tenantId}/members`);
+      await waitForHydration(owner);
+      await owner.getByLabel('Email').fill('sam@example.com');
+      await owner.getByLabel('Role', { exact: true }).selectOption('support');
+      await owner.getByRole('button', { name: 'Invite' }).click();
+      const link = await owner.getByLabel('Invitation link').inputValue();
+      support = await newPage(browser);
+      await addVirtualAuthenticator(support);
+      await enroll(support, link, { displayName: 'Sam Support' });
+    });
+
+    test('a user signs up on the tenant site through the Client API and signs in', async () => {
+      const issued = await api('POST', '/api/v1/users/customer-7781/enrollment-tokens', {
+        username: 'Grace.Hopper@example.com',
+        display_name: 'Grace Hopper',
+      });
+      assert.equal(issued.status, 201);
+      user = await newPage(browser);
+      await withoutConditionalUi(user);
+      await addVirtualAuthenticator(user);
+      await user.goto(exampleUrl({ token: issued.body.token }));
+      await user.getByLabel('Passkey name (optional)').fill('Work laptop');
+      await user.getByRole('button', { name: 'Create a passkey' }).click();
+      await user.getByRole('status').getByText('Passkey "Work laptop" created.').waitFor();
+      await user.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      await user.getByRole('status').getByText(/^Signed in\./).waitFor();
+      // Someone with the same prefix, to find the right one among several.
+      await api('POST', '/api/v1/users/customer-7782/enrollment-tokens', { username: 'grace.kelly@example.com' });
+    });
+
+    test('support finds the user by username, in any case, and sees the passkey and its provider', async () => {
+      await support.goto(`${server.baseUrl}/tenants/${tenantId}/dashboard`);
+      await waitForHydration(support);
+      await tenantTab(support, 'Users').click();
+      await support.getByRole('heading', { name: 'Users' }).waitFor();
+      await waitForHydration(support);
+      await support.getByLabel('Search users').fill('GRACE.H');
+      await support.getByRole('button', { name: 'Search', exact: true }).click();
+      await support.waitForURL(/\?q=GRACE\.H$/);
+      const users = support.getByTestId('users');
+      await users.getByRole('link', { name: 'customer-7781' }).waitFor();
+      assert.equal(await users.getByRole('row').count(), 2, 'a header row and one match');
+      assert.match(await support.getByTestId('user-count').textContent(), /^1 of 2 users match/);
+      await screenshot(support, `support-users-${backend}`);
+
+      await users.getByRole('link', { name: 'customer-7781' }).click();
+      await support.getByRole('heading', { name: 'Grace Hopper' }).waitFor();
+      await waitForHydration(support);
+      const active = support.getByTestId('active-authenticators');
+      const card = active.getByRole('listitem');
+      assert.equal(await card.count(), 1);
+      await card.getByRole('heading', { name: 'Work laptop' }).waitFor();
+      const provider = (await card.locator('.provider').textContent()).trim();
+      // Chromium's virtual authenticator reports no AAGUID the community list knows.
+      assert.ok(provider.length > 0, 'a provider line');
+      const facts = await card.textContent();
+      assert.match(facts, /Device-bound/);
+      assert.match(facts, /Attachment\s*platform/);
+      assert.match(facts, /User verified\s*yes/);
+      assert.match(facts, /AAGUID\s*[0-9a-f-]{36}/);
+      assert.doesNotMatch(facts, /Last used\s*never/, 'the sign-in is recorded');
+      // Support may revoke and rename, but not issue recovery tokens (admins and owners do).
+      assert.equal(await support.getByRole('button', { name: 'Issue recovery token' }).count(), 0);
+      await screenshot(support, `support-user-${backend}`);
+    });
+
+    test('revocation: Revoke, a reason, Confirm revoke — and the next sign-in fails', async () => {
+      // Click 1: Revoke. The dialog opens with the focus in its Reason field.
+      await support.getByRole('button', { name: 'Revoke Work laptop' }).click();
+      const dialog = support.getByRole('dialog', { name: 'Revoke “Work laptop”?' });
+      await dialog.waitFor();
+      // A reason is required: refused in place, nothing revoked.
+      await dialog.getByRole('button', { name: 'Confirm revoke' }).click();
+      await dialog.getByText('Enter a reason.').waitFor();
+      await support.keyboard.type('Lost laptop, ticket 4711');
+      assert.equal(await dialog.getByLabel('Reason').inputValue(), 'Lost laptop, ticket 4711', 'focus was in Reason');
+      // Click 2: Confirm revoke. The page updates in place.
+      const navigations = [];
+      support.on('framenavigated', (frame) => navigations.push(frame.url()));
+      await dialog.getByRole('button', { name: 'Confirm revoke' }).click();
+      await support.getByRole('status').getByText('Revoked “Work laptop”.').waitFor();
+      assert.deepEqual(navigations, [], 'no full reload');
+      assert.equal(await dialog.count(), 0);
+      const revoked = support.getByTestId('revoked-authenticators');
+      await revoked.getByText('Lost laptop, ticket 4711').waitFor();
+      assert.match(await revoked.textContent(), /sam@example\.com/);
+      await support.getByText('No active passkeys').waitFor();
+
+      await user.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      await user
+        .getByRole('status')
+        .getByText('This passkey has been revoked. Use another one or ask for help. (credential_revoked)')
+        .waitFor();
+      assert.deepEqual(support.problems, []);
+    });
+
+    test('the audit log shows the revocation, filters by action and user, and exports', async () => {
+      await tenantTab(support, 'Audit log').click();
+      await support.getByRole('heading', { name: 'Audit log' }).waitFor();
+      await waitForHydration(support);
+      await support.getByLabel('Action').fill('authenticator.revoked');
+      await support.getByLabel('Target user ID').fill('customer-7781');
+      await support.getByRole('button', { name: 'Filter' }).click();
+      await support.waitForURL(/action=authenticator\.revoked/);
+      const log = support.getByTestId('audit-log');
+      await log.locator('tr[data-action="authenticator.revoked"]').first().waitFor();
+      assert.equal(await log.locator('tbody tr').count(), 1);
+      const row = await log.locator('tbody tr').textContent();
+      assert.match(row, /sam@example\.com/);
+      assert.match(row, /Lost laptop, ticket 4711/);
+
+      const csv = await support.request.get(
+        `${server.baseUrl}/portal/export/audit.csv?tenant=${tenantId}&action=authenticator.revoked`,
+      );
+      assert.equal(csv.status(), 200);
+      assert.match(csv.headers()['content-disposition'], /attachment/);
+      const lines = (await csv.text()).trim().split('\r\n');
+      assert.equal(lines.length, 2, 'header and one event');
+      assert.match(lines[0], /^id,occurred_at,tenant_id,actor_kind/);
+      assert.match(lines[1], /authenticator\.revoked/);
+      const jsonl = await support.request.get(`${server.baseUrl}/portal/export/audit.jsonl?tenant=${tenantId}`);
+      const events = (await jsonl.text()).trim().split('\n').map((l) => JSON.parse(l));
+      assert.ok(events.some((e) => e.action === 'user.signed_in' && e.outcome === 'failure' && e.error_code === 'credential_revoked'));
+      // Without a session, nothing.
+      const anonymous = await fetch(`${server.baseUrl}/portal/export/audit.csv?tenant=${tenantId}`);
+      assert.equal(anonymous.status, 401);
+    });
+
+    test('the dashboard counts the activity, on a desktop and on a phone', async () => {
+      await tenantTab(support, 'Dashboard').click();
+      await support.getByRole('heading', { name: 'Dashboard' }).waitFor();
+      const chart = support.getByTestId('activity-chart');
+      await chart.waitFor();
+      assert.match(await chart.getAttribute('aria-label'), /per day/);
+      const outcomes = await support.getByTestId('outcomes').textContent();
+      assert.match(outcomes, /credential_revoked/);
+      await screenshot(support, `support-dashboard-${backend}`);
+      await support.setViewportSize({ width: 390, height: 844 });
+      await tenantTab(support, 'Users').click();
+      await support.getByLabel('Search users').waitFor();
+      await screenshot(support, `support-users-phone-${backend}`);
+      await support.setViewportSize({ width: 1280, height: 800 });
+    });
+
+    test('the owner revokes all and issues a recovery token from the user page', async () => {
+      // A second passkey for the user, then both revoked with one confirmation.
+      for (let i = 0; i < 2; i++) {
+        const issued = await api('POST', '/api/v1/users/customer-7781/enrollment-tokens', { scopes: ['add:authenticators'] });
+        await user.goto(exampleUrl({ token: issued.body.token }));
+        await user.getByLabel('Passkey name (optional)').fill(`Phone ${i}`);
+        await user.getByRole('button', { name: 'Create a passkey' }).click();
+        await user.getByRole('status').getByText(`Passkey "Phone ${i}" created.`).waitFor();
+      }
+      await owner.goto(`${server.baseUrl}/tenants/${tenantId}/users?q=customer-7781`);
+      await owner.getByTestId('users').getByRole('link', { name: 'customer-7781' }).click();
+      await owner.getByRole('heading', { name: 'Grace Hopper' }).waitFor();
+      await waitForHydration(owner);
+      await owner.getByRole('button', { name: 'Rename Phone 0' }).click();
+      await owner.getByLabel('New name').fill('Grace’s phone');
+      await owner.getByRole('button', { name: 'Save name' }).click();
+      await owner.getByRole('status').getByText('Renamed “Phone 0” to “Grace’s phone”.').waitFor();
+      await owner.getByRole('button', { name: 'Revoke all' }).click();
+      const dialog = owner.getByRole('dialog', { name: 'Revoke all 2 passkeys?' });
+      await dialog.getByLabel('Reason').fill('Account takeover suspected');
+      await dialog.getByRole('button', { name: 'Confirm revoke' }).click();
+      await owner.getByRole('status').getByText('Revoked 2 passkeys.').waitFor();
+      const listed = await api('GET', '/api/v1/users/customer-7781/authenticators');
+      assert.equal(listed.body.authenticators.filter((a) => !a.revoked_at).length, 0);
+
+      await owner.getByRole('button', { name: 'Issue recovery token' }).click();
+      const token = await owner.getByLabel('Recovery token').inputValue();
+      assert.match(token, /^lk_enr_[A-Za-z0-9_-]{43}$/);
+      await owner.getByText(/^Valid until /).waitFor();
+      // The user registers a new passkey with it.
+      await user.goto(exampleUrl({ token }));
+      await user.getByLabel('Passkey name (optional)').fill('New phone');
+      await user.getByRole('button', { name: 'Create a passkey' }).click();
+      await user.getByRole('status').getByText('Passkey "New phone" created.').waitFor();
+      assert.deepEqual(owner.problems, []);
+    });
+  });
+}
