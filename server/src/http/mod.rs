@@ -8,7 +8,7 @@ pub mod portal_auth;
 pub mod problem;
 mod support;
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use app::{App, shell, state::AppState};
 use axum::{
@@ -17,7 +17,9 @@ use axum::{
     http::{Request, Response},
 };
 use leptos::prelude::provide_context;
-use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
+use leptos_axum::{
+    AxumRouteListing, LeptosRoutes, file_and_error_handler_with_context, generate_route_list,
+};
 use tower_http::{
     compression::CompressionLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
 };
@@ -34,8 +36,14 @@ pub struct EdgeOptions {
     pub client_rate_limit: u32,
 }
 
+/// The portal's routes, listed once per process. Listing them sets a process-wide flag under
+/// which a `Resource` that starts polling — in any server of the process — never wakes
+/// (leptos-rs/leptos#4773, open in 0.8.23): with the list built on every `router()` call, a test
+/// process running several servers saw page renders hang while another server started.
+static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route_list(App));
+
 pub fn router(state: AppState, options: EdgeOptions) -> Router {
-    let routes = generate_route_list(App);
+    let routes = ROUTES.clone();
     let shell_options = state.leptos_options.clone();
     let context = {
         let state = state.clone();

@@ -157,7 +157,8 @@ async fn export_audit(
         Some(id) => format!("latchkey-audit-{id}.{extension}"),
         None => format!("latchkey-audit-instance.{extension}"),
     };
-    let mut response = Body::from_stream(stream).into_response();
+    // Fused: the compression layer polls once more after the end, which `unfold` forbids.
+    let mut response = Body::from_stream(futures_util::StreamExt::fuse(stream)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
