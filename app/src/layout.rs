@@ -1,5 +1,5 @@
 use leptos::{prelude::*, task::spawn_local};
-use leptos_router::components::A;
+use leptos_router::hooks::use_location;
 
 use crate::{
     api::{OperatorView, sign_out, whoami},
@@ -16,6 +16,9 @@ pub fn Layout(children: Children) -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     let operator = Resource::new(|| (), |_| whoami());
+    // Read here, not in the header: that renders inside a `Suspend`, where router hooks may find
+    // no router during server rendering (see `pages::tenants::TenantNav`).
+    let path = use_location().pathname;
 
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
@@ -30,7 +33,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         .await
                         .ok()
                         .flatten()
-                        .map(|operator| view! { <SignedInHeader operator menu_open /> })
+                        .map(|operator| view! { <SignedInHeader operator menu_open path /> })
                 })}
             </Suspense>
         </header>
@@ -44,7 +47,11 @@ pub fn Layout(children: Children) -> impl IntoView {
 }
 
 #[component]
-fn SignedInHeader(operator: OperatorView, menu_open: RwSignal<bool>) -> impl IntoView {
+fn SignedInHeader(
+    operator: OperatorView,
+    menu_open: RwSignal<bool>,
+    path: Memo<String>,
+) -> impl IntoView {
     let failed = RwSignal::new(None::<String>);
     let on_sign_out = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -67,13 +74,13 @@ fn SignedInHeader(operator: OperatorView, menu_open: RwSignal<bool>) -> impl Int
             "Menu"
         </button>
         <nav id="primary-nav" aria-label="Primary" class:open=move || menu_open.get()>
-            <A href="/" exact=true>"Home"</A>
-            <A href="/tenants">"Tenants"</A>
+            <NavLink href="/" path exact=true>"Home"</NavLink>
+            <NavLink href="/tenants" path>"Tenants"</NavLink>
             {admin.then(|| view! {
-                <A href="/operators">"Operators"</A>
-                <A href="/audit">"Audit log"</A>
+                <NavLink href="/operators" path>"Operators"</NavLink>
+                <NavLink href="/audit" path>"Audit log"</NavLink>
             })}
-            <A href="/security">"Security"</A>
+            <NavLink href="/security" path>"Security"</NavLink>
             <span class="whoami" title=operator.email.clone()>{operator.display_name}</span>
             // A real form: without JavaScript it still posts to the server function.
             <form method="post" action="/portal/api/sign_out" on:submit=on_sign_out>
@@ -82,4 +89,22 @@ fn SignedInHeader(operator: OperatorView, menu_open: RwSignal<bool>) -> impl Int
             {move || failed.get().map(|m| view! { <span class="error" role="alert">{m}</span> })}
         </nav>
     }
+}
+
+/// A navigation link marked `aria-current="page"` on its page (or below it, unless `exact`).
+/// A plain link: the router navigates it in the browser without hooks of its own.
+#[component]
+fn NavLink(
+    href: &'static str,
+    path: Memo<String>,
+    #[prop(optional)] exact: bool,
+    children: Children,
+) -> impl IntoView {
+    let current = move || {
+        path.with(|p| {
+            let here = p == href || (!exact && p.starts_with(&format!("{href}/")));
+            here.then_some("page")
+        })
+    };
+    view! { <a href=href aria-current=current>{children()}</a> }
 }

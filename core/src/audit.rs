@@ -222,16 +222,6 @@ impl<'a> AuditLog<'a> {
         record_in(self.db, self.clock, entry).await
     }
 
-    /// The newest events of the whole instance, newest first: instance admins only.
-    pub async fn instance_events(
-        &self,
-        actor: &crate::authz::OperatorIdentity,
-        limit: u64,
-    ) -> Result<Vec<AuditRecord>> {
-        actor.require_instance_admin()?;
-        self.recent(None, limit).await
-    }
-
     /// A page of a tenant's events matching `filter`, newest first: members who may read the audit
     /// log (`support` and up). Another tenant is `not_found`.
     pub async fn tenant_page(

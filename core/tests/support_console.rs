@@ -25,13 +25,15 @@ both_backends!(
     only_members_search_and_never_across_tenants,
     revoke_all_and_rename_follow_the_roles_and_stop_sign_in,
     the_audit_log_filters_and_pages_within_its_tenant,
-    the_dashboard_counts_activity_and_credentials
+    the_dashboard_counts_activity_and_credentials,
+    a_seeded_tenant_is_searchable_and_counted
 );
 
 const ORIGIN: &str = "https://shop.example.com";
 
 struct Fixture {
     _db: TestDb,
+    conn: sea_orm::DatabaseConnection,
     services: Services,
     clock: Arc<ManualClock>,
     tenant: Uuid,
@@ -85,6 +87,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let support = staff.pop().unwrap();
     Some(Fixture {
         _db: db,
+        conn,
         services,
         clock,
         tenant: tenants[0],
@@ -678,4 +681,48 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
         .tenant(&f.other_owner, f.tenant)
         .await;
     assert!(matches!(stranger, Err(Error::NotFound)));
+}
+
+async fn a_seeded_tenant_is_searchable_and_counted(backend: TestBackend) {
+    use latchkey_core::testing::seed::{SeedPlan, large_tenant};
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let plan = SeedPlan {
+        users: 300,
+        credentials_per_user: 3,
+        sign_ins_per_day: 10,
+    };
+    let created = large_tenant(&f.conn, f.tenant, plan, f.services.clock().now())
+        .await
+        .unwrap();
+    assert_eq!(created, (300, 900));
+    let page = search(&f, &f.support, "USER-00029").await.unwrap();
+    assert_eq!(page.users.len(), 10);
+    assert_eq!(page.total_users, 300);
+    assert_eq!(page.users[0].user_id, "user-000290");
+    // Every user ID or every username matches "user-" / nothing else: capped, paged by 50.
+    let all = search(&f, &f.support, "user-").await.unwrap();
+    assert_eq!(all.matches, MatchCount::Exactly(300));
+    assert_eq!(all.users.len(), 50);
+    assert!(all.next.is_some());
+    let board = f
+        .services
+        .dashboards()
+        .tenant(&f.viewer, f.tenant)
+        .await
+        .unwrap();
+    // Every 17th credential is seeded revoked.
+    let revoked = (0..300u64)
+        .flat_map(|n| (0..3u64).map(move |c| n + c))
+        .filter(|k| k % 17 == 0)
+        .count() as u64;
+    assert_eq!(board.active_credentials(), 900 - revoked);
+    assert!(board.days.iter().all(|d| d.sign_ins > 0));
+    assert!(
+        board
+            .providers
+            .iter()
+            .any(|p| p.provider.as_deref() == Some("Google Password Manager"))
+    );
 }

@@ -44,6 +44,7 @@ enum Authenticators {
     TenantId,
     RevokedAt,
     ProviderName,
+    BackupEligible,
 }
 
 /// Rows backfilled per round trip.
@@ -124,13 +125,15 @@ impl MigrationTrait for Migration {
                 .col(AuditEvents::ActorLabel)
                 .col(AuditEvents::Id)
                 .to_owned(),
-            // The dashboard's "active credentials by provider".
+            // The dashboard's "active credentials by provider, synced or not", read from the
+            // index alone.
             Index::create()
                 .name("idx_authenticators_tenant_provider")
                 .table(Authenticators::Table)
                 .col(Authenticators::TenantId)
                 .col(Authenticators::RevokedAt)
                 .col(Authenticators::ProviderName)
+                .col(Authenticators::BackupEligible)
                 .to_owned(),
         ];
         for index in indexes {

@@ -130,6 +130,11 @@ async fn main() {
             format!("{base}/users/{}", URL_SAFE_NO_PAD.encode(&probe)),
             "Google Password Manager".into(),
         ),
+        (
+            "Dashboard (30 days of events, every credential grouped)".into(),
+            format!("{base}/dashboard"),
+            "active passkeys".into(),
+        ),
     ];
     let mut results = Vec::new();
     for (name, path, expect) in pages {

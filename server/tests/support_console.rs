@@ -29,6 +29,7 @@ both_backends!(
 );
 
 const SITE: &str = "https://shop.example.com";
+const GOOGLE: Uuid = Uuid::from_u128(0xea9b8d66_4d01_1d21_3ce4_b6b48cb575d4);
 
 struct Console {
     t: TestServer,
@@ -74,9 +75,13 @@ async fn console(backend: TestBackend) -> Option<Console> {
             .begin_registration(&issued.token, RequestMeta::default())
             .await
             .unwrap();
-        let credential = SoftPasskeys::new()
-            .register(SITE, &options.public_key)
-            .unwrap();
+        // Ada's passkey comes from Google Password Manager (synced), Bob's from nobody known.
+        let mut passkeys = SoftPasskeys::new();
+        if id == "Ada-1" {
+            passkeys.aaguid = *GOOGLE.as_bytes();
+            passkeys.backed_up = true;
+        }
+        let credential = passkeys.register(SITE, &options.public_key).unwrap();
         users
             .finish_registration(
                 &issued.token,
@@ -138,10 +143,14 @@ async fn pages_render_users_and_their_passkeys_on_the_server(backend: TestBacken
     assert!(page.contains("ada@example.com"));
     // The name is escaped, the facts are there, the owner may act.
     assert!(page.contains("Ada&#x27;s &lt;laptop&gt;") || page.contains("Ada's &lt;laptop&gt;"));
+    assert!(page.contains("Google Password Manager"));
+    for variant in ["light", "dark"] {
+        let icon = format!("/provider-icons/{GOOGLE}/{variant}");
+        assert!(page.contains(&icon), "{icon}");
+    }
+    assert!(page.contains("prefers-color-scheme: dark"));
     assert!(
-        page.contains("Device-bound")
-            && page.contains("Revoke")
-            && page.contains("Issue recovery token")
+        page.contains("Synced") && page.contains("Revoke") && page.contains("Issue recovery token")
     );
     // Unknown user: an error in place.
     let path = format!(
@@ -323,15 +332,14 @@ async fn the_audit_log_exports_for_members_only(backend: TestBackend) {
             .all(|w| w[0]["id"].as_i64() > w[1]["id"].as_i64())
     );
     // Compressed, as browsers ask for it: still one complete stream.
-    let res = c
-        .t
-        .http
-        .get(c.t.url(&path))
-        .header("cookie", c.owner.cookie.as_deref().unwrap())
-        .header("accept-encoding", "gzip, deflate, br")
-        .send()
-        .await
-        .unwrap();
+    let res =
+        c.t.http
+            .get(c.t.url(&path))
+            .header("cookie", c.owner.cookie.as_deref().unwrap())
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .unwrap();
     assert_eq!(res.status(), 200);
     assert!(!res.bytes().await.unwrap().is_empty());
     // The instance log without a tenant: instance admins (the first operator is one).

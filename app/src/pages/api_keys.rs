@@ -57,7 +57,7 @@ fn ApiKeys(view: TenantView) -> impl IntoView {
     };
 
     view! {
-        <TenantNav id=id.clone() name=name.clone() />
+        <TenantNav id=id.clone() name=name.clone() current="API keys" />
         <h1>"API keys"</h1>
         <section class="card" aria-labelledby="new-key-heading">
             <h2 id="new-key-heading">"Create an API key"</h2>

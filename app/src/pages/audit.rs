@@ -3,9 +3,9 @@
 //! filtered view is a link and renders on the server; export as CSV or JSON Lines downloads
 //! every matching event (see the server's export route).
 
-use leptos::{ev::SubmitEvent, prelude::*};
+use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::{hooks::use_query_map, params::ParamsMap};
 
 use super::tenants::{TenantNav, TenantScope};
 use crate::api::{AuditPageView, AuditQuery, TenantView, audit_log};
@@ -37,18 +37,21 @@ const KNOWN_ACTIONS: &[&str] = &[
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
+    let params = use_query_map();
     view! {
         <Title text="Audit log" />
-        <AuditLog tenant=None />
+        <AuditLog tenant=None params />
     }
 }
 
+/// Router hooks are read here, outside `TenantScope`'s `Suspend` (see `TenantNav`).
 #[component]
 pub fn TenantAuditPage() -> impl IntoView {
+    let params = use_query_map();
     view! {
-        <TenantScope title="Audit log" page=|view: TenantView| view! {
-            <TenantNav id=view.id.clone() name=view.name.clone() />
-            <AuditLog tenant=Some(view.id) />
+        <TenantScope title="Audit log" page=move |view: TenantView| view! {
+            <TenantNav id=view.id.clone() name=view.name.clone() current="Audit log" />
+            <AuditLog tenant=Some(view.id) params />
         } />
     }
 }
@@ -78,13 +81,12 @@ fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
 }
 
 #[component]
-fn AuditLog(tenant: Option<String>) -> impl IntoView {
+fn AuditLog(tenant: Option<String>, params: Memo<ParamsMap>) -> impl IntoView {
     let base = StoredValue::new(match &tenant {
         Some(id) => format!("/tenants/{id}/audit"),
         None => "/audit".to_owned(),
     });
     let tenant = StoredValue::new(tenant.unwrap_or_default());
-    let params = use_query_map();
     let current = move || {
         let p = params.read();
         let get = |k: &str| p.get(k).unwrap_or_default();
@@ -109,30 +111,6 @@ fn AuditLog(tenant: Option<String>) -> impl IntoView {
         )
     });
     let initial = current();
-    let actor = RwSignal::new(initial.actor);
-    let action = RwSignal::new(initial.action);
-    let user = RwSignal::new(initial.user);
-    let from = RwSignal::new(initial.from);
-    let to = RwSignal::new(initial.to);
-    let typed = move || AuditQuery {
-        actor: actor.get_untracked(),
-        action: action.get_untracked(),
-        user: user.get_untracked(),
-        from: from.get_untracked(),
-        to: to.get_untracked(),
-        before: String::new(),
-    };
-    let navigate = use_navigate();
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        let qs = query_string(&typed(), None);
-        let href = if qs.is_empty() {
-            base.get_value()
-        } else {
-            format!("{}?{qs}", base.get_value())
-        };
-        navigate(&href, Default::default());
-    };
     let export = move |format: &str| {
         let mut qs = query_string(&current(), None);
         if !tenant.get_value().is_empty() {
@@ -149,29 +127,30 @@ fn AuditLog(tenant: Option<String>) -> impl IntoView {
                 <a class="button secondary" href=move || export("jsonl") download="">"Export JSON Lines"</a>
             </div>
         </div>
-        <form class="card filters" method="get" on:submit=on_submit aria-label="Filter events">
+        // A plain GET form: a filtered view is a URL, rendered by the server.
+        <form class="card filters" method="get" action=base.get_value() aria-label="Filter events">
             <div class="field">
                 <label for="audit-actor">"Actor"</label>
-                <input id="audit-actor" name="actor" type="text" placeholder="email, or operator / api_key / end_user / cli / system" bind:value=actor />
+                <input id="audit-actor" name="actor" type="text" placeholder="email, or operator / api_key / end_user / cli / system" value=initial.actor.clone() />
             </div>
             <div class="field">
                 <label for="audit-action">"Action"</label>
-                <input id="audit-action" name="action" type="text" list="audit-actions" bind:value=action />
+                <input id="audit-action" name="action" type="text" list="audit-actions" value=initial.action.clone() />
                 <datalist id="audit-actions">
                     {KNOWN_ACTIONS.iter().map(|a| view! { <option value=*a /> }).collect_view()}
                 </datalist>
             </div>
             <div class="field">
                 <label for="audit-user">"Target user ID"</label>
-                <input id="audit-user" name="user" type="text" bind:value=user />
+                <input id="audit-user" name="user" type="text" value=initial.user.clone() />
             </div>
             <div class="field">
                 <label for="audit-from">"From (UTC)"</label>
-                <input id="audit-from" name="from" type="date" bind:value=from />
+                <input id="audit-from" name="from" type="date" value=initial.from.clone() />
             </div>
             <div class="field">
                 <label for="audit-to">"To (UTC)"</label>
-                <input id="audit-to" name="to" type="date" bind:value=to />
+                <input id="audit-to" name="to" type="date" value=initial.to.clone() />
             </div>
             <div class="field">
                 <button type="submit">"Filter"</button>

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::tenants::{TenantNav, TenantScope, tenant_id};
+use super::tenants::{TenantNav, TenantScope};
 use crate::api::{DashboardView, DayView, TenantView, tenant_dashboard};
 
 #[component]
@@ -15,9 +15,10 @@ pub fn DashboardPage() -> impl IntoView {
 #[component]
 fn Dashboard(view: TenantView) -> impl IntoView {
     let TenantView { id, name, .. } = view;
-    let board = Resource::new(tenant_id(), tenant_dashboard);
+    let tenant = id.clone();
+    let board = Resource::new(move || tenant.clone(), tenant_dashboard);
     view! {
-        <TenantNav id name />
+        <TenantNav id name current="Dashboard" />
         <h1>"Dashboard"</h1>
         <Transition fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
             {move || Suspend::new(async move {

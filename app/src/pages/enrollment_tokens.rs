@@ -64,7 +64,7 @@ fn EnrollmentTokens(view: TenantView) -> impl IntoView {
     };
 
     view! {
-        <TenantNav id=id.clone() name=name.clone() />
+        <TenantNav id=id.clone() name=name.clone() current="Enrollment tokens" />
         <h1>"Enrollment tokens"</h1>
         <section class="card" aria-labelledby="issue-heading">
             <h2 id="issue-heading">"Issue a token"</h2>

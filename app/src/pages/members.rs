@@ -42,7 +42,7 @@ fn Members(view: TenantView) -> impl IntoView {
     let error: FormError = RwSignal::new(None);
 
     view! {
-        <TenantNav id=id.clone() name=name.clone() />
+        <TenantNav id=id.clone() name=name.clone() current="Members" />
         <h1>"Members"</h1>
         {owner.then(|| view! { <AddMember tenant on_added=reload /> })}
         <section class="card table-card" aria-label="Members">

@@ -196,7 +196,7 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
     };
 
     view! {
-        <TenantNav id=id.clone() name=name.clone() />
+        <TenantNav id=id.clone() name=name.clone() current="Passkeys" />
         <h1>"Passkeys"</h1>
         {readonly.then(|| view! { <p class="note">"Your role can read this configuration but not change it."</p> })}
         <form class="stack" on:submit=on_submit novalidate>

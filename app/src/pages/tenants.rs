@@ -2,7 +2,7 @@
 
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 use leptos_meta::Title;
-use leptos_router::{components::A, hooks::use_params_map};
+use leptos_router::hooks::use_params_map;
 
 use crate::{
     api::{TenantView, create_tenant, my_tenants, tenant_details, whoami},
@@ -38,19 +38,32 @@ where
     }
 }
 
-/// The links between one tenant's pages.
+/// The tabs of a tenant's pages: (label, path under `/tenants/{id}/`).
+const TENANT_TABS: [(&str, &str); 7] = [
+    ("Dashboard", "dashboard"),
+    ("Users", "users"),
+    ("Passkeys", "passkeys"),
+    ("API keys", "api-keys"),
+    ("Enrollment tokens", "enrollment-tokens"),
+    ("Members", "members"),
+    ("Audit log", "audit"),
+];
+
+/// The links between one tenant's pages; `current` is the label of the page shown.
+///
+/// Plain links (the router still navigates them in the browser), not `<A>`: this renders inside
+/// `TenantScope`'s `Suspend`, where router hooks may find no router during server rendering
+/// (a `Suspend` that is ready when first polled runs outside its owner) and panic the render.
 #[component]
-pub fn TenantNav(id: String, name: String) -> impl IntoView {
+pub fn TenantNav(id: String, name: String, current: &'static str) -> impl IntoView {
     view! {
         <p class="crumbs"><a href="/tenants">"Tenants"</a> " / " <strong>{name}</strong></p>
         <nav class="tabs" aria-label="Tenant">
-            <A href=format!("/tenants/{id}/dashboard")>"Dashboard"</A>
-            <A href=format!("/tenants/{id}/users")>"Users"</A>
-            <A href=format!("/tenants/{id}/passkeys")>"Passkeys"</A>
-            <A href=format!("/tenants/{id}/api-keys")>"API keys"</A>
-            <A href=format!("/tenants/{id}/enrollment-tokens")>"Enrollment tokens"</A>
-            <A href=format!("/tenants/{id}/members")>"Members"</A>
-            <A href=format!("/tenants/{id}/audit")>"Audit log"</A>
+            {TENANT_TABS.iter().map(|(label, path)| view! {
+                <a href=format!("/tenants/{id}/{path}") aria-current=(*label == current).then_some("page")>
+                    {*label}
+                </a>
+            }).collect_view()}
         </nav>
     }
 }

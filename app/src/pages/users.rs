@@ -8,7 +8,10 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
-use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use leptos_router::{
+    hooks::{use_params_map, use_query_map},
+    params::ParamsMap,
+};
 
 use super::tenants::{TenantNav, TenantScope};
 use crate::{
@@ -50,41 +53,35 @@ fn search_href(tenant: &str, query: &str, after: Option<&str>) -> String {
     href
 }
 
+/// Router hooks are read here, in the route's own component: inside `TenantScope`'s `Suspend`
+/// they may find no router during server rendering (see `TenantNav`).
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    view! { <TenantScope title="Users" page=|view| view! { <Users view /> } /> }
+    let query = use_query_map();
+    view! { <TenantScope title="Users" page=move |view| view! { <Users view query /> } /> }
 }
 
 #[component]
-fn Users(view: TenantView) -> impl IntoView {
+fn Users(view: TenantView, query: Memo<ParamsMap>) -> impl IntoView {
     let TenantView { id, name, .. } = view;
     let tenant = StoredValue::new(id.clone());
-    let query = use_query_map();
     let q = move || query.read().get("q").unwrap_or_default();
     let after = move || query.read().get("after");
     let page = Resource::new(
         move || (q(), after()),
         move |(q, after)| search_users(tenant.get_value(), q, after),
     );
-    let text = RwSignal::new(q());
-    let navigate = use_navigate();
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        navigate(
-            &search_href(&tenant.get_value(), text.get_untracked().trim(), None),
-            Default::default(),
-        );
-    };
 
+    // A plain GET form: the search is a URL, rendered by the server.
     view! {
-        <TenantNav id=id.clone() name=name.clone() />
+        <TenantNav id=id.clone() name=name.clone() current="Users" />
         <h1>"Users"</h1>
-        <form class="search" role="search" method="get" on:submit=on_submit>
+        <form class="search" role="search" method="get" action=format!("/tenants/{id}/users")>
             <label for="search-users">"Search users"</label>
             <div class="inline">
                 <input id="search-users" type="search" name="q" maxlength="256" autocomplete="off"
                     placeholder="user ID or username, beginning with…" aria-describedby="search-hint"
-                    bind:value=text />
+                    value=q />
                 <button type="submit">"Search"</button>
             </div>
             <p class="hint" id="search-hint">"Matches the beginning of the user ID or username, in any case."</p>
@@ -140,9 +137,9 @@ fn UserList(result: UsersPageView, tenant: StoredValue<String>, query: String) -
                 <tr>
                     <th scope="col">"User ID"</th>
                     <th scope="col">"Username"</th>
-                    <th scope="col">"Display name"</th>
+                    <th scope="col" class="hide-narrow">"Display name"</th>
                     <th scope="col" class="num">"Passkeys"</th>
-                    <th scope="col">"Created"</th>
+                    <th scope="col" class="hide-narrow">"Created"</th>
                 </tr>
             </thead>
             <tbody>
@@ -150,14 +147,14 @@ fn UserList(result: UsersPageView, tenant: StoredValue<String>, query: String) -
                     let href = user_path(&tenant.get_value(), &u.user_id);
                     view! {
                         <tr>
-                            <td class="wrap"><a href=href>{u.user_id}</a></td>
+                            <td class="user-id"><a href=href>{u.user_id}</a></td>
                             <td class="wrap">
                                 {u.username.unwrap_or_default()}
                                 {u.by_username.then(|| view! { <span class="visually-hidden">" (matched)"</span> })}
                             </td>
-                            <td class="wrap">{u.display_name.unwrap_or_default()}</td>
+                            <td class="wrap hide-narrow">{u.display_name.unwrap_or_default()}</td>
                             <td class="num">{u.active_authenticators}</td>
-                            <td class="nowrap">{u.created_at}</td>
+                            <td class="nowrap hide-narrow">{u.created_at}</td>
                         </tr>
                     }
                 }).collect_view()}
@@ -180,14 +177,14 @@ enum RevokeTarget {
 
 #[component]
 pub fn UserPage() -> impl IntoView {
-    view! { <TenantScope title="User" page=|view| view! { <UserDetail view /> } /> }
+    let params = use_params_map();
+    view! { <TenantScope title="User" page=move |view| view! { <UserDetail view params /> } /> }
 }
 
 #[component]
-fn UserDetail(view: TenantView) -> impl IntoView {
+fn UserDetail(view: TenantView, params: Memo<ParamsMap>) -> impl IntoView {
     let TenantView { id, name, .. } = view;
     let tenant = StoredValue::new(id.clone());
-    let params = use_params_map();
     let user_id = move || {
         params
             .read()
@@ -204,7 +201,7 @@ fn UserDetail(view: TenantView) -> impl IntoView {
     let status = RwSignal::new(None::<String>);
 
     view! {
-        <TenantNav id=id.clone() name=name.clone() />
+        <TenantNav id=id.clone() name=name.clone() current="Users" />
         <p class="crumbs"><a href=format!("/tenants/{id}/users")>"Users"</a> " / " {user_id}</p>
         <Transition fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -249,7 +246,7 @@ fn UserView(
         <p class="status" role="status" aria-live="polite">{move || status.get()}</p>
         <section class="card" aria-labelledby="profile-heading">
             <h2 id="profile-heading">"Profile"</h2>
-            <dl class="facts">
+            <dl class="pairs">
                 <dt>"User ID"</dt><dd><code>{user_id.clone()}</code></dd>
                 <dt>"Username"</dt><dd>{username.unwrap_or_else(|| "—".into())}</dd>
                 <dt>"Display name"</dt><dd>{display_name.unwrap_or_else(|| "—".into())}</dd>
@@ -405,7 +402,7 @@ fn AuthenticatorCard(
                     }
                 })}
             </div>
-            <dl class="facts">
+            <dl class="pairs">
                 <dt>"Kind"</dt><dd>{kind}</dd>
                 <dt>"Attachment"</dt><dd>{a.attachment.clone().unwrap_or_else(|| "unknown".into())}</dd>
                 <dt>"Transports"</dt><dd>{if a.transports.is_empty() { "—".to_owned() } else { a.transports.join(", ") }}</dd>

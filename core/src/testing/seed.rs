@@ -141,6 +141,8 @@ pub async fn large_tenant(
                 revoked_reason: Set(revoked.then(|| "Lost device (seeded)".to_owned())),
             });
             if credentials.len() == CREDENTIAL_BATCH {
+                // Their users first (pushed above): the foreign key is checked at once.
+                created.0 += flush_users(&txn, &mut users).await?;
                 created.1 += flush_credentials(&txn, &mut credentials).await?;
             }
         }
