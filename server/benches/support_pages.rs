@@ -178,4 +178,9 @@ async fn main() {
             m.bytes / 1024
         );
     }
+    if std::env::var_os("LATCHKEY_BENCH_KEEP_DB").is_some() {
+        // For EXPLAIN QUERY PLAN by hand: the temporary database is left behind.
+        println!("\ndatabase kept: {}", t.db.url().expose());
+        std::mem::forget(t);
+    }
 }

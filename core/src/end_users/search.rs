@@ -113,36 +113,55 @@ fn decode_cursor(cursor: &str) -> Result<(String, Uuid)> {
     Ok((key.to_owned(), Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
-/// Rows whose `column` starts with `prefix`: a range on the byte-ordered key. `U+10FFFF` sorts
-/// after every character a key can hold.
+/// Rows whose `column` starts with `prefix` (a range on the byte-ordered key; `U+10FFFF` sorts
+/// after every character a key can hold), from the cursor on. The range starts at the cursor's
+/// key when there is one: SQLite seeks with one lower bound only, and given the prefix it would
+/// walk from the range's start to the cursor (page n reading n pages).
 fn prefix_range(
     select: Select<end_user::Entity>,
     column: end_user::Column,
     prefix: &str,
+    after: Option<&(String, Uuid)>,
 ) -> Select<end_user::Entity> {
-    if prefix.is_empty() {
-        return select;
+    let lower = match after {
+        Some((key, _)) if key.as_str() > prefix => key.as_str(),
+        _ => prefix,
+    };
+    let mut select = select;
+    if !lower.is_empty() {
+        select = select.filter(column.gte(lower));
+    }
+    if !prefix.is_empty() {
+        select = select.filter(column.lt(format!("{prefix}\u{10FFFF}")));
     }
     select
-        .filter(column.gte(prefix))
-        .filter(column.lt(format!("{prefix}\u{10FFFF}")))
 }
 
 /// Users matched by their user ID.
-fn by_user_id(tenant_id: Uuid, prefix: &str) -> Select<end_user::Entity> {
+fn by_user_id(
+    tenant_id: Uuid,
+    prefix: &str,
+    after: Option<&(String, Uuid)>,
+) -> Select<end_user::Entity> {
     prefix_range(
         end_user::Entity::find().filter(end_user::Column::TenantId.eq(tenant_id)),
         end_user::Column::ExternalIdKey,
         prefix,
+        after,
     )
 }
 
 /// Users matched by their username and not by their user ID (those are listed once, by ID).
-fn by_username_only(tenant_id: Uuid, prefix: &str) -> Select<end_user::Entity> {
+fn by_username_only(
+    tenant_id: Uuid,
+    prefix: &str,
+    after: Option<&(String, Uuid)>,
+) -> Select<end_user::Entity> {
     prefix_range(
         end_user::Entity::find().filter(end_user::Column::TenantId.eq(tenant_id)),
         end_user::Column::UsernameKey,
         prefix,
+        after,
     )
     .filter(
         end_user::Column::ExternalIdKey
@@ -226,7 +245,7 @@ impl EndUsers<'_> {
         // One more than a page from each stream tells whether another page follows.
         let mut hits: Vec<Hit> = page_of(
             self.db,
-            by_user_id(tenant_id, &prefix),
+            by_user_id(tenant_id, &prefix, after.as_ref()),
             end_user::Column::ExternalIdKey,
             after.as_ref(),
             limit + 1,
@@ -242,7 +261,7 @@ impl EndUsers<'_> {
         if !prefix.is_empty() {
             let by_name = page_of(
                 self.db,
-                by_username_only(tenant_id, &prefix),
+                by_username_only(tenant_id, &prefix, after.as_ref()),
                 end_user::Column::UsernameKey,
                 after.as_ref(),
                 limit + 1,
@@ -272,8 +291,8 @@ impl EndUsers<'_> {
         let matches = if prefix.is_empty() {
             MatchCount::Exactly(total_users)
         } else {
-            let n = capped_count(self.db, by_user_id(tenant_id, &prefix)).await?
-                + capped_count(self.db, by_username_only(tenant_id, &prefix)).await?;
+            let n = capped_count(self.db, by_user_id(tenant_id, &prefix, None)).await?
+                + capped_count(self.db, by_username_only(tenant_id, &prefix, None)).await?;
             if n > MATCH_COUNT_CAP {
                 MatchCount::MoreThan(MATCH_COUNT_CAP)
             } else {
