@@ -138,9 +138,13 @@ async fn main() {
     ];
     let mut results = Vec::new();
     for (name, path, expect) in pages {
+        eprintln!("measuring: {name}");
         // Warm-up: the first request fills caches (SQLite pages, relying party, config).
         for _ in 0..3 {
-            t.get_as(&path, cookie.as_deref()).await;
+            let res = t.get_as(&path, cookie.as_deref()).await;
+            assert_eq!(res.status(), 200, "{path}");
+            let body = res.text().await.expect("body");
+            assert!(body.contains(&expect), "{path} lacks {expect}");
         }
         let mut times = Vec::with_capacity(rounds);
         let mut bytes = 0;
