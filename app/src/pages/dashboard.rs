@@ -41,13 +41,7 @@ fn Figures(board: DashboardView) -> impl IntoView {
         device_bound,
     } = board;
     let active = synced + device_bound;
-    let share = |n: u64| {
-        if active == 0 {
-            0
-        } else {
-            (n * 100 + active / 2) / active
-        }
-    };
+    let share = |n: u64| (n * 100 + active / 2).checked_div(active).unwrap_or(0);
     let totals = days.iter().fold((0, 0, 0), |(r, s, f), d| {
         (r + d.registrations, s + d.sign_ins, f + d.failures)
     });

@@ -181,11 +181,7 @@ async fn page_of(
     let mut select = select;
     if let Some((after_key, after_id)) = after {
         select = select.filter(
-            Expr::tuple([
-                Expr::col(key).into(),
-                Expr::col(end_user::Column::Id).into(),
-            ])
-            .gt(Expr::tuple([
+            Expr::tuple([Expr::col(key), Expr::col(end_user::Column::Id)]).gt(Expr::tuple([
                 Expr::value(after_key.clone()),
                 Expr::value(*after_id),
             ])),
