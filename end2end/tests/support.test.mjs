@@ -7,30 +7,16 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startServer, postgresAvailable } from '../support/server.mjs';
+import { serveExample } from '../support/example.mjs';
 import { launchBrowser, newPage, screenshot, waitForHydration } from '../support/browser.mjs';
 import { addVirtualAuthenticator, enroll, withoutConditionalUi } from '../support/webauthn.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const EXAMPLE = readFileSync(join(here, '..', '..', 'examples', 'relying-party', 'index.html'));
 
 const backends = [
   ['sqlite', 'SQLite', true],
   ['postgres', 'PostgreSQL', postgresAvailable()],
 ];
-
-async function serveExample() {
-  const site = createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(EXAMPLE);
-  });
-  await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
-  return { site, port: site.address().port };
-}
 
 for (const [backend, label, available] of backends) {
   describe(`support console on ${label}`, { skip: !available && 'PostgreSQL not reachable' }, () => {

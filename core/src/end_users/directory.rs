@@ -1,13 +1,15 @@
 //! A tenant's users and their authenticators: lookup and revocation.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+};
 use uuid::Uuid;
 
 use super::{EndUsers, TenantCaller, aaguid, active_authenticators, find_user, user_id};
 use crate::{
-    Error, Result,
-    audit::{self, AuditEntry, RequestMeta},
+    Clock, Error, Result,
+    audit::{self, Actor, AuditEntry, RequestMeta},
     authz::Permission,
     entities::{authenticator, end_user},
     validate,
@@ -146,42 +148,20 @@ impl EndUsers<'_> {
             .await?;
         let reason = validate::label("reason", "reason", reason, 500)?;
         let txn = crate::db::begin_write(self.db).await?;
-        let now = self.clock.now();
         let find = || {
             authenticator::Entity::find_by_id(authenticator_id)
                 .filter(authenticator::Column::TenantId.eq(tenant_id))
                 .filter(authenticator::Column::UserId.eq(user.id))
         };
         let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
-        let revoked = authenticator::Entity::update_many()
-            .col_expr(authenticator::Column::RevokedAt, Expr::value(now))
-            .col_expr(authenticator::Column::RevokedBy, Expr::value(actor.label()))
-            .col_expr(
-                authenticator::Column::RevokedReason,
-                Expr::value(reason.clone()),
-            )
-            .filter(authenticator::Column::Id.eq(row.id))
-            .filter(authenticator::Column::TenantId.eq(tenant_id))
-            .filter(authenticator::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
-        if revoked.rows_affected == 1 {
-            audit::record_in(
-                &txn,
-                self.clock,
-                AuditEntry::new(actor, "authenticator.revoked")
-                    .tenant(tenant_id)
-                    .target("user", user.external_id.clone())
-                    .details(serde_json::json!({
-                        "authenticator_id": row.id,
-                        "name": row.name,
-                        "provider": aaguid::provider(row.aaguid).map(|p| p.name.as_str()),
-                        "reason": reason,
-                    }))
-                    .meta(meta),
-            )
-            .await?;
-        }
+        let revocation = Revocation {
+            actor: &actor,
+            user: &user,
+            reason: &reason,
+            now: self.clock.now(),
+            all: false,
+        };
+        revocation.apply(&txn, self.clock, &row, &meta).await?;
         let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
         txn.commit().await?;
         Ok(row.into())
@@ -208,46 +188,23 @@ impl EndUsers<'_> {
             .await?;
         let reason = validate::label("reason", "reason", reason, 500)?;
         let txn = crate::db::begin_write(self.db).await?;
-        let now = self.clock.now();
         let active = authenticator::Entity::find()
             .filter(authenticator::Column::TenantId.eq(tenant_id))
             .filter(authenticator::Column::UserId.eq(user.id))
             .filter(authenticator::Column::RevokedAt.is_null())
             .all(&txn)
             .await?;
+        let revocation = Revocation {
+            actor: &actor,
+            user: &user,
+            reason: &reason,
+            now: self.clock.now(),
+            all: true,
+        };
         let mut revoked = 0;
         for row in active {
-            // Conditional like the single revocation: a concurrent one is not recorded twice.
-            let done = authenticator::Entity::update_many()
-                .col_expr(authenticator::Column::RevokedAt, Expr::value(now))
-                .col_expr(authenticator::Column::RevokedBy, Expr::value(actor.label()))
-                .col_expr(
-                    authenticator::Column::RevokedReason,
-                    Expr::value(reason.clone()),
-                )
-                .filter(authenticator::Column::Id.eq(row.id))
-                .filter(authenticator::Column::TenantId.eq(tenant_id))
-                .filter(authenticator::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await?;
-            if done.rows_affected == 1 {
+            if revocation.apply(&txn, self.clock, &row, &meta).await? {
                 revoked += 1;
-                audit::record_in(
-                    &txn,
-                    self.clock,
-                    AuditEntry::new(actor.clone(), "authenticator.revoked")
-                        .tenant(tenant_id)
-                        .target("user", user.external_id.clone())
-                        .details(serde_json::json!({
-                            "authenticator_id": row.id,
-                            "name": row.name,
-                            "provider": aaguid::provider(row.aaguid).map(|p| p.name.as_str()),
-                            "reason": reason,
-                            "all": true,
-                        }))
-                        .meta(meta.clone()),
-                )
-                .await?;
             }
         }
         txn.commit().await?;
@@ -306,5 +263,66 @@ impl EndUsers<'_> {
         let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
         txn.commit().await?;
         Ok(row.into())
+    }
+}
+
+/// One revocation as the directory records it: who, why, when.
+struct Revocation<'a> {
+    actor: &'a Actor,
+    user: &'a end_user::Model,
+    reason: &'a str,
+    now: DateTime<Utc>,
+    /// Part of "Revoke all".
+    all: bool,
+}
+
+impl Revocation<'_> {
+    /// Revokes `row` unless it already is — conditional, so that of concurrent revocations one
+    /// records it — and audits it in the same transaction. Answers whether it revoked.
+    async fn apply(
+        &self,
+        txn: &impl ConnectionTrait,
+        clock: &dyn Clock,
+        row: &authenticator::Model,
+        meta: &RequestMeta,
+    ) -> Result<bool> {
+        let done = authenticator::Entity::update_many()
+            .col_expr(authenticator::Column::RevokedAt, Expr::value(self.now))
+            .col_expr(
+                authenticator::Column::RevokedBy,
+                Expr::value(self.actor.label()),
+            )
+            .col_expr(
+                authenticator::Column::RevokedReason,
+                Expr::value(self.reason.to_owned()),
+            )
+            .filter(authenticator::Column::Id.eq(row.id))
+            .filter(authenticator::Column::TenantId.eq(row.tenant_id))
+            .filter(authenticator::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+        if done.rows_affected != 1 {
+            return Ok(false);
+        }
+        let mut details = serde_json::json!({
+            "authenticator_id": row.id,
+            "name": row.name,
+            "provider": aaguid::provider(row.aaguid).map(|p| p.name.as_str()),
+            "reason": self.reason,
+        });
+        if self.all {
+            details["all"] = serde_json::Value::Bool(true);
+        }
+        audit::record_in(
+            txn,
+            clock,
+            AuditEntry::new(self.actor.clone(), "authenticator.revoked")
+                .tenant(row.tenant_id)
+                .target("user", self.user.external_id.clone())
+                .details(details)
+                .meta(meta.clone()),
+        )
+        .await?;
+        Ok(true)
     }
 }
