@@ -76,3 +76,24 @@ pub async fn get_credential(
 pub fn is_aborted(error: &PortalError) -> bool {
     error.code == "passkey_prompt" && error.message == browser::ABORTED
 }
+
+/// A secret shown once (API key, enrollment token): labelled, read-only, with a Copy button that
+/// says whether the browser allowed the copy.
+#[component]
+pub fn SecretField(id: &'static str, label: &'static str, secret: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let value = StoredValue::new(secret.clone());
+    let copy = move |_| {
+        leptos::task::spawn_local(async move {
+            copied.set(browser::copy_text(value.get_value()).await);
+        });
+    };
+    view! {
+        <label for=id>{label}</label>
+        <div class="inline">
+            <input id=id type="text" readonly value=secret />
+            <button type="button" class="secondary" on:click=copy>"Copy"</button>
+        </div>
+        <p class="hint">{move || copied.get().then_some("Copied to the clipboard.")}</p>
+    }
+}

@@ -156,33 +156,26 @@ pub struct UserDetailView {
 
 #[server(prefix = "/portal/api", endpoint = "user_details")]
 pub async fn user_details(id: String, user_id: String) -> Result<UserDetailView, PortalError> {
-    use latchkey_core::{authz::Permission, end_users::TenantCaller};
     let request = crate::state::request()?;
     let operator = request.operator().await?;
     let id = parse_id("id", &id)?;
-    let users = request.services.end_users();
-    let user = users
-        .user(TenantCaller::Operator(&operator), id, &user_id)
-        .await?;
-    let authenticators = users
-        .authenticators(TenantCaller::Operator(&operator), id, &user_id)
-        .await?;
-    let role = request
+    let detail = request
         .services
-        .tenants()
-        .authorize(&operator, id, Permission::ReadUsers)
+        .end_users()
+        .user_detail(&operator, id, &user_id)
         .await?;
     Ok(UserDetailView {
-        user_id: user.user_id,
-        username: user.username,
-        display_name: user.display_name,
-        created_at: display_time(user.created_at),
-        authenticators: authenticators
+        user_id: detail.user.user_id,
+        username: detail.user.username,
+        display_name: detail.user.display_name,
+        created_at: display_time(detail.user.created_at),
+        authenticators: detail
+            .authenticators
             .into_iter()
             .map(AuthenticatorRow::from)
             .collect(),
-        can_revoke: role.allows(Permission::RevokeCredentials),
-        can_issue_tokens: role.allows(Permission::IssueEnrollmentTokens),
+        can_revoke: detail.may_revoke,
+        can_issue_tokens: detail.may_issue_tokens,
     })
 }
 

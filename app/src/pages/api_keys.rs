@@ -6,8 +6,7 @@ use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 use super::tenants::{TenantNav, TenantScope};
 use crate::{
     api::{ApiKeyRow, NewApiKey, TenantView, create_api_key, list_api_keys, revoke_api_key},
-    browser,
-    forms::{FieldError, FormAlert, FormError, begin_submit},
+    forms::{FieldError, FormAlert, FormError, SecretField, begin_submit},
 };
 
 #[component]
@@ -29,14 +28,12 @@ fn ApiKeys(view: TenantView) -> impl IntoView {
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
     let created = RwSignal::new(None::<NewApiKey>);
-    let copied = RwSignal::new(false);
 
     let on_submit = move |ev: SubmitEvent| {
         if !begin_submit(&ev, busy, error) {
             return;
         }
         created.set(None);
-        copied.set(false);
         let chosen = key_name.get_untracked();
         spawn_local(async move {
             match create_api_key(tenant.get_value(), chosen).await {
@@ -49,11 +46,6 @@ fn ApiKeys(view: TenantView) -> impl IntoView {
             }
             busy.set(false);
         });
-    };
-    let copy = move |_| {
-        if let Some(new) = created.get_untracked() {
-            spawn_local(async move { copied.set(browser::copy_text(new.secret).await) });
-        }
     };
 
     view! {
@@ -74,12 +66,7 @@ fn ApiKeys(view: TenantView) -> impl IntoView {
             {move || created.get().map(|new| view! {
                 <div class="issued" role="status">
                     <p>"Copy the key for " <strong>{new.key.name}</strong> " now: it will not be shown again."</p>
-                    <label for="new-api-key">"New API key"</label>
-                    <div class="inline">
-                        <input id="new-api-key" type="text" readonly value=new.secret />
-                        <button type="button" class="secondary" on:click=copy>"Copy"</button>
-                    </div>
-                    <p class="hint">{move || copied.get().then_some("Copied to the clipboard.")}</p>
+                    <SecretField id="new-api-key" label="New API key" secret=new.secret />
                 </div>
             })}
         </section>

@@ -9,8 +9,7 @@ use crate::{
         EnrollmentTokenRow, IssuedToken, TenantView, issue_enrollment_token,
         list_enrollment_tokens, revoke_enrollment_token,
     },
-    browser,
-    forms::{FieldError, FormAlert, FormError, begin_submit},
+    forms::{FieldError, FormAlert, FormError, SecretField, begin_submit},
 };
 
 #[component]
@@ -35,14 +34,12 @@ fn EnrollmentTokens(view: TenantView) -> impl IntoView {
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
     let issued = RwSignal::new(None::<IssuedToken>);
-    let copied = RwSignal::new(false);
 
     let on_submit = move |ev: SubmitEvent| {
         if !begin_submit(&ev, busy, error) {
             return;
         }
         issued.set(None);
-        copied.set(false);
         let (user, scoped) = (user_id.get_untracked(), add_authenticators.get_untracked());
         spawn_local(async move {
             match issue_enrollment_token(tenant.get_value(), user, scoped).await {
@@ -56,11 +53,6 @@ fn EnrollmentTokens(view: TenantView) -> impl IntoView {
             }
             busy.set(false);
         });
-    };
-    let copy = move |_| {
-        if let Some(token) = issued.get_untracked() {
-            spawn_local(async move { copied.set(browser::copy_text(token.token).await) });
-        }
     };
 
     view! {
@@ -94,12 +86,7 @@ fn EnrollmentTokens(view: TenantView) -> impl IntoView {
                     {(token.has_authenticators && !token.add_authenticators).then(|| view! {
                         <p class="warning">"This user already has a passkey: without add:authenticators this token will be refused."</p>
                     })}
-                    <label for="new-enrollment-token">"New enrollment token"</label>
-                    <div class="inline">
-                        <input id="new-enrollment-token" type="text" readonly value=token.token.clone() />
-                        <button type="button" class="secondary" on:click=copy>"Copy"</button>
-                    </div>
-                    <p class="hint">{move || copied.get().then_some("Copied to the clipboard.")}</p>
+                    <SecretField id="new-enrollment-token" label="New enrollment token" secret=token.token.clone() />
                 </div>
             })}
         </section>

@@ -21,7 +21,7 @@ use crate::{
         revoke_authenticator, search_users, user_details,
     },
     browser,
-    forms::{FieldError, FormAlert, FormError, begin_submit},
+    forms::{FieldError, FormAlert, FormError, SecretField, begin_submit},
 };
 
 /// The path of a user's page.
@@ -545,12 +545,10 @@ fn RecoveryToken(tenant: StoredValue<String>, user: StoredValue<String>) -> impl
     let issued = RwSignal::new(None::<IssuedToken>);
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
-    let copied = RwSignal::new(false);
     let on_submit = move |ev: SubmitEvent| {
         if !begin_submit(&ev, busy, error) {
             return;
         }
-        copied.set(false);
         spawn_local(async move {
             // add:authenticators: recovery is for users who may still hold a passkey.
             match issue_enrollment_token(tenant.get_value(), user.get_value(), true).await {
@@ -559,11 +557,6 @@ fn RecoveryToken(tenant: StoredValue<String>, user: StoredValue<String>) -> impl
             }
             busy.set(false);
         });
-    };
-    let copy = move |_| {
-        if let Some(token) = issued.get_untracked() {
-            spawn_local(async move { copied.set(browser::copy_text(token.token).await) });
-        }
     };
     view! {
         <section class="card" aria-labelledby="recovery-heading">
@@ -579,12 +572,7 @@ fn RecoveryToken(tenant: StoredValue<String>, user: StoredValue<String>) -> impl
             {move || issued.get().map(|token| view! {
                 <div class="issued" role="status">
                     <p>"Valid until " {token.expires_at.clone()} ". Copy it now: it will not be shown again."</p>
-                    <label for="recovery-token">"Recovery token"</label>
-                    <div class="inline">
-                        <input id="recovery-token" type="text" readonly value=token.token.clone() />
-                        <button type="button" class="secondary" on:click=copy>"Copy"</button>
-                    </div>
-                    <p class="hint">{move || copied.get().then_some("Copied to the clipboard.")}</p>
+                    <SecretField id="recovery-token" label="Recovery token" secret=token.token />
                 </div>
             })}
         </section>

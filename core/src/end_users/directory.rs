@@ -10,7 +10,7 @@ use super::{EndUsers, TenantCaller, aaguid, active_authenticators, find_user, us
 use crate::{
     Clock, Error, Result,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    authz::Permission,
+    authz::{self, OperatorIdentity, Permission},
     entities::{authenticator, end_user},
     validate,
 };
@@ -24,6 +24,18 @@ pub struct UserView {
     pub created_at: DateTime<Utc>,
     /// Active (unrevoked) authenticators.
     pub authenticator_count: u64,
+}
+
+/// A user's page in the portal (see [`EndUsers::user_detail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDetail {
+    pub user: UserView,
+    /// Oldest first, revoked ones included.
+    pub authenticators: Vec<AuthenticatorView>,
+    /// The operator may revoke and rename (support, admin, owner).
+    pub may_revoke: bool,
+    /// The operator may issue enrollment (recovery) tokens (admin, owner).
+    pub may_issue_tokens: bool,
 }
 
 /// One of a user's authenticators.
@@ -116,14 +128,78 @@ impl EndUsers<'_> {
         let (_, user) = self
             .user_of(caller, tenant_id, external_id, Permission::ReadUsers)
             .await?;
+        self.authenticators_of(&user).await
+    }
+
+    async fn authenticators_of(&self, user: &end_user::Model) -> Result<Vec<AuthenticatorView>> {
         let rows = authenticator::Entity::find()
-            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            .filter(authenticator::Column::TenantId.eq(user.tenant_id))
             .filter(authenticator::Column::UserId.eq(user.id))
             .order_by_asc(authenticator::Column::CreatedAt)
             .order_by_asc(authenticator::Column::Id)
             .all(self.db)
             .await?;
         Ok(rows.into_iter().map(AuthenticatorView::from).collect())
+    }
+
+    /// What the portal's user page shows: the user, every authenticator (revoked ones
+    /// included) and what this operator may do there — the role read once, the rule table
+    /// deciding, so the page offers only what the service would allow.
+    pub async fn user_detail(
+        &self,
+        operator: &OperatorIdentity,
+        tenant_id: Uuid,
+        external_id: &str,
+    ) -> Result<UserDetail> {
+        let role = authz::require(self.db, operator, tenant_id, Permission::ReadUsers).await?;
+        let external_id = user_id(external_id).map_err(|_| Error::NotFound)?;
+        let user = find_user(self.db, tenant_id, external_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let authenticators = self.authenticators_of(&user).await?;
+        let authenticator_count = authenticators
+            .iter()
+            .filter(|a| a.revoked_at.is_none())
+            .count() as u64;
+        Ok(UserDetail {
+            user: UserView {
+                user_id: user.external_id,
+                username: user.username,
+                display_name: user.display_name,
+                created_at: user.created_at,
+                authenticator_count,
+            },
+            authenticators,
+            may_revoke: role.allows(Permission::RevokeCredentials),
+            may_issue_tokens: role.allows(Permission::IssueEnrollmentTokens),
+        })
+    }
+
+    /// Who revokes what and why, once the caller may revoke the user's authenticators and the
+    /// reason is valid (before anything is written).
+    async fn revocation(
+        &self,
+        caller: TenantCaller<'_>,
+        tenant_id: Uuid,
+        external_id: &str,
+        reason: &str,
+        all: bool,
+    ) -> Result<Revocation> {
+        let (actor, user) = self
+            .user_of(
+                caller,
+                tenant_id,
+                external_id,
+                Permission::RevokeCredentials,
+            )
+            .await?;
+        Ok(Revocation {
+            reason: validate::label("reason", "reason", reason, 500)?,
+            actor,
+            user,
+            now: self.clock.now(),
+            all,
+        })
     }
 
     /// Revokes one of the user's authenticators: kept with who, when and why, never usable
@@ -138,15 +214,10 @@ impl EndUsers<'_> {
         reason: &str,
         meta: RequestMeta,
     ) -> Result<AuthenticatorView> {
-        let (actor, user) = self
-            .user_of(
-                caller,
-                tenant_id,
-                external_id,
-                Permission::RevokeCredentials,
-            )
+        let revocation = self
+            .revocation(caller, tenant_id, external_id, reason, false)
             .await?;
-        let reason = validate::label("reason", "reason", reason, 500)?;
+        let user = &revocation.user;
         let txn = crate::db::begin_write(self.db).await?;
         let find = || {
             authenticator::Entity::find_by_id(authenticator_id)
@@ -154,13 +225,6 @@ impl EndUsers<'_> {
                 .filter(authenticator::Column::UserId.eq(user.id))
         };
         let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
-        let revocation = Revocation {
-            actor: &actor,
-            user: &user,
-            reason: &reason,
-            now: self.clock.now(),
-            all: false,
-        };
         revocation.apply(&txn, self.clock, &row, &meta).await?;
         let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
         txn.commit().await?;
@@ -178,15 +242,10 @@ impl EndUsers<'_> {
         reason: &str,
         meta: RequestMeta,
     ) -> Result<u64> {
-        let (actor, user) = self
-            .user_of(
-                caller,
-                tenant_id,
-                external_id,
-                Permission::RevokeCredentials,
-            )
+        let revocation = self
+            .revocation(caller, tenant_id, external_id, reason, true)
             .await?;
-        let reason = validate::label("reason", "reason", reason, 500)?;
+        let user = &revocation.user;
         let txn = crate::db::begin_write(self.db).await?;
         let active = authenticator::Entity::find()
             .filter(authenticator::Column::TenantId.eq(tenant_id))
@@ -194,13 +253,6 @@ impl EndUsers<'_> {
             .filter(authenticator::Column::RevokedAt.is_null())
             .all(&txn)
             .await?;
-        let revocation = Revocation {
-            actor: &actor,
-            user: &user,
-            reason: &reason,
-            now: self.clock.now(),
-            all: true,
-        };
         let mut revoked = 0;
         for row in active {
             if revocation.apply(&txn, self.clock, &row, &meta).await? {
@@ -267,16 +319,16 @@ impl EndUsers<'_> {
 }
 
 /// One revocation as the directory records it: who, why, when.
-struct Revocation<'a> {
-    actor: &'a Actor,
-    user: &'a end_user::Model,
-    reason: &'a str,
+struct Revocation {
+    actor: Actor,
+    user: end_user::Model,
+    reason: String,
     now: DateTime<Utc>,
     /// Part of "Revoke all".
     all: bool,
 }
 
-impl Revocation<'_> {
+impl Revocation {
     /// Revokes `row` unless it already is — conditional, so that of concurrent revocations one
     /// records it — and audits it in the same transaction. Answers whether it revoked.
     async fn apply(
@@ -294,7 +346,7 @@ impl Revocation<'_> {
             )
             .col_expr(
                 authenticator::Column::RevokedReason,
-                Expr::value(self.reason.to_owned()),
+                Expr::value(self.reason.clone()),
             )
             .filter(authenticator::Column::Id.eq(row.id))
             .filter(authenticator::Column::TenantId.eq(row.tenant_id))

@@ -24,7 +24,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use directory::{AuthenticatorView, UserView};
+pub use directory::{AuthenticatorView, UserDetail, UserView};
 pub use enrollment::{
     DEFAULT_ENROLLMENT_TTL_SECONDS, ENROLLMENT_TTL_RANGE, EnrollmentRequest, EnrollmentTokenInfo,
     IssuedEnrollmentToken, Scope,

@@ -8,6 +8,8 @@
 //! username under the username. The cursor is the last row's (sort key, id): rows inserted while
 //! an operator pages can neither repeat a row nor hide one that existed.
 
+use std::collections::HashMap;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -298,10 +300,7 @@ impl EndUsers<'_> {
         let users = hits
             .into_iter()
             .map(|h| UserSummary {
-                active_authenticators: counts
-                    .iter()
-                    .find(|(id, _)| *id == h.user.id)
-                    .map_or(0, |(_, n)| *n),
+                active_authenticators: counts.get(&h.user.id).copied().unwrap_or(0),
                 user_id: h.user.external_id,
                 username: h.user.username,
                 display_name: h.user.display_name,
@@ -318,9 +317,9 @@ impl EndUsers<'_> {
     }
 
     /// Active authenticators per user, for the users of one page.
-    async fn active_counts(&self, tenant_id: Uuid, users: Vec<Uuid>) -> Result<Vec<(Uuid, u64)>> {
+    async fn active_counts(&self, tenant_id: Uuid, users: Vec<Uuid>) -> Result<HashMap<Uuid, u64>> {
         if users.is_empty() {
-            return Ok(Vec::new());
+            return Ok(HashMap::new());
         }
         let rows: Vec<(Uuid, i64)> = authenticator::Entity::find()
             .select_only()
