@@ -15,7 +15,7 @@ use latchkey_core::{
         EnrollmentRequest, MatchCount, MatchedOn, Scope, TenantCaller, UserPage, UserSearch,
     },
     tenants::NewTenant,
-    testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys},
+    testing::{TestBackend, TestDb, all_rows_as_text, insert_operator, soft_passkey::SoftPasskeys},
 };
 use uuid::Uuid;
 
@@ -336,6 +336,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     register(&f, "carol", &mut laptop).await;
     sign_in(&f, "carol", &mut phone).await.unwrap();
     let users = f.services.end_users();
+    let before = all_rows_as_text(&f.conn).await;
 
     // Viewers may look, not act.
     let refused = users
@@ -370,6 +371,8 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
         )
         .await;
     assert!(matches!(refused, Err(Error::NotFound)));
+    // Refusals write nothing, not even an audit event.
+    assert_eq!(all_rows_as_text(&f.conn).await, before);
 
     let renamed = users
         .rename_authenticator(
@@ -383,6 +386,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
         .await
         .unwrap();
     assert_eq!(renamed.name, "Carol's phone");
+    let before = all_rows_as_text(&f.conn).await;
     let empty = users
         .rename_authenticator(
             TenantCaller::Operator(&f.support),
@@ -406,6 +410,12 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
         .await
         .unwrap_err();
     assert_eq!(no_reason.field(), Some("reason"));
+    assert_eq!(no_reason.code(), ErrorCode::InvalidRequest);
+    assert_eq!(
+        all_rows_as_text(&f.conn).await,
+        before,
+        "bad input changed the database"
+    );
 
     let revoked = users
         .revoke_all_authenticators(
