@@ -76,6 +76,8 @@ impl ApiKeyPrincipal {
 
 pub struct ApiKeys<'a> {
     db: &'a DatabaseConnection,
+    /// Where the hot path's write (last use) goes (see [`crate::db::writer_for`]).
+    writer: &'a DatabaseConnection,
     clock: &'a dyn Clock,
 }
 
@@ -92,8 +94,12 @@ fn info_of(row: api_key::Model, creator: String) -> ApiKeyInfo {
 }
 
 impl<'a> ApiKeys<'a> {
-    pub(crate) fn new(db: &'a DatabaseConnection, clock: &'a dyn Clock) -> Self {
-        Self { db, clock }
+    pub(crate) fn new(
+        db: &'a DatabaseConnection,
+        writer: &'a DatabaseConnection,
+        clock: &'a dyn Clock,
+    ) -> Self {
+        Self { db, writer, clock }
     }
 
     /// Creates a key for the tenant (owners and admins; or the CLI for any existing tenant).
@@ -254,7 +260,7 @@ impl<'a> ApiKeys<'a> {
             api_key::Entity::update_many()
                 .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
                 .filter(api_key::Column::Id.eq(row.id))
-                .exec(self.db)
+                .exec(self.writer)
                 .await?;
         }
         Ok(ApiKeyPrincipal {

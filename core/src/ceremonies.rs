@@ -1,9 +1,18 @@
 //! Stored WebAuthn ceremonies: the server-side half of every registration and authentication.
 //!
 //! A ceremony is created with its options and consumed exactly once by a conditional update that
-//! both decides and marks (`… WHERE used_at IS NULL AND expires_at > now RETURNING …`), so of
-//! any number of concurrent attempts one wins, on every instance and both databases. The state
-//! lives in the database, so any instance can finish a ceremony another one started.
+//! both decides and marks (`… WHERE used_at IS NULL AND expires_at > now …`), so of any number of
+//! concurrent attempts one wins, on every instance and both databases. The state lives in the
+//! database, so any instance can finish a ceremony another one started.
+//!
+//! Two ways to finish one:
+//! - [`consume`] first, then verify (the portal's ceremonies): two write transactions.
+//! - [`pending`] reads it without writing, the caller verifies, and [`CeremonyKey::consume_in`]
+//!   consumes it inside the one transaction that writes what the success implies (the tenants'
+//!   Client API, the hot path: one write transaction per ceremony step). The conditional update
+//!   still decides: a response verified twice concurrently commits once, the loser is refused
+//!   as a used ceremony and its transaction rolled back. A refused step consumes the ceremony
+//!   in the transaction that audits the refusal, so every attempt still uses up its challenge.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -89,6 +98,96 @@ fn scoped(tenant_id: Option<Uuid>) -> sea_orm::Condition {
     }
 }
 
+/// Names a stored ceremony for consuming it later, in the caller's transaction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CeremonyKey {
+    id: Uuid,
+    tenant_id: Option<Uuid>,
+    kind: CeremonyKind,
+}
+
+/// A ceremony read for verification, not consumed yet.
+pub(crate) struct Pending<S> {
+    pub key: CeremonyKey,
+    pub subject: Option<String>,
+    pub token_id: Option<Uuid>,
+    pub state: S,
+}
+
+/// Reads the ceremony `id` for verification without writing; an unknown, used or expired one is
+/// refused exactly as [`consume`] refuses it.
+pub(crate) async fn pending<S: DeserializeOwned>(
+    conn: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    id: Uuid,
+    tenant_id: Option<Uuid>,
+    kind: CeremonyKind,
+) -> Result<Pending<S>> {
+    let now = clock.now();
+    let row = ceremony::Entity::find_by_id(id)
+        .filter(ceremony::Column::Kind.eq(kind.as_str()))
+        .filter(scoped(tenant_id))
+        .one(conn)
+        .await?;
+    let row = match row {
+        Some(row) if row.used_at.is_none() && row.expires_at > now => row,
+        other => return Err(refusal(other.as_ref(), now)),
+    };
+    let state = serde_json::from_str(&row.state)
+        .map_err(|e| Error::Internal(format!("stored ceremony state unreadable: {e}")))?;
+    Ok(Pending {
+        key: CeremonyKey {
+            id,
+            tenant_id,
+            kind,
+        },
+        subject: row.subject,
+        token_id: row.token_id,
+        state,
+    })
+}
+
+impl CeremonyKey {
+    /// Consumes the ceremony inside the caller's transaction (rule 3: the conditional update
+    /// decides), or says why it cannot be (used or expired meanwhile).
+    pub(crate) async fn consume_in(
+        self,
+        conn: &impl ConnectionTrait,
+        clock: &dyn Clock,
+    ) -> Result<()> {
+        let now = clock.now();
+        let won = self.mark_used(conn, now).await?;
+        if won {
+            Ok(())
+        } else {
+            Err(why_not_consumed(conn, now, self.id, self.tenant_id, self.kind).await?)
+        }
+    }
+
+    /// Consumes the ceremony if it is still unused (a refused attempt uses up its challenge);
+    /// one already consumed stays as it is.
+    pub(crate) async fn use_up_in(
+        self,
+        conn: &impl ConnectionTrait,
+        clock: &dyn Clock,
+    ) -> Result<()> {
+        self.mark_used(conn, clock.now()).await.map(drop)
+    }
+
+    async fn mark_used(self, conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<bool> {
+        let updated = ceremony::Entity::update_many()
+            .col_expr(ceremony::Column::UsedAt, Expr::value(now))
+            .filter(ceremony::Column::Id.eq(self.id))
+            .filter(ceremony::Column::Kind.eq(self.kind.as_str()))
+            .filter(scoped(self.tenant_id))
+            .filter(ceremony::Column::UsedAt.is_null())
+            .filter(ceremony::Column::ExpiresAt.gt(now))
+            .exec(conn)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+}
+
 /// Consumes the ceremony `id` (one attempt per challenge), or says why it cannot be.
 pub(crate) async fn consume<S: DeserializeOwned>(
     conn: &impl ConnectionTrait,
@@ -133,7 +232,12 @@ async fn why_not_consumed(
         .filter(scoped(tenant_id))
         .one(conn)
         .await?;
-    Ok(match row {
+    Ok(refusal(row.as_ref(), now))
+}
+
+/// Why a ceremony (as read, or missing) cannot be consumed at `now`.
+fn refusal(row: Option<&ceremony::Model>, now: DateTime<Utc>) -> Error {
+    match row {
         Some(row) if row.used_at.is_none() && row.expires_at <= now => Error::refused(
             ErrorCode::CeremonyExpired,
             "This attempt has expired. Start again.",
@@ -143,7 +247,7 @@ async fn why_not_consumed(
             "This attempt has already been used. Start again.",
         ),
         None => Error::refused(ErrorCode::CeremonyInvalid, "Unknown ceremony. Start again."),
-    })
+    }
 }
 
 /// Deletes ceremonies that expired more than `grace` ago (housekeeping).

@@ -166,6 +166,10 @@ pub async fn connect(options: &DbOptions) -> Result<DatabaseConnection, DbOpenEr
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
+        // A health check on every acquire is a round trip per statement (each autocommit
+        // statement acquires); a connection idle for a while is still checked, which is when a
+        // server restart or a dropped connection would show.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         // Statements are logged by our own tracing spans; sqlx's per-statement logs would drown
         // the request log and may carry bound secrets' hashes.
         .sqlx_logging(false);
@@ -173,8 +177,10 @@ pub async fn connect(options: &DbOptions) -> Result<DatabaseConnection, DbOpenEr
         SqliteDurability::Full => SqliteSynchronous::Full,
         SqliteDurability::Normal => SqliteSynchronous::Normal,
     };
+    let mmap = std::env::var("LK_EXPERIMENT_MMAP").unwrap_or_else(|_| "0".into());
     connect.map_sqlx_sqlite_opts(move |opts| {
-        opts.create_if_missing(true)
+        opts.pragma("mmap_size", mmap.clone())
+            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
@@ -192,6 +198,41 @@ pub async fn connect(options: &DbOptions) -> Result<DatabaseConnection, DbOpenEr
         source,
     })?;
     Ok(db)
+}
+
+/// The connection the Server and Client APIs write through.
+///
+/// SQLite admits one writer at a time. When every connection of a pool may write, concurrent
+/// writers find the lock taken and SQLite's busy handler puts their threads to sleep (1, 2, 5,
+/// 10 … ms, polling), so under load the lock sits idle while writers sleep and each request
+/// waits milliseconds for nothing. A pool of exactly one connection for writes makes writers
+/// queue in the process instead: the pool hands the connection to the next waiter as soon as
+/// it is returned (no thread blocked, no sleep), and that connection's page cache stays valid
+/// across its own commits. Reads keep the main pool (WAL: readers never wait for the writer).
+/// Other writers (the portal, the CLI, a second instance) still work as before, through the
+/// busy timeout and `BEGIN IMMEDIATE`.
+///
+/// PostgreSQL has no such limit: the same pool serves both. So does an in-memory SQLite
+/// database, which a second pool would not share.
+pub fn writer_for(conn: &DatabaseConnection) -> DatabaseConnection {
+    use sea_orm::{SqlxSqliteConnector, sqlx::sqlite::SqlitePoolOptions};
+    if conn.get_database_backend() != DbBackend::Sqlite {
+        return conn.clone();
+    }
+    let pool = conn.get_sqlite_connection_pool();
+    let options = pool.connect_options();
+    let file = options.get_filename().to_string_lossy();
+    if file == ":memory:" || file.starts_with("file:sqlx-in-memory") {
+        return conn.clone();
+    }
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        // A file the process holds open does not go away: no health check round trip.
+        .test_before_acquire(false)
+        .connect_lazy_with((*options).clone());
+    SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)
 }
 
 /// Applies every pending migration.

@@ -17,6 +17,8 @@ pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
 #[derive(Clone)]
 pub struct Services {
     db: DatabaseConnection,
+    /// Where the Server and Client APIs write (see [`crate::db::writer_for`]).
+    writer: DatabaseConnection,
     clock: Arc<dyn Clock>,
     portal: Arc<PortalRelyingParty>,
     configs: Arc<crate::config_cache::ConfigCache>,
@@ -35,6 +37,7 @@ impl Services {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         Ok(Self {
+            writer: crate::db::writer_for(&db),
             db,
             clock,
             portal: Arc::new(PortalRelyingParty::new(public_url)?),
@@ -73,13 +76,14 @@ impl Services {
     }
 
     pub fn api_keys(&self) -> crate::api_keys::ApiKeys<'_> {
-        crate::api_keys::ApiKeys::new(&self.db, self.clock.as_ref())
+        crate::api_keys::ApiKeys::new(&self.db, &self.writer, self.clock.as_ref())
     }
 
     /// Tenants' end users: enrollment and validation tokens, registration, sign-in, revocation.
     pub fn end_users(&self) -> crate::end_users::EndUsers<'_> {
         crate::end_users::EndUsers::new(
             &self.db,
+            &self.writer,
             self.clock.as_ref(),
             &self.configs,
             &self.relying_parties,
@@ -111,6 +115,7 @@ impl Services {
 
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.
     pub async fn close(&self) -> crate::Result<()> {
+        self.writer.close_by_ref().await?;
         Ok(self.db.close_by_ref().await?)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod seed;
 pub mod soft_passkey;
+pub mod verification;
 
 use std::{sync::Arc, time::Duration};
 

@@ -819,3 +819,103 @@ async fn a_credential_id_registered_twice_is_refused(backend: TestBackend) {
         .await
         .unwrap();
 }
+
+/// The `xmin` of a row: the PostgreSQL transaction that wrote its current version.
+async fn xmin(conn: &sea_orm::DatabaseConnection, sql: &str, id: Uuid) -> String {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no row for {sql}"));
+    row.try_get::<String>("", "x").unwrap()
+}
+
+/// Each Client API step is one write transaction, the cost model the benchmarks count on
+/// (options, verify, validate: three per complete sign-in). PostgreSQL stamps every row version
+/// with the transaction that wrote it (`xmin`), so the rows a step wrote tell whether they were
+/// written together — whatever else runs on the server meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
+    let Some(f) = fixture(TestBackend::Postgres).await else {
+        return;
+    };
+    let ceremony = "SELECT xmin::text AS x FROM ceremonies WHERE id = $1";
+    let passkey = "SELECT xmin::text AS x FROM authenticators WHERE id = $1";
+    let token_row = "SELECT xmin::text AS x FROM validation_tokens WHERE authenticator_id = $1 ORDER BY verified_at DESC LIMIT 1";
+    let event = |action: &str| {
+        format!(
+            "SELECT xmin::text AS x FROM audit_events WHERE tenant_id = $1 AND action = '{action}' ORDER BY id DESC LIMIT 1"
+        )
+    };
+    let mut device = SoftPasskeys::new();
+    let authenticator = f.register("ada", &mut device).await;
+    let key = f
+        .services
+        .api_keys()
+        .create(
+            latchkey_core::api_keys::KeyCreator::Operator(&f.owner),
+            f.tenant,
+            "backend",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    let backend = f
+        .services
+        .api_keys()
+        .authenticate(&key.secret)
+        .await
+        .unwrap();
+
+    let options = f.options(Some("ada")).await;
+    let started = xmin(&f.conn, ceremony, options.ceremony_id).await;
+    let response = device.authenticate(ORIGIN, &options.public_key).unwrap();
+    let token = f.finish(&options, &response).await.unwrap();
+    let verified = xmin(&f.conn, ceremony, options.ceremony_id).await;
+    assert_ne!(verified, started, "options and verify are two transactions");
+    assert_eq!(xmin(&f.conn, passkey, authenticator).await, verified);
+    assert_eq!(xmin(&f.conn, &token_row, authenticator).await, verified);
+    assert_eq!(
+        xmin(&f.conn, &event("user.signed_in"), f.tenant).await,
+        verified
+    );
+
+    let outcome = f
+        .services
+        .end_users()
+        .validate_token(&backend, &token, RequestMeta::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        latchkey_core::end_users::ValidationOutcome::Valid(_)
+    ));
+    let validated = xmin(&f.conn, &token_row, authenticator).await;
+    assert_ne!(validated, verified);
+    assert_eq!(
+        xmin(&f.conn, &event("validation_token.validated"), f.tenant).await,
+        validated
+    );
+
+    // A refused verify uses up its ceremony and audits the refusal in one transaction, and
+    // writes nothing else.
+    let options = f.options(Some("ada")).await;
+    let wrong = device
+        .authenticate("https://elsewhere.example.com", &options.public_key)
+        .unwrap();
+    let err = f.finish(&options, &wrong).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::OriginMismatch);
+    let refused = xmin(&f.conn, ceremony, options.ceremony_id).await;
+    assert_eq!(
+        xmin(&f.conn, &event("user.signed_in"), f.tenant).await,
+        refused
+    );
+    assert_eq!(xmin(&f.conn, passkey, authenticator).await, verified);
+    let again = f.finish(&options, &response).await.unwrap_err();
+    assert_eq!(again.code(), ErrorCode::CeremonyInvalid, "used up");
+}

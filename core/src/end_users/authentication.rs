@@ -1,28 +1,31 @@
 //! Signing in to a tenant with a passkey (Client API): with a user ID (allowCredentials) or
 //! without (discoverable credentials, conditional UI).
 //!
-//! options → ceremony stored with tenant and the claimed user. verify: consume the ceremony →
-//! find the credential in the tenant (revoked ones refused) → verify off the runtime → one
-//! transaction: counter, backup state and last use (only while still unrevoked), validation
-//! token, audit.
+//! options → ceremony stored with tenant and the claimed user (one write). verify: read the
+//! pending ceremony → find the credential in the tenant (revoked ones refused) → verify off the
+//! runtime → one transaction: the ceremony consumed (the conditional update decides), counter,
+//! backup state and last use (only while still unrevoked), validation token, audit. A refusal
+//! is one transaction too: the ceremony used up and the refusal audited.
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use uuid::Uuid;
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
-    AuthenticationState, Credential, PublicKeyCredential, UserVerificationPolicy,
+    AuthenticationResult, AuthenticationState, Credential, PublicKeyCredential,
+    UserVerificationPolicy,
 };
 
 use super::{
     ClientCeremony, EndUsers, find_user,
     registration::credential_key,
+    relying_party::TenantRelyingParty,
     user_id,
     validation::{self, ValidationKind},
 };
 use crate::{
     Error, ErrorCode, Result,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    ceremonies::{self, CeremonyKind},
+    ceremonies::{self, CeremonyKey, CeremonyKind},
     entities::{authenticator, end_user},
     webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
 };
@@ -34,7 +37,31 @@ fn unknown_credential() -> Error {
     )
 }
 
-fn decode_credential(row: &authenticator::Model) -> Result<Credential> {
+/// What a sign-in attempt learned on its way, for the refusal's transaction and audit event.
+#[derive(Default)]
+struct Attempt {
+    /// The ceremony presented, once read: a refusal uses it up.
+    ceremony: Option<CeremonyKey>,
+    /// The user the presented passkey belongs to.
+    claimed: Option<String>,
+    /// A passkey whose counter went backwards: flagged even though the attempt is refused.
+    regressed: Option<Uuid>,
+}
+
+/// The verification step of a sign-in, CPU only (run off the async runtime): the assertion
+/// checked against the ceremony's state and the stored credential — client data type,
+/// challenge and origin, RP ID hash, flags, the ES256/ES384/RS256 signature, the counter.
+pub(crate) fn check_assertion(
+    rp: &TenantRelyingParty,
+    response: &PublicKeyCredential,
+    state: &AuthenticationState,
+    credential: &Credential,
+) -> std::result::Result<AuthenticationResult, WebauthnError> {
+    rp.core
+        .authenticate_single_credential(response, state, credential)
+}
+
+pub(crate) fn decode_credential(row: &authenticator::Model) -> Result<Credential> {
     serde_json::from_str(&row.credential)
         .map_err(|e| Error::Internal(format!("authenticator {}: unreadable: {e}", row.id)))
 }
@@ -89,7 +116,7 @@ impl EndUsers<'_> {
     }
 
     /// Verifies the assertion; answers a validation token (`lk_val_…`) for the tenant's
-    /// backend. Success and refusal are audited.
+    /// backend. Success and refusal are audited; either way the step is one write transaction.
     pub async fn finish_authentication(
         &self,
         tenant_id: Uuid,
@@ -97,17 +124,18 @@ impl EndUsers<'_> {
         credential_json: &str,
         meta: RequestMeta,
     ) -> Result<String> {
-        let mut claimed = None;
+        let mut attempt = Attempt::default();
         let result = self
-            .authenticate(tenant_id, ceremony_id, credential_json, &meta, &mut claimed)
+            .authenticate(tenant_id, ceremony_id, credential_json, &meta, &mut attempt)
             .await;
         let mut entry = AuditEntry::new(Actor::Anonymous, "user.signed_in")
             .tenant(tenant_id)
             .meta(meta);
-        if let Some(user) = claimed {
+        if let Some(user) = attempt.claimed {
             entry = entry.target("user", user);
         }
-        audit::record_refusal(self.db, self.clock, &result, entry).await?;
+        self.record_refused_step(&result, attempt.ceremony, entry, attempt.regressed)
+            .await?;
         result
     }
 
@@ -117,10 +145,10 @@ impl EndUsers<'_> {
         ceremony_id: Uuid,
         credential_json: &str,
         meta: &RequestMeta,
-        claimed: &mut Option<String>,
+        attempt: &mut Attempt,
     ) -> Result<String> {
         let response: PublicKeyCredential = parse_credential(credential_json)?;
-        let consumed = ceremonies::consume::<AuthenticationState>(
+        let pending = ceremonies::pending::<AuthenticationState>(
             self.db,
             self.clock,
             ceremony_id,
@@ -128,6 +156,7 @@ impl EndUsers<'_> {
             CeremonyKind::TenantAuthentication,
         )
         .await?;
+        attempt.ceremony = Some(pending.key);
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
 
@@ -142,11 +171,11 @@ impl EndUsers<'_> {
             .one(self.db)
             .await?
             .ok_or_else(unknown_credential)?;
-        *claimed = Some(user.external_id.clone());
+        attempt.claimed = Some(user.external_id.clone());
         // A sign-in for a named user accepts only that user's passkeys; the user handle the
         // authenticator returns must be the one registered (it is required when no user was
         // named: that is how a discoverable credential names its user).
-        if consumed
+        if pending
             .subject
             .as_deref()
             .is_some_and(|s| s != user.external_id)
@@ -155,7 +184,7 @@ impl EndUsers<'_> {
         }
         match response.get_user_unique_id() {
             Some(handle) if handle != user.id.as_bytes() => return Err(unknown_credential()),
-            None if consumed.subject.is_none() => return Err(unknown_credential()),
+            None if pending.subject.is_none() => return Err(unknown_credential()),
             _ => {}
         }
         if stored.revoked_at.is_some() {
@@ -166,29 +195,18 @@ impl EndUsers<'_> {
         }
         let mut credential = decode_credential(&stored)?;
         let required = rp.user_verification() == UserVerificationPolicy::Required;
-        let state = consumed.state;
+        let state = pending.state;
         let verifier = rp.clone();
         let checked = credential.clone();
-        let verified = off_runtime(move || {
-            Ok(verifier
-                .core
-                .authenticate_single_credential(&response, &state, &checked))
-        })
-        .await?;
+        let verified =
+            off_runtime(move || Ok(check_assertion(&verifier, &response, &state, &checked)))
+                .await?;
         let result = match verified {
             Ok(result) => result,
             Err(WebauthnError::CredentialPossibleCompromise) => {
                 // Flagged for support even though the attempt is refused: a cloned
                 // authenticator is exactly what they need to see.
-                authenticator::Entity::update_many()
-                    .col_expr(
-                        authenticator::Column::CounterRegressedAt,
-                        Expr::value(self.clock.now()),
-                    )
-                    .filter(authenticator::Column::Id.eq(stored.id))
-                    .filter(authenticator::Column::TenantId.eq(tenant_id))
-                    .exec(self.db)
-                    .await?;
+                attempt.regressed = Some(stored.id);
                 return Err(verification_error(
                     WebauthnError::CredentialPossibleCompromise,
                 ));
@@ -202,7 +220,10 @@ impl EndUsers<'_> {
         credential.backup_state = result.backup_state();
         credential.backup_eligible = result.backup_eligible();
 
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
+        // The ceremony is used up in the transaction that records its success: of concurrent
+        // verifications of one response, one commits; the others are refused and roll back.
+        pending.key.consume_in(&txn, self.clock).await?;
         let now = self.clock.now();
         let updated = authenticator::Entity::update_many()
             .col_expr(

@@ -218,7 +218,7 @@ impl EndUsers<'_> {
             .revocation(caller, tenant_id, external_id, reason, false)
             .await?;
         let user = &revocation.user;
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
         let find = || {
             authenticator::Entity::find_by_id(authenticator_id)
                 .filter(authenticator::Column::TenantId.eq(tenant_id))
@@ -246,7 +246,7 @@ impl EndUsers<'_> {
             .revocation(caller, tenant_id, external_id, reason, true)
             .await?;
         let user = &revocation.user;
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
         let active = authenticator::Entity::find()
             .filter(authenticator::Column::TenantId.eq(tenant_id))
             .filter(authenticator::Column::UserId.eq(user.id))
@@ -283,7 +283,7 @@ impl EndUsers<'_> {
             )
             .await?;
         let name = validate::label("name", "name", name, 100)?;
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
         let find = || {
             authenticator::Entity::find_by_id(authenticator_id)
                 .filter(authenticator::Column::TenantId.eq(tenant_id))

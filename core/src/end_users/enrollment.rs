@@ -152,7 +152,7 @@ impl EndUsers<'_> {
         let secret = secrets::issue(SecretKind::Enrollment)?;
         let now = self.clock.now();
         let expires_at = now + Duration::seconds(ttl);
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
         let user = upsert_user(
             &txn,
             self.clock,
@@ -261,7 +261,7 @@ impl EndUsers<'_> {
         let audit_actor = TenantCaller::Operator(actor)
             .authorize(self.db, tenant_id, Permission::IssueEnrollmentTokens)
             .await?;
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
         let row = enrollment_token::Entity::find_by_id(token_id)
             .filter(enrollment_token::Column::TenantId.eq(tenant_id))
             .one(&txn)
@@ -302,7 +302,7 @@ impl EndUsers<'_> {
     /// that it expired, and used or revoked ones past that age. Returns how many.
     pub async fn purge_expired_enrollment_tokens(&self) -> Result<u64> {
         let cutoff = self.clock.now() - EXPIRED_TOKEN_GRACE;
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
         let expired = enrollment_token::Entity::find()
             .filter(enrollment_token::Column::ExpiresAt.lt(cutoff))
             .all(&txn)

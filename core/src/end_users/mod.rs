@@ -10,11 +10,11 @@
 //! Every query filters by tenant; something of another tenant is `not_found`.
 
 pub mod aaguid;
-mod authentication;
+pub(crate) mod authentication;
 mod directory;
 mod enrollment;
 mod registration;
-mod relying_party;
+pub(crate) mod relying_party;
 mod search;
 mod validation;
 
@@ -89,6 +89,8 @@ pub struct ClientCeremony {
 /// The service over a tenant's end users.
 pub struct EndUsers<'a> {
     db: &'a DatabaseConnection,
+    /// Every write goes here (see [`crate::db::writer_for`]).
+    writer: &'a DatabaseConnection,
     clock: &'a dyn Clock,
     configs: &'a ConfigCache,
     relying_parties: &'a Arc<RelyingParties>,
@@ -97,12 +99,14 @@ pub struct EndUsers<'a> {
 impl<'a> EndUsers<'a> {
     pub(crate) fn new(
         db: &'a DatabaseConnection,
+        writer: &'a DatabaseConnection,
         clock: &'a dyn Clock,
         configs: &'a ConfigCache,
         relying_parties: &'a Arc<RelyingParties>,
     ) -> Self {
         Self {
             db,
+            writer,
             clock,
             configs,
             relying_parties,
@@ -123,7 +127,7 @@ impl<'a> EndUsers<'a> {
         public_key: serde_json::Value,
     ) -> Result<ClientCeremony> {
         let ceremony_id = crate::ceremonies::start(
-            self.db,
+            self.writer,
             self.clock,
             crate::ceremonies::NewCeremony {
                 tenant_id: Some(tenant_id),
@@ -140,6 +144,43 @@ impl<'a> EndUsers<'a> {
             ceremony_id,
             public_key,
         })
+    }
+
+    /// Records a refused ceremony step in one transaction with the only writes a refusal makes
+    /// (spec, Errors): the ceremony it presented is used up (one attempt per challenge) and the
+    /// refusal audited — plus, for a passkey whose counter went backwards, the flag support sees.
+    /// Internal failures are not the caller's doing: the edge logs them, nothing is written.
+    async fn record_refused_step<T>(
+        &self,
+        result: &Result<T>,
+        ceremony: Option<crate::ceremonies::CeremonyKey>,
+        entry: crate::audit::AuditEntry,
+        counter_regressed: Option<Uuid>,
+    ) -> Result<()> {
+        use crate::entities::authenticator;
+        use sea_orm::sea_query::Expr;
+        let Err(err) = result else { return Ok(()) };
+        if err.is_internal() {
+            return Ok(());
+        }
+        let txn = crate::db::begin_write(self.writer).await?;
+        if let Some(ceremony) = ceremony {
+            ceremony.use_up_in(&txn, self.clock).await?;
+        }
+        if let (Some(id), Some(tenant_id)) = (counter_regressed, entry.tenant_id) {
+            authenticator::Entity::update_many()
+                .col_expr(
+                    authenticator::Column::CounterRegressedAt,
+                    Expr::value(self.clock.now()),
+                )
+                .filter(authenticator::Column::Id.eq(id))
+                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .exec(&txn)
+                .await?;
+        }
+        crate::audit::record_in(&txn, self.clock, entry.failed(err.code())).await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// The tenant's configuration, refusing when passkeys are off (or the tenant is unknown:

@@ -2,9 +2,10 @@
 //!
 //! options: the token must be redeemable (unused, unexpired, scope rule) → options from the
 //! tenant's configuration, `excludeCredentials` = the user's active credentials → ceremony
-//! stored with tenant, user and token. verify: consume the ceremony (one attempt) → verify off
-//! the runtime → one transaction: consume the token, re-check the scope rule, store the
-//! credential, issue a validation token, audit.
+//! stored with tenant, user and token. verify: read the pending ceremony → verify off the
+//! runtime → one transaction: consume the ceremony (one attempt) and the token, re-check the
+//! scope rule, store the credential, issue a validation token, audit. A refusal uses up the
+//! ceremony in the transaction that audits it.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr};
@@ -20,7 +21,7 @@ use super::{
 use crate::{
     Error, ErrorCode, Result,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    ceremonies::{self, CeremonyKind},
+    ceremonies::{self, CeremonyKey, CeremonyKind},
     entities::{authenticator, end_user, enrollment_token},
     passkey_config::Requirement,
     validate,
@@ -135,12 +136,14 @@ pub(crate) fn credential_key(id: &[u8]) -> String {
 
 impl EndUsers<'_> {
     /// Records a refused redemption against the token's tenant and user (when the token is
-    /// known: garbage tokens belong to no tenant and are not worth a row).
+    /// known: garbage tokens belong to no tenant and are not worth a row), using up the ceremony
+    /// it presented, in one transaction.
     async fn audit_redemption<T>(
         &self,
         token: Option<&enrollment_token::Model>,
         action: &'static str,
         result: &Result<T>,
+        ceremony: Option<CeremonyKey>,
         meta: &RequestMeta,
     ) -> Result<()> {
         let (Some(token), Err(_)) = (token, result) else {
@@ -157,7 +160,8 @@ impl EndUsers<'_> {
         if let Some(user) = user {
             entry = entry.target("user", user.external_id);
         }
-        audit::record_refusal(self.db, self.clock, result, entry).await
+        self.record_refused_step(result, ceremony, entry, None)
+            .await
     }
 
     /// Registration options for the holder of an enrollment token.
@@ -168,7 +172,7 @@ impl EndUsers<'_> {
     ) -> Result<ClientCeremony> {
         let token = enrollment::find(self.db, enrollment_token).await?;
         let result = self.registration_options(token.clone()).await;
-        self.audit_redemption(token.as_ref(), "registration.started", &result, &meta)
+        self.audit_redemption(token.as_ref(), "registration.started", &result, None, &meta)
             .await?;
         result
     }
@@ -237,11 +241,25 @@ impl EndUsers<'_> {
         meta: RequestMeta,
     ) -> Result<Registered> {
         let token = enrollment::find(self.db, enrollment_token).await?;
+        let mut ceremony = None;
         let result = self
-            .register(token.clone(), ceremony_id, credential_json, name, &meta)
+            .register(
+                token.clone(),
+                ceremony_id,
+                credential_json,
+                name,
+                &meta,
+                &mut ceremony,
+            )
             .await;
-        self.audit_redemption(token.as_ref(), "registration.finished", &result, &meta)
-            .await?;
+        self.audit_redemption(
+            token.as_ref(),
+            "registration.finished",
+            &result,
+            ceremony,
+            &meta,
+        )
+        .await?;
         result
     }
 
@@ -252,6 +270,7 @@ impl EndUsers<'_> {
         credential_json: &str,
         name: Option<&str>,
         meta: &RequestMeta,
+        ceremony: &mut Option<CeremonyKey>,
     ) -> Result<Registered> {
         let Redeemable { token, user } =
             enrollment::redeemable(self.db, self.clock, token, ScopeCheck::InTransaction).await?;
@@ -260,7 +279,7 @@ impl EndUsers<'_> {
             .transpose()?;
         let response: RegisterPublicKeyCredential = parse_credential(credential_json)?;
         let extras: ResponseExtras = serde_json::from_str(credential_json).unwrap_or_default();
-        let consumed = ceremonies::consume::<RegistrationState>(
+        let pending = ceremonies::pending::<RegistrationState>(
             self.db,
             self.clock,
             ceremony_id,
@@ -268,7 +287,8 @@ impl EndUsers<'_> {
             CeremonyKind::TenantRegistration,
         )
         .await?;
-        if consumed.token_id != Some(token.id) {
+        *ceremony = Some(pending.key);
+        if pending.token_id != Some(token.id) {
             return Err(Error::refused(
                 ErrorCode::CeremonyInvalid,
                 "This attempt was started with another enrollment token. Start again.",
@@ -276,7 +296,7 @@ impl EndUsers<'_> {
         }
         let config = self.enabled_config(token.tenant_id).await?;
         let rp = self.relying_parties.for_config(token.tenant_id, &config)?;
-        let state = consumed.state;
+        let state = pending.state;
         let credential: Credential = off_runtime(move || {
             rp.core
                 .register_credential(&response, &state, None)
@@ -319,7 +339,9 @@ impl EndUsers<'_> {
             revoked_reason: None,
         };
 
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
+        // Used up with everything its success writes (see `ceremonies`).
+        pending.key.consume_in(&txn, self.clock).await?;
         enrollment::consume_in(
             &txn,
             self.clock,

@@ -34,7 +34,7 @@ pub(crate) struct TenantRelyingParty {
 }
 
 impl TenantRelyingParty {
-    fn build(config: Arc<PasskeyConfig>) -> Result<Self> {
+    pub(crate) fn build(config: Arc<PasskeyConfig>) -> Result<Self> {
         let rp_id = config
             .rp_id
             .as_deref()

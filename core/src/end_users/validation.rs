@@ -106,7 +106,7 @@ impl EndUsers<'_> {
         }
         let hash = secrets::hash(presented);
         let now = self.clock.now();
-        let txn = crate::db::begin_write(self.db).await?;
+        let txn = crate::db::begin_write(self.writer).await?;
         let mut won = validation_token::Entity::update_many()
             .col_expr(validation_token::Column::UsedAt, Expr::value(now))
             .filter(validation_token::Column::TokenHash.eq(&hash))
@@ -187,7 +187,7 @@ impl EndUsers<'_> {
         let cutoff = self.clock.now() - Duration::hours(1);
         let deleted = validation_token::Entity::delete_many()
             .filter(validation_token::Column::ExpiresAt.lt(cutoff))
-            .exec(self.db)
+            .exec(self.writer)
             .await?;
         Ok(deleted.rows_affected)
     }

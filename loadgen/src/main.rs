@@ -1,0 +1,345 @@
+//! `latchkey-loadgen`: drives a running Latchkey over HTTP like real clients and reports
+//! throughput, latency per request kind, errors, server CPU and memory, and — measured in the
+//! same run — the machine's raw ES256 verify rate, so results read as ratios that survive noisy
+//! machines.
+//!
+//! - `run`: one scenario (one database) → JSON;
+//! - `suite`: SQLite (`synchronous=normal`, then `full`) and PostgreSQL back to back, then the
+//!   report spliced into BENCHMARKS.md (`scripts/bench.sh` runs it);
+//! - `report`: the report from earlier JSON results;
+//! - `crypto`: the raw verify rates alone.
+
+mod crypto_rate;
+mod flows;
+mod phase;
+mod report;
+mod server;
+mod stats;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    phase::{Window, Work, Worker},
+    server::{Backend, BenchDb, Server, WriteCounter},
+    stats::RunResult,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "latchkey-loadgen", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One scenario: a fresh database, a server, every phase; prints the result as JSON.
+    Run {
+        #[command(flatten)]
+        load: Load,
+        /// The database.
+        #[arg(long, value_enum, default_value_t = Db::SqliteNormal)]
+        database: Db,
+        /// Also write the JSON result here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// SQLite (synchronous=normal), SQLite (synchronous=full) and PostgreSQL back to back; writes
+    /// each result as JSON and the report into the BENCHMARKS.md section between its markers.
+    Suite {
+        #[command(flatten)]
+        load: Load,
+        /// Where the JSON results go.
+        #[arg(long, default_value = "target/bench")]
+        results: PathBuf,
+        /// The report file to update.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        write: PathBuf,
+        /// The verification micro-benchmark's summary (`cargo bench -p latchkey-core --bench
+        /// verification` writes it), included in the report when present.
+        #[arg(long)]
+        verification: Option<PathBuf>,
+    },
+    /// Renders the report from JSON results (and the micro-benchmark summary) to stdout.
+    Report {
+        results: Vec<PathBuf>,
+        #[arg(long)]
+        verification: Option<PathBuf>,
+    },
+    /// The machine's raw single-core ES256 verify rates (p256 and OpenSSL).
+    Crypto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Db {
+    SqliteNormal,
+    SqliteFull,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Args)]
+struct Load {
+    /// The `latchkey` binary (a release build); by default the one beside this program.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// A PostgreSQL URL whose user may create databases (a fresh one is made per run).
+    #[arg(
+        long,
+        env = "LATCHKEY_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Concurrent clients (each one request at a time).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Measured seconds per phase.
+    #[arg(long, default_value_t = 15)]
+    duration: u64,
+    /// Warm-up seconds before each phase's measurement (done, not counted).
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Tenants (each with its relying party and API key).
+    #[arg(long, default_value_t = 4)]
+    tenants: usize,
+    /// Users with a passkey, enrolled before the sign-in phase (spread over clients and tenants).
+    #[arg(long, default_value_t = 1024)]
+    users: usize,
+}
+
+impl Load {
+    fn server_bin(&self) -> Result<PathBuf, String> {
+        if let Some(bin) = &self.server_bin {
+            return Ok(bin.clone());
+        }
+        let me = std::env::current_exe().map_err(|e| e.to_string())?;
+        Ok(me.with_file_name("latchkey"))
+    }
+}
+
+fn backend(db: Db, load: &Load) -> Backend {
+    match db {
+        Db::SqliteNormal => Backend::Sqlite {
+            synchronous: "normal".into(),
+        },
+        Db::SqliteFull => Backend::Sqlite {
+            synchronous: "full".into(),
+        },
+        Db::Postgres => Backend::Postgres {
+            admin_url: load.postgres_url.clone(),
+        },
+    }
+}
+
+async fn run(load: &Load, backend: Backend) -> Result<RunResult, String> {
+    let bin = load.server_bin()?;
+    if load.concurrency == 0 || load.tenants == 0 {
+        return Err("--concurrency and --tenants must be at least 1".into());
+    }
+    eprintln!("loadgen: measuring the raw ES256 verify rate (machine idle)");
+    let crypto = tokio::task::spawn_blocking(crypto_rate::measure)
+        .await
+        .map_err(|e| e.to_string())??;
+    let db = BenchDb::create(&backend).await?;
+    let result = run_on(load, &bin, &db, crypto).await;
+    db.remove().await;
+    result
+}
+
+async fn run_on(
+    load: &Load,
+    bin: &std::path::Path,
+    db: &BenchDb,
+    crypto: stats::CryptoRates,
+) -> Result<RunResult, String> {
+    eprintln!("loadgen: {}: seeding {} tenants", db.label, load.tenants);
+    let tenants = server::seed_tenants(bin, db, load.tenants)?;
+    let logs = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = Server::start(bin, db, logs.path()).await?;
+    let outcome = drive(load, db, &server, tenants, crypto).await;
+    let peak = server::peak_rss_mib(server.pid).unwrap_or(f64::NAN);
+    if outcome.is_err() {
+        eprintln!(
+            "loadgen: the server's log was {} (kept)",
+            server.log.display()
+        );
+        let _ = logs.keep();
+    }
+    server.stop().await;
+    let mut result = outcome?;
+    result.server_peak_rss_mib = peak;
+    Ok(result)
+}
+
+async fn drive(
+    load: &Load,
+    db: &BenchDb,
+    server: &Server,
+    tenants: Vec<server::BenchTenant>,
+    crypto: stats::CryptoRates,
+) -> Result<RunResult, String> {
+    let target = Arc::new(flows::Target::new(
+        server.base_url.clone(),
+        tenants,
+        load.concurrency,
+    )?);
+    let per_worker = load.users.div_ceil(load.concurrency).max(1);
+    eprintln!(
+        "loadgen: {}: enrolling {} users",
+        db.label,
+        per_worker * load.concurrency
+    );
+    let workers = (0..load.concurrency).map(Worker::new).collect();
+    let mut workers = phase::seed_users(target.clone(), workers, per_worker).await?;
+    let writes = WriteCounter::open(db).await?;
+    let window = Window {
+        warmup: Duration::from_secs(load.warmup),
+        duration: Duration::from_secs(load.duration),
+    };
+    let mut phases = Vec::new();
+    for work in [Work::SignIn, Work::Enroll, Work::Issue] {
+        eprintln!(
+            "loadgen: {}: {} ({} s warm-up, {} s measured, {} clients)",
+            db.label,
+            work.name(),
+            load.warmup,
+            load.duration,
+            load.concurrency
+        );
+        let (back, result) = phase::run(
+            target.clone(),
+            workers,
+            work,
+            &window,
+            server.pid,
+            writes.as_ref(),
+        )
+        .await?;
+        workers = back;
+        eprintln!(
+            "loadgen:   {:.0}/s, {} errors, server CPU {:.2} cores",
+            result.per_second, result.errors, result.server_cpu_cores
+        );
+        phases.push(result);
+    }
+    Ok(RunResult {
+        label: db.label.clone(),
+        database: db.version().await.map_or(db.label.clone(), |v| {
+            format!("{} {v}", db.label.split(' ').next().unwrap_or_default())
+        }),
+        concurrency: load.concurrency,
+        tenants: load.tenants,
+        users: per_worker * load.concurrency,
+        warmup_seconds: load.warmup as f64,
+        crypto,
+        phases,
+        server_peak_rss_mib: f64::NAN,
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+fn write_json(path: &std::path::Path, result: &RunResult) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let json = serde_json::to_string_pretty(result).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_json(path: &std::path::Path) -> Result<RunResult, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn main_inner(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Run {
+            load,
+            database,
+            json,
+        } => {
+            let result = run(&load, backend(database, &load)).await?;
+            if let Some(path) = json {
+                write_json(&path, &result)?;
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Command::Suite {
+            load,
+            results,
+            write,
+            verification,
+        } => {
+            let mut all = Vec::new();
+            for db in [Db::SqliteNormal, Db::SqliteFull, Db::Postgres] {
+                let result = run(&load, backend(db, &load)).await?;
+                let name = match db {
+                    Db::SqliteNormal => "sqlite-normal",
+                    Db::SqliteFull => "sqlite-full",
+                    Db::Postgres => "postgres",
+                };
+                write_json(&results.join(format!("{name}.json")), &result)?;
+                all.push(result);
+            }
+            let verification = verification
+                .filter(|p| p.exists())
+                .map(|p| report::read_verification(&p))
+                .transpose()?;
+            let section = report::render(&all, verification.as_ref(), &load_summary(&load));
+            report::splice(&write, &section)?;
+            println!("{section}");
+            eprintln!("loadgen: report written to {}", write.display());
+            Ok(())
+        }
+        Command::Report {
+            results,
+            verification,
+        } => {
+            let all = results
+                .iter()
+                .map(|p| read_json(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let verification = verification
+                .map(|p| report::read_verification(&p))
+                .transpose()?;
+            println!(
+                "{}",
+                report::render(&all, verification.as_ref(), "(from saved results)")
+            );
+            Ok(())
+        }
+        Command::Crypto => {
+            let rates = tokio::task::spawn_blocking(crypto_rate::measure)
+                .await
+                .map_err(|e| e.to_string())??;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rates).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load_summary(load: &Load) -> String {
+    format!(
+        "{} concurrent clients, {} tenants, {} users; {} s warm-up then {} s measured per phase",
+        load.concurrency, load.tenants, load.users, load.warmup, load.duration
+    )
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match main_inner(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey-loadgen: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

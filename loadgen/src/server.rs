@@ -1,0 +1,368 @@
+//! The system under test: a fresh database, tenants and API keys made with the `latchkey` CLI
+//! (as an operator would script it), and `latchkey serve` as a child process whose CPU time and
+//! memory are read from `/proc`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use uuid::Uuid;
+
+/// Which database a run uses.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A fresh SQLite file with this `synchronous` mode (`normal` or `full`).
+    Sqlite { synchronous: String },
+    /// A fresh database created on this PostgreSQL server (an URL whose user may create
+    /// databases), dropped afterwards.
+    Postgres { admin_url: String },
+}
+
+/// A database made for one run; [`Self::remove`] drops it.
+pub struct BenchDb {
+    pub url: String,
+    pub label: String,
+    pub synchronous: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl BenchDb {
+    pub async fn create(backend: &Backend) -> Result<Self, String> {
+        match backend {
+            Backend::Sqlite { synchronous } => {
+                let dir = tempfile::Builder::new()
+                    .prefix("latchkey-bench-")
+                    .tempdir()
+                    .map_err(|e| format!("temporary directory: {e}"))?;
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("bench.db").display()
+                );
+                Ok(Self {
+                    url,
+                    label: format!("SQLite (synchronous={synchronous})"),
+                    synchronous: Some(synchronous.clone()),
+                    _dir: Some(dir),
+                    postgres: None,
+                })
+            }
+            Backend::Postgres { admin_url } => {
+                let name = format!("latchkey_bench_{}", Uuid::new_v4().simple());
+                let admin = connect(admin_url).await?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .map_err(|e| format!("creating {name}: {e}"))?;
+                let _ = admin.close().await;
+                let mut url =
+                    reqwest::Url::parse(admin_url).map_err(|e| format!("PostgreSQL URL: {e}"))?;
+                url.set_path(&format!("/{name}"));
+                Ok(Self {
+                    url: url.to_string(),
+                    label: "PostgreSQL".into(),
+                    synchronous: None,
+                    _dir: None,
+                    postgres: Some((admin_url.clone(), name)),
+                })
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// The database engine's own version string.
+    pub async fn version(&self) -> Result<String, String> {
+        let conn = connect(&self.url).await?;
+        let sql = if self.is_postgres() {
+            "SELECT current_setting('server_version') AS v"
+        } else {
+            "SELECT sqlite_version() AS v"
+        };
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                sql,
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no version row")?;
+        let version: String = row.try_get("", "v").map_err(|e| e.to_string())?;
+        let _ = conn.close().await;
+        Ok(version)
+    }
+
+    pub async fn remove(self) {
+        if let Some((admin_url, name)) = &self.postgres
+            && let Ok(admin) = connect(admin_url).await
+        {
+            if let Err(e) = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await
+            {
+                eprintln!("loadgen: could not drop {name}: {e}");
+            }
+            let _ = admin.close().await;
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<DatabaseConnection, String> {
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .map_err(|e| format!("connecting to the database: {e}"))
+}
+
+/// Counts write transactions on PostgreSQL: every transaction that writes is assigned a
+/// transaction id, read-only ones are not, so the growth of the id counter over a phase is the
+/// number of writing transactions in it (plus one for each reading of the counter).
+pub struct WriteCounter {
+    conn: DatabaseConnection,
+}
+
+impl WriteCounter {
+    pub async fn open(db: &BenchDb) -> Result<Option<Self>, String> {
+        if !db.is_postgres() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            conn: connect(&db.url).await?,
+        }))
+    }
+
+    /// The next transaction id (this reading takes one).
+    pub async fn read(&self) -> Result<i64, String> {
+        let row = self
+            .conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.conn.get_database_backend(),
+                "SELECT txid_current() AS x",
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no txid row")?;
+        row.try_get("", "x").map_err(|e| e.to_string())
+    }
+}
+
+/// A tenant made for the run.
+#[derive(Debug, Clone)]
+pub struct BenchTenant {
+    pub id: Uuid,
+    pub api_key: String,
+    pub origin: String,
+}
+
+fn cli(bin: &Path, db: &BenchDb, args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env("LATCHKEY_DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "latchkey {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("latchkey {}: {e}", args.join(" ")))
+}
+
+/// `count` tenants with passkeys on (ES256, the defaults otherwise) and an API key each, made
+/// through the CLI.
+pub fn seed_tenants(bin: &Path, db: &BenchDb, count: usize) -> Result<Vec<BenchTenant>, String> {
+    (0..count)
+        .map(|i| {
+            let rp_id = format!("t{i}.bench.example.com");
+            let origin = format!("https://{rp_id}");
+            let created = cli(
+                bin,
+                db,
+                &[
+                    "tenant",
+                    "create",
+                    "--name",
+                    &format!("Bench {i}"),
+                    "--rp-id",
+                    &rp_id,
+                    "--origin",
+                    &origin,
+                    "--enable-passkeys",
+                ],
+            )?;
+            let id = created["tenant_id"]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or("tenant create printed no tenant_id")?;
+            let key = cli(
+                bin,
+                db,
+                &[
+                    "api-key",
+                    "create",
+                    "--tenant",
+                    &id.to_string(),
+                    "--name",
+                    "loadgen",
+                ],
+            )?;
+            let api_key = key["api_key"]
+                .as_str()
+                .ok_or("api-key create printed no api_key")?
+                .to_owned();
+            Ok(BenchTenant {
+                id,
+                api_key,
+                origin,
+            })
+        })
+        .collect()
+}
+
+/// A running `latchkey serve`.
+pub struct Server {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub async fn start(bin: &Path, db: &BenchDb, log_dir: &Path) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a free port: {e}"))?
+            .port();
+        let log = log_dir.join("server.log");
+        let file = std::fs::File::create(&log).map_err(|e| format!("server log: {e}"))?;
+        let err = file.try_clone().map_err(|e| format!("server log: {e}"))?;
+        let mut command = tokio::process::Command::new(bin);
+        command
+            .arg("serve")
+            .env("LATCHKEY_DATABASE_URL", &db.url)
+            .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
+            // Every client comes from 127.0.0.1: the limiter still runs on every request, with a
+            // rate no run reaches.
+            .env("LATCHKEY_CLIENT_RATE_LIMIT", "1000000")
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .kill_on_drop(true);
+        if let Some(sync) = &db.synchronous {
+            command.env("LATCHKEY_SQLITE_SYNCHRONOUS", sync);
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let pid = child.id().ok_or("the server exited at once")?;
+        let server = Self {
+            child,
+            pid,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> Result<(), String> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(res) = http.get(format!("{}/readyz", self.base_url)).send().await
+                && res.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "the server did not become ready; see {}",
+            self.log.display()
+        ))
+    }
+
+    /// Stops the server as an orchestrator would (SIGTERM: graceful shutdown).
+    pub async fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// User plus system CPU time of a process (all its threads, finished ones included), seconds.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture's user-space ABI.
+    Some(ticks / 100.0)
+}
+
+fn status_kib(pid: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Resident set size now, MiB.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    status_kib(&pid.to_string(), "VmRSS").map(|k| k / 1024.0)
+}
+
+/// Resident set high-water mark over the process's life, MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_kib(&pid.to_string(), "VmHWM").map(|k| k / 1024.0)
+}
+
+/// (busy, total) jiffies of the whole machine, from `/proc/stat`.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = values.iter().take(8).sum();
+    let idle = values.get(3)? + values.get(4)?;
+    Some((total - idle, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_time_and_memory() {
+        assert!(cpu_seconds("self").is_some());
+        assert!(rss_mib(std::process::id()).is_some_and(|m| m > 0.0));
+        assert!(peak_rss_mib(std::process::id()).is_some_and(|m| m > 0.0));
+        let (busy, total) = machine_ticks().unwrap_or_default();
+        assert!(total > 0 && busy <= total);
+    }
+}

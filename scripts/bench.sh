@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The performance report: release builds, the verification micro-benchmark (criterion), then the
+# load generator against SQLite (synchronous=normal), SQLite (synchronous=full) and PostgreSQL
+# back to back; writes the generated section of BENCHMARKS.md.
+#
+#   scripts/bench.sh                      # the committed report's settings
+#   scripts/bench.sh --duration 5         # any `latchkey-loadgen suite` option passes through
+#
+# PostgreSQL: LATCHKEY_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+# must let the load generator create (and drop) a database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bench_dir="$target_dir/bench"
+mkdir -p "$bench_dir"
+
+echo "== release builds: the server and the load generator" >&2
+cargo build --release -p server --bin latchkey -p loadgen --bin latchkey-loadgen
+
+echo "== the verification step against the raw ES256 verify rate (criterion)" >&2
+LATCHKEY_BENCH_DIR="$bench_dir" cargo bench -p latchkey-core --bench verification
+
+echo "== complete sign-ins, enrollments and token issuance over HTTP" >&2
+"$target_dir/release/latchkey-loadgen" suite \
+  --server-bin "$target_dir/release/latchkey" \
+  --results "$bench_dir" \
+  --verification "$bench_dir/verification.json" \
+  --write BENCHMARKS.md "$@"
