@@ -6,7 +6,8 @@
 #   scripts/bench.sh                      # the committed report's settings
 #   scripts/bench.sh --duration 5         # any `latchkey-loadgen suite` option passes through
 #
-# PostgreSQL: LATCHKEY_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+# PostgreSQL: LATCHKEY_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable:
+# loopback, so no TLS, as on a same-host deployment)
 # must let the load generator create (and drop) a database.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -846,7 +846,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
     };
     let ceremony = "SELECT xmin::text AS x FROM ceremonies WHERE id = $1";
     let passkey = "SELECT xmin::text AS x FROM authenticators WHERE id = $1";
-    let token_row = "SELECT xmin::text AS x FROM validation_tokens WHERE authenticator_id = $1 ORDER BY verified_at DESC LIMIT 1";
+    let token_row = "SELECT xmin::text AS x FROM validation_tokens WHERE authenticator_id = $1 AND kind = 'sign_in'";
     let event = |action: &str| {
         format!(
             "SELECT xmin::text AS x FROM audit_events WHERE tenant_id = $1 AND action = '{action}' ORDER BY id DESC LIMIT 1"

@@ -43,6 +43,26 @@ fn parse_openssl_speed(out: &str) -> Option<f64> {
         .ok()
 }
 
+/// How many small synchronous writes (4 KiB, then `fdatasync`) the disk under `dir` completes per
+/// second: the bound of a database that flushes every commit (SQLite `synchronous=full`).
+pub fn fsync_rate(dir: &std::path::Path, budget: Duration) -> Result<f64, String> {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+    let page = [0x5au8; 4096];
+    let started = Instant::now();
+    let mut done = 0u64;
+    while started.elapsed() < budget {
+        file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        file.write_all(&page).map_err(|e| e.to_string())?;
+        file.sync_data().map_err(|e| e.to_string())?;
+        done += 1;
+    }
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    Ok(rate)
+}
+
 pub fn measure() -> Result<CryptoRates, String> {
     Ok(CryptoRates {
         p256_verifies_per_second: p256_verify_rate(Duration::from_secs(2))?,

@@ -88,7 +88,7 @@ struct Load {
     #[arg(
         long,
         env = "LATCHKEY_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
     )]
     postgres_url: String,
     /// Concurrent clients (each one request at a time).
@@ -223,7 +223,12 @@ async fn drive(
         );
         phases.push(result);
     }
+    let fsync_per_second = db
+        .directory()
+        .map(|dir| crypto_rate::fsync_rate(dir, Duration::from_secs(2)))
+        .transpose()?;
     Ok(RunResult {
+        fsync_per_second,
         label: db.label.clone(),
         database: db.version().await.map_or(db.label.clone(), |v| {
             format!("{} {v}", db.label.split(' ').next().unwrap_or_default())

@@ -176,7 +176,13 @@ pub async fn run(
 
     sleep_until(measure_from.into()).await;
     let pid = server_pid.to_string();
-    let cpu_before = (server::cpu_seconds(&pid), server::cpu_seconds("self"));
+    let postgres = writes.is_some();
+    let db_cpu = || postgres.then(server::postgres_cpu_seconds).flatten();
+    let cpu_before = (
+        server::cpu_seconds(&pid),
+        server::cpu_seconds("self"),
+        db_cpu(),
+    );
     let ticks_before = server::machine_ticks();
     let xid_before = match writes {
         Some(counter) => Some(counter.read().await?),
@@ -195,7 +201,11 @@ pub async fn run(
         })
     };
     sleep_until(end.into()).await;
-    let cpu_after = (server::cpu_seconds(&pid), server::cpu_seconds("self"));
+    let cpu_after = (
+        server::cpu_seconds(&pid),
+        server::cpu_seconds("self"),
+        db_cpu(),
+    );
     let ticks_after = server::machine_ticks();
     sampling.store(false, Ordering::Relaxed);
 
@@ -244,6 +254,7 @@ pub async fn run(
             latencies: all.latencies(),
             server_cpu_cores: cores(cpu_before.0, cpu_after.0),
             loadgen_cpu_cores: cores(cpu_before.1, cpu_after.1),
+            database_cpu_cores: cpu_before.2.map(|_| cores(cpu_before.2, cpu_after.2)),
             machine_busy,
             server_peak_rss_mib: peak,
             write_transactions_per_unit,

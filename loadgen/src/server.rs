@@ -72,6 +72,11 @@ impl BenchDb {
         }
     }
 
+    /// The directory of a SQLite database file.
+    pub fn directory(&self) -> Option<&Path> {
+        self._dir.as_ref().map(tempfile::TempDir::path)
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }
@@ -327,6 +332,27 @@ fn status_kib(pid: &str, field: &str) -> Option<f64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// CPU time of every PostgreSQL process on the machine (its backends serve this run), seconds.
+pub fn postgres_cpu_seconds() -> Option<f64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "postgres"
+            && let Some(cpu) = cpu_seconds(pid)
+        {
+            total = Some(total.unwrap_or(0.0) + cpu);
+        }
+    }
+    total
 }
 
 /// Resident set size now, MiB.

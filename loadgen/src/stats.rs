@@ -96,6 +96,8 @@ pub struct PhaseResult {
     pub server_cpu_cores: f64,
     /// CPU the load generator used, in cores.
     pub loadgen_cpu_cores: f64,
+    /// CPU the database server used, in cores (PostgreSQL; SQLite runs inside the server).
+    pub database_cpu_cores: Option<f64>,
     /// The whole machine's busy share of all its cores (0–1).
     pub machine_busy: f64,
     /// The server's largest resident set seen during the phase (sampled every 100 ms), MiB.
@@ -126,6 +128,8 @@ pub struct RunResult {
     pub warmup_seconds: f64,
     pub crypto: CryptoRates,
     pub phases: Vec<PhaseResult>,
+    /// Synchronous 4 KiB writes per second on the database's disk (SQLite runs).
+    pub fsync_per_second: Option<f64>,
     /// The server's resident-set high-water mark over its whole life (`VmHWM`), MiB.
     pub server_peak_rss_mib: f64,
     pub started_at: String,

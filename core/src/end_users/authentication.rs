@@ -7,7 +7,10 @@
 //! backup state and last use (only while still unrevoked), validation token, audit. A refusal
 //! is one transaction too: the ceremony used up and the refusal audited.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, Query},
+};
 use uuid::Uuid;
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
@@ -16,7 +19,7 @@ use webauthn_rs_core::proto::{
 };
 
 use super::{
-    ClientCeremony, EndUsers, find_user,
+    ClientCeremony, EndUsers,
     registration::credential_key,
     relying_party::TenantRelyingParty,
     user_id,
@@ -79,12 +82,17 @@ impl EndUsers<'_> {
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
         let external_id = external_id.map(user_id).transpose()?;
         let mut credentials = Vec::new();
-        if let Some(external_id) = external_id
-            && let Some(user) = find_user(self.db, tenant_id, external_id).await?
-        {
+        if let Some(external_id) = external_id {
+            // The user's active passkeys in one query (an unknown user simply has none).
+            let user = Query::select()
+                .column(end_user::Column::Id)
+                .from(end_user::Entity)
+                .and_where(end_user::Column::TenantId.eq(tenant_id))
+                .and_where(end_user::Column::ExternalId.eq(external_id))
+                .to_owned();
             for row in authenticator::Entity::find()
                 .filter(authenticator::Column::TenantId.eq(tenant_id))
-                .filter(authenticator::Column::UserId.eq(user.id))
+                .filter(authenticator::Column::UserId.in_subquery(user))
                 .filter(authenticator::Column::RevokedAt.is_null())
                 .all(self.db)
                 .await?
@@ -160,16 +168,15 @@ impl EndUsers<'_> {
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
 
-        let stored = authenticator::Entity::find()
+        let (stored, user) = authenticator::Entity::find()
+            .find_also_related(end_user::Entity)
             .filter(authenticator::Column::TenantId.eq(tenant_id))
             .filter(authenticator::Column::CredentialId.eq(credential_key(&response.raw_id)))
             .one(self.db)
             .await?
             .ok_or_else(unknown_credential)?;
-        let user = end_user::Entity::find_by_id(stored.user_id)
-            .filter(end_user::Column::TenantId.eq(tenant_id))
-            .one(self.db)
-            .await?
+        let user = user
+            .filter(|u| u.tenant_id == tenant_id)
             .ok_or_else(unknown_credential)?;
         attempt.claimed = Some(user.external_id.clone());
         // A sign-in for a named user accepts only that user's passkeys; the user handle the

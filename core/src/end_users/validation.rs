@@ -105,25 +105,39 @@ impl EndUsers<'_> {
             return Ok(ValidationOutcome::Invalid(InvalidReason::Unknown));
         }
         let hash = secrets::hash(presented);
-        let now = self.clock.now();
-        let txn = crate::db::begin_write(self.writer).await?;
-        let mut won = validation_token::Entity::update_many()
-            .col_expr(validation_token::Column::UsedAt, Expr::value(now))
+        // What the token would prove, read before the write transaction so that the
+        // transaction holds the writer for the decisive update and the audit event alone. The
+        // token's user and kind never change; whether it is still unused is decided below.
+        let found = validation_token::Entity::find()
+            .find_also_related(end_user::Entity)
             .filter(validation_token::Column::TokenHash.eq(&hash))
             .filter(validation_token::Column::TenantId.eq(tenant_id))
-            .filter(validation_token::Column::UsedAt.is_null())
-            .filter(validation_token::Column::ExpiresAt.gt(now))
-            .exec_with_returning(&txn)
+            .one(self.db)
             .await?;
+        let now = self.clock.now();
         let entry = AuditEntry::new(key.actor(), "validation_token.validated")
             .tenant(tenant_id)
             .meta(meta);
-        let outcome = match won.pop() {
-            Some(row) => {
-                let user = end_user::Entity::find_by_id(row.user_id)
-                    .filter(end_user::Column::TenantId.eq(tenant_id))
-                    .one(&txn)
+        let txn = crate::db::begin_write(self.writer).await?;
+        let won = match &found {
+            Some((row, _)) => {
+                validation_token::Entity::update_many()
+                    .col_expr(validation_token::Column::UsedAt, Expr::value(now))
+                    .filter(validation_token::Column::Id.eq(row.id))
+                    .filter(validation_token::Column::TenantId.eq(tenant_id))
+                    .filter(validation_token::Column::UsedAt.is_null())
+                    .filter(validation_token::Column::ExpiresAt.gt(now))
+                    .exec(&txn)
                     .await?
+                    .rows_affected
+                    == 1
+            }
+            None => false,
+        };
+        let outcome = match found {
+            Some((row, user)) if won => {
+                let user = user
+                    .filter(|u| u.tenant_id == tenant_id)
                     .ok_or_else(|| Error::Internal("validation token without a user".into()))?;
                 let kind = match row.kind.as_str() {
                     "sign_up" => ValidationKind::SignUp,
@@ -154,18 +168,14 @@ impl EndUsers<'_> {
                     verified_at: row.verified_at,
                 })
             }
-            None => {
-                let row = validation_token::Entity::find()
-                    .filter(validation_token::Column::TokenHash.eq(&hash))
-                    .filter(validation_token::Column::TenantId.eq(tenant_id))
-                    .one(&txn)
-                    .await?;
-                let (reason, code) = match row {
+            found => {
+                let (reason, code) = match found {
                     None => (InvalidReason::Unknown, ErrorCode::TokenInvalid),
-                    Some(row) if row.used_at.is_some() => {
-                        (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed)
+                    Some((row, _)) if row.used_at.is_none() && row.expires_at <= now => {
+                        (InvalidReason::Expired, ErrorCode::TokenExpired)
                     }
-                    Some(_) => (InvalidReason::Expired, ErrorCode::TokenExpired),
+                    // Used before, or by a concurrent validation that won the update.
+                    Some(_) => (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed),
                 };
                 audit::record_in(
                     &txn,

@@ -31,6 +31,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// Its user: read in the same query on the sign-in path (one round trip, not two).
+    #[sea_orm(
+        belongs_to = "super::end_user::Entity",
+        from = "Column::UserId",
+        to = "super::end_user::Column::Id"
+    )]
+    EndUser,
+}
+
+impl Related<super::end_user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::EndUser.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
