@@ -183,6 +183,8 @@ pub async fn run(
         server::cpu_seconds("self"),
         db_cpu(),
     );
+    // SQLite's connections each run on a thread of their own; the busiest is the writer.
+    let db_threads_before = server::thread_cpu_seconds(server_pid, "sqlx-sqlite");
     let ticks_before = server::machine_ticks();
     let xid_before = match writes {
         Some(counter) => Some(counter.read().await?),
@@ -206,6 +208,7 @@ pub async fn run(
         server::cpu_seconds("self"),
         db_cpu(),
     );
+    let db_threads_after = server::thread_cpu_seconds(server_pid, "sqlx-sqlite");
     let ticks_after = server::machine_ticks();
     sampling.store(false, Ordering::Relaxed);
 
@@ -239,6 +242,10 @@ pub async fn run(
         (Some(b), Some(a)) if completed > 0 => Some((a - b - 1) as f64 / completed as f64),
         _ => None,
     };
+    let busiest_sqlite_thread = db_threads_after
+        .iter()
+        .filter_map(|(tid, after)| Some((after - db_threads_before.get(tid)?) / seconds))
+        .reduce(f64::max);
     let mut error_samples = all.error_samples.clone();
     error_samples.extend(warm_errors.error_samples.iter().take(2).cloned());
     Ok((
@@ -255,6 +262,7 @@ pub async fn run(
             server_cpu_cores: cores(cpu_before.0, cpu_after.0),
             loadgen_cpu_cores: cores(cpu_before.1, cpu_after.1),
             database_cpu_cores: cpu_before.2.map(|_| cores(cpu_before.2, cpu_after.2)),
+            busiest_sqlite_thread,
             machine_busy,
             server_peak_rss_mib: peak,
             write_transactions_per_unit,

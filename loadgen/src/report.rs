@@ -247,20 +247,25 @@ pub fn render(runs: &[RunResult], verification: Option<&Verification>, load: &st
     let _ = writeln!(s, "\n### Every phase\n");
     let _ = writeln!(
         s,
-        "| database | phase | per second | errors | server CPU | server peak RSS | write transactions per unit |"
+        "| database | phase | per second | errors | server CPU | SQLite writer thread busy | PostgreSQL CPU | machine busy | server peak RSS | write transactions per unit |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in runs {
         for p in &r.phases {
             let _ = writeln!(
                 s,
-                "| {} | {} ({}) | {:.0} | {} | {:.2} cores | {:.0} MB | {} |",
+                "| {} | {} ({}) | {:.0} | {} | {:.2} cores | {} | {} | {:.0} % | {:.0} MB | {} |",
                 r.label,
                 p.name,
                 p.unit,
                 p.per_second,
                 p.errors,
                 p.server_cpu_cores,
+                p.busiest_sqlite_thread
+                    .map_or("–".to_owned(), |b| format!("{:.0} %", b * 100.0)),
+                p.database_cpu_cores
+                    .map_or("–".to_owned(), |c| format!("{c:.2} cores")),
+                p.machine_busy * 100.0,
                 mb(p.server_peak_rss_mib),
                 p.write_transactions_per_unit
                     .map_or("–".to_owned(), |w| format!("{w:.2}")),

@@ -334,6 +334,25 @@ fn status_kib(pid: &str, field: &str) -> Option<f64> {
         .ok()
 }
 
+/// CPU seconds of each of the server's threads whose name starts with `prefix`, by thread id.
+pub fn thread_cpu_seconds(pid: u32, prefix: &str) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        if let Some(cpu) = cpu_seconds(&format!("{pid}/task/{tid}")) {
+            out.insert(tid, cpu);
+        }
+    }
+    out
+}
+
 /// CPU time of every PostgreSQL process on the machine (its backends serve this run), seconds.
 pub fn postgres_cpu_seconds() -> Option<f64> {
     let mut total = None;

@@ -98,6 +98,9 @@ pub struct PhaseResult {
     pub loadgen_cpu_cores: f64,
     /// CPU the database server used, in cores (PostgreSQL; SQLite runs inside the server).
     pub database_cpu_cores: Option<f64>,
+    /// SQLite: the busy share (0–1) of the server's busiest database thread — the writer's, since
+    /// every API write goes through one connection.
+    pub busiest_sqlite_thread: Option<f64>,
     /// The whole machine's busy share of all its cores (0–1).
     pub machine_busy: f64,
     /// The server's largest resident set seen during the phase (sampled every 100 ms), MiB.
