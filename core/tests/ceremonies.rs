@@ -879,7 +879,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
     let verified = xmin(&f.conn, ceremony, options.ceremony_id).await;
     assert_ne!(verified, started, "options and verify are two transactions");
     assert_eq!(xmin(&f.conn, passkey, authenticator).await, verified);
-    assert_eq!(xmin(&f.conn, &token_row, authenticator).await, verified);
+    assert_eq!(xmin(&f.conn, token_row, authenticator).await, verified);
     assert_eq!(
         xmin(&f.conn, &event("user.signed_in"), f.tenant).await,
         verified
@@ -895,7 +895,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
         outcome,
         latchkey_core::end_users::ValidationOutcome::Valid(_)
     ));
-    let validated = xmin(&f.conn, &token_row, authenticator).await;
+    let validated = xmin(&f.conn, token_row, authenticator).await;
     assert_ne!(validated, verified);
     assert_eq!(
         xmin(&f.conn, &event("validation_token.validated"), f.tenant).await,
