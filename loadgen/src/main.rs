@@ -192,6 +192,7 @@ async fn drive(
     );
     let workers = (0..load.concurrency).map(Worker::new).collect();
     let mut workers = phase::seed_users(target.clone(), workers, per_worker).await?;
+    db.analyze().await?;
     let writes = WriteCounter::open(db).await?;
     let window = Window {
         warmup: Duration::from_secs(load.warmup),

@@ -93,10 +93,12 @@ pub fn render(runs: &[RunResult], verification: Option<&Verification>, load: &st
     );
     let _ = writeln!(
         s,
-        "Command: `scripts/bench.sh` (release builds; seeds fresh databases, starts `latchkey \
-         serve` with its defaults, runs SQLite `synchronous=normal`, SQLite `synchronous=full` \
-         and PostgreSQL back to back, then writes this section). Load: {load}. Server and load \
-         generator share the machine's cores.\n"
+        "Command: `scripts/bench.sh` (release builds; seeds fresh databases — tenants and API \
+         keys with the CLI, users enrolled over HTTP, then `ANALYZE`, as a database in use has \
+         its statistics — starts `latchkey serve` with its defaults, runs SQLite \
+         `synchronous=normal`, SQLite `synchronous=full` and PostgreSQL back to back, then \
+         writes this section). Load: {load}. Server and load generator share the machine's \
+         cores.\n"
     );
     let _ = writeln!(s, "Machine: {}. Run started {date}.\n", machine());
     let databases: Vec<&str> = runs.iter().map(|r| r.database.as_str()).collect();

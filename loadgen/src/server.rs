@@ -81,6 +81,17 @@ impl BenchDb {
         self.postgres.is_some()
     }
 
+    /// Fresh planner statistics, as a database in use has them (PostgreSQL's autovacuum analyzes
+    /// after enough changes; a benchmark's young tables would otherwise be planned as empty).
+    pub async fn analyze(&self) -> Result<(), String> {
+        let conn = connect(&self.url).await?;
+        conn.execute_unprepared("ANALYZE")
+            .await
+            .map_err(|e| format!("ANALYZE: {e}"))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
     /// The database engine's own version string.
     pub async fn version(&self) -> Result<String, String> {
         let conn = connect(&self.url).await?;
