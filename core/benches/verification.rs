@@ -11,7 +11,7 @@
 use std::{path::Path, time::Duration};
 
 use criterion::{Criterion, Throughput};
-use latchkey_core::testing::verification::{RawEs256, VerificationStep};
+use latchkey_core::testing::verification::{RawEs256, VerificationStep, openssl_verify_rate};
 
 const GROUP: &str = "es256";
 const RAW: &str = "p256_verify";
@@ -29,20 +29,6 @@ fn mean_ns(criterion_dir: &Path, function: &str) -> f64 {
     json["mean"]["point_estimate"]
         .as_f64()
         .expect("a mean estimate")
-}
-
-fn openssl_rate() -> Option<f64> {
-    let out = std::process::Command::new("openssl")
-        .args(["speed", "-seconds", "2", "ecdsap256"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.contains("ecdsa") && l.contains("nistp256"))?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
 }
 
 fn main() {
@@ -80,7 +66,7 @@ fn main() {
     }
     let raw_rate = 1e9 / mean_ns(&criterion_dir, RAW);
     let step_rate = 1e9 / mean_ns(&criterion_dir, STEP);
-    let openssl = openssl_rate();
+    let openssl = openssl_verify_rate(2);
     println!(
         "\nES256, one core: p256 verify {raw_rate:.0}/s; Latchkey's verification step \
          {step_rate:.0}/s = {:.1} % of it (target ≥ 75 %){}",

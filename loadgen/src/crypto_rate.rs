@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use latchkey_core::testing::verification::RawEs256;
+use latchkey_core::testing::verification::{RawEs256, openssl_verify_rate};
 
 use crate::stats::CryptoRates;
 
@@ -22,25 +22,6 @@ pub fn p256_verify_rate(budget: Duration) -> Result<f64, String> {
         done += 64;
     }
     Ok(done as f64 / started.elapsed().as_secs_f64())
-}
-
-/// `openssl speed ecdsap256` (one process), if the machine has OpenSSL's command line.
-pub fn openssl_verify_rate(seconds: u32) -> Option<f64> {
-    let out = std::process::Command::new("openssl")
-        .args(["speed", "-seconds", &seconds.to_string(), "ecdsap256"])
-        .output()
-        .ok()?;
-    parse_openssl_speed(&String::from_utf8_lossy(&out.stdout))
-}
-
-/// The `verify/s` column of the `nistp256` line.
-fn parse_openssl_speed(out: &str) -> Option<f64> {
-    out.lines()
-        .find(|l| l.contains("ecdsa") && l.contains("nistp256"))?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
 }
 
 /// How many small synchronous writes (4 KiB, then `fdatasync`) the disk under `dir` completes per
@@ -73,13 +54,6 @@ pub fn measure() -> Result<CryptoRates, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn openssl_speed_output_is_read() {
-        let out = "version: 3.0.15\n                              sign    verify    sign/s verify/s\n 256 bits ecdsa (nistp256)   0.0000s   0.0001s  41234.5  19876.3\n";
-        assert_eq!(parse_openssl_speed(out), Some(19876.3));
-        assert_eq!(parse_openssl_speed("nothing here"), None);
-    }
 
     #[test]
     fn the_reference_loop_verifies() {

@@ -152,6 +152,26 @@ impl RawEs256 {
     }
 }
 
+/// `openssl speed ecdsap256` (one process, `seconds` per operation): ES256 verifies per second
+/// of the machine's OpenSSL, its limit for the verify step; `None` without an `openssl` binary.
+pub fn openssl_verify_rate(seconds: u32) -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", &seconds.to_string(), "ecdsap256"])
+        .output()
+        .ok()?;
+    parse_openssl_speed(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The `verify/s` column of the `nistp256` line.
+fn parse_openssl_speed(out: &str) -> Option<f64> {
+    out.lines()
+        .find(|l| l.contains("ecdsa") && l.contains("nistp256"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +184,12 @@ mod tests {
         assert!(step.run_tampered().is_err());
         let raw = RawEs256::new().unwrap_or_else(|e| panic!("{e}"));
         assert!(raw.verify());
+    }
+
+    #[test]
+    fn openssl_speed_output_is_read() {
+        let out = "version: 3.0.15\n                              sign    verify    sign/s verify/s\n 256 bits ecdsa (nistp256)   0.0000s   0.0001s  41234.5  19876.3\n";
+        assert_eq!(parse_openssl_speed(out), Some(19876.3));
+        assert_eq!(parse_openssl_speed("nothing here"), None);
     }
 }
