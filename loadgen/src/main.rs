@@ -67,6 +67,12 @@ enum Command {
         results: Vec<PathBuf>,
         #[arg(long)]
         verification: Option<PathBuf>,
+        /// Replace the generated section of this file instead of printing it.
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// The load settings the results were taken with, for the report's text.
+        #[arg(long, default_value = "(as saved)")]
+        load: String,
     },
     /// The machine's raw single-core ES256 verify rates (p256 and OpenSSL).
     Crypto,
@@ -305,6 +311,8 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
         Command::Report {
             results,
             verification,
+            write,
+            load,
         } => {
             let all = results
                 .iter()
@@ -313,10 +321,11 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             let verification = verification
                 .map(|p| report::read_verification(&p))
                 .transpose()?;
-            println!(
-                "{}",
-                report::render(&all, verification.as_ref(), "(from saved results)")
-            );
+            let section = report::render(&all, verification.as_ref(), &load);
+            match write {
+                Some(path) => report::splice(&path, &section)?,
+                None => println!("{section}"),
+            }
             Ok(())
         }
         Command::Crypto => {
