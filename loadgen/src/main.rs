@@ -9,8 +9,8 @@
 //! - `report`: the report from earlier JSON results;
 //! - `crypto`: the raw verify rates alone.
 
-mod crypto_rate;
 mod flows;
+mod machine_rates;
 mod phase;
 mod report;
 mod server;
@@ -144,7 +144,7 @@ async fn run(load: &Load, backend: Backend) -> Result<RunResult, String> {
         return Err("--concurrency and --tenants must be at least 1".into());
     }
     eprintln!("loadgen: measuring the raw ES256 verify rate (machine idle)");
-    let crypto = tokio::task::spawn_blocking(crypto_rate::measure)
+    let crypto = tokio::task::spawn_blocking(machine_rates::measure)
         .await
         .map_err(|e| e.to_string())??;
     let db = BenchDb::create(&backend).await?;
@@ -232,7 +232,7 @@ async fn drive(
     }
     let fsync_per_second = db
         .directory()
-        .map(|dir| crypto_rate::fsync_rate(dir, Duration::from_secs(2)))
+        .map(|dir| machine_rates::fsync_rate(dir, Duration::from_secs(2)))
         .transpose()?;
     Ok(RunResult {
         fsync_per_second,
@@ -329,7 +329,7 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Crypto => {
-            let rates = tokio::task::spawn_blocking(crypto_rate::measure)
+            let rates = tokio::task::spawn_blocking(machine_rates::measure)
                 .await
                 .map_err(|e| e.to_string())??;
             println!(

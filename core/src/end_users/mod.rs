@@ -159,8 +159,7 @@ impl<'a> EndUsers<'a> {
     ) -> Result<()> {
         use crate::entities::authenticator;
         use sea_orm::sea_query::Expr;
-        let Err(err) = result else { return Ok(()) };
-        if err.is_internal() {
+        if !result.as_ref().is_err_and(|e| !e.is_internal()) {
             return Ok(());
         }
         let txn = crate::db::begin_write(self.writer).await?;
@@ -178,7 +177,7 @@ impl<'a> EndUsers<'a> {
                 .exec(&txn)
                 .await?;
         }
-        crate::audit::record_in(&txn, self.clock, entry.failed(err.code())).await?;
+        crate::audit::record_refusal(&txn, self.clock, result, entry).await?;
         txn.commit().await?;
         Ok(())
     }

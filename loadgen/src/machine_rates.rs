@@ -1,6 +1,6 @@
-//! The machine's physical limit for the verify step, measured in the same run as the load: how
-//! many ES256 signatures one core verifies per second, with the crypto crate webauthn-rs uses
-//! (RustCrypto `p256`) and with OpenSSL for comparison.
+//! The machine's physical limits, measured in the same run as the load: how many ES256
+//! signatures one core verifies per second, with the crypto crate webauthn-rs uses (RustCrypto
+//! `p256`) and with OpenSSL for comparison; and how many synchronous writes its disk completes.
 
 use std::time::{Duration, Instant};
 
