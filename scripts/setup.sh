@@ -3,6 +3,10 @@
 # Safe to run any number of times. Needs: rustup/cargo, Node.js with npm, apt (Debian/Ubuntu).
 #
 #   scripts/setup.sh run    # wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt, browser SDK
+#
+# wasm-opt comes from npm's `binaryen` package (tools/, run under Node): Debian's binaryen (108)
+# is older than what wasm-bindgen emits and breaks the release wasm. Put tools/node_modules/.bin
+# first on PATH before `cargo leptos build --release` (scripts/run.sh and scripts/test.sh do).
 #   scripts/setup.sh test   # the above, plus Chromium, psql and the end-to-end npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +21,6 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 # cargo-leptos downloads wasm-opt, wasm-bindgen and sass when they are not on PATH; such downloads
 # may be impossible (closed networks), so everything it needs is installed from package registries.
 apt_packages=()
-command -v wasm-opt >/dev/null || apt_packages+=(binaryen)
 if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
   command -v psql >/dev/null || apt_packages+=(postgresql-client)
@@ -44,6 +47,11 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_V
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   # Not --locked: the CLI's own lock file pins dependencies that no longer build on this rustc.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if ! cmp -s tools/package-lock.json tools/node_modules/.package-lock.json 2>/dev/null; then
+  say "installing build tools from npm (binaryen's wasm-opt)"
+  (cd tools && npm ci --no-audit --no-fund)
 fi
 
 # The browser SDK (GET /sdk/latchkey.js): bundled from npm packages into public/sdk/, which the

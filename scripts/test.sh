@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, then runs every check and test: formatting, clippy (server and browser feature sets),
-# the Rust tests on SQLite and PostgreSQL, a release build, and the browser suite on both databases.
+# the Rust tests on SQLite and PostgreSQL, the release build, and the browser suite against it on
+# both databases (with a smoke test of scripts/run.sh).
 #
 # PostgreSQL: LATCHKEY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) must
 # let the tests create databases. Without it the PostgreSQL tests skip loudly; with CI set, they fail.
@@ -24,13 +25,13 @@ cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-u
 step "Rust tests (SQLite and PostgreSQL)"
 cargo test --workspace --exclude frontend
 
-step "release build (server + wasm)"
+# The browser suite runs against exactly what scripts/run.sh serves: the release binary and the
+# release site (wasm through wasm-opt, as run.sh builds it). Its first test starts run.sh itself.
+step "release build (server + wasm), as scripts/run.sh builds it"
+export PATH="$PWD/tools/node_modules/.bin:$PATH"
 cargo leptos build --release
 
-step "debug build for the browser suite"
-cargo leptos build
-
-step "browser suite (Chromium; SQLite and PostgreSQL)"
-export LATCHKEY_BIN="$target_dir/debug/latchkey"
+step "browser suite against the release build (Chromium; SQLite and PostgreSQL; scripts/run.sh)"
+export LATCHKEY_BIN="$target_dir/release/latchkey"
 export LATCHKEY_SITE_ROOT="$PWD/target/site"
 (cd end2end && npm test)

@@ -18,6 +18,8 @@ mod js {
         pub async fn get_passkey(options: String, conditional: bool) -> Result<JsValue, JsValue>;
         #[wasm_bindgen(js_name = navigateTo)]
         pub fn navigate_to(path: &str);
+        #[wasm_bindgen(js_name = navigateWithinOrigin)]
+        pub fn navigate_within_origin(next: &str);
         #[wasm_bindgen(js_name = copyText)]
         pub async fn copy_text(text: String) -> JsValue;
         #[wasm_bindgen(js_name = focusLater)]
@@ -84,6 +86,15 @@ pub fn navigate_to(path: &str) {
     js::navigate_to(path);
     #[cfg(not(feature = "hydrate"))]
     let _ = path;
+}
+
+/// Loads `next` (an untrusted `?next=` value) if it resolves to a page of this origin, else the
+/// home page (see `navigateWithinOrigin` in `webauthn.js`).
+pub fn navigate_within_origin(next: &str) {
+    #[cfg(feature = "hydrate")]
+    js::navigate_within_origin(next);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = next;
 }
 
 /// Copies `text` to the clipboard; answers whether the browser allowed it.

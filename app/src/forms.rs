@@ -8,6 +8,25 @@ use crate::{PortalError, api::CeremonyView, browser};
 /// The error a form shows, if any.
 pub type FormError = RwSignal<Option<PortalError>>;
 
+/// The controls of a form that submits through JavaScript (every form that calls the server or
+/// the browser's passkey prompt), disabled until the page has hydrated. Before that, pressing the
+/// button or Enter would make the browser submit the form itself as a GET to the page's own
+/// address, which drops the page's query (a setup or invitation link's token) and whatever was
+/// typed, and creates no passkey. A disabled fieldset disables every control inside it, so nothing
+/// can be typed that hydration could overwrite either. Styled `display: contents`, it leaves the
+/// form's layout as it was.
+#[component]
+pub fn JsControls(children: Children) -> impl IntoView {
+    // Effects only run in the browser, once this part of the page is hydrated.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    view! {
+        <fieldset class="js-controls" disabled=move || !hydrated.get()>
+            {children()}
+        </fieldset>
+    }
+}
+
 /// Starts handling a submit: keeps the browser from posting the form itself, refuses a second
 /// submission while one is running, and clears the previous error. Answers whether to proceed.
 pub fn begin_submit(ev: &leptos::ev::SubmitEvent, busy: RwSignal<bool>, error: FormError) -> bool {

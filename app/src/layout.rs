@@ -38,6 +38,14 @@ pub fn Layout(children: Children) -> impl IntoView {
             </Suspense>
         </header>
         <main id="main" data-hydrated=move || hydrated.get().to_string()>
+            // Forms stay disabled until the page has hydrated (`forms::JsControls`); without
+            // JavaScript they never come alive, so say why. Hidden unless the `<noscript>` style in
+            // the page's head shows it (a `<noscript>` here would not hydrate: with scripting on,
+            // browsers parse its content as text).
+            <p class="error js-notice" role="alert">
+                "The Latchkey portal needs JavaScript: passkeys are created and used through the \
+                 browser's JavaScript API. Turn JavaScript on for this site and reload."
+            </p>
             {children()}
         </main>
         <footer class="site-footer">

@@ -52,6 +52,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
+                // The portal's forms need JavaScript (see `layout::Layout`).
+                // A stylesheet, not inline style: the page's CSP allows styles from 'self' only.
+                <noscript><link rel="stylesheet" href="/noscript.css" /></noscript>
                 <MetaTags />
             </head>
             <body>

@@ -119,14 +119,14 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
         .and_then(|v| v.rsplit(',').next())
         .map(|v| v.trim().to_owned())
         .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
-    RequestMeta {
-        ip: forwarded.or(peer),
-        user_agent: parts
+    RequestMeta::new(
+        forwarded.or(peer),
+        parts
             .headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-    }
+    )
 }
 
 /// The operator the page guard found signed in, passed on with the request so that rendering

@@ -148,6 +148,21 @@ export function navigateTo(path) {
   window.location.assign(path);
 }
 
+// A full navigation to `next` (a `?next=` value, chosen by whoever made the link) when it stays
+// on this origin, else to the home page. Resolved with the browser's own URL parser, exactly as
+// the navigation would be: it drops tabs and newlines, so `/\t/evil.example` is
+// `//evil.example`, another site, and a string check on the raw value would let it through.
+export function navigateWithinOrigin(next) {
+  let target = '/';
+  try {
+    const url = new URL(next, window.location.origin);
+    if (url.origin === window.location.origin) target = url.pathname + url.search + url.hash;
+  } catch {
+    // Not a URL at all: home.
+  }
+  window.location.assign(target);
+}
+
 // Copies text to the clipboard; resolves to whether it worked (permissions vary by browser).
 export async function copyText(text) {
   try {

@@ -58,11 +58,33 @@ impl Actor {
     }
 }
 
-/// Where a request came from. Never holds a secret.
+/// Where a request came from. Never holds a secret. Built only by [`RequestMeta::new`], which
+/// bounds both values to their columns (`ip` 64, `user_agent` 512 characters): a client chooses
+/// its User-Agent, and an over-long value must not fail the request on PostgreSQL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestMeta {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    pub const IP_MAX_CHARS: usize = 64;
+    pub const USER_AGENT_MAX_CHARS: usize = 512;
+
+    pub fn new(ip: Option<String>, user_agent: Option<String>) -> Self {
+        Self {
+            ip: clip(ip, Self::IP_MAX_CHARS),
+            user_agent: clip(user_agent, Self::USER_AGENT_MAX_CHARS),
+        }
+    }
+
+    pub fn ip(&self) -> Option<&str> {
+        self.ip.as_deref()
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,8 +395,8 @@ pub(crate) async fn record_in(
         outcome: Set(outcome.to_owned()),
         error_code: Set(error_code),
         details: Set(entry.details),
-        ip: Set(clip(entry.meta.ip, 64)),
-        user_agent: Set(clip(entry.meta.user_agent, 512)),
+        ip: Set(entry.meta.ip),
+        user_agent: Set(entry.meta.user_agent),
     };
     audit_event::Entity::insert(row).exec(conn).await?;
     Ok(())

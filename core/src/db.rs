@@ -177,14 +177,20 @@ pub async fn connect(options: &DbOptions) -> Result<DatabaseConnection, DbOpenEr
         SqliteDurability::Full => SqliteSynchronous::Full,
         SqliteDurability::Normal => SqliteSynchronous::Normal,
     };
-    let mmap = std::env::var("LK_EXPERIMENT_MMAP").unwrap_or_else(|_| "0".into());
     connect.map_sqlx_sqlite_opts(move |opts| {
-        opts.pragma("mmap_size", mmap.clone())
-            .create_if_missing(true)
+        opts.create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
+            // Planner statistics as SQLite recommends for long-lived connections: a bounded
+            // sample per index, and `optimize` (all tables) when each connection opens; see
+            // `crate::statistics`, which also runs it periodically.
+            .pragma(
+                "analysis_limit",
+                crate::statistics::SQLITE_ANALYSIS_LIMIT.to_string(),
+            )
+            .pragma("optimize", "0x10002")
     });
 
     let db = Database::connect(connect)

@@ -21,6 +21,7 @@ pub mod passkey_config;
 pub mod secrets;
 mod services;
 pub mod sessions;
+pub mod statistics;
 pub mod tenants;
 pub mod validate;
 pub mod webauthn_support;

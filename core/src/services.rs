@@ -113,6 +113,13 @@ impl Services {
             + users.purge_expired_validation_tokens().await?)
     }
 
+    /// Keeps the query planner's statistics fresh while the task runs (see [`crate::statistics`]).
+    /// Through the writer: analyzing writes the statistics tables, which on SQLite takes the
+    /// write lock.
+    pub fn spawn_statistics_refresh(&self) -> tokio::task::JoinHandle<()> {
+        crate::statistics::spawn_refresh(self.writer.clone())
+    }
+
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.
     pub async fn close(&self) -> crate::Result<()> {
         self.writer.close_by_ref().await?;

@@ -10,6 +10,7 @@ use latchkey_core::{
     audit::{Actor, AuditEntry, RequestMeta},
     both_backends,
     db::{self, BackendKind, DatabaseUrl, DbOptions},
+    statistics,
     testing::{TestBackend, TestDb},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TryGetable};
@@ -18,7 +19,8 @@ use uuid::Uuid;
 both_backends!(
     migrations_are_idempotent,
     audit_log_is_append_only,
-    instance_status_counts_rows
+    instance_status_counts_rows,
+    planner_statistics_follow_the_data
 );
 
 async fn migrations_are_idempotent(backend: TestBackend) {
@@ -55,10 +57,10 @@ async fn audit_log_is_append_only(backend: TestBackend) {
                 .tenant(tenant)
                 .target("tenant", tenant.to_string())
                 .details(serde_json::json!({"name": "Acme"}))
-                .meta(RequestMeta {
-                    ip: Some("203.0.113.9".into()),
-                    user_agent: Some("x".repeat(2000)),
-                }),
+                .meta(RequestMeta::new(
+                    Some("203.0.113.9".into()),
+                    Some("x".repeat(2000)),
+                )),
         )
         .await
         .expect("record");
@@ -180,4 +182,115 @@ async fn unreachable_postgres_is_a_connect_error_not_a_hang() {
         .await
         .expect_err("must fail");
     assert!(matches!(err, db::DbOpenError::Connect { .. }), "{err}");
+}
+
+/// Inserts `n` tenants with plain SQL (no service rules involved: only the row count matters).
+async fn insert_tenants(db: &DatabaseConnection, n: usize) {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)"
+        }
+        _ => "INSERT INTO tenants (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+    };
+    let now = Utc::now();
+    for i in 0..n {
+        let values = [
+            Uuid::now_v7().into(),
+            format!("Tenant {i}").into(),
+            now.into(),
+            now.into(),
+        ];
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .expect("insert tenant");
+    }
+}
+
+/// A young database gets statistics without waiting for autovacuum (PostgreSQL) and keeps them
+/// as data arrives; SQLite's `optimize` runs at connection open and on refresh.
+async fn planner_statistics_follow_the_data(backend: TestBackend) {
+    let Some(test_db) = TestDb::create(backend).await else {
+        return;
+    };
+    let db = test_db.connect().await;
+    match backend {
+        TestBackend::Postgres => {
+            // Freshly migrated: nothing was ever analyzed, so every table is refreshed.
+            let first = statistics::refresh_stale(&db).await.expect("refresh");
+            for table in ["tenants", "end_users", "authenticators", "ceremonies"] {
+                assert!(first.tables.iter().any(|t| t == table), "{first:?}");
+            }
+            let analyzed: i64 = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT count(*) FROM pg_stat_user_tables \
+                     WHERE schemaname = current_schema() AND last_analyze IS NULL",
+                ))
+                .await
+                .expect("query")
+                .expect("row")
+                .try_get_by_index(0)
+                .expect("count");
+            assert_eq!(analyzed, 0, "every table analyzed");
+
+            // A burst of writes makes `tenants` stale; the change counters reach the statistics
+            // views within a few seconds (backends flush them at most once a second).
+            insert_tenants(&db, 200).await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let refreshed = statistics::refresh_stale(&db).await.expect("refresh");
+                if refreshed.tables.iter().any(|t| t == "tenants") {
+                    assert!(
+                        !refreshed.tables.iter().any(|t| t == "authenticators"),
+                        "unchanged tables are left alone: {refreshed:?}"
+                    );
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "tenants never refreshed"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            let estimate: f32 = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT reltuples FROM pg_class WHERE relname = 'tenants' \
+                     AND relnamespace = current_schema()::regnamespace",
+                ))
+                .await
+                .expect("query")
+                .expect("row")
+                .try_get_by_index(0)
+                .expect("reltuples");
+            assert_eq!(estimate, 200.0, "the planner knows the table's size");
+        }
+        TestBackend::Sqlite => {
+            insert_tenants(&db, 200).await;
+            let refreshed = statistics::refresh_stale(&db).await.expect("refresh");
+            assert_eq!(refreshed, statistics::Refreshed::default());
+            // A connection opening runs `PRAGMA optimize=0x10002`, which analyzes the tables
+            // that never were.
+            drop(db);
+            let reopened = db::connect(&DbOptions::new(test_db.url().clone()))
+                .await
+                .expect("connect");
+            assert_eq!(
+                pragma::<i64>(&reopened, "analysis_limit").await,
+                i64::from(statistics::SQLITE_ANALYSIS_LIMIT)
+            );
+            let stats: i64 = reopened
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'tenants'",
+                ))
+                .await
+                .expect("sqlite_stat1 exists")
+                .expect("row")
+                .try_get_by_index(0)
+                .expect("count");
+            assert!(stats > 0, "tenants analyzed");
+        }
+    }
 }

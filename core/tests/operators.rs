@@ -57,10 +57,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
 }
 
 fn meta() -> RequestMeta {
-    RequestMeta {
-        ip: Some("203.0.113.7".into()),
-        user_agent: Some("Test Browser/1.0".into()),
-    }
+    RequestMeta::new(Some("203.0.113.7".into()), Some("Test Browser/1.0".into()))
 }
 
 fn code_of<T: std::fmt::Debug>(result: latchkey_core::Result<T>) -> ErrorCode {

@@ -1,6 +1,6 @@
 // Starts the built `latchkey` binary on a free port against a fresh database, and stops it.
 //
-// LATCHKEY_BIN        the binary (default ../target/debug/latchkey, cargo-leptos' output)
+// LATCHKEY_BIN        the binary (default ../target/release/latchkey, what scripts/run.sh serves)
 // LATCHKEY_SITE_ROOT  the built site (default ../target/site)
 // LATCHKEY_TEST_POSTGRES_URL  admin URL of a PostgreSQL server where a database may be created
 //                    (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -17,7 +17,7 @@ import { createServer } from 'node:net';
 const here = dirname(fileURLToPath(import.meta.url));
 const workspace = resolve(here, '..', '..');
 
-export const BIN = process.env.LATCHKEY_BIN ?? join(workspace, 'target', 'debug', 'latchkey');
+export const BIN = process.env.LATCHKEY_BIN ?? join(workspace, 'target', 'release', 'latchkey');
 export const SITE_ROOT = process.env.LATCHKEY_SITE_ROOT ?? join(workspace, 'target', 'site');
 const PG_ADMIN = process.env.LATCHKEY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -59,7 +59,7 @@ function freshDatabase(backend) {
 }
 
 /** A port nobody listens on right now. */
-function freePort() {
+export function freePort() {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
     probe.once('error', reject);

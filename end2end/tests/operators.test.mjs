@@ -86,6 +86,27 @@ for (const [backend, label, available] of backends) {
       assert.deepEqual(admin.problems, []);
     });
 
+    test('after sign-in, `next` only ever leads to a page of the portal', async () => {
+      // Browsers drop tabs and newlines from URLs: `/%09/evil.example` becomes `//evil.example`,
+      // another site. Each of these must land on the portal's home page instead.
+      for (const next of ['/%09/evil.example', '/%0A/evil.example', '//evil.example', '/\\evil.example',
+        'https://evil.example/', 'javascript:alert(1)']) {
+        await admin.getByRole('button', { name: 'Sign out' }).click();
+        await admin.waitForURL((url) => url.pathname === '/login');
+        await admin.goto(`${server.baseUrl}/login?next=${next}`);
+        await signIn(admin, server.baseUrl, '/');
+        assert.equal(new URL(admin.url()).origin, server.baseUrl, `next=${next}`);
+        await admin.getByRole('heading', { name: 'Instance status' }).waitFor();
+      }
+      // A page of the portal is where `next` leads.
+      await admin.getByRole('button', { name: 'Sign out' }).click();
+      await admin.waitForURL((url) => url.pathname === '/login');
+      await admin.goto(`${server.baseUrl}/login?next=${encodeURIComponent('/security?x=1')}`);
+      await signIn(admin, server.baseUrl, '/security');
+      assert.equal(new URL(admin.url()).search, '?x=1');
+      assert.deepEqual(admin.problems, []);
+    });
+
     test('passkey autofill (conditional UI) signs in without a click', async (t) => {
       const laptop = await newPage(browser);
       // The same passkey, synced to another device.

@@ -83,6 +83,9 @@ enum Db {
     SqliteNormal,
     SqliteFull,
     Postgres,
+    /// PostgreSQL without the load generator's `ANALYZE` after seeding: a database on its first
+    /// day, whose statistics only Latchkey itself (or autovacuum) can bring up to date.
+    PostgresYoung,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -132,8 +135,9 @@ fn backend(db: Db, load: &Load) -> Backend {
         Db::SqliteFull => Backend::Sqlite {
             synchronous: "full".into(),
         },
-        Db::Postgres => Backend::Postgres {
+        Db::Postgres | Db::PostgresYoung => Backend::Postgres {
             admin_url: load.postgres_url.clone(),
+            young: db == Db::PostgresYoung,
         },
     }
 }
@@ -198,7 +202,9 @@ async fn drive(
     );
     let workers = (0..load.concurrency).map(Worker::new).collect();
     let mut workers = phase::seed_users(target.clone(), workers, per_worker).await?;
-    db.analyze().await?;
+    if !db.young {
+        db.analyze().await?;
+    }
     let writes = WriteCounter::open(db).await?;
     let window = Window {
         warmup: Duration::from_secs(load.warmup),
@@ -288,12 +294,18 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             verification,
         } => {
             let mut all = Vec::new();
-            for db in [Db::SqliteNormal, Db::SqliteFull, Db::Postgres] {
+            for db in [
+                Db::SqliteNormal,
+                Db::SqliteFull,
+                Db::Postgres,
+                Db::PostgresYoung,
+            ] {
                 let result = run(&load, backend(db, &load)).await?;
                 let name = match db {
                     Db::SqliteNormal => "sqlite-normal",
                     Db::SqliteFull => "sqlite-full",
                     Db::Postgres => "postgres",
+                    Db::PostgresYoung => "postgres-young",
                 };
                 write_json(&results.join(format!("{name}.json")), &result)?;
                 all.push(result);

@@ -99,7 +99,8 @@ pub fn render(runs: &[RunResult], verification: Option<&Verification>, load: &st
          keys with the CLI, users enrolled over HTTP, then `ANALYZE`, as a database in use has \
          its statistics — starts `latchkey serve` with its defaults, runs SQLite \
          `synchronous=normal`, SQLite `synchronous=full` and PostgreSQL back to back, then \
-         writes this section). Load: {load}. Server and load generator share the machine's \
+         PostgreSQL once more as a young database: no `ANALYZE` by the load generator, only \
+         Latchkey's own statistics refresh — then writes this section). Load: {load}. Server and load generator share the machine's \
          cores.\n"
     );
     let _ = writeln!(s, "Machine: {}. Run started {date}.\n", machine());

@@ -17,8 +17,10 @@ pub enum Backend {
     /// A fresh SQLite file with this `synchronous` mode (`normal` or `full`).
     Sqlite { synchronous: String },
     /// A fresh database created on this PostgreSQL server (an URL whose user may create
-    /// databases), dropped afterwards.
-    Postgres { admin_url: String },
+    /// databases), dropped afterwards. `young`: the load generator does not `ANALYZE` after
+    /// seeding, so the run shows what Latchkey's own statistics refresh achieves on a database
+    /// on its first day.
+    Postgres { admin_url: String, young: bool },
 }
 
 /// A database made for one run; [`Self::remove`] drops it.
@@ -26,6 +28,8 @@ pub struct BenchDb {
     pub url: String,
     pub label: String,
     pub synchronous: Option<String>,
+    /// Whether the load generator leaves planner statistics to Latchkey (see [`Backend`]).
+    pub young: bool,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
 }
@@ -46,11 +50,12 @@ impl BenchDb {
                     url,
                     label: format!("SQLite (synchronous={synchronous})"),
                     synchronous: Some(synchronous.clone()),
+                    young: false,
                     _dir: Some(dir),
                     postgres: None,
                 })
             }
-            Backend::Postgres { admin_url } => {
+            Backend::Postgres { admin_url, young } => {
                 let name = format!("latchkey_bench_{}", Uuid::new_v4().simple());
                 let admin = connect(admin_url).await?;
                 admin
@@ -63,8 +68,13 @@ impl BenchDb {
                 url.set_path(&format!("/{name}"));
                 Ok(Self {
                     url: url.to_string(),
-                    label: "PostgreSQL".into(),
+                    label: if *young {
+                        "PostgreSQL (young: no ANALYZE after seeding)".into()
+                    } else {
+                        "PostgreSQL".into()
+                    },
                     synchronous: None,
+                    young: *young,
                     _dir: None,
                     postgres: Some((admin_url.clone(), name)),
                 })

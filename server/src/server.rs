@@ -171,6 +171,7 @@ pub async fn start(
 
     let (stop, stopped) = oneshot::channel::<()>();
     let housekeeping = spawn_housekeeping(services.clone());
+    let statistics = services.spawn_statistics_refresh();
     let task = tokio::spawn(async move {
         let signal = async move {
             tokio::select! {
@@ -193,6 +194,7 @@ pub async fn start(
         .with_graceful_shutdown(signal)
         .await;
         housekeeping.abort();
+        statistics.abort();
         if let Err(err) = services.close().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }

@@ -6,7 +6,7 @@ use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 use super::tenants::{TenantNav, TenantScope};
 use crate::{
     api::{ApiKeyRow, NewApiKey, TenantView, create_api_key, list_api_keys, revoke_api_key},
-    forms::{FieldError, FormAlert, FormError, SecretField, begin_submit},
+    forms::{FieldError, FormAlert, FormError, JsControls, SecretField, begin_submit},
 };
 
 #[component]
@@ -55,13 +55,15 @@ fn ApiKeys(view: TenantView) -> impl IntoView {
             <h2 id="new-key-heading">"Create an API key"</h2>
             <p class="hint">"Your backend sends it as Authorization: Bearer lk_sk_… to the Server API. Keep it secret; it is shown once."</p>
             <form class="stack" on:submit=on_submit novalidate>
-                <div class="field">
-                    <label for="key-name">"Key name"</label>
-                    <input id="key-name" type="text" maxlength="100" placeholder="e.g. checkout backend" aria-describedby="key-name-error" bind:value=key_name />
-                    <FieldError error field="name" id="key-name-error" />
-                </div>
-                <FormAlert error />
-                <button type="submit" disabled=move || busy.get()>"Create API key"</button>
+                <JsControls>
+                    <div class="field">
+                        <label for="key-name">"Key name"</label>
+                        <input id="key-name" type="text" maxlength="100" placeholder="e.g. checkout backend" aria-describedby="key-name-error" bind:value=key_name />
+                        <FieldError error field="name" id="key-name-error" />
+                    </div>
+                    <FormAlert error />
+                    <button type="submit" disabled=move || busy.get()>"Create API key"</button>
+                </JsControls>
             </form>
             {move || created.get().map(|new| view! {
                 <div class="issued" role="status">

@@ -9,7 +9,7 @@ use crate::{
     PortalError,
     api::{LinkView, begin_enrollment, finish_enrollment, link_status},
     browser,
-    forms::{FieldError, FormAlert, FormError, begin_submit, create_credential},
+    forms::{FieldError, FormAlert, FormError, JsControls, begin_submit, create_credential},
 };
 
 #[component]
@@ -93,38 +93,40 @@ fn EnrollForm(token: String, link: LinkView) -> impl IntoView {
         <p>{intro}</p>
         <p class="hint">"This link is valid until " {link.expires_at} " and works once."</p>
         <form class="stack" on:submit=on_submit novalidate>
-            <div class="field">
-                <label for="email">"Email"</label>
-                <input
-                    id="email"
-                    name="email"
-                    type="email"
-                    autocomplete="email"
-                    required
-                    readonly=invited.is_some()
-                    aria-describedby="email-error"
-                    bind:value=email
-                />
-                <FieldError error field="email" id="email-error" />
-            </div>
-            <div class="field">
-                <label for="display-name">"Display name"</label>
-                <input
-                    id="display-name"
-                    name="display_name"
-                    type="text"
-                    autocomplete="name"
-                    required
-                    maxlength="100"
-                    aria-describedby="display-name-error"
-                    bind:value=display_name
-                />
-                <FieldError error field="display_name" id="display-name-error" />
-            </div>
-            <FormAlert error />
-            <button type="submit" disabled=move || busy.get()>
-                "Create passkey"
-            </button>
+            <JsControls>
+                <div class="field">
+                    <label for="email">"Email"</label>
+                    <input
+                        id="email"
+                        name="email"
+                        type="email"
+                        autocomplete="email"
+                        required
+                        readonly=invited.is_some()
+                        aria-describedby="email-error"
+                        bind:value=email
+                    />
+                    <FieldError error field="email" id="email-error" />
+                </div>
+                <div class="field">
+                    <label for="display-name">"Display name"</label>
+                    <input
+                        id="display-name"
+                        name="display_name"
+                        type="text"
+                        autocomplete="name"
+                        required
+                        maxlength="100"
+                        aria-describedby="display-name-error"
+                        bind:value=display_name
+                    />
+                    <FieldError error field="display_name" id="display-name-error" />
+                </div>
+                <FormAlert error />
+                <button type="submit" disabled=move || busy.get()>
+                    "Create passkey"
+                </button>
+            </JsControls>
         </form>
     }
 }

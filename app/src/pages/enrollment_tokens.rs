@@ -9,7 +9,7 @@ use crate::{
         EnrollmentTokenRow, IssuedToken, TenantView, issue_enrollment_token,
         list_enrollment_tokens, revoke_enrollment_token,
     },
-    forms::{FieldError, FormAlert, FormError, SecretField, begin_submit},
+    forms::{FieldError, FormAlert, FormError, JsControls, SecretField, begin_submit},
 };
 
 #[component]
@@ -65,17 +65,19 @@ fn EnrollmentTokens(view: TenantView) -> impl IntoView {
                 "A user who already has a passkey needs add:authenticators, e.g. to recover after losing a phone."
             </p>
             <form class="stack" on:submit=on_submit novalidate>
-                <div class="field">
-                    <label for="enroll-user">"User ID"</label>
-                    <input id="enroll-user" type="text" maxlength="128" autocomplete="off" placeholder="your identifier for the user" aria-describedby="enroll-user-error" bind:value=user_id />
-                    <FieldError error field="user_id" id="enroll-user-error" />
-                </div>
-                <div class="field checkbox">
-                    <input id="enroll-scope" type="checkbox" bind:checked=add_authenticators />
-                    <label for="enroll-scope">"add:authenticators"</label>
-                </div>
-                <FormAlert error />
-                <button type="submit" disabled=move || busy.get()>"Issue token"</button>
+                <JsControls>
+                    <div class="field">
+                        <label for="enroll-user">"User ID"</label>
+                        <input id="enroll-user" type="text" maxlength="128" autocomplete="off" placeholder="your identifier for the user" aria-describedby="enroll-user-error" bind:value=user_id />
+                        <FieldError error field="user_id" id="enroll-user-error" />
+                    </div>
+                    <div class="field checkbox">
+                        <input id="enroll-scope" type="checkbox" bind:checked=add_authenticators />
+                        <label for="enroll-scope">"add:authenticators"</label>
+                    </div>
+                    <FormAlert error />
+                    <button type="submit" disabled=move || busy.get()>"Issue token"</button>
+                </JsControls>
             </form>
             {move || issued.get().map(|token| view! {
                 <div class="issued" role="status">

@@ -6,14 +6,8 @@ use crate::{
     PortalError,
     api::{begin_sign_in, finish_sign_in},
     browser,
-    forms::{FormAlert, FormError, begin_submit, get_credential, is_aborted},
+    forms::{FormAlert, FormError, JsControls, begin_submit, get_credential, is_aborted},
 };
-
-/// Where to go after signing in: the page that sent the visitor here, if it is one of ours.
-fn destination(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
-        .unwrap_or_else(|| "/".to_owned())
-}
 
 /// One sign-in: options, the browser's prompt (modal, or autofill when `conditional`), verify.
 async fn sign_in(conditional: bool) -> Result<(), PortalError> {
@@ -25,13 +19,15 @@ async fn sign_in(conditional: bool) -> Result<(), PortalError> {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
-    let next = move || destination(query.read_untracked().get("next"));
+    // Where to go after signing in: the page that sent the visitor here, if it is one of ours
+    // (checked where the browser resolves it: `browser::navigate_within_origin`).
+    let next = move || query.read_untracked().get("next").unwrap_or_default();
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
     let supported = RwSignal::new(true);
 
     let outcome = move |result: Result<(), PortalError>| match result {
-        Ok(()) => browser::navigate_to(&next()),
+        Ok(()) => browser::navigate_within_origin(&next()),
         Err(err) if is_aborted(&err) => {}
         Err(err) => {
             error.set(Some(err));
@@ -66,35 +62,37 @@ pub fn LoginPage() -> impl IntoView {
             <h1 id="login-heading">"Sign in to Latchkey"</h1>
             <p>"Operators sign in with a passkey: no password, nothing to type."</p>
             <form class="stack" on:submit=on_submit>
-                <div class="field">
-                    <label for="login-email">"Email"</label>
-                    <input
-                        id="login-email"
-                        name="username"
-                        type="email"
-                        autocomplete="username webauthn"
-                        aria-describedby="login-email-hint"
-                    />
-                    <p class="hint" id="login-email-hint">
-                        "Optional: your browser may suggest your passkey here."
+                <JsControls>
+                    <div class="field">
+                        <label for="login-email">"Email"</label>
+                        <input
+                            id="login-email"
+                            name="username"
+                            type="email"
+                            autocomplete="username webauthn"
+                            aria-describedby="login-email-hint"
+                        />
+                        <p class="hint" id="login-email-hint">
+                            "Optional: your browser may suggest your passkey here."
+                        </p>
+                    </div>
+                    <button
+                        type="submit"
+                        aria-busy=move || busy.get().to_string()
+                        disabled=move || busy.get() || !supported.get()
+                    >
+                        "Sign in with a passkey"
+                    </button>
+                    <p class="hint" role="status">
+                        {move || busy.get().then_some("Waiting for your passkey…")}
                     </p>
-                </div>
-                <button
-                    type="submit"
-                    aria-busy=move || busy.get().to_string()
-                    disabled=move || busy.get() || !supported.get()
-                >
-                    "Sign in with a passkey"
-                </button>
-                <p class="hint" role="status">
-                    {move || busy.get().then_some("Waiting for your passkey…")}
-                </p>
-                <FormAlert error />
-                <Show when=move || !supported.get()>
-                    <p class="error" role="alert">
-                        "This browser does not support passkeys. Use a current browser."
-                    </p>
-                </Show>
+                    <FormAlert error />
+                    <Show when=move || !supported.get()>
+                        <p class="error" role="alert">
+                            "This browser does not support passkeys. Use a current browser."
+                        </p>
+                    </Show>
+                </JsControls>
             </form>
             <p class="note">
                 "No passkey yet? Ask an instance admin for an invitation link."

@@ -9,7 +9,7 @@ use crate::{
         remove_member, rename_tenant, tenant_members,
     },
     browser,
-    forms::{FieldError, FormAlert, FormError, begin_submit},
+    forms::{FieldError, FormAlert, FormError, JsControls, begin_submit},
 };
 
 const ROLES: &[(&str, &str)] = &[
@@ -166,21 +166,23 @@ fn AddMember(
                 "An operator of this instance is added at once; anyone else gets an invitation link that makes them an operator and a member."
             </p>
             <form class="stack" on:submit=on_submit novalidate>
-                <div class="grid">
-                    <div class="field">
-                        <label for="member-email">"Email"</label>
-                        <input id="member-email" type="email" aria-describedby="member-email-error" bind:value=email />
-                        <FieldError error field="email" id="member-email-error" />
+                <JsControls>
+                    <div class="grid">
+                        <div class="field">
+                            <label for="member-email">"Email"</label>
+                            <input id="member-email" type="email" aria-describedby="member-email-error" bind:value=email />
+                            <FieldError error field="email" id="member-email-error" />
+                        </div>
+                        <div class="field">
+                            <label for="member-role">"Role"</label>
+                            <select id="member-role" bind:value=role>
+                                {ROLES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+                            </select>
+                        </div>
                     </div>
-                    <div class="field">
-                        <label for="member-role">"Role"</label>
-                        <select id="member-role" bind:value=role>
-                            {ROLES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
-                        </select>
-                    </div>
-                </div>
-                <FormAlert error />
-                <button type="submit" disabled=move || busy.get()>"Invite"</button>
+                    <FormAlert error />
+                    <button type="submit" disabled=move || busy.get()>"Invite"</button>
+                </JsControls>
             </form>
             {move || invitation.get().map(|inv| view! {
                 <div class="issued" role="status">
@@ -234,23 +236,27 @@ fn TenantSettings(tenant: StoredValue<String>, name: String) -> impl IntoView {
         <section class="card stack" aria-labelledby="tenant-settings-heading">
             <h2 id="tenant-settings-heading">"Tenant"</h2>
             <form class="stack" on:submit=rename novalidate>
-                <div class="field">
-                    <label for="rename">"Tenant name"</label>
-                    <input id="rename" type="text" maxlength="100" aria-describedby="rename-error" bind:value=new_name />
-                    <FieldError error=rename_error field="name" id="rename-error" />
-                </div>
-                <FormAlert error=rename_error />
-                <button type="submit" class="secondary">"Rename tenant"</button>
+                <JsControls>
+                    <div class="field">
+                        <label for="rename">"Tenant name"</label>
+                        <input id="rename" type="text" maxlength="100" aria-describedby="rename-error" bind:value=new_name />
+                        <FieldError error=rename_error field="name" id="rename-error" />
+                    </div>
+                    <FormAlert error=rename_error />
+                    <button type="submit" class="secondary">"Rename tenant"</button>
+                </JsControls>
             </form>
             <form class="stack danger" on:submit=delete novalidate>
-                <p>"Deleting " <strong>{name.clone()}</strong> " removes its configuration and memberships. Its audit events stay."</p>
-                <div class="field">
-                    <label for="confirm-delete">"Type the tenant's name to confirm"</label>
-                    <input id="confirm-delete" type="text" aria-describedby="confirm-delete-error" bind:value=confirmation />
-                    <FieldError error=delete_error field="confirmation" id="confirm-delete-error" />
-                </div>
-                <FormAlert error=delete_error />
-                <button type="submit" class="danger">"Delete tenant"</button>
+                <JsControls>
+                    <p>"Deleting " <strong>{name.clone()}</strong> " removes its configuration and memberships. Its audit events stay."</p>
+                    <div class="field">
+                        <label for="confirm-delete">"Type the tenant's name to confirm"</label>
+                        <input id="confirm-delete" type="text" aria-describedby="confirm-delete-error" bind:value=confirmation />
+                        <FieldError error=delete_error field="confirmation" id="confirm-delete-error" />
+                    </div>
+                    <FormAlert error=delete_error />
+                    <button type="submit" class="danger">"Delete tenant"</button>
+                </JsControls>
             </form>
         </section>
     }

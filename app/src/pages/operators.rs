@@ -5,7 +5,7 @@ use leptos_meta::Title;
 
 use crate::{
     api::{InvitationView, invite_operator, list_operators},
-    forms::{FieldError, FormAlert, FormError, begin_submit},
+    forms::{FieldError, FormAlert, FormError, JsControls, begin_submit},
 };
 
 #[component]
@@ -85,23 +85,25 @@ fn Invite(on_invited: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView
             <h2 id="invite-heading">"Invite an operator"</h2>
             <p>"The invitation link works once, for 24 hours, and only for this address."</p>
             <form class="stack" on:submit=on_submit novalidate>
-                <div class="field">
-                    <label for="invite-email">"Email"</label>
-                    <input
-                        id="invite-email"
-                        type="email"
-                        autocomplete="off"
-                        aria-describedby="invite-email-error"
-                        bind:value=email
-                    />
-                    <FieldError error field="email" id="invite-email-error" />
-                </div>
-                <div class="field checkbox">
-                    <input id="invite-admin" type="checkbox" bind:checked=instance_admin />
-                    <label for="invite-admin">"Instance admin (may create tenants and invite operators)"</label>
-                </div>
-                <FormAlert error />
-                <button type="submit" disabled=move || busy.get()>"Invite operator"</button>
+                <JsControls>
+                    <div class="field">
+                        <label for="invite-email">"Email"</label>
+                        <input
+                            id="invite-email"
+                            type="email"
+                            autocomplete="off"
+                            aria-describedby="invite-email-error"
+                            bind:value=email
+                        />
+                        <FieldError error field="email" id="invite-email-error" />
+                    </div>
+                    <div class="field checkbox">
+                        <input id="invite-admin" type="checkbox" bind:checked=instance_admin />
+                        <label for="invite-admin">"Instance admin (may create tenants and invite operators)"</label>
+                    </div>
+                    <FormAlert error />
+                    <button type="submit" disabled=move || busy.get()>"Invite operator"</button>
+                </JsControls>
             </form>
             {move || issued.get().map(|inv| view! {
                 <div class="issued" role="status">

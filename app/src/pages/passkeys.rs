@@ -6,7 +6,7 @@ use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 use super::tenants::{TenantNav, TenantScope};
 use crate::{
     api::{AndroidOrigin, ConfigForm, TenantView, android_origin_for, save_passkey_config},
-    forms::{FieldError, FormAlert, FormError, begin_submit},
+    forms::{FieldError, FormAlert, FormError, JsControls, begin_submit},
 };
 
 #[component]
@@ -200,108 +200,110 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
         <h1>"Passkeys"</h1>
         {readonly.then(|| view! { <p class="note">"Your role can read this configuration but not change it."</p> })}
         <form class="stack" on:submit=on_submit novalidate>
-            <section class="card stack" aria-labelledby="rp-heading">
-                <h2 id="rp-heading">"Relying party"</h2>
-                <div class="field checkbox">
-                    <input id="enabled" type="checkbox" disabled=readonly aria-describedby="enabled-error" bind:checked=enabled />
-                    <label for="enabled">"Enable passkeys"</label>
-                </div>
-                <FieldError error field="enabled" id="enabled-error" />
-                <div class="field">
-                    <label for="rp-id">"Relying Party ID"</label>
-                    <input id="rp-id" type="text" placeholder="example.com" readonly=readonly aria-describedby="rp-id-hint rp-id-error" bind:value=rp_id />
-                    <p class="hint" id="rp-id-hint">
-                        "The domain your users sign in on. Passkeys are bound to it: changing it later orphans every passkey registered so far."
-                    </p>
-                    <FieldError error field="rp_id" id="rp-id-error" />
-                </div>
-                <div class="field">
-                    <label for="rp-name">"Relying Party name"</label>
-                    <input id="rp-name" type="text" maxlength="100" placeholder=name.clone() readonly=readonly aria-describedby="rp-name-error" bind:value=rp_name />
-                    <FieldError error field="rp_name" id="rp-name-error" />
-                </div>
-            </section>
-
-            <section class="card stack" aria-labelledby="origins-heading">
-                <h2 id="origins-heading">"Where users sign in"</h2>
-                <div class="field wide">
-                    <label for="origins">"Expected origins"</label>
-                    <textarea id="origins" rows="5" readonly=readonly aria-describedby="origins-hint origins-error" bind:value=origins></textarea>
-                    <p class="hint" id="origins-hint">
-                        "One per line: web origins like https://example.com or https://auth.example.com (the Relying Party ID or a subdomain), and Android apps as android:apk-key-hash:…"
-                    </p>
-                    <FieldError error field="origins" id="origins-error" />
-                </div>
-                <Show when=move || !android_list.get().is_empty()>
-                    <ul class="android-origins" data-testid="android-origins">
-                        {move || android_list.get().into_iter().map(|a| view! {
-                            <li><code>{a.origin}</code><br /><small>"Signing certificate SHA-256: " {a.fingerprint}</small></li>
-                        }).collect_view()}
-                    </ul>
-                </Show>
-                {can_configure.then(|| view! {
-                    <div class="field wide">
-                        <label for="fingerprint">"Android signing certificate SHA-256"</label>
-                        <div class="inline">
-                            <input id="fingerprint" type="text" placeholder="AA:BB:CC:…" aria-describedby="fingerprint-hint fingerprint-error" bind:value=fingerprint />
-                            <button type="button" class="secondary" on:click=add_android>"Add Android origin"</button>
-                        </div>
-                        <p class="hint" id="fingerprint-hint">
-                            "As printed by keytool -list -v or ./gradlew signingReport. Use the release (or Play App Signing) certificate."
+            <JsControls>
+                <section class="card stack" aria-labelledby="rp-heading">
+                    <h2 id="rp-heading">"Relying party"</h2>
+                    <div class="field checkbox">
+                        <input id="enabled" type="checkbox" disabled=readonly aria-describedby="enabled-error" bind:checked=enabled />
+                        <label for="enabled">"Enable passkeys"</label>
+                    </div>
+                    <FieldError error field="enabled" id="enabled-error" />
+                    <div class="field">
+                        <label for="rp-id">"Relying Party ID"</label>
+                        <input id="rp-id" type="text" placeholder="example.com" readonly=readonly aria-describedby="rp-id-hint rp-id-error" bind:value=rp_id />
+                        <p class="hint" id="rp-id-hint">
+                            "The domain your users sign in on. Passkeys are bound to it: changing it later orphans every passkey registered so far."
                         </p>
-                        <FieldError error=fingerprint_error field="fingerprint" id="fingerprint-error" />
+                        <FieldError error field="rp_id" id="rp-id-error" />
+                    </div>
+                    <div class="field">
+                        <label for="rp-name">"Relying Party name"</label>
+                        <input id="rp-name" type="text" maxlength="100" placeholder=name.clone() readonly=readonly aria-describedby="rp-name-error" bind:value=rp_name />
+                        <FieldError error field="rp_name" id="rp-name-error" />
+                    </div>
+                </section>
+
+                <section class="card stack" aria-labelledby="origins-heading">
+                    <h2 id="origins-heading">"Where users sign in"</h2>
+                    <div class="field wide">
+                        <label for="origins">"Expected origins"</label>
+                        <textarea id="origins" rows="5" readonly=readonly aria-describedby="origins-hint origins-error" bind:value=origins></textarea>
+                        <p class="hint" id="origins-hint">
+                            "One per line: web origins like https://example.com or https://auth.example.com (the Relying Party ID or a subdomain), and Android apps as android:apk-key-hash:…"
+                        </p>
+                        <FieldError error field="origins" id="origins-error" />
+                    </div>
+                    <Show when=move || !android_list.get().is_empty()>
+                        <ul class="android-origins" data-testid="android-origins">
+                            {move || android_list.get().into_iter().map(|a| view! {
+                                <li><code>{a.origin}</code><br /><small>"Signing certificate SHA-256: " {a.fingerprint}</small></li>
+                            }).collect_view()}
+                        </ul>
+                    </Show>
+                    {can_configure.then(|| view! {
+                        <div class="field wide">
+                            <label for="fingerprint">"Android signing certificate SHA-256"</label>
+                            <div class="inline">
+                                <input id="fingerprint" type="text" placeholder="AA:BB:CC:…" aria-describedby="fingerprint-hint fingerprint-error" bind:value=fingerprint />
+                                <button type="button" class="secondary" on:click=add_android>"Add Android origin"</button>
+                            </div>
+                            <p class="hint" id="fingerprint-hint">
+                                "As printed by keytool -list -v or ./gradlew signingReport. Use the release (or Play App Signing) certificate."
+                            </p>
+                            <FieldError error=fingerprint_error field="fingerprint" id="fingerprint-error" />
+                        </div>
+                    })}
+                </section>
+
+                <section class="card stack" aria-labelledby="ceremony-heading">
+                    <h2 id="ceremony-heading">"Ceremony options"</h2>
+                    <div class="grid">
+                        <Choice id="attestation" label="Attestation" value=attestation options=ATTESTATION disabled=readonly error field="attestation" error_id="attestation-error" />
+                        <Choice id="user-verification" label="User verification" value=user_verification options=REQUIREMENT disabled=readonly error field="user_verification" error_id="user-verification-error" />
+                        <Choice id="resident-key" label="Resident key" value=resident_key options=REQUIREMENT disabled=readonly error field="resident_key" error_id="resident-key-error" />
+                        <Choice id="attachment" label="Authenticator attachment" value=attachment options=ATTACHMENT disabled=readonly error field="attachment" error_id="attachment-error" />
+                    </div>
+                    <fieldset class="field" aria-describedby="algorithms-error">
+                        <legend>"Algorithms"</legend>
+                        {ALGORITHMS.iter().map(|(value, label)| {
+                            let value = *value;
+                            let id = format!("alg-{value}");
+                            view! {
+                                <div class="field checkbox">
+                                    <input
+                                        id=id.clone()
+                                        type="checkbox"
+                                        disabled=readonly
+                                        prop:checked=move || algorithms.get().iter().any(|a| a == value)
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            algorithms.update(|list| {
+                                                list.retain(|a| a != value);
+                                                if on { list.push(value.to_owned()); }
+                                            });
+                                        }
+                                    />
+                                    <label for=id>{*label}</label>
+                                </div>
+                            }
+                        }).collect_view()}
+                        <FieldError error field="algorithms" id="algorithms-error" />
+                    </fieldset>
+                    <div class="field">
+                        <label for="timeout">"Timeout (seconds)"</label>
+                        <input id="timeout" type="number" min="30" max="600" readonly=readonly aria-describedby="timeout-error" bind:value=timeout />
+                        <FieldError error field="timeout_seconds" id="timeout-error" />
+                    </div>
+                </section>
+
+                <FormAlert error />
+                {can_configure.then(|| view! {
+                    <div class="inline">
+                        <button type="submit" disabled=move || busy.get()>"Save"</button>
+                        <p class="hint" role="status">{move || saved.get().then_some("Saved.")}</p>
                     </div>
                 })}
-            </section>
-
-            <section class="card stack" aria-labelledby="ceremony-heading">
-                <h2 id="ceremony-heading">"Ceremony options"</h2>
-                <div class="grid">
-                    <Choice id="attestation" label="Attestation" value=attestation options=ATTESTATION disabled=readonly error field="attestation" error_id="attestation-error" />
-                    <Choice id="user-verification" label="User verification" value=user_verification options=REQUIREMENT disabled=readonly error field="user_verification" error_id="user-verification-error" />
-                    <Choice id="resident-key" label="Resident key" value=resident_key options=REQUIREMENT disabled=readonly error field="resident_key" error_id="resident-key-error" />
-                    <Choice id="attachment" label="Authenticator attachment" value=attachment options=ATTACHMENT disabled=readonly error field="attachment" error_id="attachment-error" />
-                </div>
-                <fieldset class="field" aria-describedby="algorithms-error">
-                    <legend>"Algorithms"</legend>
-                    {ALGORITHMS.iter().map(|(value, label)| {
-                        let value = *value;
-                        let id = format!("alg-{value}");
-                        view! {
-                            <div class="field checkbox">
-                                <input
-                                    id=id.clone()
-                                    type="checkbox"
-                                    disabled=readonly
-                                    prop:checked=move || algorithms.get().iter().any(|a| a == value)
-                                    on:change=move |ev| {
-                                        let on = event_target_checked(&ev);
-                                        algorithms.update(|list| {
-                                            list.retain(|a| a != value);
-                                            if on { list.push(value.to_owned()); }
-                                        });
-                                    }
-                                />
-                                <label for=id>{*label}</label>
-                            </div>
-                        }
-                    }).collect_view()}
-                    <FieldError error field="algorithms" id="algorithms-error" />
-                </fieldset>
-                <div class="field">
-                    <label for="timeout">"Timeout (seconds)"</label>
-                    <input id="timeout" type="number" min="30" max="600" readonly=readonly aria-describedby="timeout-error" bind:value=timeout />
-                    <FieldError error field="timeout_seconds" id="timeout-error" />
-                </div>
-            </section>
-
-            <FormAlert error />
-            {can_configure.then(|| view! {
-                <div class="inline">
-                    <button type="submit" disabled=move || busy.get()>"Save"</button>
-                    <p class="hint" role="status">{move || saved.get().then_some("Saved.")}</p>
-                </div>
-            })}
+            </JsControls>
         </form>
 
         <section class="card stack" aria-labelledby="apps-heading">

@@ -11,7 +11,7 @@ use crate::{
         sign_out_everywhere,
     },
     browser,
-    forms::{FieldError, FormAlert, FormError, begin_submit, create_credential},
+    forms::{FieldError, FormAlert, FormError, JsControls, begin_submit, create_credential},
 };
 
 #[component]
@@ -132,20 +132,22 @@ fn AddPasskey(on_added: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoVi
             <h2 id="add-passkey-heading">"Add a passkey"</h2>
             <p>"A second passkey (another device or a security key) keeps you in if one is lost."</p>
             <form class="stack" on:submit=on_submit novalidate>
-                <div class="field">
-                    <label for="passkey-name">"Passkey name"</label>
-                    <input
-                        id="passkey-name"
-                        type="text"
-                        maxlength="100"
-                        placeholder="e.g. Work laptop"
-                        aria-describedby="passkey-name-error"
-                        bind:value=name
-                    />
-                    <FieldError error field="name" id="passkey-name-error" />
-                </div>
-                <FormAlert error />
-                <button type="submit" disabled=move || busy.get()>"Add passkey"</button>
+                <JsControls>
+                    <div class="field">
+                        <label for="passkey-name">"Passkey name"</label>
+                        <input
+                            id="passkey-name"
+                            type="text"
+                            maxlength="100"
+                            placeholder="e.g. Work laptop"
+                            aria-describedby="passkey-name-error"
+                            bind:value=name
+                        />
+                        <FieldError error field="name" id="passkey-name-error" />
+                    </div>
+                    <FormAlert error />
+                    <button type="submit" disabled=move || busy.get()>"Add passkey"</button>
+                </JsControls>
             </form>
         </section>
     }

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 use crate::{
     api::{TenantView, create_tenant, my_tenants, tenant_details, whoami},
     browser,
-    forms::{FieldError, FormAlert, FormError, begin_submit},
+    forms::{FieldError, FormAlert, FormError, JsControls, begin_submit},
 };
 
 /// The tenant id of the current route (`/tenants/:id/…`).
@@ -146,13 +146,15 @@ pub fn NewTenantPage() -> impl IntoView {
             <h1 id="new-tenant-heading">"New tenant"</h1>
             <p>"A tenant is one application (or brand) whose users sign in with passkeys. You become its owner."</p>
             <form class="stack" on:submit=on_submit novalidate>
-                <div class="field">
-                    <label for="tenant-name">"Tenant name"</label>
-                    <input id="tenant-name" type="text" maxlength="100" aria-describedby="tenant-name-error" bind:value=name />
-                    <FieldError error field="name" id="tenant-name-error" />
-                </div>
-                <FormAlert error />
-                <button type="submit" disabled=move || busy.get()>"Create tenant"</button>
+                <JsControls>
+                    <div class="field">
+                        <label for="tenant-name">"Tenant name"</label>
+                        <input id="tenant-name" type="text" maxlength="100" aria-describedby="tenant-name-error" bind:value=name />
+                        <FieldError error field="name" id="tenant-name-error" />
+                    </div>
+                    <FormAlert error />
+                    <button type="submit" disabled=move || busy.get()>"Create tenant"</button>
+                </JsControls>
             </form>
         </section>
     }

@@ -21,7 +21,7 @@ use crate::{
         revoke_authenticator, search_users, user_details,
     },
     browser,
-    forms::{FieldError, FormAlert, FormError, SecretField, begin_submit},
+    forms::{FieldError, FormAlert, FormError, JsControls, SecretField, begin_submit},
 };
 
 /// The path of a user's page.
@@ -433,15 +433,17 @@ fn AuthenticatorCard(
                 let (field, field_error) = (rename_field.clone(), rename_error.clone());
                 view! {
                     <form class="inline-form" on:submit=on_rename novalidate>
-                        <label for=field.clone()>"New name"</label>
-                        <div class="inline">
-                            <input id=field type="text" maxlength="100" aria-describedby=field_error.clone() bind:value=new_name />
-                            <button type="submit" disabled=move || busy.get()>"Save name"</button>
-                            <button type="button" class="secondary" on:click=move |_| renaming.set(false)>"Cancel"</button>
-                        </div>
-                        <p class="field-error" id=field_error role="alert">
-                            {move || error.get().map(|e| e.message)}
-                        </p>
+                        <JsControls>
+                            <label for=field.clone()>"New name"</label>
+                            <div class="inline">
+                                <input id=field type="text" maxlength="100" aria-describedby=field_error.clone() bind:value=new_name />
+                                <button type="submit" disabled=move || busy.get()>"Save name"</button>
+                                <button type="button" class="secondary" on:click=move |_| renaming.set(false)>"Cancel"</button>
+                            </div>
+                            <p class="field-error" id=field_error role="alert">
+                                {move || error.get().map(|e| e.message)}
+                            </p>
+                        </JsControls>
                     </form>
                 }
             })}
@@ -520,18 +522,20 @@ fn RevokeDialog(
                 <h2 id="revoke-title">{title}</h2>
                 <p id="revoke-explain">{explain}</p>
                 <form class="stack" on:submit=on_submit novalidate>
-                    <div class="field">
-                        <label for="revoke-reason">"Reason"</label>
-                        <input id="revoke-reason" type="text" maxlength="500" required
-                            placeholder="e.g. lost phone, ticket 4711" aria-describedby="revoke-reason-error"
-                            bind:value=reason />
-                        <FieldError error field="reason" id="revoke-reason-error" />
-                    </div>
-                    <FormAlert error />
-                    <div class="actions">
-                        <button type="submit" class="danger" disabled=move || busy.get()>"Confirm revoke"</button>
-                        <button type="button" class="secondary" on:click=move |_| close()>"Cancel"</button>
-                    </div>
+                    <JsControls>
+                        <div class="field">
+                            <label for="revoke-reason">"Reason"</label>
+                            <input id="revoke-reason" type="text" maxlength="500" required
+                                placeholder="e.g. lost phone, ticket 4711" aria-describedby="revoke-reason-error"
+                                bind:value=reason />
+                            <FieldError error field="reason" id="revoke-reason-error" />
+                        </div>
+                        <FormAlert error />
+                        <div class="actions">
+                            <button type="submit" class="danger" disabled=move || busy.get()>"Confirm revoke"</button>
+                            <button type="button" class="secondary" on:click=move |_| close()>"Cancel"</button>
+                        </div>
+                    </JsControls>
                 </form>
             </div>
         </div>
@@ -566,7 +570,9 @@ fn RecoveryToken(tenant: StoredValue<String>, user: StoredValue<String>) -> impl
                 "e.g. after losing a phone. Send it through a channel you trust; it works once."
             </p>
             <form on:submit=on_submit>
-                <button type="submit" disabled=move || busy.get()>"Issue recovery token"</button>
+                <JsControls>
+                    <button type="submit" disabled=move || busy.get()>"Issue recovery token"</button>
+                </JsControls>
             </form>
             <FormAlert error />
             {move || issued.get().map(|token| view! {

@@ -330,7 +330,7 @@ impl EndUsers<'_> {
             attachment: extras
                 .authenticator_attachment
                 .filter(|a| matches!(a.as_str(), "platform" | "cross-platform")),
-            user_agent: meta.user_agent.clone(),
+            user_agent: meta.user_agent().map(str::to_owned),
             created_at: now,
             last_used_at: None,
             counter_regressed_at: None,

@@ -48,7 +48,13 @@ fn is_page(path: &str) -> bool {
         "/sdk/",
         "/provider-icons/",
     ];
-    const FILES: &[&str] = &["/favicon.svg", "/healthz", "/readyz", "/robots.txt"];
+    const FILES: &[&str] = &[
+        "/favicon.svg",
+        "/noscript.css",
+        "/healthz",
+        "/readyz",
+        "/robots.txt",
+    ];
     !NOT_PAGES.iter().any(|prefix| path.starts_with(prefix)) && !FILES.contains(&path)
 }
 
@@ -118,6 +124,7 @@ mod tests {
             "/portal/api/whoami",
             "/healthz",
             "/favicon.svg",
+            "/noscript.css",
         ] {
             assert!(!is_page(other), "{other}");
         }

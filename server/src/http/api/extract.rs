@@ -130,7 +130,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
 /// The request's source address for rate limits (the trusted proxy's report, else the peer).
 pub fn source_address(parts: &Parts) -> std::net::IpAddr {
     app::session::request_meta(parts)
-        .ip
+        .ip()
         .and_then(|ip| ip.parse().ok())
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
