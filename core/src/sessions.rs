@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
-    sea_query::OnConflict,
+    sea_query::Expr,
 };
 use time::OffsetDateTime;
 use tower_sessions_core::{
@@ -132,18 +132,26 @@ impl SessionStore for DbSessionStore {
         ))
     }
 
+    /// Updates a session that still exists and has not expired; never creates one.
+    /// tower-sessions calls `create` for new sessions and `save` only for loaded ones, so a
+    /// missing row means the session ended meanwhile (sign-out, "Sign out everywhere", removal,
+    /// expiry) while this request was in flight: re-inserting it (an upsert) would bring the
+    /// ended session back. The update is one statement, so it cannot interleave with a delete.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let row = self.row(record)?;
-        session::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(session::Column::IdHash)
-                    .update_columns([
-                        session::Column::OperatorId,
-                        session::Column::Data,
-                        session::Column::ExpiresAt,
-                    ])
-                    .to_owned(),
+        let data = serde_json::to_vec(&record.data)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        session::Entity::update_many()
+            .col_expr(
+                session::Column::OperatorId,
+                Expr::value(operator_of(record)),
             )
+            .col_expr(session::Column::Data, Expr::value(data))
+            .col_expr(
+                session::Column::ExpiresAt,
+                Expr::value(to_chrono(record.expiry_date)),
+            )
+            .filter(session::Column::IdHash.eq(id_hash(&record.id)))
+            .filter(session::Column::ExpiresAt.gt(self.clock.now()))
             .exec(&self.db)
             .await
             .map_err(backend)?;

@@ -30,6 +30,7 @@ both_backends!(
     android_apps_register_and_sign_in,
     each_sign_in_check_refuses_with_its_code_and_changes_nothing,
     a_sign_count_that_goes_backwards_is_refused_and_flagged,
+    concurrent_sign_ins_never_move_the_counter_back,
     replayed_and_expired_ceremonies_are_refused,
     each_registration_check_refuses_and_keeps_the_token,
     a_credential_id_registered_twice_is_refused
@@ -657,6 +658,71 @@ async fn a_sign_count_that_goes_backwards_is_refused_and_flagged(backend: TestBa
         list[0].counter_regressed_at.is_some(),
         "flagged for support"
     );
+}
+
+/// Assertions of one passkey verified at once: each was checked against the counter read before
+/// verifying, but they commit in any order. The stored counter must end at the highest accepted
+/// one, never lower (a later commit of an older assertion used to move it back).
+async fn concurrent_sign_ins_never_move_the_counter_back(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    let mut credential = phone.credentials()[0].clone();
+    for round in 0..6 {
+        let mut signed = Vec::new();
+        for _ in 0..8 {
+            credential.counter += 1;
+            let options = f.options(Some("user-1")).await;
+            let assertion = soft_passkey::assertion(
+                &credential,
+                flags::UP | flags::UV,
+                &challenge(&options),
+                ORIGIN,
+            );
+            signed.push((options, assertion, credential.counter));
+        }
+        // Highest counter first: older assertions tend to commit last, as a slow request would.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (options, assertion, counter) in signed.into_iter().rev() {
+            let (services, tenant) = (f.services.clone(), f.tenant);
+            tasks.spawn(async move {
+                let outcome = services
+                    .end_users()
+                    .finish_authentication(
+                        tenant,
+                        options.ceremony_id,
+                        &assertion.to_string(),
+                        RequestMeta::default(),
+                    )
+                    .await;
+                (counter, outcome.map_err(|e| e.code()))
+            });
+        }
+        let mut accepted = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done.unwrap() {
+                (counter, Ok(_)) => accepted.push(counter),
+                (_, Err(code)) => assert_eq!(code, ErrorCode::CounterRegressed, "round {round}"),
+            }
+        }
+        assert!(
+            !accepted.is_empty(),
+            "round {round}: one assertion at least goes through"
+        );
+        let list = f
+            .services
+            .end_users()
+            .authenticators(TenantCaller::Operator(&f.owner), f.tenant, "user-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            list[0].sign_count,
+            i64::from(*accepted.iter().max().unwrap()),
+            "round {round}: accepted {accepted:?}"
+        );
+    }
 }
 
 async fn replayed_and_expired_ceremonies_are_refused(backend: TestBackend) {

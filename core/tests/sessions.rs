@@ -24,7 +24,8 @@ both_backends!(
     records_round_trip_and_ids_are_hashed_at_rest,
     expired_sessions_are_invisible_and_deleted,
     create_never_overwrites_an_existing_session,
-    all_sessions_of_an_operator_can_be_revoked
+    all_sessions_of_an_operator_can_be_revoked,
+    an_ended_session_never_comes_back
 );
 
 struct Fixture {
@@ -195,4 +196,59 @@ async fn all_sessions_of_an_operator_can_be_revoked(backend: TestBackend) {
     // A session naming an operator that does not exist is refused by the foreign key.
     let mut orphan = record(&f.clock, Some(Uuid::now_v7()), TimeDelta::hours(1));
     assert!(store.create(&mut orphan).await.is_err());
+}
+
+/// Sign-out (or "Sign out everywhere") while requests of the same session are in flight: their
+/// saves, which refresh the idle deadline, must not re-create the deleted row. Raced for real:
+/// many saves at once with the deletion among them, then saves after it.
+async fn an_ended_session_never_comes_back(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let store = f.services.sessions();
+    let op = operator(&f.conn, "a@example.com").await;
+    for round in 0..10 {
+        let mut rec = record(&f.clock, Some(op), TimeDelta::hours(1));
+        store.create(&mut rec).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let (store, mut rec) = (store.clone(), rec.clone());
+            tasks.spawn(async move {
+                if i == 8 {
+                    if round % 2 == 0 {
+                        store.delete(&rec.id).await.unwrap();
+                    } else {
+                        store.revoke_operator(op).await.unwrap();
+                    }
+                } else {
+                    rec.data.insert("n".into(), serde_json::json!(i));
+                    store.save(&rec).await.unwrap();
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        // And a request that finishes after the sign-out.
+        store.save(&rec).await.unwrap();
+        assert!(
+            store.load(&rec.id).await.unwrap().is_none(),
+            "round {round}"
+        );
+    }
+    assert!(
+        session::Entity::find()
+            .all(&f.conn)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An expired session is not extended by a late save either.
+    let mut rec = record(&f.clock, Some(op), TimeDelta::minutes(5));
+    store.create(&mut rec).await.unwrap();
+    f.clock.advance(TimeDelta::minutes(6));
+    rec.expiry_date += time::Duration::hours(1);
+    store.save(&rec).await.unwrap();
+    assert!(store.load(&rec.id).await.unwrap().is_none());
 }

@@ -1,6 +1,8 @@
 //! The schema's only source: every table is created and changed here, never from entities.
 //!
-//! Landed migrations are never edited; a change is a new, later migration.
+//! Landed migrations are never edited; a change is a new, later migration. `landed.sha256` holds
+//! every migration file's SHA-256 and a test fails when a file differs from it (see
+//! `tests/landed.rs`).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -11,6 +13,7 @@ mod m20261123_000004_tenant_invitations;
 mod m20261123_000005_api_keys;
 mod m20261124_000006_end_users;
 mod m20261125_000007_support_console;
+mod m20261202_000008_level_and_bound;
 
 pub struct Migrator;
 
@@ -25,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_api_keys::Migration),
             Box::new(m20261124_000006_end_users::Migration),
             Box::new(m20261125_000007_support_console::Migration),
+            Box::new(m20261202_000008_level_and_bound::Migration),
         ]
     }
 }

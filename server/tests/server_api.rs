@@ -21,14 +21,17 @@ use uuid::Uuid;
 both_backends!(
     the_scope_rule_is_enforced_at_redemption,
     bad_enrollment_requests_name_the_field_and_change_nothing,
+    the_longest_input_is_stored_or_refused_never_a_server_error,
     tokens_expire_by_the_clock,
     an_enrollment_token_registers_exactly_once_under_concurrency,
+    unscoped_tokens_racing_for_one_user_register_one_passkey,
     a_validation_token_validates_exactly_once_under_concurrency,
     tenants_see_nothing_of_each_other,
     revoked_unknown_and_missing_keys_are_refused,
     failed_authentications_are_throttled_per_source,
     users_authenticators_and_revocation,
     sign_in_tokens_validate_as_sign_in,
+    a_token_of_a_revoked_passkey_does_not_validate,
     no_secret_is_stored_in_the_clear
 );
 
@@ -342,6 +345,10 @@ async fn bad_enrollment_requests_name_the_field_and_change_nothing(backend: Test
         ),
         (long_id, json!({}), "user_id"),
         ("bad%0Aid".into(), json!({}), "user_id"),
+        // Format characters: a right-to-left override, a zero-width space, a BOM.
+        ("admin%E2%80%AEnimda".into(), json!({}), "user_id"),
+        ("user%E2%80%8B1".into(), json!({}), "user_id"),
+        ("%EF%BB%BFuser-1".into(), json!({}), "user_id"),
     ];
     for (user, body, field) in cases {
         let answer = issue(&t, &acme.key, &user, body.clone()).await;
@@ -373,6 +380,60 @@ async fn bad_enrollment_requests_name_the_field_and_change_nothing(backend: Test
 
     assert_eq!(count(&t, "end_users").await, 0);
     assert_eq!(count(&t, "enrollment_tokens").await, 0);
+}
+
+/// Values at their limits, in the forms that grow on the way to the database: `İ` lower-cases
+/// to two characters (the search keys), a client's User-Agent is whatever it sends. Each is
+/// stored (clipped where only a record) or refused, never a 500 (PostgreSQL enforces lengths).
+async fn the_longest_input_is_stored_or_refused_never_a_server_error(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let acme = tenant(&t, "Acme").await;
+    let dotted = "İ".repeat(128);
+    let answer = issue(
+        &t,
+        &acme.key,
+        &dotted,
+        json!({ "username": "İ".repeat(256), "display_name": "İ".repeat(256) }),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let token = answer.body["token"].as_str().unwrap().to_owned();
+
+    // Registered from a browser with an absurd User-Agent.
+    let options = send(
+        &t,
+        Method::POST,
+        "/api/client/v1/registration/options",
+        Some(&token),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(options.status, 200, "{}", options.body);
+    let credential = SoftPasskeys::new()
+        .register(ORIGIN, &options.body["publicKey"])
+        .unwrap();
+    let res = t
+        .http
+        .post(t.url("/api/client/v1/registration/verify"))
+        .bearer_auth(&token)
+        .header("user-agent", "Mozilla/5.0 ".repeat(400))
+        .json(&json!({ "ceremony_id": options.body["ceremony_id"], "credential": credential }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let user = send(
+        &t,
+        Method::GET,
+        &format!("/api/v1/users/{dotted}"),
+        Some(&acme.key),
+        None,
+    )
+    .await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(user.body["authenticator_count"], 1);
 }
 
 async fn tokens_expire_by_the_clock(backend: TestBackend) {
@@ -474,6 +535,67 @@ async fn an_enrollment_token_registers_exactly_once_under_concurrency(backend: T
     assert_eq!(won, 1);
     assert_eq!(count(&t, "authenticators").await, 1);
     assert_eq!(count(&t, "validation_tokens").await, 1);
+}
+
+/// The `add:authenticators` rule under a race: several unscoped tokens for one user without a
+/// passkey, every registration verified at once. Under READ COMMITTED each transaction used to
+/// count zero passkeys and insert; the user row is now locked before counting, so exactly one
+/// registers and the others are refused with `scope_required` (SQLite: its single writer).
+async fn unscoped_tokens_racing_for_one_user_register_one_passkey(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let acme = tenant(&t, "Acme").await;
+    for round in 0..10 {
+        let user = format!("racer-{round}");
+        let mut attempts = Vec::new();
+        for _ in 0..6 {
+            let token = issue_ok(&t, &acme.key, &user, false).await;
+            let options = registration_options(&t, &token).await;
+            assert_eq!(options.status, 200, "{}", options.body);
+            let credential = SoftPasskeys::new()
+                .register(ORIGIN, &options.body["publicKey"])
+                .unwrap();
+            let body =
+                json!({ "ceremony_id": options.body["ceremony_id"], "credential": credential });
+            attempts.push((token, body));
+        }
+        let url = t.url("/api/client/v1/registration/verify");
+        let tasks: Vec<_> = attempts
+            .into_iter()
+            .map(|(token, body)| {
+                let (http, url) = (t.http.clone(), url.clone());
+                tokio::spawn(async move {
+                    let res = http
+                        .post(url)
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    (res.status(), res.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            if status == 200 {
+                won += 1;
+            } else {
+                assert_eq!(
+                    body["code"], "scope_required",
+                    "round {round}: {status} {body}"
+                );
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+    }
+    assert_eq!(
+        count(&t, "authenticators").await,
+        10,
+        "one passkey per user"
+    );
 }
 
 async fn a_validation_token_validates_exactly_once_under_concurrency(backend: TestBackend) {
@@ -808,6 +930,41 @@ async fn sign_in_tokens_validate_as_sign_in(backend: TestBackend) {
     .await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.code(), "credential_unknown");
+}
+
+/// A passkey revoked between the sign-in (or registration) and the backend's validation: the
+/// token proves a sign-in with a passkey that is no longer trusted, so it does not validate.
+async fn a_token_of_a_revoked_passkey_does_not_validate(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let acme = tenant(&t, "Acme").await;
+    let token = issue_ok(&t, &acme.key, "user-1", false).await;
+    let mut phone = SoftPasskeys::new();
+    let registered = register(&t, &token, &mut phone).await;
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let authenticator = registered.body["authenticator"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sign_up = registered.body["token"].as_str().unwrap().to_owned();
+    let signed_in = sign_in(&t, acme.id, Some("user-1"), &mut phone).await;
+    let sign_in_token = signed_in.body["token"].as_str().unwrap().to_owned();
+
+    let path = format!("/api/v1/users/user-1/authenticators/{authenticator}");
+    let revoked = send(&t, Method::DELETE, &path, Some(&acme.key), None).await;
+    assert_eq!(revoked.status, 204);
+    for presented in [&sign_up, &sign_in_token] {
+        // Refused every time: the token is not used up by the refusal, but it stays refused.
+        for _ in 0..2 {
+            let answer = validate(&t, &acme.key, presented).await;
+            assert_eq!(answer.status, 200);
+            assert_eq!(
+                answer.body,
+                json!({ "valid": false, "reason": "authenticator_revoked" })
+            );
+        }
+    }
 }
 
 async fn no_secret_is_stored_in_the_clear(backend: TestBackend) {

@@ -253,13 +253,16 @@ impl EndUsers<'_> {
             .filter(authenticator::Column::TenantId.eq(tenant_id))
             // Revoked meanwhile (on any instance): refused, nothing written.
             .filter(authenticator::Column::RevokedAt.is_null())
+            // The counter only moves forward. It was checked against the value read before
+            // verifying, but another assertion of the same passkey may have committed a higher
+            // one since (two sign-ins verified at once commit in either order).
+            .filter(counter_moves_forward(result.counter()))
             .exec(&txn)
             .await?;
         if updated.rows_affected != 1 {
-            return Err(Error::refused(
-                ErrorCode::CredentialRevoked,
-                "This passkey has been revoked.",
-            ));
+            // Released first: on SQLite the writer is a single connection.
+            txn.rollback().await?;
+            return Err(self.why_not_updated(stored.id, attempt).await?);
         }
         let token = validation::issue_in(
             &txn,
@@ -287,5 +290,41 @@ impl EndUsers<'_> {
         .await?;
         txn.commit().await?;
         Ok(token)
+    }
+}
+
+/// The stored counter may be replaced by `counter`: a larger one, or zero by an authenticator
+/// that keeps no counter (and never did: webauthn-rs refuses zero after a non-zero counter).
+fn counter_moves_forward(counter: u32) -> sea_orm::Condition {
+    let column = authenticator::Column::SignCount;
+    if counter == 0 {
+        sea_orm::Condition::all().add(column.eq(0))
+    } else {
+        sea_orm::Condition::all().add(column.lt(i64::from(counter)))
+    }
+}
+
+impl EndUsers<'_> {
+    /// Why a verified assertion's update matched no row: the passkey was revoked meanwhile, or
+    /// a concurrent assertion committed a counter at least as high (refused and flagged like any
+    /// counter regression: the assertion is older than one already accepted).
+    async fn why_not_updated(
+        &self,
+        authenticator_id: Uuid,
+        attempt: &mut Attempt,
+    ) -> Result<Error> {
+        let now = authenticator::Entity::find_by_id(authenticator_id)
+            .one(self.writer)
+            .await?;
+        Ok(match now {
+            Some(row) if row.revoked_at.is_none() => {
+                attempt.regressed = Some(authenticator_id);
+                verification_error(WebauthnError::CredentialPossibleCompromise)
+            }
+            _ => Error::refused(
+                ErrorCode::CredentialRevoked,
+                "This passkey has been revoked.",
+            ),
+        })
     }
 }

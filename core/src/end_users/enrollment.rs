@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -457,6 +457,16 @@ pub(crate) async fn check_scope(
     token: &enrollment_token::Model,
     user_pk: Uuid,
 ) -> Result<()> {
+    // Registrations for one user take turns from here to their commit: under PostgreSQL's
+    // READ COMMITTED, two transactions would otherwise both count zero passkeys and both insert.
+    // Every registration locks (scoped ones too, so that an unscoped one cannot count before a
+    // scoped one's insert commits). SQLite's writer is already one at a time (`BEGIN IMMEDIATE`).
+    if conn.get_database_backend() == DbBackend::Postgres {
+        end_user::Entity::find_by_id(user_pk)
+            .lock_exclusive()
+            .one(conn)
+            .await?;
+    }
     let scoped = scopes_of(token)?.contains(&Scope::AddAuthenticators);
     if !scoped && active_authenticators(conn, user_pk).await? > 0 {
         return Err(Error::refused(

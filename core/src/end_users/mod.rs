@@ -199,8 +199,10 @@ impl<'a> EndUsers<'a> {
     }
 }
 
-/// The tenant's own user identifier (`user_id`): 1–128 characters, none of them a control
-/// character.
+/// The tenant's own user identifier (`user_id`): 1–128 printable characters. Refused: control
+/// characters, format characters (bidi overrides, zero-width joiners and spaces: they make two
+/// IDs look alike on a support screen, or reorder what is shown), and line or paragraph
+/// separators.
 pub fn user_id(value: &str) -> Result<&str> {
     let count = value.chars().count();
     if count == 0 || count > 128 {
@@ -209,13 +211,24 @@ pub fn user_id(value: &str) -> Result<&str> {
             "The user ID must be 1 to 128 characters long.",
         ));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| !printable(c)) {
         return Err(Error::invalid(
             "user_id",
             "The user ID must contain printable characters only.",
         ));
     }
     Ok(value)
+}
+
+fn printable(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    !matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 /// The user `external_id` of `tenant_id`, if known.

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,7 +16,7 @@ use crate::{
     Clock, Error, ErrorCode, Result,
     api_keys::ApiKeyPrincipal,
     audit::{self, AuditEntry, RequestMeta},
-    entities::{end_user, validation_token},
+    entities::{authenticator, end_user, validation_token},
     secrets::{self, SecretKind},
 };
 
@@ -46,6 +48,9 @@ pub enum InvalidReason {
     Unknown,
     Expired,
     AlreadyUsed,
+    /// The passkey that signed in (or registered) was revoked after the ceremony and before
+    /// this validation: what the token would prove no longer holds.
+    AuthenticatorRevoked,
 }
 
 /// What a valid token proves.
@@ -127,6 +132,17 @@ impl EndUsers<'_> {
                     .filter(validation_token::Column::TenantId.eq(tenant_id))
                     .filter(validation_token::Column::UsedAt.is_null())
                     .filter(validation_token::Column::ExpiresAt.gt(now))
+                    // Revoked since the ceremony (on any instance): the token proves nothing.
+                    .filter(
+                        validation_token::Column::AuthenticatorId.in_subquery(
+                            Query::select()
+                                .column(authenticator::Column::Id)
+                                .from(authenticator::Entity)
+                                .and_where(authenticator::Column::Id.eq(row.authenticator_id))
+                                .and_where(authenticator::Column::RevokedAt.is_null())
+                                .to_owned(),
+                        ),
+                    )
                     .exec(&txn)
                     .await?
                     .rows_affected
@@ -169,11 +185,23 @@ impl EndUsers<'_> {
                 })
             }
             found => {
+                let revoked = match &found {
+                    Some((row, _)) => authenticator::Entity::find_by_id(row.authenticator_id)
+                        .filter(authenticator::Column::RevokedAt.is_not_null())
+                        .one(&txn)
+                        .await?
+                        .is_some(),
+                    None => false,
+                };
                 let (reason, code) = match found {
                     None => (InvalidReason::Unknown, ErrorCode::TokenInvalid),
                     Some((row, _)) if row.used_at.is_none() && row.expires_at <= now => {
                         (InvalidReason::Expired, ErrorCode::TokenExpired)
                     }
+                    Some((row, _)) if row.used_at.is_none() && revoked => (
+                        InvalidReason::AuthenticatorRevoked,
+                        ErrorCode::CredentialRevoked,
+                    ),
                     // Used before, or by a concurrent validation that won the update.
                     Some(_) => (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed),
                 };

@@ -167,6 +167,7 @@ pub enum InvalidReasonName {
     Unknown,
     Expired,
     AlreadyUsed,
+    AuthenticatorRevoked,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -184,7 +185,8 @@ pub struct ValidateResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<DateTime<Utc>>,
     /// Why the token is not valid: `unknown` (also a token of another tenant), `expired`,
-    /// `already_used`.
+    /// `already_used`, `authenticator_revoked` (the passkey that signed in or registered was
+    /// revoked before the token was validated).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<InvalidReasonName>,
 }
@@ -192,7 +194,8 @@ pub struct ValidateResponse {
 /// Validate a sign-up or sign-in token
 ///
 /// Single-use: the first validation answers `valid: true`, any later one
-/// `valid: false, reason: "already_used"`. Tokens live 5 minutes.
+/// `valid: false, reason: "already_used"`. Tokens live 5 minutes. A token whose passkey was
+/// revoked after the ceremony answers `valid: false, reason: "authenticator_revoked"`.
 #[utoipa::path(
     post,
     path = "/api/v1/tokens/validate",
@@ -245,6 +248,7 @@ async fn validate_token(
                 InvalidReason::Unknown => InvalidReasonName::Unknown,
                 InvalidReason::Expired => InvalidReasonName::Expired,
                 InvalidReason::AlreadyUsed => InvalidReasonName::AlreadyUsed,
+                InvalidReason::AuthenticatorRevoked => InvalidReasonName::AuthenticatorRevoked,
             }),
         },
     }))
