@@ -1,6 +1,6 @@
 //! The Server API's authentication: `Authorization: Bearer lk_sk_…`, looked up by hash on every
 //! request (a revoked key is refused at once, on every instance), with failed attempts
-//! throttled per source address.
+//! throttled per source address (a valid key is always served).
 
 use std::{sync::Arc, time::Instant};
 
@@ -30,28 +30,27 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let limiter = parts.extensions.get::<Arc<FailedAuthLimiter>>().cloned();
         let source = source_address(parts);
-        if let Some(wait) = limiter
-            .as_ref()
-            .and_then(|l| l.blocked_for(source, Instant::now()))
-        {
-            let mut response = Problem::new(
-                ErrorCode::RateLimited,
-                "Too many failed authentications from this address. Try again later.",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return Err(response);
-        }
         let services = Services::from_ref(state);
         let presented = bearer(parts).unwrap_or_default();
+        // The key is looked at first: a valid key is served whatever else came from its
+        // address (one indexed read; a malformed key costs none). Only failures are throttled.
         match services.api_keys().authenticate(presented).await {
             Ok(principal) => Ok(Self(principal)),
             Err(err) => {
                 if err.code() == ErrorCode::Unauthorized
                     && let Some(limiter) = limiter
                 {
+                    if let Some(wait) = limiter.blocked_for(source, Instant::now()) {
+                        let mut response = Problem::new(
+                            ErrorCode::RateLimited,
+                            "Too many failed authentications from this address. Try again later.",
+                        )
+                        .into_response();
+                        response
+                            .headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                        return Err(response);
+                    }
                     limiter.record_failure(source, Instant::now());
                 }
                 let err = match err {

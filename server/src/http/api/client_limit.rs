@@ -67,7 +67,8 @@ pub async fn limit(request: Request, next: Next) -> Response {
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
-    let source = super::extract::source_address(&parts);
+    // IPv6 per /64, as one client controls a whole /64.
+    let source = super::rate_limit::source_bucket(super::extract::source_address(&parts));
     let request = Request::from_parts(parts, body);
     match limiter.check((tenant_in(request.uri().path()), source)) {
         Ok(()) => next.run(request).await,

@@ -1,36 +1,66 @@
-//! Throttling of failed API-key authentications per source address: after
-//! [`MAX_FAILURES`] failures within [`WINDOW`], the address gets `rate_limited` (with
-//! `Retry-After`) until the window ends, before its key is even looked at.
+//! Throttling of failed API-key authentications per source: after [`MAX_FAILURES`] failures
+//! within [`WINDOW`], further *failures* from the source answer `rate_limited` (with
+//! `Retry-After`) until the window ends. A valid key is always served: behind a proxy every
+//! backend may share one address, and someone else's bad keys must not lock them out.
 //!
-//! Hand-written rather than `governor`: only *failures* count, and a request must be refused on
-//! a peek at the count without spending anything — a keyed GCRA limiter charges on every check.
+//! Hand-written rather than `governor`: only failures count, and whether a source is over the
+//! limit is a peek that spends nothing — a keyed GCRA limiter charges on every check.
 //! The counts live in this instance's memory: behind a load balancer each instance throttles
 //! on its own, which bounds guessing to instances × limit (still hopeless against 256-bit keys;
-//! the limit is about noise and log spam).
+//! the limit is about noise and log spam). Memory is bounded: at most [`MAX_TRACKED`] sources,
+//! IPv6 counted per /64 (one subscriber's whole network, see [`source_bucket`]).
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    net::{IpAddr, Ipv6Addr},
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 pub const MAX_FAILURES: u32 = 20;
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Beyond this many tracked addresses, finished windows are swept on the next failure.
-const SWEEP_ABOVE: usize = 10_000;
+/// Sources tracked at most (about 40 bytes each). When full, finished windows are swept; if
+/// none has finished, an arbitrary source is forgotten (its next failures start a new window).
+pub const MAX_TRACKED: usize = 100_000;
+
+/// What one client controls: an IPv4 address, or an IPv6 /64 (a host typically gets a whole
+/// /64, so counting single IPv6 addresses would let it use 2^64 of them). IPv4-mapped IPv6
+/// addresses count as the IPv4 address.
+pub fn source_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & (u128::MAX << 64);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
 
 #[derive(Default)]
 pub struct FailedAuthLimiter {
     // Held for a map operation only, never across an await.
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    windows: Mutex<Windows>,
 }
+
+#[derive(Default)]
+struct Windows {
+    by_source: HashMap<IpAddr, (Instant, u32)>,
+    /// When finished windows were last swept: at most once a second, so that a flood from more
+    /// sources than the cap costs a constant per failure, not a scan of the whole map.
+    swept_at: Option<Instant>,
+}
+
+/// How often a full map may be swept of finished windows.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl FailedAuthLimiter {
     /// `Some(seconds to wait)` while `source` is over the limit.
     pub fn blocked_for(&self, source: IpAddr, now: Instant) -> Option<u64> {
         let windows = self.windows.lock().ok()?;
-        let (started, failures) = windows.get(&source)?;
+        let (started, failures) = windows.by_source.get(&source_bucket(source))?;
         let ends = *started + WINDOW;
         (*failures >= MAX_FAILURES && ends > now)
             .then(|| (ends - now).as_secs_f64().ceil().max(1.0) as u64)
@@ -41,14 +71,35 @@ impl FailedAuthLimiter {
         let Ok(mut windows) = self.windows.lock() else {
             return;
         };
-        if windows.len() > SWEEP_ABOVE {
-            windows.retain(|_, (started, _)| *started + WINDOW > now);
+        let source = source_bucket(source);
+        let Windows {
+            by_source,
+            swept_at,
+        } = &mut *windows;
+        if !by_source.contains_key(&source) && by_source.len() >= MAX_TRACKED {
+            if swept_at.is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY) {
+                by_source.retain(|_, (started, _)| *started + WINDOW > now);
+                *swept_at = Some(now);
+            }
+            if by_source.len() >= MAX_TRACKED
+                && let Some(victim) = by_source.keys().next().copied()
+            {
+                by_source.remove(&victim);
+            }
         }
-        let entry = windows.entry(source).or_insert((now, 0));
+        let entry = by_source.entry(source).or_insert((now, 0));
         if entry.0 + WINDOW <= now {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// How many sources are tracked (for tests).
+    pub fn tracked(&self) -> usize {
+        self.windows
+            .lock()
+            .map(|w| w.by_source.len())
+            .unwrap_or_default()
     }
 }
 
@@ -73,5 +124,28 @@ mod tests {
         assert_eq!(limiter.blocked_for(a, later), None);
         limiter.record_failure(a, later);
         assert_eq!(limiter.blocked_for(a, later), None);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_memory_is_bounded() {
+        let limiter = FailedAuthLimiter::default();
+        let start = Instant::now();
+        // One attacker's /64: every address in it shares the count.
+        for i in 0..MAX_FAILURES {
+            let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().expect("ip");
+            limiter.record_failure(ip, start);
+        }
+        let other_in_same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().expect("ip");
+        assert!(limiter.blocked_for(other_in_same_64, start).is_some());
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(limiter.blocked_for(next_64, start), None);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(source_bucket(mapped), IpAddr::from([192, 0, 2, 7]));
+
+        // A flood from more sources than the cap never grows the map past it.
+        for i in 0..(MAX_TRACKED as u32 + 5_000) {
+            limiter.record_failure(IpAddr::from(i.to_be_bytes()), start);
+        }
+        assert!(limiter.tracked() <= MAX_TRACKED);
     }
 }
