@@ -23,6 +23,7 @@ pub struct Services {
     portal: Arc<PortalRelyingParty>,
     configs: Arc<crate::config_cache::ConfigCache>,
     relying_parties: Arc<crate::end_users::RelyingParties>,
+    decoys: Arc<crate::end_users::DecoyKey>,
 }
 
 impl Services {
@@ -43,6 +44,7 @@ impl Services {
             portal: Arc::new(PortalRelyingParty::new(public_url)?),
             configs: Arc::default(),
             relying_parties: Arc::default(),
+            decoys: Arc::default(),
         })
     }
 
@@ -87,6 +89,7 @@ impl Services {
             self.clock.as_ref(),
             &self.configs,
             &self.relying_parties,
+            &self.decoys,
         )
     }
 

@@ -31,6 +31,7 @@ both_backends!(
     each_sign_in_check_refuses_with_its_code_and_changes_nothing,
     a_sign_count_that_goes_backwards_is_refused_and_flagged,
     concurrent_sign_ins_never_move_the_counter_back,
+    sign_in_options_do_not_tell_which_users_exist,
     replayed_and_expired_ceremonies_are_refused,
     each_registration_check_refuses_and_keeps_the_token,
     a_credential_id_registered_twice_is_refused
@@ -723,6 +724,56 @@ async fn concurrent_sign_ins_never_move_the_counter_back(backend: TestBackend) {
             "round {round}: accepted {accepted:?}"
         );
     }
+}
+
+/// Options naming a user ID: a known user's passkeys, and for an unknown user decoys of the same
+/// shape, the same on every call and every instance (the key is in the database). No passkey
+/// signs in against decoys.
+async fn sign_in_options_do_not_tell_which_users_exist(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    let allowed = |o: &ClientCeremony| o.public_key["allowCredentials"].as_array().unwrap().clone();
+    let keys = |d: &Value| d.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+
+    let real = allowed(&f.options(Some("user-1")).await);
+    assert_eq!(real.len(), 1);
+    let decoys = allowed(&f.options(Some("nobody")).await);
+    assert!(!decoys.is_empty() && decoys.len() <= 2, "{decoys:?}");
+    for decoy in &decoys {
+        assert_eq!(
+            keys(decoy),
+            keys(&real[0]),
+            "same fields: {decoy} vs {}",
+            real[0]
+        );
+        assert_eq!(decoy["type"], "public-key");
+        assert_ne!(decoy["id"], real[0]["id"]);
+    }
+    assert_eq!(
+        allowed(&f.options(Some("nobody")).await),
+        decoys,
+        "stable across calls"
+    );
+    assert_ne!(allowed(&f.options(Some("nobody-else")).await), decoys);
+    // Another instance (its own process memory, the same database) answers the same.
+    let other = latchkey_core::testing::services(f.conn.clone(), Arc::new(f.clock.clone()));
+    let elsewhere = other
+        .end_users()
+        .begin_authentication(f.tenant, Some("nobody"))
+        .await
+        .unwrap();
+    assert_eq!(allowed(&elsewhere), decoys, "stable across instances");
+
+    // The user's own passkey does not sign in as somebody else.
+    let options = f.options(Some("nobody")).await;
+    let mut forged = options.public_key.clone();
+    forged["allowCredentials"] = serde_json::json!([]);
+    let assertion = phone.authenticate(ORIGIN, &forged).unwrap();
+    let err = f.finish(&options, &assertion).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CredentialUnknown);
 }
 
 async fn replayed_and_expired_ceremonies_are_refused(backend: TestBackend) {

@@ -149,7 +149,16 @@ async fn register(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Uu
 async fn sign_in(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Result<String, Error> {
     let users = f.services.end_users();
     let options = users.begin_authentication(f.tenant, Some(user_id)).await?;
-    let assertion = passkeys.authenticate(ORIGIN, &options.public_key).unwrap();
+    // A user without an active passkey is offered decoys, which nothing matches: present the
+    // passkey anyway, as a tampered client would, to reach the server's refusal.
+    let assertion = passkeys
+        .authenticate(ORIGIN, &options.public_key)
+        .or_else(|_| {
+            let mut any = options.public_key.clone();
+            any["allowCredentials"] = serde_json::json!([]);
+            passkeys.authenticate(ORIGIN, &any)
+        })
+        .unwrap();
     users
         .finish_authentication(
             f.tenant,

@@ -841,7 +841,32 @@ async fn users_authenticators_and_revocation(backend: TestBackend) {
     assert_eq!(revoked.status, 204);
     let again = send(&t, Method::DELETE, &path, Some(&acme.key), None).await;
     assert_eq!(again.status, 204);
-    let refused = sign_in(&t, acme.id, Some("user-1"), &mut phone).await;
+    // Options for the user no longer list the revoked passkey (decoys stand in for it, so the
+    // phone finds nothing to use); presented anyway, it is refused.
+    let options = send(
+        &t,
+        Method::POST,
+        &format!("/api/client/v1/tenants/{}/authentication/options", acme.id),
+        None,
+        Some(json!({ "user_id": "user-1" })),
+    )
+    .await;
+    assert!(
+        phone
+            .authenticate(ORIGIN, &options.body["publicKey"])
+            .is_err()
+    );
+    let mut forged = options.body["publicKey"].clone();
+    forged["allowCredentials"] = json!([]);
+    let credential = phone.authenticate(ORIGIN, &forged).unwrap();
+    let refused = send(
+        &t,
+        Method::POST,
+        &format!("/api/client/v1/tenants/{}/authentication/verify", acme.id),
+        None,
+        Some(json!({ "ceremony_id": options.body["ceremony_id"], "credential": credential })),
+    )
+    .await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert_eq!(refused.code(), "credential_revoked");
     let refused = sign_in(&t, acme.id, None, &mut phone).await;

@@ -70,9 +70,10 @@ pub(crate) fn decode_credential(row: &authenticator::Model) -> Result<Credential
 }
 
 impl EndUsers<'_> {
-    /// Sign-in options. With `user_id`, `allowCredentials` lists the user's active passkeys (an
-    /// unknown user gets options that no passkey can satisfy for them: no user oracle);
-    /// without, the options are for discoverable credentials.
+    /// Sign-in options. With `user_id`, `allowCredentials` lists the user's active passkeys; a
+    /// user without any (unknown, or every passkey revoked) gets decoys that look the same and
+    /// that no passkey satisfies (see `decoys`: no user oracle). Without `user_id`, the options
+    /// are for discoverable credentials.
     pub async fn begin_authentication(
         &self,
         tenant_id: Uuid,
@@ -100,6 +101,7 @@ impl EndUsers<'_> {
                 credentials.push(decode_credential(&row)?);
             }
         }
+        let credentials_were_empty = credentials.is_empty();
         // The tenant's policy, not each credential's registration policy, decides.
         let policy = rp.user_verification();
         let builder = rp
@@ -110,7 +112,14 @@ impl EndUsers<'_> {
             .core
             .generate_challenge_authenticate(builder)
             .map_err(|e| Error::Internal(format!("sign-in options: {e}")))?;
-        let public_key = client_json(&options.public_key)?;
+        let mut public_key = client_json(&options.public_key)?;
+        if let Some(external_id) = external_id
+            && credentials_were_empty
+        {
+            let key = self.decoys.get(self.db, self.writer, self.clock).await?;
+            public_key["allowCredentials"] =
+                super::decoys::descriptors(&key, tenant_id, external_id).into();
+        }
         self.start_ceremony(
             &config,
             tenant_id,

@@ -11,6 +11,7 @@
 
 pub mod aaguid;
 pub(crate) mod authentication;
+mod decoys;
 mod directory;
 mod enrollment;
 mod registration;
@@ -19,6 +20,8 @@ mod search;
 mod validation;
 
 use std::sync::Arc;
+
+pub use decoys::DecoyKey;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -94,6 +97,7 @@ pub struct EndUsers<'a> {
     clock: &'a dyn Clock,
     configs: &'a ConfigCache,
     relying_parties: &'a Arc<RelyingParties>,
+    decoys: &'a DecoyKey,
 }
 
 impl<'a> EndUsers<'a> {
@@ -103,6 +107,7 @@ impl<'a> EndUsers<'a> {
         clock: &'a dyn Clock,
         configs: &'a ConfigCache,
         relying_parties: &'a Arc<RelyingParties>,
+        decoys: &'a DecoyKey,
     ) -> Self {
         Self {
             db,
@@ -110,6 +115,7 @@ impl<'a> EndUsers<'a> {
             clock,
             configs,
             relying_parties,
+            decoys,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod authenticator;
 pub mod ceremony;
 pub mod end_user;
 pub mod enrollment_token;
+pub mod instance_key;
 pub mod operator;
 pub mod operator_passkey;
 pub mod operator_token;

@@ -1,0 +1,167 @@
+//! Decoy credentials: sign-in options for a user ID the tenant does not know (or whose passkeys
+//! are all revoked) list credentials that look like a real user's, so that the options do not
+//! tell anyone which users exist.
+//!
+//! Each decoy is derived from the instance's decoy key (32 random bytes in `instance_keys`,
+//! created on first use and shared by every instance through the database), the tenant and the
+//! user ID, with HMAC-SHA-256: the same request always gets the same answer, on every instance,
+//! and nobody without the key can tell a decoy from a credential ID. The count (one, sometimes
+//! two) and the ID lengths (16, 20, 32 or 64 bytes, as platform and roaming authenticators make
+//! them) follow what real passkeys show; the fields are those of a real descriptor. No passkey matches a decoy, so a
+//! browser offers nothing, as it would on a device without the user's passkey, and the ceremony's
+//! state holds no credential: verification answers `credential_unknown`.
+
+use std::sync::OnceLock;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, sea_query::OnConflict};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::{Clock, Error, Result, entities::instance_key};
+
+const KEY_NAME: &str = "decoy_credentials";
+
+/// The decoy key, read (or created) once per process.
+#[derive(Default)]
+pub struct DecoyKey(OnceLock<[u8; 32]>);
+
+impl DecoyKey {
+    pub(crate) async fn get(
+        &self,
+        db: &DatabaseConnection,
+        writer: &DatabaseConnection,
+        clock: &dyn Clock,
+    ) -> Result<[u8; 32]> {
+        if let Some(key) = self.0.get() {
+            return Ok(*key);
+        }
+        let key = match read(db).await? {
+            Some(key) => key,
+            None => create(writer, clock).await?,
+        };
+        Ok(*self.0.get_or_init(|| key))
+    }
+}
+
+async fn read(conn: &DatabaseConnection) -> Result<Option<[u8; 32]>> {
+    let Some(row) = instance_key::Entity::find_by_id(KEY_NAME).one(conn).await? else {
+        return Ok(None);
+    };
+    decode(&row.secret).map(Some)
+}
+
+/// Inserts a fresh key unless another instance got there first; answers the stored one.
+async fn create(writer: &DatabaseConnection, clock: &dyn Clock) -> Result<[u8; 32]> {
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
+    instance_key::Entity::insert(instance_key::ActiveModel {
+        name: Set(KEY_NAME.to_owned()),
+        secret: Set(fresh.iter().map(|b| format!("{b:02x}")).collect()),
+        created_at: Set(clock.now()),
+    })
+    .on_conflict(
+        OnConflict::column(instance_key::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(writer)
+    .await?;
+    read(writer)
+        .await?
+        .ok_or_else(|| Error::Internal("the decoy key was not stored".into()))
+}
+
+fn decode(hex: &str) -> Result<[u8; 32]> {
+    let bad = || Error::Internal("instance key: not 32 hex bytes".into());
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(key)
+}
+
+/// HMAC-SHA-256 of the parts under `key`, each part length-prefixed (no two inputs collide).
+fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    // A 32-byte key is always valid for HMAC.
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => return [0; 32],
+    };
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Credential ID lengths real authenticators produce (platform passkeys 16–32, keys 64).
+const ID_LENGTHS: [usize; 4] = [16, 20, 32, 64];
+/// The `allowCredentials` entries of `external_id` in `tenant_id` when it has no passkey.
+pub(crate) fn descriptors(key: &[u8; 32], tenant_id: Uuid, external_id: &str) -> Vec<Value> {
+    let user = [
+        b"decoy/v1".as_slice(),
+        tenant_id.as_bytes(),
+        external_id.as_bytes(),
+    ];
+    let shape = mac(key, &user);
+    let count = if shape[0] % 5 == 0 { 2 } else { 1 };
+    (0..count)
+        .map(|i| {
+            let length = ID_LENGTHS[usize::from(shape[1 + i] % 4)];
+            let mut id = Vec::with_capacity(length);
+            let mut block = 0u8;
+            while id.len() < length {
+                id.extend_from_slice(&mac(key, &[&user.concat(), &[i as u8, block]]));
+                block += 1;
+            }
+            id.truncate(length);
+            // The fields webauthn-rs gives a stored credential's descriptor (it keeps no
+            // transports), in the same form.
+            json!({
+                "type": "public-key",
+                "id": URL_SAFE_NO_PAD.encode(id),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoys_are_stable_per_user_and_differ_between_users_tenants_and_keys() {
+        let (key, other_key) = ([7u8; 32], [8u8; 32]);
+        let tenant = Uuid::from_u128(1);
+        let a = descriptors(&key, tenant, "alice");
+        assert_eq!(a, descriptors(&key, tenant, "alice"), "stable");
+        assert_ne!(a, descriptors(&key, tenant, "bob"));
+        assert_ne!(a, descriptors(&key, Uuid::from_u128(2), "alice"));
+        assert_ne!(a, descriptors(&other_key, tenant, "alice"));
+        let mut counts = [0usize; 3];
+        for n in 0..1000 {
+            let list = descriptors(&key, tenant, &format!("user-{n}"));
+            counts[list.len()] += 1;
+            for d in &list {
+                assert_eq!(d["type"], "public-key");
+                let id = URL_SAFE_NO_PAD
+                    .decode(d["id"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+                assert!(ID_LENGTHS.contains(&id.len()), "{d}");
+            }
+        }
+        assert_eq!(counts[0], 0, "never empty");
+        assert!(
+            counts[2] > 100 && counts[2] < 300,
+            "about one in five has two: {counts:?}"
+        );
+        assert_eq!(decode(&"ab".repeat(32)).ok(), Some([0xab; 32]));
+        assert!(decode("zz").is_err());
+    }
+}
