@@ -110,7 +110,7 @@ pub(crate) fn descriptors(key: &[u8; 32], tenant_id: Uuid, external_id: &str) ->
         external_id.as_bytes(),
     ];
     let shape = mac(key, &user);
-    let count = if shape[0] % 5 == 0 { 2 } else { 1 };
+    let count = if shape[0].is_multiple_of(5) { 2 } else { 1 };
     (0..count)
         .map(|i| {
             let length = ID_LENGTHS[usize::from(shape[1 + i] % 4)];
