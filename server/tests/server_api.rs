@@ -207,6 +207,41 @@ async fn sign_in(
     .await
 }
 
+/// A sign-in for `user` in which the client presents its passkey whatever the options list, as
+/// a tampered client would (the options offer it nothing: another user's passkeys, or decoys).
+async fn sign_in_presenting(
+    t: &TestServer,
+    tenant: Uuid,
+    user: &str,
+    passkeys: &mut SoftPasskeys,
+) -> Answer {
+    let options = send(
+        t,
+        Method::POST,
+        &format!("/api/client/v1/tenants/{tenant}/authentication/options"),
+        None,
+        Some(json!({ "user_id": user })),
+    )
+    .await;
+    assert!(
+        passkeys
+            .authenticate(ORIGIN, &options.body["publicKey"])
+            .is_err(),
+        "the options offer none of these passkeys"
+    );
+    let mut forged = options.body["publicKey"].clone();
+    forged["allowCredentials"] = json!([]);
+    let credential = passkeys.authenticate(ORIGIN, &forged).unwrap();
+    send(
+        t,
+        Method::POST,
+        &format!("/api/client/v1/tenants/{tenant}/authentication/verify"),
+        None,
+        Some(json!({ "ceremony_id": options.body["ceremony_id"], "credential": credential })),
+    )
+    .await
+}
+
 async fn validate(t: &TestServer, key: &str, token: &str) -> Answer {
     send(
         t,
@@ -841,32 +876,9 @@ async fn users_authenticators_and_revocation(backend: TestBackend) {
     assert_eq!(revoked.status, 204);
     let again = send(&t, Method::DELETE, &path, Some(&acme.key), None).await;
     assert_eq!(again.status, 204);
-    // Options for the user no longer list the revoked passkey (decoys stand in for it, so the
-    // phone finds nothing to use); presented anyway, it is refused.
-    let options = send(
-        &t,
-        Method::POST,
-        &format!("/api/client/v1/tenants/{}/authentication/options", acme.id),
-        None,
-        Some(json!({ "user_id": "user-1" })),
-    )
-    .await;
-    assert!(
-        phone
-            .authenticate(ORIGIN, &options.body["publicKey"])
-            .is_err()
-    );
-    let mut forged = options.body["publicKey"].clone();
-    forged["allowCredentials"] = json!([]);
-    let credential = phone.authenticate(ORIGIN, &forged).unwrap();
-    let refused = send(
-        &t,
-        Method::POST,
-        &format!("/api/client/v1/tenants/{}/authentication/verify", acme.id),
-        None,
-        Some(json!({ "ceremony_id": options.body["ceremony_id"], "credential": credential })),
-    )
-    .await;
+    // Options for the user no longer list the revoked passkey (decoys stand in for it);
+    // presented anyway, it is refused.
+    let refused = sign_in_presenting(&t, acme.id, "user-1", &mut phone).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert_eq!(refused.code(), "credential_revoked");
     let refused = sign_in(&t, acme.id, None, &mut phone).await;
@@ -945,25 +957,7 @@ async fn sign_in_tokens_validate_as_sign_in(backend: TestBackend) {
     // A sign-in for another user does not accept this user's passkey.
     let other = issue_ok(&t, &acme.key, "user-2", false).await;
     register(&t, &other, &mut SoftPasskeys::new()).await;
-    let options = send(
-        &t,
-        Method::POST,
-        &format!("/api/client/v1/tenants/{}/authentication/options", acme.id),
-        None,
-        Some(json!({ "user_id": "user-2" })),
-    )
-    .await;
-    let mut forged = options.body["publicKey"].clone();
-    forged["allowCredentials"] = json!([]);
-    let credential = phone.authenticate(ORIGIN, &forged).unwrap();
-    let refused = send(
-        &t,
-        Method::POST,
-        &format!("/api/client/v1/tenants/{}/authentication/verify", acme.id),
-        None,
-        Some(json!({ "ceremony_id": options.body["ceremony_id"], "credential": credential })),
-    )
-    .await;
+    let refused = sign_in_presenting(&t, acme.id, "user-2", &mut phone).await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.code(), "credential_unknown");
 }
