@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 both_backends!(
     browsers_may_call_from_exactly_the_tenants_web_origins,
-    client_calls_are_rate_limited_per_tenant_and_address
+    client_calls_are_rate_limited_per_tenant_and_address,
+    a_made_up_tenant_is_not_found_and_writes_nothing
 );
 
 const ORIGIN: &str = "https://shop.example.com";
@@ -218,4 +219,36 @@ async fn client_calls_are_rate_limited_per_tenant_and_address(backend: TestBacke
     // Another tenant from the same address has its own allowance.
     let res = call(&t, Method::POST, &path(other), Some(ORIGIN), None).await;
     assert_eq!(res.status(), 200);
+}
+
+/// Tenant IDs nobody issued, from a browser or not: `not_found` for every Client API path and
+/// preflight, and not a row written however many there are.
+async fn a_made_up_tenant_is_not_found_and_writes_nothing(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    tenant(&t, "Shop", ORIGIN).await;
+    let before = latchkey_core::testing::all_rows_as_text(&t.conn).await;
+    for _ in 0..25 {
+        let made_up = Uuid::new_v4();
+        for step in ["authentication/options", "authentication/verify"] {
+            let path = format!("/api/client/v1/tenants/{made_up}/{step}");
+            for (method, origin) in [
+                (Method::POST, Some(ORIGIN)),
+                (Method::OPTIONS, Some(ORIGIN)),
+                (Method::POST, Some("https://elsewhere.example")),
+                (Method::POST, None),
+            ] {
+                let res = call(&t, method.clone(), &path, origin, None).await;
+                assert_eq!(res.status(), 404, "{method} {path} from {origin:?}");
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(body["code"], "not_found", "{method} {path}");
+            }
+        }
+    }
+    assert_eq!(
+        latchkey_core::testing::all_rows_as_text(&t.conn).await,
+        before,
+        "nothing written"
+    );
 }

@@ -261,6 +261,16 @@ async fn active_authenticators(conn: &impl ConnectionTrait, user_pk: Uuid) -> Re
         .await?)
 }
 
+/// Whether a web origin may call the Client API for a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginVerdict {
+    Allowed,
+    Refused,
+    /// The path names a tenant that does not exist: `not_found`, before anything is counted or
+    /// written.
+    UnknownTenant,
+}
+
 /// What a Client API request is about, for deciding which web origins may call it.
 #[derive(Debug, Clone, Copy)]
 pub enum ClientScope<'a> {
@@ -277,11 +287,11 @@ impl EndUsers<'_> {
     /// Whether a browser page at `origin` may call the Client API for `scope` (CORS): exactly
     /// the web origins of the tenant. A token that names no tenant is judged like a preflight
     /// (any tenant with passkeys on), so that the browser can read the `token_invalid` answer.
-    pub async fn client_origin_allowed(
+    pub async fn client_origin(
         &self,
         scope: ClientScope<'_>,
-        origin: &str,
-    ) -> Result<bool> {
+        origin: Option<&str>,
+    ) -> Result<OriginVerdict> {
         use crate::passkey_config::Origin;
         let tenants = crate::tenants::Tenants::new(self.db, self.clock, self.configs);
         let tenant_id = match scope {
@@ -294,19 +304,34 @@ impl EndUsers<'_> {
         };
         // Whether passkeys are on is not CORS's business: a listed origin may read the
         // `passkeys_disabled` answer.
+        // No origin (an app, a server): only whether the tenant exists is asked.
         let allows = |config: &PasskeyConfig| {
-            config
-                .origins
-                .iter()
-                .any(|o| matches!(o, Origin::Web(web) if web == origin))
+            origin.is_none_or(|origin| {
+                config
+                    .origins
+                    .iter()
+                    .any(|o| matches!(o, Origin::Web(web) if web == origin))
+            })
+        };
+        let verdict = |allowed: bool| {
+            if allowed {
+                OriginVerdict::Allowed
+            } else {
+                OriginVerdict::Refused
+            }
         };
         match (scope, tenant_id) {
-            (_, Some(id)) => Ok(tenants
-                .passkey_config(id)
-                .await?
-                .is_some_and(|c| allows(&c))),
-            (ClientScope::Tenant(_), None) => Ok(false),
-            (_, None) => Ok(tenants.enabled_configs().await?.iter().any(allows)),
+            (ClientScope::Tenant(id), _) => Ok(match tenants.passkey_config(id).await? {
+                Some(config) => verdict(allows(&config)),
+                None => OriginVerdict::UnknownTenant,
+            }),
+            (_, Some(id)) => Ok(verdict(
+                tenants
+                    .passkey_config(id)
+                    .await?
+                    .is_some_and(|c| allows(&c)),
+            )),
+            (_, None) => Ok(verdict(tenants.enabled_configs().await?.iter().any(allows))),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! preflight carries no token yet — for an origin of any tenant with passkeys on. An actual
 //! request from an origin the tenant (of the path, or of the enrollment token) does not list is
 //! refused with `origin_mismatch` before anything runs; an allowed one gets
-//! `Access-Control-Allow-Origin` naming it.
+//! `Access-Control-Allow-Origin` naming it. A path naming a tenant that does not exist answers
+//! `not_found` (preflight or not), before the rate limit counts it and before anything is written.
 
 use axum::{
     extract::{Request, State},
@@ -13,7 +14,10 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use latchkey_core::{ErrorCode, Services, end_users::ClientScope};
+use latchkey_core::{
+    ErrorCode, Services,
+    end_users::{ClientScope, OriginVerdict},
+};
 use uuid::Uuid;
 
 use super::extract::bearer_of;
@@ -44,35 +48,47 @@ pub async fn client_cors(
     if !request.uri().path().starts_with(CLIENT_PREFIX) {
         return next.run(request).await;
     }
-    let Some(origin) = request
+    let origin = request
         .headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
-        return next.run(request).await;
-    };
+        .map(str::to_owned);
     let preflight = request.method() == Method::OPTIONS
         && request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let token = bearer_of(request.headers()).map(str::to_owned);
-    let allowed = match scope_of(request.uri().path(), preflight, token.as_deref()) {
+    let scope = scope_of(request.uri().path(), preflight, token.as_deref());
+    // Without `Origin` (an app, a server) only a tenant path is looked at: does the tenant exist.
+    let asked = match scope {
+        Some(scope @ ClientScope::Tenant(_)) => Some(scope),
+        Some(scope) if origin.is_some() => Some(scope),
+        None if origin.is_some() => None,
+        _ => return next.run(request).await,
+    };
+    let verdict = match asked {
         Some(scope) => match services
             .end_users()
-            .client_origin_allowed(scope, &origin)
+            .client_origin(scope, origin.as_deref())
             .await
         {
-            Ok(allowed) => allowed,
+            Ok(verdict) => verdict,
             Err(err) => {
                 tracing::error!(error = %err, "checking a client origin failed");
                 return Problem::new(ErrorCode::Internal, ErrorCode::Internal.title())
                     .into_response();
             }
         },
-        None => false,
+        None => OriginVerdict::Refused,
     };
-    if !allowed {
+    if verdict == OriginVerdict::UnknownTenant {
+        // Before the rate limit counts it and before anything is stored.
+        return Problem::new(ErrorCode::NotFound, "No such tenant.").into_response();
+    }
+    let Some(origin) = origin else {
+        return next.run(request).await;
+    };
+    if verdict == OriginVerdict::Refused {
         let mut refused = Problem::new(
             ErrorCode::OriginMismatch,
             "This origin is not one of the tenant's expected web origins.",
