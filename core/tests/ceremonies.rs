@@ -221,6 +221,15 @@ impl Fixture {
             .collect()
     }
 
+    /// The user's passkeys, as the owner sees them.
+    async fn passkeys(&self, user: &str) -> Vec<latchkey_core::end_users::AuthenticatorView> {
+        self.services
+            .end_users()
+            .authenticators(TenantCaller::Operator(&self.owner), self.tenant, user)
+            .await
+            .unwrap()
+    }
+
     async fn failures(&self) -> Vec<String> {
         self.services
             .audit()
@@ -633,12 +642,7 @@ async fn a_sign_count_that_goes_backwards_is_refused_and_flagged(backend: TestBa
         let ok = phone.authenticate(ORIGIN, &options.public_key).unwrap();
         f.finish(&options, &ok).await.unwrap();
     }
-    let list = f
-        .services
-        .end_users()
-        .authenticators(TenantCaller::Operator(&f.owner), f.tenant, "user-1")
-        .await
-        .unwrap();
+    let list = f.passkeys("user-1").await;
     assert_eq!(list[0].sign_count, 3);
     // A clone still at counter 1.
     let mut clone = phone.credentials()[0].clone();
@@ -648,12 +652,7 @@ async fn a_sign_count_that_goes_backwards_is_refused_and_flagged(backend: TestBa
         soft_passkey::assertion(&clone, flags::UP | flags::UV, &challenge(&options), ORIGIN);
     let err = f.finish(&options, &replayed).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::CounterRegressed);
-    let list = f
-        .services
-        .end_users()
-        .authenticators(TenantCaller::Operator(&f.owner), f.tenant, "user-1")
-        .await
-        .unwrap();
+    let list = f.passkeys("user-1").await;
     assert_eq!(list[0].sign_count, 3, "the counter is not moved back");
     assert!(
         list[0].counter_regressed_at.is_some(),
@@ -712,12 +711,7 @@ async fn concurrent_sign_ins_never_move_the_counter_back(backend: TestBackend) {
             !accepted.is_empty(),
             "round {round}: one assertion at least goes through"
         );
-        let list = f
-            .services
-            .end_users()
-            .authenticators(TenantCaller::Operator(&f.owner), f.tenant, "user-1")
-            .await
-            .unwrap();
+        let list = f.passkeys("user-1").await;
         assert_eq!(
             list[0].sign_count,
             i64::from(*accepted.iter().max().unwrap()),

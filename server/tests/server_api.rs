@@ -178,13 +178,7 @@ async fn register(t: &TestServer, token: &str, passkeys: &mut SoftPasskeys) -> A
     registration_verify(t, token, &options.body, passkeys).await
 }
 
-async fn sign_in(
-    t: &TestServer,
-    tenant: Uuid,
-    user: Option<&str>,
-    passkeys: &mut SoftPasskeys,
-) -> Answer {
-    let body = user.map_or_else(|| json!({}), |u| json!({ "user_id": u }));
+async fn authentication_options(t: &TestServer, tenant: Uuid, body: Value) -> Answer {
     let options = send(
         t,
         Method::POST,
@@ -194,9 +188,15 @@ async fn sign_in(
     )
     .await;
     assert_eq!(options.status, 200, "{}", options.body);
-    let credential = passkeys
-        .authenticate(ORIGIN, &options.body["publicKey"])
-        .unwrap();
+    options
+}
+
+async fn authentication_verify(
+    t: &TestServer,
+    tenant: Uuid,
+    options: &Answer,
+    credential: Value,
+) -> Answer {
     send(
         t,
         Method::POST,
@@ -207,6 +207,20 @@ async fn sign_in(
     .await
 }
 
+async fn sign_in(
+    t: &TestServer,
+    tenant: Uuid,
+    user: Option<&str>,
+    passkeys: &mut SoftPasskeys,
+) -> Answer {
+    let body = user.map_or_else(|| json!({}), |u| json!({ "user_id": u }));
+    let options = authentication_options(t, tenant, body).await;
+    let credential = passkeys
+        .authenticate(ORIGIN, &options.body["publicKey"])
+        .unwrap();
+    authentication_verify(t, tenant, &options, credential).await
+}
+
 /// A sign-in for `user` in which the client presents its passkey whatever the options list, as
 /// a tampered client would (the options offer it nothing: another user's passkeys, or decoys).
 async fn sign_in_presenting(
@@ -215,14 +229,7 @@ async fn sign_in_presenting(
     user: &str,
     passkeys: &mut SoftPasskeys,
 ) -> Answer {
-    let options = send(
-        t,
-        Method::POST,
-        &format!("/api/client/v1/tenants/{tenant}/authentication/options"),
-        None,
-        Some(json!({ "user_id": user })),
-    )
-    .await;
+    let options = authentication_options(t, tenant, json!({ "user_id": user })).await;
     assert!(
         passkeys
             .authenticate(ORIGIN, &options.body["publicKey"])
@@ -232,14 +239,7 @@ async fn sign_in_presenting(
     let mut forged = options.body["publicKey"].clone();
     forged["allowCredentials"] = json!([]);
     let credential = passkeys.authenticate(ORIGIN, &forged).unwrap();
-    send(
-        t,
-        Method::POST,
-        &format!("/api/client/v1/tenants/{tenant}/authentication/verify"),
-        None,
-        Some(json!({ "ceremony_id": options.body["ceremony_id"], "credential": credential })),
-    )
-    .await
+    authentication_verify(t, tenant, &options, credential).await
 }
 
 async fn validate(t: &TestServer, key: &str, token: &str) -> Answer {

@@ -185,24 +185,24 @@ impl EndUsers<'_> {
                 })
             }
             found => {
-                let revoked = match &found {
-                    Some((row, _)) => authenticator::Entity::find_by_id(row.authenticator_id)
-                        .filter(authenticator::Column::RevokedAt.is_not_null())
-                        .one(&txn)
-                        .await?
-                        .is_some(),
-                    None => false,
-                };
                 let (reason, code) = match found {
                     None => (InvalidReason::Unknown, ErrorCode::TokenInvalid),
                     Some((row, _)) if row.used_at.is_none() && row.expires_at <= now => {
                         (InvalidReason::Expired, ErrorCode::TokenExpired)
                     }
-                    Some((row, _)) if row.used_at.is_none() && revoked => (
-                        InvalidReason::AuthenticatorRevoked,
-                        ErrorCode::CredentialRevoked,
-                    ),
-                    // Used before, or by a concurrent validation that won the update.
+                    // Unused and unexpired, yet the update did not take it: its passkey was
+                    // revoked, or a concurrent validation won (then it is used now).
+                    Some((row, _)) if row.used_at.is_none() => {
+                        if authenticator_revoked(&txn, row.authenticator_id).await? {
+                            (
+                                InvalidReason::AuthenticatorRevoked,
+                                ErrorCode::CredentialRevoked,
+                            )
+                        } else {
+                            (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed)
+                        }
+                    }
+                    // Used before.
                     Some(_) => (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed),
                 };
                 audit::record_in(
@@ -229,4 +229,13 @@ impl EndUsers<'_> {
             .await?;
         Ok(deleted.rows_affected)
     }
+}
+
+/// Whether the authenticator a validation token names has been revoked.
+async fn authenticator_revoked(conn: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
+    Ok(authenticator::Entity::find_by_id(id)
+        .filter(authenticator::Column::RevokedAt.is_not_null())
+        .one(conn)
+        .await?
+        .is_some())
 }

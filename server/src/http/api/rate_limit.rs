@@ -94,8 +94,8 @@ impl FailedAuthLimiter {
         entry.1 = entry.1.saturating_add(1);
     }
 
-    /// How many sources are tracked (for tests).
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         self.windows
             .lock()
             .map(|w| w.by_source.len())
