@@ -58,6 +58,12 @@ impl From<latchkey_core::Error> for PortalError {
             && let Ok(status) = axum::http::StatusCode::from_u16(err.code().http_status())
         {
             response.set_status(status);
+            if let Some(seconds) = err.retry_after() {
+                response.insert_header(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(seconds),
+                );
+            }
         }
         Self {
             code: err.code().as_str().to_owned(),

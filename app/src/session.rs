@@ -2,12 +2,13 @@
 //! its rules — absolute and idle expiry, id rotation at sign-in, the request facts the audit log
 //! records. Shared by server functions and the server's page guard.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{extract::ConnectInfo, http::request::Parts};
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::{
-    Error, Services, audit::RequestMeta, authz::OperatorIdentity, sessions::OPERATOR_ID_KEY,
+    Error, Services, abuse::TrustedProxies, audit::RequestMeta, authz::OperatorIdentity,
+    sessions::OPERATOR_ID_KEY,
 };
 use tower_sessions::{Expiry, Session};
 use uuid::Uuid;
@@ -109,18 +110,19 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
-    let forwarded = parts
-        .extensions
-        .get::<TrustForwardedFor>()
-        .and_then(|_| parts.headers.get("x-forwarded-for"))
-        .and_then(|v| v.to_str().ok())
-        // The right-most entry is the one the trusted proxy appended itself.
-        .and_then(|v| v.rsplit(',').next())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+        .map(|ConnectInfo(addr)| addr.ip());
+    let client = peer.map(|peer| match parts.extensions.get::<Arc<TrustedProxies>>() {
+        Some(proxies) => proxies.client(
+            peer,
+            parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok()),
+        ),
+        None => peer,
+    });
     RequestMeta::new(
-        forwarded.or(peer),
+        client.map(|ip| ip.to_string()),
         parts
             .headers
             .get(axum::http::header::USER_AGENT)
@@ -134,7 +136,3 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
 #[derive(Debug, Clone)]
 pub struct SignedIn(pub OperatorIdentity);
 
-/// Request extension set by the server when `LATCHKEY_TRUST_FORWARDED_FOR` is on: a reverse
-/// proxy in front sets `X-Forwarded-For`, so that header (not the peer) names the client.
-#[derive(Debug, Clone, Copy)]
-pub struct TrustForwardedFor;

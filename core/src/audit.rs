@@ -142,6 +142,14 @@ impl AuditEntry {
         self.meta = meta;
         self
     }
+
+    /// The refusal's code, for a failed outcome.
+    pub fn outcome_code(&self) -> Option<ErrorCode> {
+        match self.outcome {
+            Outcome::Success => None,
+            Outcome::Failure(code) => Some(code),
+        }
+    }
 }
 
 /// A recorded event, as read back.
@@ -400,6 +408,35 @@ pub(crate) async fn record_in(
     };
     audit_event::Entity::insert(row).exec(conn).await?;
     Ok(())
+}
+
+/// Writes what `tally` counted since its last flush, one aggregated event per key, in one
+/// transaction; answers how many refusals they hold.
+pub(crate) async fn record_tally(
+    db: &sea_orm::DatabaseConnection,
+    clock: &dyn Clock,
+    tally: &crate::abuse::RefusalTally,
+) -> Result<u64> {
+    let (entries, dropped) = tally.take();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "refusals beyond the tally's key cap were counted only here"
+        );
+    }
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let counted = entries
+        .iter()
+        .filter_map(|e| e.details.as_ref()?.get("count")?.as_u64())
+        .sum();
+    let txn = crate::db::begin_write(db).await?;
+    for entry in entries {
+        record_in(&txn, clock, entry).await?;
+    }
+    txn.commit().await?;
+    Ok(counted)
 }
 
 /// Records a refused attempt: besides a consumed ceremony, the only write a refusal makes.

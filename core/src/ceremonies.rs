@@ -16,12 +16,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, Statement, sea_query::Expr,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use crate::{Clock, Error, ErrorCode, Result, entities::ceremony};
+use crate::{Clock, Error, ErrorCode, Result, abuse::{AbuseLimits, SourceKey}, entities::ceremony};
 
 /// What a ceremony is for; a ceremony of one kind can never finish another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub(crate) struct NewCeremony<S: Serialize> {
     pub state: S,
     pub context: Option<serde_json::Value>,
     pub ttl: Duration,
+    /// Where it was started from; a source holds a bounded number of unfinished ceremonies.
+    pub source: Option<SourceKey>,
 }
 
 /// A consumed ceremony, ready to be verified.
@@ -66,15 +69,16 @@ pub(crate) struct Consumed<S> {
 }
 
 pub(crate) async fn start<S: Serialize>(
-    conn: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     clock: &dyn Clock,
+    limits: &AbuseLimits,
     new: NewCeremony<S>,
 ) -> Result<Uuid> {
     let now = clock.now();
     let id = Uuid::new_v4();
     let state = serde_json::to_string(&new.state)
         .map_err(|e| Error::Internal(format!("serialising ceremony state: {e}")))?;
-    ceremony::Entity::insert(ceremony::ActiveModel {
+    let row = ceremony::ActiveModel {
         id: Set(id),
         tenant_id: Set(new.tenant_id),
         kind: Set(new.kind.as_str().to_owned()),
@@ -85,9 +89,50 @@ pub(crate) async fn start<S: Serialize>(
         created_at: Set(now),
         expires_at: Set(now + new.ttl),
         used_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+        source: Set(new.source.map(|s| s.to_string())),
+    };
+    let (Some(source), Some(cap)) = (new.source, limits.open_ceremonies_per_source) else {
+        ceremony::Entity::insert(row)
+            .exec_without_returning(db)
+            .await?;
+        return Ok(id);
+    };
+    // Counted and inserted in one transaction that holds the source's lock, so that concurrent
+    // starts cannot all see room for one more (PostgreSQL: an advisory lock per source, as READ
+    // COMMITTED would let each count the same rows; SQLite: the IMMEDIATE write lock).
+    let txn = crate::db::begin_write(db).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("latchkey.ceremony_source:{source}").into()],
+        ))
+        .await?;
+    }
+    let open = ceremony::Entity::find()
+        .select_only()
+        .column_as(ceremony::Column::Id.count(), "open")
+        .column_as(ceremony::Column::ExpiresAt.min(), "oldest")
+        .filter(ceremony::Column::Source.eq(source.to_string()))
+        .filter(ceremony::Column::ExpiresAt.gt(now))
+        .filter(ceremony::Column::UsedAt.is_null())
+        .into_tuple::<(i64, Option<DateTime<Utc>>)>()
+        .one(&txn)
+        .await?;
+    if let Some((count, Some(oldest))) = open
+        && count >= i64::from(cap)
+    {
+        return Err(Error::Throttled {
+            message: "Too many unfinished sign-ins and registrations from this address. Finish \
+                      one, or try again when one has expired."
+                .into(),
+            retry_after_seconds: u64::try_from((oldest - now).num_seconds()).unwrap_or(0) + 1,
+        });
+    }
+    ceremony::Entity::insert(row)
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
     Ok(id)
 }
 

@@ -164,6 +164,12 @@ pub enum Error {
     /// Any other spec-defined refusal, with a message safe to show the caller.
     #[error("{message}")]
     Refused { code: ErrorCode, message: String },
+    /// Too much from one source (`rate_limited`): it may try again in `retry_after_seconds`.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0}")]
@@ -194,6 +200,7 @@ impl Error {
             Self::Forbidden => ErrorCode::Forbidden,
             Self::NotFound => ErrorCode::NotFound,
             Self::Refused { code, .. } => *code,
+            Self::Throttled { .. } => ErrorCode::RateLimited,
             Self::Database(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -209,6 +216,17 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::InvalidRequest { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Seconds until a throttled caller may try again (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Throttled {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 //! The edges never touch entities or the database directly; they parse, authorize and call a
 //! service method.
 
+pub mod abuse;
 pub mod api_keys;
 pub mod audit;
 pub mod authz;

@@ -4,7 +4,9 @@ use sea_orm::DatabaseConnection;
 use url::Url;
 
 use crate::{
-    Clock, Result, SystemClock, audit::AuditLog, db::BackendKind, instance::Instance,
+    Clock, Result, SystemClock,
+    abuse::{AbuseLimits, RefusalTally},
+    audit::AuditLog, db::BackendKind, instance::Instance,
     operators::Operators, sessions::DbSessionStore, tenants::Tenants,
     webauthn_support::PortalRelyingParty,
 };
@@ -24,6 +26,8 @@ pub struct Services {
     configs: Arc<crate::config_cache::ConfigCache>,
     relying_parties: Arc<crate::end_users::RelyingParties>,
     decoys: Arc<crate::end_users::DecoyKey>,
+    limits: AbuseLimits,
+    refusals: Arc<RefusalTally>,
 }
 
 impl Services {
@@ -45,7 +49,15 @@ impl Services {
             configs: Arc::default(),
             relying_parties: Arc::default(),
             decoys: Arc::default(),
+            limits: AbuseLimits::default(),
+            refusals: Arc::default(),
         })
+    }
+
+    /// The same services with other bounds on anonymous writes (configuration).
+    pub fn with_limits(mut self, limits: AbuseLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn backend(&self) -> BackendKind {
@@ -74,7 +86,13 @@ impl Services {
     }
 
     pub fn operators(&self) -> Operators<'_> {
-        Operators::new(&self.db, self.clock.as_ref(), &self.portal)
+        Operators::new(
+            &self.db,
+            self.clock.as_ref(),
+            &self.portal,
+            &self.limits,
+            &self.refusals,
+        )
     }
 
     pub fn api_keys(&self) -> crate::api_keys::ApiKeys<'_> {
@@ -90,6 +108,8 @@ impl Services {
             &self.configs,
             &self.relying_parties,
             &self.decoys,
+            &self.limits,
+            &self.refusals,
         )
     }
 
@@ -124,6 +144,17 @@ impl Services {
     }
 
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.
+    /// Writes the refusals counted since the last flush as aggregated audit events (see
+    /// [`crate::abuse`]); answers how many refusals they hold.
+    pub async fn flush_refusals(&self) -> Result<u64> {
+        crate::audit::record_tally(&self.writer, self.clock.as_ref(), &self.refusals).await
+    }
+
+    /// Refusals counted and not yet written.
+    pub fn refusals_pending(&self) -> u64 {
+        self.refusals.pending()
+    }
+
     pub async fn close(&self) -> crate::Result<()> {
         self.writer.close_by_ref().await?;
         Ok(self.db.close_by_ref().await?)

@@ -10,6 +10,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{TimeDelta, TimeZone, Utc};
 use latchkey_core::{
     ErrorCode, ManualClock, Services,
+    abuse::AbuseLimits,
     audit::RequestMeta,
     authz::OperatorIdentity,
     both_backends,
@@ -34,7 +35,9 @@ both_backends!(
     sign_in_options_do_not_tell_which_users_exist,
     replayed_and_expired_ceremonies_are_refused,
     each_registration_check_refuses_and_keeps_the_token,
-    a_credential_id_registered_twice_is_refused
+    a_credential_id_registered_twice_is_refused,
+    one_source_holds_a_bounded_number_of_unfinished_ceremonies,
+    refusals_presenting_nothing_real_are_counted_not_written
 );
 
 const ORIGIN: &str = "https://shop.example.com";
@@ -171,7 +174,7 @@ impl Fixture {
     async fn options(&self, user: Option<&str>) -> ClientCeremony {
         self.services
             .end_users()
-            .begin_authentication(self.tenant, user)
+            .begin_authentication(self.tenant, user, RequestMeta::default())
             .await
             .unwrap()
     }
@@ -231,6 +234,8 @@ impl Fixture {
     }
 
     async fn failures(&self) -> Vec<String> {
+        // Refusals that presented nothing real are counted first, then written in aggregate.
+        self.services.flush_refusals().await.unwrap();
         self.services
             .audit()
             .recent(Some(self.tenant), 500)
@@ -756,7 +761,7 @@ async fn sign_in_options_do_not_tell_which_users_exist(backend: TestBackend) {
     let other = latchkey_core::testing::services(f.conn.clone(), Arc::new(f.clock.clone()));
     let elsewhere = other
         .end_users()
-        .begin_authentication(f.tenant, Some("nobody"))
+        .begin_authentication(f.tenant, Some("nobody"), RequestMeta::default())
         .await
         .unwrap();
     assert_eq!(allowed(&elsewhere), decoys, "stable across instances");
@@ -1029,4 +1034,159 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
     assert_eq!(xmin(&f.conn, passkey, authenticator).await, verified);
     let again = f.finish(&options, &response).await.unwrap_err();
     assert_eq!(again.code(), ErrorCode::CeremonyInvalid, "used up");
+}
+
+fn from_address(ip: &str) -> RequestMeta {
+    RequestMeta::new(Some(ip.into()), Some("Flood/1.0".into()))
+}
+
+async fn audit_rows(conn: &sea_orm::DatabaseConnection) -> usize {
+    all_rows_as_text(conn)
+        .await
+        .into_iter()
+        .filter(|(table, _)| table == "audit_events")
+        .count()
+}
+
+/// The one row an anonymous request can create is a ceremony, and one source (an IPv6 /64
+/// here) holds a bounded number of unfinished ones: across tenants' sign-ins, registrations and
+/// the portal, even when all are started at once (PostgreSQL: READ COMMITTED would let each
+/// count the same rows). Finishing one or waiting for one to expire makes room.
+async fn one_source_holds_a_bounded_number_of_unfinished_ceremonies(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    let token = f.token("user-2").await;
+    let cap = 5;
+    let services = f.services.clone().with_limits(AbuseLimits {
+        open_ceremonies_per_source: Some(cap),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..3 * cap {
+        let (services, tenant) = (services.clone(), f.tenant);
+        tasks.spawn(async move {
+            let meta = from_address(&format!("2001:db8:1:2::{i:x}"));
+            services
+                .end_users()
+                .begin_authentication(tenant, None, meta)
+                .await
+                .map_err(|e| (e.code(), e.retry_after()))
+        });
+    }
+    let (mut started, mut refused) = (Vec::new(), 0);
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(options) => started.push(options),
+            Err((code, retry_after)) => {
+                assert_eq!(code, ErrorCode::RateLimited);
+                let wait = retry_after.expect("a refusal says when to retry");
+                assert!((1..=301).contains(&wait), "retry after {wait} s");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((started.len(), refused), (cap as usize, 2 * cap));
+    // The same source is refused everywhere anonymous; another source is not.
+    let flood = from_address("2001:db8:1:2::ffff");
+    let register = services
+        .end_users()
+        .begin_registration(&token, flood.clone())
+        .await;
+    assert_eq!(register.err().map(|e| e.code()), Some(ErrorCode::RateLimited));
+    let portal = services.operators().begin_sign_in(&flood).await;
+    assert_eq!(portal.err().map(|e| e.code()), Some(ErrorCode::RateLimited));
+    let other = from_address("2001:db8:1:3::1");
+    services
+        .end_users()
+        .begin_authentication(f.tenant, None, other)
+        .await
+        .unwrap();
+    // Finishing one makes room for one.
+    let assertion = phone.authenticate(ORIGIN, &started[0].public_key).unwrap();
+    services
+        .end_users()
+        .finish_authentication(
+            f.tenant,
+            started[0].ceremony_id,
+            &assertion.to_string(),
+            flood.clone(),
+        )
+        .await
+        .unwrap();
+    services
+        .end_users()
+        .begin_authentication(f.tenant, None, flood.clone())
+        .await
+        .unwrap();
+    let full = services
+        .end_users()
+        .begin_authentication(f.tenant, None, flood.clone())
+        .await;
+    assert_eq!(full.err().map(|e| e.code()), Some(ErrorCode::RateLimited));
+    // So does waiting until they expire (the tenant's timeout, 300 s by default).
+    f.clock.advance(TimeDelta::seconds(301));
+    services
+        .end_users()
+        .begin_authentication(f.tenant, None, flood)
+        .await
+        .unwrap();
+}
+
+/// Refusals that present nothing real (an unparseable credential; an unknown or already used
+/// ceremony) write nothing when they happen: they are counted, and a flush writes one event
+/// per tenant, action and code with the count and the busiest sources. A refusal that uses up
+/// a live ceremony keeps its own event.
+async fn refusals_presenting_nothing_real_are_counted_not_written(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    let options = f.options(None).await;
+    let assertion = phone.authenticate(ORIGIN, &options.public_key).unwrap();
+    let before = audit_rows(&f.conn).await;
+    let users = f.services.end_users();
+    for i in 0..1000 {
+        let (ceremony, credential) = if i % 2 == 0 {
+            (Uuid::new_v4(), "{not json".to_owned())
+        } else {
+            (Uuid::new_v4(), assertion.to_string())
+        };
+        let ip = if i % 20 < 2 { "192.0.2.2" } else { "192.0.2.1" };
+        let refused = users
+            .finish_authentication(f.tenant, ceremony, &credential, from_address(ip))
+            .await;
+        assert!(refused.is_err_and(|e| !e.is_internal()));
+    }
+    assert_eq!(audit_rows(&f.conn).await, before, "nothing written yet");
+    assert_eq!(f.services.refusals_pending(), 1000);
+    assert_eq!(f.services.flush_refusals().await.unwrap(), 1000);
+    assert_eq!(audit_rows(&f.conn).await, before + 2);
+    let events = f.services.audit().recent(Some(f.tenant), 2).await.unwrap();
+    for event in &events {
+        let details = event.details.clone().unwrap();
+        assert_eq!(event.action, "user.signed_in");
+        assert_eq!(details["aggregated"], true);
+        assert_eq!(details["count"], 500);
+        assert_eq!(details["sources"][0]["source"], "192.0.2.1");
+        assert_eq!(details["sources"][0]["count"], 450);
+    }
+    let mut codes: Vec<_> = events.iter().filter_map(|e| e.error_code.clone()).collect();
+    codes.sort();
+    assert_eq!(codes, ["ceremony_invalid", "invalid_request"]);
+    // A refusal that uses up a live ceremony is an event of its own, at once…
+    let mut foreign = assertion.clone();
+    let unknown_id = URL_SAFE_NO_PAD.encode([7u8; 16]);
+    foreign["id"] = unknown_id.clone().into();
+    foreign["rawId"] = unknown_id.into();
+    let refused = f.finish(&options, &foreign).await;
+    assert_eq!(refused.err().map(|e| e.code()), Some(ErrorCode::CredentialUnknown));
+    assert_eq!(audit_rows(&f.conn).await, before + 3);
+    // … and presenting that ceremony again is only counted.
+    let replayed = f.finish(&options, &assertion).await;
+    assert_eq!(replayed.err().map(|e| e.code()), Some(ErrorCode::CeremonyInvalid));
+    assert_eq!(audit_rows(&f.conn).await, before + 3);
+    assert_eq!(f.services.refusals_pending(), 1);
 }

@@ -267,7 +267,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert_eq!(user.authenticator_count, 1);
     // The other passkey still signs in; the revoked one would not be offered at all.
     let options = users
-        .begin_authentication(f.tenant, Some("user-1"))
+        .begin_authentication(f.tenant, Some("user-1"), RequestMeta::default())
         .await
         .unwrap();
     let allowed = options.public_key["allowCredentials"].as_array().unwrap();
@@ -350,12 +350,12 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::PasskeysDisabled);
     let refused = users
-        .begin_authentication(f.tenant, None)
+        .begin_authentication(f.tenant, None, RequestMeta::default())
         .await
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::PasskeysDisabled);
     let unknown = users
-        .begin_authentication(Uuid::new_v4(), None)
+        .begin_authentication(Uuid::new_v4(), None, RequestMeta::default())
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), ErrorCode::NotFound);

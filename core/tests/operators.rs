@@ -411,7 +411,7 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
     let (admin, mut passkeys) = set_up(&f).await;
     let (grace, mut grace_passkeys) = invite(&f, "grace@example.com", false).await;
 
-    let options = f.services.operators().begin_sign_in().await.unwrap();
+    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     assert_eq!(options.public_key["rpId"], "localhost");
     assert!(
         options.public_key.get("allowCredentials").is_none()
@@ -435,7 +435,7 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
     assert_eq!(listed[0].last_used_at, Some(f.clock_now()));
 
     // The passkey decides who signs in.
-    let options = f.services.operators().begin_sign_in().await.unwrap();
+    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     let response = authenticate(&mut grace_passkeys, ORIGIN, &options);
     let signed_in = f
         .services
@@ -458,7 +458,7 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
             }),
         )
         .unwrap();
-    let options = f.services.operators().begin_sign_in().await.unwrap();
+    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     let response = authenticate(&mut stranger, ORIGIN, &options);
     assert_eq!(
         code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -486,7 +486,7 @@ async fn replayed_ceremonies_are_refused(backend: TestBackend) {
         return;
     };
     let (_, mut passkeys) = set_up(&f).await;
-    let options = f.services.operators().begin_sign_in().await.unwrap();
+    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     f.finish_sign_in(options.ceremony_id, &response)
         .await
@@ -497,7 +497,7 @@ async fn replayed_ceremonies_are_refused(backend: TestBackend) {
         ErrorCode::CeremonyInvalid
     );
     // The response to one challenge does not answer another.
-    let other = f.services.operators().begin_sign_in().await.unwrap();
+    let other = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     assert_eq!(
         code_of(f.finish_sign_in(other.ceremony_id, &response).await),
         ErrorCode::ChallengeMismatch
@@ -525,7 +525,7 @@ async fn expired_ceremonies_are_refused(backend: TestBackend) {
         return;
     };
     let (admin, mut passkeys) = set_up(&f).await;
-    let options = f.services.operators().begin_sign_in().await.unwrap();
+    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     f.clock.advance(TimeDelta::minutes(5));
     assert_eq!(
@@ -574,7 +574,7 @@ async fn responses_from_another_origin_are_refused(backend: TestBackend) {
         "http://localhost:3001",
         "https://localhost:3000",
     ] {
-        let options = f.services.operators().begin_sign_in().await.unwrap();
+        let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
         let response = authenticate(&mut passkeys, origin, &options);
         assert_eq!(
             code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -613,7 +613,7 @@ async fn user_verification_is_required(backend: TestBackend) {
 
     let (_, mut passkeys) = set_up(&f).await;
     passkeys.user_verified = false;
-    let options = f.services.operators().begin_sign_in().await.unwrap();
+    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     assert_eq!(
         code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -783,7 +783,7 @@ async fn operators_add_and_remove_passkeys_but_never_the_last(backend: TestBacke
         "the last passkey stays"
     );
     // The removed passkey no longer signs in; the new one does.
-    let options = ops.begin_sign_in().await.unwrap();
+    let options = ops.begin_sign_in(&RequestMeta::default()).await.unwrap();
     let response = authenticate(&mut phone, ORIGIN, &options);
     assert_eq!(
         code_of(
@@ -792,7 +792,7 @@ async fn operators_add_and_remove_passkeys_but_never_the_last(backend: TestBacke
         ),
         ErrorCode::CredentialUnknown
     );
-    let options = ops.begin_sign_in().await.unwrap();
+    let options = ops.begin_sign_in(&RequestMeta::default()).await.unwrap();
     let response = authenticate(&mut key, ORIGIN, &options);
     assert_eq!(
         ops.finish_sign_in(options.ceremony_id, &response, meta())
@@ -810,7 +810,7 @@ async fn expired_ceremonies_are_purged(backend: TestBackend) {
     };
     let (_, _) = set_up(&f).await;
     for _ in 0..3 {
-        f.services.operators().begin_sign_in().await.unwrap();
+        f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
     }
     assert_eq!(f.services.purge_expired_ceremonies().await.unwrap(), 0);
     f.clock.advance(TimeDelta::minutes(66));

@@ -15,6 +15,7 @@ mod m20261124_000006_end_users;
 mod m20261125_000007_support_console;
 mod m20261202_000008_level_and_bound;
 mod m20261202_000009_instance_keys;
+mod m20261202_000010_ceremony_sources;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_support_console::Migration),
             Box::new(m20261202_000008_level_and_bound::Migration),
             Box::new(m20261202_000009_instance_keys::Migration),
+            Box::new(m20261202_000010_ceremony_sources::Migration),
         ]
     }
 }

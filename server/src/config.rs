@@ -4,7 +4,10 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use latchkey_core::db::{DatabaseUrl, DbOptions, SqliteDurability};
+use latchkey_core::{
+    abuse::{AbuseLimits, TrustedProxies},
+    db::{DatabaseUrl, DbOptions, SqliteDurability},
+};
 use url::Url;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/latchkey.db?mode=rwc";
@@ -168,16 +171,18 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// Behind a reverse proxy: record the client address from `X-Forwarded-For` (its right-most
-    /// entry) in the audit log instead of the proxy's. Only enable when a proxy always sets it.
+    /// The reverse proxies in front, as a comma-separated list of addresses and CIDR networks
+    /// (`10.0.0.0/8,192.0.2.1`). A request from one of them is attributed to the client its
+    /// `X-Forwarded-For` names (the right-most address that is not itself a trusted proxy), in
+    /// the audit log and the rate limits. Empty: the header is ignored.
     #[arg(
         long,
-        env = "LATCHKEY_TRUST_FORWARDED_FOR", hide_env_values = true,
-        default_value_t = false,
-        action = clap::ArgAction::Set,
+        env = "LATCHKEY_TRUSTED_PROXIES", hide_env_values = true,
+        default_value = "",
+        value_parser = TrustedProxies::parse,
         global = true
     )]
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: TrustedProxies,
 
     /// Client API requests per second allowed per tenant and source address (bursts of twice
     /// that); beyond, `429 rate_limited` with `Retry-After`. 0 turns the limit off.
@@ -188,6 +193,27 @@ pub struct Config {
         global = true
     )]
     pub client_rate_limit: u32,
+
+    /// Requests per second allowed per source address (an IPv6 /64) on all anonymous endpoints
+    /// together: every tenant's Client API and the portal's sign-in and setup (bursts of twice
+    /// that). 0 turns the limit off.
+    #[arg(
+        long,
+        env = "LATCHKEY_SOURCE_RATE_LIMIT",
+        default_value_t = 50,
+        global = true
+    )]
+    pub source_rate_limit: u32,
+
+    /// Unfinished ceremonies (sign-ins and registrations started, not finished, not expired)
+    /// one source address may hold; beyond, options answer `rate_limited`. 0 turns it off.
+    #[arg(
+        long,
+        env = "LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS",
+        default_value_t = AbuseLimits::DEFAULT_OPEN_CEREMONIES_PER_SOURCE,
+        global = true
+    )]
+    pub open_ceremonies_per_address: u32,
 }
 
 /// Every variable the binary reads; anything else starting with `LATCHKEY_` is most likely a typo
@@ -200,8 +226,10 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_SQLITE_SYNCHRONOUS",
     "LATCHKEY_DATABASE_MAX_CONNECTIONS",
     "LATCHKEY_LOG_FORMAT",
-    "LATCHKEY_TRUST_FORWARDED_FOR",
+    "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_CLIENT_RATE_LIMIT",
+    "LATCHKEY_SOURCE_RATE_LIMIT",
+    "LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS",
 ];
 
 pub fn unknown_env_vars() -> Vec<String> {
@@ -233,6 +261,14 @@ impl Config {
             url: self.database_url.clone(),
             max_connections: self.database_max_connections,
             sqlite_durability: self.sqlite_synchronous,
+        }
+    }
+
+    /// The configured bounds on anonymous writes.
+    pub fn abuse_limits(&self) -> AbuseLimits {
+        AbuseLimits {
+            open_ceremonies_per_source: (self.open_ceremonies_per_address > 0)
+                .then_some(self.open_ceremonies_per_address),
         }
     }
 

@@ -83,6 +83,28 @@ fn spawn_housekeeping(services: Services) -> JoinHandle<()> {
     })
 }
 
+/// How often counted refusals are written as aggregated audit events (`latchkey_core::abuse`).
+const REFUSAL_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn spawn_refusal_flush(services: Services) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFUSAL_FLUSH_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            flush_refusals(&services).await;
+        }
+    })
+}
+
+async fn flush_refusals(services: &Services) {
+    match services.flush_refusals().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(refusals = n, "refused anonymous attempts audited in aggregate"),
+        Err(err) => tracing::warn!(error = %err, "auditing counted refusals failed"),
+    }
+}
+
 /// A server accepting connections in the background.
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -141,6 +163,7 @@ pub async fn start(
              build them with `cargo leptos build` or set LATCHKEY_SITE_ROOT"
         );
     }
+    let services = services.with_limits(config.abuse_limits());
     let state = AppState {
         leptos_options: leptos_options(config, &site_root),
         services: services.clone(),
@@ -149,8 +172,11 @@ pub async fn start(
         state,
         crate::http::EdgeOptions {
             https: config.public_url.scheme() == "https",
-            trust_forwarded_for: config.trust_forwarded_for,
-            client_rate_limit: config.client_rate_limit,
+            trusted_proxies: config.trusted_proxies.clone(),
+            rates: crate::http::anonymous_limit::Rates {
+                per_source: config.source_rate_limit,
+                per_tenant_and_source: config.client_rate_limit,
+            },
         },
     );
 
@@ -172,6 +198,7 @@ pub async fn start(
     let (stop, stopped) = oneshot::channel::<()>();
     let housekeeping = spawn_housekeeping(services.clone());
     let statistics = services.spawn_statistics_refresh();
+    let refusals = spawn_refusal_flush(services.clone());
     let task = tokio::spawn(async move {
         let signal = async move {
             tokio::select! {
@@ -195,6 +222,8 @@ pub async fn start(
         .await;
         housekeeping.abort();
         statistics.abort();
+        refusals.abort();
+        flush_refusals(&services).await;
         if let Err(err) = services.close().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }

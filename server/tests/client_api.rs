@@ -1,6 +1,7 @@
 //! The Client API's edge over HTTP, on both databases: CORS for exactly the tenant's web
-//! origins (preflights and actual requests; apps without `Origin` pass), and the per-tenant,
-//! per-address rate limit.
+//! origins (preflights and actual requests; apps without `Origin` pass), the rate limits (per
+//! tenant and address; per address across tenants and the portal), and the bound on what
+//! anonymous requests write.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 mod common;
@@ -17,7 +18,9 @@ use uuid::Uuid;
 both_backends!(
     browsers_may_call_from_exactly_the_tenants_web_origins,
     client_calls_are_rate_limited_per_tenant_and_address,
-    a_made_up_tenant_is_not_found_and_writes_nothing
+    a_made_up_tenant_is_not_found_and_writes_nothing,
+    one_address_is_limited_across_tenants_and_the_portal,
+    a_thousand_anonymous_requests_write_a_bounded_number_of_rows
 );
 
 const ORIGIN: &str = "https://shop.example.com";
@@ -251,4 +254,94 @@ async fn a_made_up_tenant_is_not_found_and_writes_nothing(backend: TestBackend) 
         before,
         "nothing written"
     );
+}
+
+/// Many tenants do not multiply what one address may send: one budget covers every tenant's
+/// Client API and the portal's anonymous functions, which answer as a server function fails.
+async fn one_address_is_limited_across_tenants_and_the_portal(backend: TestBackend) {
+    let Some(t) = TestServer::start_with(
+        backend,
+        &["--client-rate-limit", "0", "--source-rate-limit", "2"],
+    )
+    .await
+    else {
+        return;
+    };
+    let shop = tenant(&t, "Shop", ORIGIN).await;
+    let other = tenant(&t, "Other", ORIGIN).await;
+    let path = |id: Uuid| format!("/api/client/v1/tenants/{id}/authentication/options");
+    for id in [shop, other, shop, other] {
+        let res = call(&t, Method::POST, &path(id), Some(ORIGIN), None).await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = call(&t, Method::POST, &path(other), Some(ORIGIN), None).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(allow_origin(&res).as_deref(), Some(ORIGIN));
+    let portal = t
+        .http
+        .post(t.url("/portal/api/begin_sign_in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(portal.status(), 429);
+    assert!(portal.headers().contains_key("retry-after"));
+    let body: Value = portal.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+async fn row_counts(t: &TestServer) -> (usize, usize) {
+    let rows = latchkey_core::testing::all_rows_as_text(&t.conn).await;
+    let count = |name: &str| rows.iter().filter(|(table, _)| table == name).count();
+    (count("ceremonies"), count("audit_events"))
+}
+
+/// The bound the abuse rules promise (`latchkey_core::abuse`), measured over HTTP with the
+/// request limits off: a thousand anonymous requests from one address — options that are never
+/// finished and verifies presenting nothing real — leave at most the open-ceremony cap (100) of
+/// ceremonies and no audit row until the minute's aggregate, which is one row per code.
+async fn a_thousand_anonymous_requests_write_a_bounded_number_of_rows(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let shop = tenant(&t, "Shop", ORIGIN).await;
+    let (ceremonies_before, audit_before) = row_counts(&t).await;
+    let (mut served, mut limited) = (0, 0);
+    for i in 0..1000 {
+        let res = if i % 2 == 0 {
+            call(
+                &t,
+                Method::POST,
+                &format!("/api/client/v1/tenants/{shop}/authentication/options"),
+                Some(ORIGIN),
+                None,
+            )
+            .await
+        } else {
+            t.http
+                .post(t.url(&format!(
+                    "/api/client/v1/tenants/{shop}/authentication/verify"
+                )))
+                .json(&serde_json::json!({
+                    "ceremony_id": Uuid::new_v4(),
+                    "credential": {"id": "x", "rawId": "x", "type": "public-key"},
+                }))
+                .send()
+                .await
+                .unwrap()
+        };
+        match res.status().as_u16() {
+            200 => served += 1,
+            429 => limited += 1,
+            400 => {}
+            other => panic!("request {i}: unexpected {other}"),
+        }
+    }
+    let (ceremonies, audit) = row_counts(&t).await;
+    assert_eq!((served, limited), (100, 400), "options served, then limited");
+    assert_eq!(ceremonies - ceremonies_before, 100, "ceremony rows written");
+    assert_eq!(audit - audit_before, 0, "audit rows written before the aggregate");
+    t.services.flush_refusals().await.unwrap();
+    let (_, audit) = row_counts(&t).await;
+    assert_eq!(audit - audit_before, 1, "one aggregated refusal event");
 }

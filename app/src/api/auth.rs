@@ -97,7 +97,13 @@ pub async fn finish_enrollment(ceremony_id: String, credential: String) -> Resul
 #[server(prefix = "/portal/api", endpoint = "begin_sign_in")]
 pub async fn begin_sign_in() -> Result<CeremonyView, PortalError> {
     let request = crate::state::request()?;
-    CeremonyView::try_from(request.services.operators().begin_sign_in().await?)
+    CeremonyView::try_from(
+        request
+            .services
+            .operators()
+            .begin_sign_in(&request.meta)
+            .await?,
+    )
 }
 
 #[server(prefix = "/portal/api", endpoint = "finish_sign_in")]

@@ -27,6 +27,7 @@ use super::{
 };
 use crate::{
     Error, ErrorCode, Result,
+    abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
     ceremonies::{self, CeremonyKey, CeremonyKind},
     entities::{authenticator, end_user},
@@ -78,6 +79,7 @@ impl EndUsers<'_> {
         &self,
         tenant_id: Uuid,
         external_id: Option<&str>,
+        meta: RequestMeta,
     ) -> Result<ClientCeremony> {
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
@@ -128,6 +130,7 @@ impl EndUsers<'_> {
             None,
             state,
             public_key,
+            SourceKey::of_request(&meta),
         )
         .await
     }
@@ -141,6 +144,8 @@ impl EndUsers<'_> {
         credential_json: &str,
         meta: RequestMeta,
     ) -> Result<String> {
+        // An unknown tenant (or one with passkeys off) is answered before anything is counted.
+        self.enabled_config(tenant_id).await?;
         let mut attempt = Attempt::default();
         let result = self
             .authenticate(tenant_id, ceremony_id, credential_json, &meta, &mut attempt)

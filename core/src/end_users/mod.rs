@@ -44,6 +44,7 @@ pub use validation::{
 
 use crate::{
     Clock, Error, ErrorCode, Result,
+    abuse::{AbuseLimits, RefusalTally, SourceKey},
     api_keys::ApiKeyPrincipal,
     audit::Actor,
     authz::{self, OperatorIdentity, Permission},
@@ -98,6 +99,8 @@ pub struct EndUsers<'a> {
     configs: &'a ConfigCache,
     relying_parties: &'a Arc<RelyingParties>,
     decoys: &'a DecoyKey,
+    limits: &'a AbuseLimits,
+    refusals: &'a RefusalTally,
 }
 
 impl<'a> EndUsers<'a> {
@@ -108,6 +111,8 @@ impl<'a> EndUsers<'a> {
         configs: &'a ConfigCache,
         relying_parties: &'a Arc<RelyingParties>,
         decoys: &'a DecoyKey,
+        limits: &'a AbuseLimits,
+        refusals: &'a RefusalTally,
     ) -> Self {
         Self {
             db,
@@ -116,6 +121,8 @@ impl<'a> EndUsers<'a> {
             configs,
             relying_parties,
             decoys,
+            limits,
+            refusals,
         }
     }
 
@@ -131,10 +138,12 @@ impl<'a> EndUsers<'a> {
         token_id: Option<Uuid>,
         state: S,
         public_key: serde_json::Value,
+        source: Option<SourceKey>,
     ) -> Result<ClientCeremony> {
         let ceremony_id = crate::ceremonies::start(
             self.writer,
             self.clock,
+            self.limits,
             crate::ceremonies::NewCeremony {
                 tenant_id: Some(tenant_id),
                 kind,
@@ -143,6 +152,7 @@ impl<'a> EndUsers<'a> {
                 state,
                 context: Some(serde_json::json!({ "config_version": config.version })),
                 ttl: chrono::Duration::seconds(i64::from(config.timeout_seconds)),
+                source,
             },
         )
         .await?;
@@ -155,7 +165,8 @@ impl<'a> EndUsers<'a> {
     /// Records a refused ceremony step in one transaction with the only writes a refusal makes
     /// (spec, Errors): the ceremony it presented is used up (one attempt per challenge) and the
     /// refusal audited — plus, for a passkey whose counter went backwards, the flag support sees.
-    /// Internal failures are not the caller's doing: the edge logs them, nothing is written.
+    /// A refusal that presented no live ceremony is only counted (`crate::abuse`). Internal
+    /// failures are not the caller's doing: the edge logs them, nothing is written.
     async fn record_refused_step<T>(
         &self,
         result: &Result<T>,
@@ -165,7 +176,15 @@ impl<'a> EndUsers<'a> {
     ) -> Result<()> {
         use crate::entities::authenticator;
         use sea_orm::sea_query::Expr;
-        if !result.as_ref().is_err_and(|e| !e.is_internal()) {
+        let Err(err) = result else {
+            return Ok(());
+        };
+        if err.is_internal() {
+            return Ok(());
+        }
+        if ceremony.is_none() && counter_regressed.is_none() {
+            // Nothing real was presented: counted, not a row each (see `crate::abuse`).
+            self.refusals.count(&entry, err.code(), self.clock.now());
             return Ok(());
         }
         let txn = crate::db::begin_write(self.writer).await?;

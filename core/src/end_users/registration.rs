@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     Error, ErrorCode, Result,
+    abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
     ceremonies::{self, CeremonyKey, CeremonyKind},
     entities::{authenticator, end_user, enrollment_token},
@@ -171,7 +172,9 @@ impl EndUsers<'_> {
         meta: RequestMeta,
     ) -> Result<ClientCeremony> {
         let token = enrollment::find(self.db, enrollment_token).await?;
-        let result = self.registration_options(token.clone()).await;
+        let result = self
+            .registration_options(token.clone(), SourceKey::of_request(&meta))
+            .await;
         self.audit_redemption(token.as_ref(), "registration.started", &result, None, &meta)
             .await?;
         result
@@ -180,6 +183,7 @@ impl EndUsers<'_> {
     async fn registration_options(
         &self,
         token: Option<enrollment_token::Model>,
+        source: Option<SourceKey>,
     ) -> Result<ClientCeremony> {
         let Redeemable { token, user } =
             enrollment::redeemable(self.db, self.clock, token, ScopeCheck::Now).await?;
@@ -226,6 +230,7 @@ impl EndUsers<'_> {
             Some(token.id),
             state,
             public_key,
+            source,
         )
         .await
     }

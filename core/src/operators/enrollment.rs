@@ -82,11 +82,15 @@ impl Operators<'_> {
         credential_json: &str,
         meta: RequestMeta,
     ) -> Result<OperatorIdentity> {
-        let result = self.enroll(ceremony_id, credential_json, &meta).await;
+        let mut consumed = false;
+        let result = self
+            .enroll(ceremony_id, credential_json, &meta, &mut consumed)
+            .await;
         let entry = AuditEntry::new(Actor::Anonymous, "operator.enrollment")
             .target("ceremony", ceremony_id.to_string())
             .meta(meta);
-        audit::record_refusal(self.db, self.clock, &result, entry).await?;
+        self.record_anonymous_refusal(&result, consumed, entry)
+            .await?;
         result
     }
 
@@ -95,6 +99,7 @@ impl Operators<'_> {
         ceremony_id: Uuid,
         credential_json: &str,
         meta: &RequestMeta,
+        was_consumed: &mut bool,
     ) -> Result<OperatorIdentity> {
         let credential: RegisterPublicKeyCredential =
             crate::webauthn_support::parse_credential(credential_json)?;
@@ -106,6 +111,7 @@ impl Operators<'_> {
             CeremonyKind::PortalRegistration,
         )
         .await?;
+        *was_consumed = true;
         let (Some(token_id), Some(context), Some(subject)) = (
             consumed.token_id,
             consumed.context.clone(),

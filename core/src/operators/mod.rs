@@ -23,6 +23,7 @@ pub use passkeys::PasskeyInfo;
 pub use tokens::{Inviter, IssuedToken, TokenInfo, TokenPurpose};
 
 use crate::{
+    abuse::{AbuseLimits, RefusalTally},
     Clock, Result,
     audit::{self, AuditEntry},
     authz::OperatorIdentity,
@@ -51,6 +52,8 @@ pub struct Operators<'a> {
     db: &'a DatabaseConnection,
     clock: &'a dyn Clock,
     rp: &'a PortalRelyingParty,
+    limits: &'a AbuseLimits,
+    refusals: &'a RefusalTally,
 }
 
 impl<'a> Operators<'a> {
@@ -58,8 +61,34 @@ impl<'a> Operators<'a> {
         db: &'a DatabaseConnection,
         clock: &'a dyn Clock,
         rp: &'a PortalRelyingParty,
+        limits: &'a AbuseLimits,
+        refusals: &'a RefusalTally,
     ) -> Self {
-        Self { db, clock, rp }
+        Self {
+            db,
+            clock,
+            rp,
+            limits,
+            refusals,
+        }
+    }
+
+    /// Audits a refused anonymous step (sign-in, enrollment): its own event once it used up a
+    /// live ceremony; otherwise only counted, without the caller's claims (`crate::abuse`).
+    async fn record_anonymous_refusal<T>(
+        &self,
+        result: &Result<T>,
+        consumed_ceremony: bool,
+        mut entry: AuditEntry,
+    ) -> Result<()> {
+        match result {
+            Err(err) if !err.is_internal() && !consumed_ceremony => {
+                entry.target = None;
+                self.refusals.count(&entry, err.code(), self.clock.now());
+                Ok(())
+            }
+            _ => crate::audit::record_refusal(self.db, self.clock, result, entry).await,
+        }
     }
 
     /// The operator behind a session, if they still exist and are not disabled. Read on every

@@ -14,6 +14,7 @@ use webauthn_rs::prelude::{
 
 use super::{CeremonyOptions, Operators, ceremony_ttl};
 use crate::{
+    abuse::AbuseLimits,
     Clock, Error, ErrorCode, Result,
     audit::{self, AuditEntry, RequestMeta},
     authz::OperatorIdentity,
@@ -68,9 +69,11 @@ pub(super) async fn start_registration(
         selection.insert("residentKey".into(), "required".into());
         selection.insert("requireResidentKey".into(), true.into());
     }
+    // Token-gated (setup, invitation) or signed in: not counted against a source.
     let ceremony_id = ceremonies::start(
         db,
         clock,
+        &AbuseLimits::default(),
         NewCeremony {
             tenant_id: None,
             kind: CeremonyKind::PortalRegistration,
@@ -79,6 +82,7 @@ pub(super) async fn start_registration(
             state,
             context,
             ttl: ceremony_ttl(),
+            source: None,
         },
     )
     .await?;

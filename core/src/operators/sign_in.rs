@@ -10,6 +10,7 @@ use super::{
 };
 use crate::{
     Error, ErrorCode, Result,
+    abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
     authz::OperatorIdentity,
     ceremonies::{self, CeremonyKind, NewCeremony},
@@ -24,10 +25,19 @@ fn unknown_credential() -> Error {
     )
 }
 
+/// What a sign-in attempt got to, for its refusal's audit.
+#[derive(Default)]
+struct Attempt {
+    /// A live ceremony was used up: the refusal gets its own event.
+    consumed: bool,
+    /// The operator the authenticator named.
+    claimed: Option<Uuid>,
+}
+
 impl Operators<'_> {
     /// Options for a discoverable-credential sign-in. The page decides whether to run them as a
     /// modal request (button) or a conditional one (autofill).
-    pub async fn begin_sign_in(&self) -> Result<CeremonyOptions> {
+    pub async fn begin_sign_in(&self, meta: &RequestMeta) -> Result<CeremonyOptions> {
         let (options, state) = self
             .rp
             .webauthn()
@@ -37,6 +47,7 @@ impl Operators<'_> {
         let ceremony_id = ceremonies::start(
             self.db,
             self.clock,
+            self.limits,
             NewCeremony::<DiscoverableAuthentication> {
                 tenant_id: None,
                 kind: CeremonyKind::PortalAuthentication,
@@ -45,6 +56,7 @@ impl Operators<'_> {
                 state,
                 context: None,
                 ttl: ceremony_ttl(),
+                source: SourceKey::of_request(meta),
             },
         )
         .await?;
@@ -61,15 +73,16 @@ impl Operators<'_> {
         credential_json: &str,
         meta: RequestMeta,
     ) -> Result<OperatorIdentity> {
-        let mut claimed = None;
+        let mut attempt = Attempt::default();
         let result = self
-            .sign_in(ceremony_id, credential_json, &meta, &mut claimed)
+            .sign_in(ceremony_id, credential_json, &meta, &mut attempt)
             .await;
         let mut entry = AuditEntry::new(Actor::Anonymous, "operator.signed_in").meta(meta);
-        if let Some(operator_id) = claimed {
+        if let Some(operator_id) = attempt.claimed {
             entry = entry.target("operator", operator_id.to_string());
         }
-        audit::record_refusal(self.db, self.clock, &result, entry).await?;
+        self.record_anonymous_refusal(&result, attempt.consumed, entry)
+            .await?;
         result
     }
 
@@ -78,7 +91,7 @@ impl Operators<'_> {
         ceremony_id: Uuid,
         credential_json: &str,
         meta: &RequestMeta,
-        claimed: &mut Option<Uuid>,
+        attempt: &mut Attempt,
     ) -> Result<OperatorIdentity> {
         let credential: PublicKeyCredential = parse_credential(credential_json)?;
         let consumed = ceremonies::consume::<DiscoverableAuthentication>(
@@ -89,12 +102,13 @@ impl Operators<'_> {
             CeremonyKind::PortalAuthentication,
         )
         .await?;
+        attempt.consumed = true;
         let (operator_id, credential_id) = self
             .rp
             .webauthn()
             .identify_discoverable_authentication(&credential)
             .map_err(|_| unknown_credential())?;
-        *claimed = Some(operator_id);
+        attempt.claimed = Some(operator_id);
         let key = credential_key(credential_id);
 
         // The passkey must belong to the operator the authenticator names, who must be active.

@@ -1,6 +1,7 @@
 //! The HTTP edge: one router merging the per-area routers, the portal's pages and server
 //! functions, static assets, and the cross-cutting layers (request log, compression).
 
+pub mod anonymous_limit;
 pub mod api;
 mod guards;
 mod health;
@@ -26,14 +27,14 @@ use tower_http::{
 use tracing::Span;
 
 /// Deployment facts the edge needs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct EdgeOptions {
     /// The public URL is https: browsers get Strict-Transport-Security and `Secure` cookies.
     pub https: bool,
-    /// A reverse proxy in front sets `X-Forwarded-For`; the audit log records its client address.
-    pub trust_forwarded_for: bool,
-    /// Client API requests per second per tenant and source address (0: unlimited).
-    pub client_rate_limit: u32,
+    /// The reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: latchkey_core::abuse::TrustedProxies,
+    /// Requests per second on anonymous endpoints (see [`anonymous_limit`]).
+    pub rates: anonymous_limit::Rates,
 }
 
 /// The portal's routes, listed once per process. Listing them sets a process-wide flag under
@@ -50,6 +51,7 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
         move || provide_context(state.clone())
     };
 
+    let limiter = anonymous_limit::AnonymousLimiter::new(options.rates);
     let mut router = Router::new()
         .merge(health::router())
         .merge(support::portal_router())
@@ -67,19 +69,21 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
             state.services.sessions(),
             options.https,
         ))
+        // Before the session store: a flood of anonymous sign-in attempts is refused first.
+        .layer(axum::middleware::from_fn(anonymous_limit::limit_portal))
+        .layer(axum::Extension(limiter.clone()))
         // Outermost of the portal's guards: a forged cross-site request never reaches the
         // session store.
         .layer(axum::middleware::from_fn(guards::same_origin_only))
         // The APIs authenticate with bearer credentials, not the portal's session cookie: they
         // sit outside the portal's session layer and page guard.
-        .merge(api::router(
-            state.services.clone(),
-            options.client_rate_limit,
-        ))
+        .merge(api::router(state.services.clone(), limiter))
         .merge(sdk_router(&state.leptos_options.site_root))
         .merge(support::public_router());
-    if options.trust_forwarded_for {
-        router = router.layer(axum::Extension(app::session::TrustForwardedFor));
+    if !options.trusted_proxies.is_empty() {
+        router = router.layer(axum::Extension(std::sync::Arc::new(
+            options.trusted_proxies.clone(),
+        )));
     }
     for (name, value) in guards::default_headers(options.https) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));

@@ -83,6 +83,12 @@ impl IntoResponse for ApiError {
         }
         let mut problem = Problem::new(self.0.code(), self.0.public_message());
         problem.field = self.0.field().map(str::to_owned);
-        problem.into_response()
+        let mut response = problem.into_response();
+        if let Some(seconds) = self.0.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

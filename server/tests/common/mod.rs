@@ -31,7 +31,11 @@ impl TestServer {
     /// loudly by [`TestDb`]).
     pub async fn start(backend: TestBackend) -> Option<Self> {
         // Tests fire many Client API calls from one address; the limit has its own test.
-        Self::start_with(backend, &["--client-rate-limit", "0"]).await
+        Self::start_with(
+            backend,
+            &["--client-rate-limit", "0", "--source-rate-limit", "0"],
+        )
+        .await
     }
 
     /// Like [`Self::start`], with extra command-line options.

@@ -184,16 +184,18 @@ pub struct AuthenticationOptionsRequest {
                 "allowCredentials": [], "userVerification": "preferred"}})),
         (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests, or too many unfinished ceremonies, from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 async fn authentication_options(
     State(services): State<Services>,
     ApiPath(tenant_id): ApiPath<Uuid>,
+    Meta(meta): Meta,
     ApiJson(body): ApiJson<AuthenticationOptionsRequest>,
 ) -> Result<Json<CeremonyResponse>, ApiError> {
     let ceremony = services
         .end_users()
-        .begin_authentication(tenant_id, body.user_id.as_deref())
+        .begin_authentication(tenant_id, body.user_id.as_deref(), meta)
         .await?;
     Ok(Json(ceremony.into()))
 }
@@ -225,6 +227,7 @@ pub struct TokenResponse {
         (status = 401, description = "`credential_unknown`, `credential_revoked`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests, or too many unfinished ceremonies, from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 async fn authentication_verify(

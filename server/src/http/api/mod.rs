@@ -4,7 +4,6 @@
 
 mod auth;
 mod client_api;
-mod client_limit;
 mod cors;
 mod extract;
 pub mod rate_limit;
@@ -26,8 +25,8 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-use super::problem::Problem;
-pub use extract::BODY_LIMIT;
+use super::{anonymous_limit::AnonymousLimiter, problem::Problem};
+pub use extract::{BODY_LIMIT, source_address};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -78,9 +77,8 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Both APIs and their document, as one router. `client_rate_limit`: Client API requests per
-/// second per tenant and source address (0: no limit).
-pub fn router<S>(services: Services, client_rate_limit: u32) -> Router<S>
+/// Both APIs and their document, as one router; `limiter` bounds the Client API's requests.
+pub fn router<S>(services: Services, limiter: Arc<AnonymousLimiter>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Services: FromRef<S>,
@@ -123,10 +121,11 @@ where
         .method_not_allowed_fallback(method_not_allowed);
     // Layers after the fallbacks, so that they wrap them too (a CORS preflight is an OPTIONS
     // request no route serves). Both act on `/api/client/` only.
-    let mut api = api.layer(axum::middleware::from_fn(client_limit::limit));
-    if let Some(limiter) = client_limit::ClientLimiter::new(client_rate_limit) {
-        api = api.layer(axum::Extension(limiter));
-    }
+    let api = api
+        .layer(axum::middleware::from_fn(
+            super::anonymous_limit::limit_client_api,
+        ))
+        .layer(axum::Extension(limiter));
     // Outermost: a refusal of any kind (rate limit included) still names the allowed origin,
     // so the page's script can read it.
     api.layer(axum::middleware::from_fn_with_state(
