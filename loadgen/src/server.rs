@@ -279,7 +279,8 @@ impl Server {
             .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
             // Every client comes from 127.0.0.1: the limiter still runs on every request, with a
             // rate no run reaches.
-            .env("LATCHKEY_CLIENT_RATE_LIMIT", "1000000")
+            .env("LATCHKEY_CLIENT_RATE_LIMIT", "0")
+            .env("LATCHKEY_SOURCE_RATE_LIMIT", "0")
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)
