@@ -1,7 +1,7 @@
 //! Tenants, their members and their passkey configuration. Every method that acts for an
 //! operator checks their role first; a tenant they are not a member of is `not_found`.
 
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -17,7 +17,8 @@ use crate::{
     config_cache::ConfigCache,
     entities::{operator, tenant, tenant_member},
     passkey_config::{
-        self as rules, Algorithm, PasskeyConfig, PasskeyConfigInput, enum_name, enum_parse,
+        self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name,
+        enum_parse,
     },
     validate,
 };
@@ -273,17 +274,29 @@ impl<'a> Tenants<'a> {
         Ok(id)
     }
 
-    /// The configurations of every tenant with passkeys on (for CORS preflights that name no
-    /// tenant yet). Read from the database each time: preflights are rare and cacheable by
-    /// the browser (`Access-Control-Max-Age`).
-    pub(crate) async fn enabled_configs(&self) -> Result<Vec<PasskeyConfig>> {
-        tenant::Entity::find()
+    /// Whether a tenant with passkeys on lists the web origin `origin` (CORS preflights that
+    /// name no tenant yet). Answered from the cached set of all such origins, read again when it
+    /// ages out (see [`ConfigCache::web_origin_listed`]): a flood of preflights costs at most a
+    /// few reads per second for the whole instance, not one each.
+    pub(crate) async fn web_origin_listed(&self, origin: &str) -> Result<bool> {
+        let now = self.clock.now();
+        if let Some(listed) = self.cache.web_origin_listed(origin, now) {
+            return Ok(listed);
+        }
+        let mut origins = HashSet::new();
+        for row in tenant::Entity::find()
             .filter(tenant::Column::PasskeysEnabled.eq(true))
             .all(self.db)
             .await?
-            .iter()
-            .map(config_of)
-            .collect()
+        {
+            origins.extend(config_of(&row)?.origins.iter().filter_map(|o| match o {
+                Origin::Web(web) => Some(web.clone()),
+                _ => None,
+            }));
+        }
+        let listed = origins.contains(origin);
+        self.cache.put_web_origins(origins, now);
+        Ok(listed)
     }
 
     /// The tenants `actor` is a member of, by name.

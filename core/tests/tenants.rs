@@ -24,7 +24,8 @@ both_backends!(
     only_owners_rename_delete_and_manage_members,
     operators_see_only_their_tenants,
     automation_creates_tenants_with_the_same_rules,
-    configuration_cache_is_invalidated_here_and_ages_out_elsewhere
+    configuration_cache_is_invalidated_here_and_ages_out_elsewhere,
+    preflight_origins_come_from_a_cache_that_sees_new_tenants_promptly
 );
 
 struct Fixture {
@@ -501,4 +502,62 @@ async fn configuration_cache_is_invalidated_here_and_ages_out_elsewhere(backend:
     let fresh = there.passkey_config(id).await.unwrap().unwrap();
     assert_eq!(fresh.version, 2);
     assert!(fresh.enabled);
+}
+
+/// A registration preflight names no tenant, so its origin is checked against every tenant's:
+/// a cached set, not a read of every tenant per preflight (a flood costs nothing more). A
+/// listed origin is believed for the configuration cache's lifetime; an unlisted one is looked
+/// up again after 250 ms, so a tenant created elsewhere (the CLI, another instance) is usable
+/// promptly.
+async fn preflight_origins_come_from_a_cache_that_sees_new_tenants_promptly(
+    backend: TestBackend,
+) {
+    use latchkey_core::end_users::{ClientScope, OriginVerdict};
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let other = latchkey_core::testing::services(f.conn.clone(), Arc::new(f.clock.clone()));
+    let create = |name: &str, origin: &str| NewTenant {
+        name: name.into(),
+        rp_id: Some("example.com".into()),
+        origins: vec![origin.into()],
+        enable_passkeys: true,
+        owner_email: None,
+    };
+    other
+        .tenants()
+        .create_for_automation(create("A", "https://a.example.com"))
+        .await
+        .unwrap();
+    let asks = |origin: &'static str| {
+        let services = f.services.clone();
+        async move {
+            services
+                .end_users()
+                .client_origin(ClientScope::AnyTenant, Some(origin))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(asks("https://a.example.com").await, OriginVerdict::Allowed);
+    // Behind the cache's back: still allowed from the cache, until it ages out.
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &f.conn,
+        "UPDATE tenants SET passkeys_enabled = false",
+    )
+    .await
+    .unwrap();
+    assert_eq!(asks("https://a.example.com").await, OriginVerdict::Allowed);
+    f.clock.advance(TimeDelta::seconds(2));
+    assert_eq!(asks("https://a.example.com").await, OriginVerdict::Refused);
+    // A tenant created by another instance: refused from the cache for 250 ms, then allowed.
+    assert_eq!(asks("https://b.example.com").await, OriginVerdict::Refused);
+    other
+        .tenants()
+        .create_for_automation(create("B", "https://b.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(asks("https://b.example.com").await, OriginVerdict::Refused);
+    f.clock.advance(TimeDelta::milliseconds(250));
+    assert_eq!(asks("https://b.example.com").await, OriginVerdict::Allowed);
 }

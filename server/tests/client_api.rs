@@ -277,6 +277,23 @@ async fn one_address_is_limited_across_tenants_and_the_portal(backend: TestBacke
     let res = call(&t, Method::POST, &path(other), Some(ORIGIN), None).await;
     assert_eq!(res.status(), 429);
     assert_eq!(allow_origin(&res).as_deref(), Some(ORIGIN));
+    // Preflights and made-up tenants count too: the budget comes before any database work,
+    // and its refusal is readable by the page whatever its origin (it says only "slow down").
+    let preflight = call(
+        &t,
+        Method::OPTIONS,
+        "/api/client/v1/registration/options",
+        Some("https://elsewhere.example"),
+        None,
+    )
+    .await;
+    assert_eq!(preflight.status(), 429);
+    assert_eq!(
+        allow_origin(&preflight).as_deref(),
+        Some("https://elsewhere.example")
+    );
+    let made_up = call(&t, Method::POST, &path(Uuid::new_v4()), Some(ORIGIN), None).await;
+    assert_eq!(made_up.status(), 429);
     let portal = t
         .http
         .post(t.url("/portal/api/begin_sign_in"))

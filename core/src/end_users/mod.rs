@@ -350,7 +350,10 @@ impl EndUsers<'_> {
                     .await?
                     .is_some_and(|c| allows(&c)),
             )),
-            (_, None) => Ok(verdict(tenants.enabled_configs().await?.iter().any(allows))),
+            (_, None) => Ok(verdict(match origin {
+                Some(origin) => tenants.web_origin_listed(origin).await?,
+                None => true,
+            })),
         }
     }
 }

@@ -2,9 +2,10 @@
 //! ([`SourceKey`]: an IPv4 address or an IPv6 /64):
 //! - per source across everything anonymous: the whole Client API of every tenant and the
 //!   portal's sign-in and setup functions together, so that many tenants do not multiply what
-//!   one address may send;
-//! - per tenant and source on the Client API (registration calls, whose tenant is only known
-//!   from the token, share one bucket per source).
+//!   one address may send. Counted first, before any database work (made-up tenant IDs count);
+//! - per tenant and source on the Client API, counted only for tenants that exist
+//!   (registration calls, whose tenant is only known from the token, share one bucket per
+//!   source).
 //!
 //! GCRA from `governor`: a steady rate with a burst of twice the rate. Counted per instance, in
 //! memory: with several instances behind a load balancer a source gets the rate once per
@@ -80,14 +81,14 @@ impl AnonymousLimiter {
         })
     }
 
-    /// A Client API request: the source's overall budget, then its budget at this tenant.
-    fn check_client(&self, tenant: Uuid, source: SourceKey) -> Result<(), u64> {
-        check(&self.per_source, source.address())?;
-        check(&self.per_tenant, (tenant, source.address()))
+    /// The source's budget for everything anonymous.
+    fn check_source(&self, source: SourceKey) -> Result<(), u64> {
+        check(&self.per_source, source.address())
     }
 
-    fn check_portal(&self, source: SourceKey) -> Result<(), u64> {
-        check(&self.per_source, source.address())
+    /// The source's budget at one tenant's Client API.
+    fn check_tenant(&self, tenant: Uuid, source: SourceKey) -> Result<(), u64> {
+        check(&self.per_tenant, (tenant, source.address()))
     }
 }
 
@@ -107,16 +108,53 @@ fn with_source(request: Request) -> (Request, SourceKey) {
 
 const MESSAGE: &str = "Too many requests from this address. Try again shortly.";
 
-/// The Client API's limits (inside its CORS layer, so a refusal still names the origin).
-pub async fn limit_client_api(request: Request, next: Next) -> Response {
-    let Some(limiter) = limiter_for(&request, |path| path.starts_with("/api/client/")) else {
+const CLIENT_PREFIX: &str = "/api/client/";
+
+/// The source's budget on the Client API: outermost, before CORS looks anything up, so that a
+/// flood costs no database work. Its refusal names the request's origin whatever it is (it
+/// says nothing but "slow down"), so that a page's script can read it.
+pub async fn limit_client_source(request: Request, next: Next) -> Response {
+    let Some(limiter) = limiter_for(&request, |path| path.starts_with(CLIENT_PREFIX)) else {
+        return next.run(request).await;
+    };
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let (request, source) = with_source(request);
+    match limiter.check_source(source) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let mut response = with_retry_after(
+                Problem::new(ErrorCode::RateLimited, MESSAGE).into_response(),
+                wait,
+            );
+            if let Some(origin) = origin {
+                let headers = response.headers_mut();
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                headers.insert(
+                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static("retry-after"),
+                );
+                headers.append(header::VARY, HeaderValue::from_static("origin"));
+            }
+            response
+        }
+    }
+}
+
+/// The source's budget at the tenant of the path (registration calls: one shared bucket).
+/// Inside the CORS layer: counted only for tenants that exist, and the refusal names the
+/// tenant's origin.
+pub async fn limit_client_tenant(request: Request, next: Next) -> Response {
+    let Some(limiter) = limiter_for(&request, |path| path.starts_with(CLIENT_PREFIX)) else {
         return next.run(request).await;
     };
     let tenant = tenant_in(request.uri().path());
     let (request, source) = with_source(request);
-    match limiter.check_client(tenant, source) {
+    match limiter.check_tenant(tenant, source) {
         Ok(()) => next.run(request).await,
-        Err(wait) => with_retry_after(Problem::new(ErrorCode::RateLimited, MESSAGE).into_response(), wait),
+        Err(wait) => with_retry_after(
+            Problem::new(ErrorCode::RateLimited, MESSAGE).into_response(),
+            wait,
+        ),
     }
 }
 
@@ -127,7 +165,7 @@ pub async fn limit_portal(request: Request, next: Next) -> Response {
         return next.run(request).await;
     };
     let (request, source) = with_source(request);
-    match limiter.check_portal(source) {
+    match limiter.check_source(source) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             let error = app::PortalError::new(ErrorCode::RateLimited.as_str(), MESSAGE);
@@ -170,26 +208,25 @@ mod tests {
         });
         let tenant = Uuid::new_v4();
         for _ in 0..10 {
-            assert_eq!(limiter.check_client(tenant, source(1)), Ok(()));
+            assert_eq!(limiter.check_tenant(tenant, source(1)), Ok(()));
         }
-        assert_eq!(limiter.check_client(tenant, source(1)), Err(1));
-        assert_eq!(limiter.check_client(tenant, source(2)), Ok(()));
-        assert_eq!(limiter.check_client(Uuid::new_v4(), source(1)), Ok(()));
+        assert_eq!(limiter.check_tenant(tenant, source(1)), Err(1));
+        assert_eq!(limiter.check_tenant(tenant, source(2)), Ok(()));
+        assert_eq!(limiter.check_tenant(Uuid::new_v4(), source(1)), Ok(()));
+        assert_eq!(limiter.check_source(source(1)), Ok(()), "no source limit");
     }
 
     #[test]
-    fn many_tenants_do_not_multiply_what_one_source_may_send() {
+    fn one_source_has_one_budget() {
         let limiter = AnonymousLimiter::new(Rates {
             per_source: 5,
-            per_tenant_and_source: 5,
+            per_tenant_and_source: 0,
         });
-        // Ten requests (the burst) spread over ten tenants, then every tenant is refused…
         for _ in 0..10 {
-            assert_eq!(limiter.check_client(Uuid::new_v4(), source(1)), Ok(()));
+            assert_eq!(limiter.check_source(source(1)), Ok(()));
         }
-        assert_eq!(limiter.check_client(Uuid::new_v4(), source(1)), Err(1));
-        // … and so is the portal: one budget for everything anonymous.
-        assert_eq!(limiter.check_portal(source(1)), Err(1));
-        assert_eq!(limiter.check_portal(source(2)), Ok(()));
+        assert_eq!(limiter.check_source(source(1)), Err(1));
+        assert_eq!(limiter.check_source(source(2)), Ok(()));
+        assert_eq!(limiter.check_tenant(Uuid::new_v4(), source(1)), Ok(()));
     }
 }

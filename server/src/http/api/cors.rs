@@ -6,7 +6,9 @@
 //! request from an origin the tenant (of the path, or of the enrollment token) does not list is
 //! refused with `origin_mismatch` before anything runs; an allowed one gets
 //! `Access-Control-Allow-Origin` naming it. A path naming a tenant that does not exist answers
-//! `not_found` (preflight or not), before the rate limit counts it and before anything is written.
+//! `not_found` (preflight or not), before the tenant's rate limit counts it and before anything
+//! is written. The origins of a preflight that names no tenant are checked against a cached set
+//! (`Tenants::web_origin_listed`), so a flood of them costs no database work per request.
 
 use axum::{
     extract::{Request, State},
@@ -82,7 +84,7 @@ pub async fn client_cors(
         None => OriginVerdict::Refused,
     };
     if verdict == OriginVerdict::UnknownTenant {
-        // Before the rate limit counts it and before anything is stored.
+        // Before the tenant's rate limit counts it and before anything is stored.
         return Problem::new(ErrorCode::NotFound, "No such tenant.").into_response();
     }
     let Some(origin) = origin else {

@@ -120,18 +120,20 @@ where
         .route("/api/{*rest}", any(not_found))
         .method_not_allowed_fallback(method_not_allowed);
     // Layers after the fallbacks, so that they wrap them too (a CORS preflight is an OPTIONS
-    // request no route serves). Both act on `/api/client/` only.
-    let api = api
-        .layer(axum::middleware::from_fn(
-            super::anonymous_limit::limit_client_api,
-        ))
-        .layer(axum::Extension(limiter));
-    // Outermost: a refusal of any kind (rate limit included) still names the allowed origin,
-    // so the page's script can read it.
-    api.layer(axum::middleware::from_fn_with_state(
+    // request no route serves). Each acts on `/api/client/` only; outermost first: the
+    // source's budget (before any database work), CORS (unknown tenants end here), the
+    // tenant's budget.
+    api.layer(axum::middleware::from_fn(
+        super::anonymous_limit::limit_client_tenant,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         services,
         cors::client_cors,
     ))
+    .layer(axum::middleware::from_fn(
+        super::anonymous_limit::limit_client_source,
+    ))
+    .layer(axum::Extension(limiter))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(axum::Extension(Arc::new(
         rate_limit::FailedAuthLimiter::default(),
