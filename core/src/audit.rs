@@ -232,6 +232,14 @@ pub struct AuditPage {
     pub next: Option<i64>,
 }
 
+/// Whose events a page shows.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    Tenant(Uuid),
+    /// Events of no tenant.
+    Instance,
+}
+
 pub struct AuditLog<'a> {
     db: &'a DatabaseConnection,
     clock: &'a dyn Clock,
@@ -267,22 +275,25 @@ impl<'a> AuditLog<'a> {
             crate::authz::Permission::ReadAuditLog,
         )
         .await?;
-        self.page(Some(tenant_id), filter).await
+        self.page(Scope::Tenant(tenant_id), filter).await
     }
 
-    /// A page of the whole instance's events matching `filter`: instance admins only.
+    /// A page of the instance's own events (those of no tenant: operators, setup, invitations,
+    /// the CLI's instance-wide changes) matching `filter`: instance admins only. A tenant's
+    /// events are its members' to read (`authz`: being an instance admin grants no access to a
+    /// tenant's contents).
     pub async fn instance_page(
         &self,
         actor: &crate::authz::OperatorIdentity,
         filter: &AuditFilter,
     ) -> Result<AuditPage> {
         actor.require_instance_admin()?;
-        self.page(None, filter).await
+        self.page(Scope::Instance, filter).await
     }
 
     /// Keyset on the event id (ids only grow): the page after `filter.before` ends at the smallest
     /// id shown, so events recorded meanwhile neither repeat nor shift a page.
-    async fn page(&self, tenant_id: Option<Uuid>, filter: &AuditFilter) -> Result<AuditPage> {
+    async fn page(&self, scope: Scope, filter: &AuditFilter) -> Result<AuditPage> {
         let limit = filter.limit.unwrap_or(AUDIT_PAGE_SIZE);
         if !(1..=AUDIT_EXPORT_BATCH).contains(&limit) {
             return Err(crate::Error::invalid(
@@ -298,10 +309,10 @@ impl<'a> AuditLog<'a> {
                 "The end of the time range must be after its start.",
             ));
         }
-        let mut query = audit_event::Entity::find();
-        if let Some(tenant_id) = tenant_id {
-            query = query.filter(audit_event::Column::TenantId.eq(tenant_id));
-        }
+        let mut query = audit_event::Entity::find().filter(match scope {
+            Scope::Tenant(tenant_id) => audit_event::Column::TenantId.eq(tenant_id),
+            Scope::Instance => audit_event::Column::TenantId.is_null(),
+        });
         if let Some(actor) = filter
             .actor
             .as_deref()

@@ -2,8 +2,17 @@
 //! shows or hides.
 //!
 //! Per tenant an operator holds one [`Role`]; instance admins may additionally create tenants and
-//! invite operators, but gain no access to a tenant's contents by that alone. A tenant the
+//! invite operators, but gain no access to a tenant's contents by that alone: not its users, not
+//! its audit events (the instance audit log holds only events of no tenant). A tenant the
 //! operator is not a member of is `not_found`, never `forbidden` (no existence oracle).
+//!
+//! The decided edges of the rule table (README, "Roles"):
+//! - viewers see the dashboard's outcome counts: numbers only, no user, address or event;
+//! - support issues recovery tokens, but only without `add:authenticators`: such a token
+//!   registers a passkey only for a user who has none left (revoke the lost one first), so
+//!   support cannot add a passkey beside a user's working ones; admins and owners may;
+//! - only instance admins create operator accounts: an owner adding an address no operator has
+//!   is refused unless the owner is an instance admin.
 
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::{Deserialize, Serialize};
@@ -72,9 +81,14 @@ impl Role {
             Self::Admin => !matches!(permission, ManageMembers | RenameTenant | DeleteTenant),
             Self::Support => matches!(
                 permission,
-                ViewTenant | ReadUsers | RevokeCredentials | ReadAuditLog
+                ViewTenant
+                    | ReadUsers
+                    | ReadDashboard
+                    | RevokeCredentials
+                    | ReadAuditLog
+                    | IssueRecoveryTokens
             ),
-            Self::Viewer => matches!(permission, ViewTenant | ReadUsers),
+            Self::Viewer => matches!(permission, ViewTenant | ReadUsers | ReadDashboard),
         }
     }
 }
@@ -86,25 +100,33 @@ pub enum Permission {
     ViewTenant,
     /// Read users and their authenticators.
     ReadUsers,
+    /// The dashboard: counts of users, passkeys and ceremony outcomes (no events).
+    ReadDashboard,
     ReadAuditLog,
     RevokeCredentials,
     ManagePasskeyConfig,
     ManageApiKeys,
+    /// Enrollment tokens of any scope (`add:authenticators` included).
     IssueEnrollmentTokens,
+    /// Enrollment tokens without `add:authenticators` (recovery for a user with no passkey
+    /// left), and listing and revoking a tenant's enrollment tokens.
+    IssueRecoveryTokens,
     ManageMembers,
     RenameTenant,
     DeleteTenant,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 12] = [
         Self::ViewTenant,
         Self::ReadUsers,
+        Self::ReadDashboard,
         Self::ReadAuditLog,
         Self::RevokeCredentials,
         Self::ManagePasskeyConfig,
         Self::ManageApiKeys,
         Self::IssueEnrollmentTokens,
+        Self::IssueRecoveryTokens,
         Self::ManageMembers,
         Self::RenameTenant,
         Self::DeleteTenant,

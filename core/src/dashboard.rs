@@ -95,7 +95,7 @@ impl<'a> Dashboards<'a> {
 
     /// The dashboard of `tenant_id`, for any member (`viewer` and up).
     pub async fn tenant(&self, operator: &OperatorIdentity, tenant_id: Uuid) -> Result<Dashboard> {
-        crate::authz::require(self.db, operator, tenant_id, Permission::ReadUsers).await?;
+        crate::authz::require(self.db, operator, tenant_id, Permission::ReadDashboard).await?;
         let today = self.clock.now().date_naive();
         let first = today
             .checked_sub_days(Days::new(DASHBOARD_DAYS - 1))

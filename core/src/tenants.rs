@@ -621,6 +621,15 @@ impl<'a> Tenants<'a> {
                     "member.added",
                 )
             }
+            // A new operator account is the instance's business (spec: an instance admin
+            // invites operators); an owner who is not one adds existing operators only.
+            None if !actor.is_instance_admin => {
+                return Err(Error::invalid(
+                    "email",
+                    "No operator has this address yet. Only an instance admin can invite new \
+                     operators: ask one to invite them, then add them here.",
+                ));
+            }
             None => {
                 let grant = Grant {
                     email: Some(email.clone()),

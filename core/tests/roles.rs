@@ -1,7 +1,9 @@
 //! Tenant roles as the services enforce them, on both databases: what each role may do (a table
 //! written out here, independent of the code's own rule table), non-members see nothing, only
 //! instance admins create tenants, only owners manage members, a tenant never loses its last
-//! owner, and every change is audited.
+//! owner, and every change is audited. Also the decided edges (README, "Roles"): viewers see the
+//! dashboard's counts, support issues recovery tokens without `add:authenticators`, instance
+//! admins read only the instance's own audit events, and only they create operator accounts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 use std::sync::Arc;
@@ -21,7 +23,10 @@ both_backends!(
     each_role_may_do_exactly_its_share,
     non_members_and_non_admins_are_refused,
     members_and_roles_are_managed_by_owners_only,
-    a_tenant_keeps_at_least_one_owner
+    a_tenant_keeps_at_least_one_owner,
+    support_issues_recovery_tokens_only_without_add_authenticators,
+    instance_admins_read_only_the_instances_own_audit_events,
+    only_instance_admins_create_operator_accounts
 );
 
 use Permission::*;
@@ -30,11 +35,13 @@ use Permission::*;
 const EXPECTED: &[(Permission, bool, bool, bool, bool)] = &[
     (ViewTenant, true, true, true, true),
     (ReadUsers, true, true, true, true),
+    (ReadDashboard, true, true, true, true),
     (ReadAuditLog, true, true, true, false),
     (RevokeCredentials, true, true, true, false),
     (ManagePasskeyConfig, true, true, false, false),
     (ManageApiKeys, true, true, false, false),
     (IssueEnrollmentTokens, true, true, false, false),
+    (IssueRecoveryTokens, true, true, true, false),
     (ManageMembers, true, false, false, false),
     (RenameTenant, true, false, false, false),
     (DeleteTenant, true, false, false, false),
@@ -296,4 +303,149 @@ async fn a_tenant_keeps_at_least_one_owner(backend: TestBackend) {
             .code(),
         ErrorCode::Forbidden
     );
+}
+
+async fn support_issues_recovery_tokens_only_without_add_authenticators(backend: TestBackend) {
+    use latchkey_core::end_users::{EnrollmentRequest, Scope, TenantCaller};
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (_, members) = tenant_with_every_role(&f).await;
+    // The same members in a tenant with passkeys on (tokens need them).
+    let tenant = f
+        .services
+        .tenants()
+        .create_for_automation(latchkey_core::tenants::NewTenant {
+            name: "Shop".into(),
+            rp_id: Some("shop.example.com".into()),
+            origins: vec!["https://shop.example.com".into()],
+            enable_passkeys: true,
+            owner_email: Some(members[0].1.email.clone()),
+        })
+        .await
+        .unwrap();
+    for (role, op) in &members[1..] {
+        f.services
+            .tenants()
+            .add_member(&members[0].1, tenant, &op.email, *role, meta())
+            .await
+            .unwrap();
+    }
+    let issue = |op: OperatorIdentity, scopes: Vec<Scope>| {
+        let services = f.services.clone();
+        async move {
+            services
+                .end_users()
+                .issue_enrollment_token(
+                    TenantCaller::Operator(&op),
+                    tenant,
+                    "user-1",
+                    EnrollmentRequest {
+                        scopes,
+                        ..EnrollmentRequest::default()
+                    },
+                    meta(),
+                )
+                .await
+                .map(drop)
+                .map_err(|e| e.code())
+        }
+    };
+    for (role, op) in &members {
+        let recovery = issue(op.clone(), Vec::new()).await;
+        let scoped = issue(op.clone(), vec![Scope::AddAuthenticators]).await;
+        let expected = match role {
+            Role::Owner | Role::Admin => (Ok(()), Ok(())),
+            Role::Support => (Ok(()), Err(ErrorCode::Forbidden)),
+            Role::Viewer => (Err(ErrorCode::Forbidden), Err(ErrorCode::Forbidden)),
+        };
+        assert_eq!((recovery, scoped), expected, "{role:?}");
+    }
+    // Support lists the tenant's tokens (to revoke one sent to the wrong place).
+    let support = &members[2].1;
+    let listed = f
+        .services
+        .end_users()
+        .active_enrollment_tokens(support, tenant)
+        .await;
+    assert!(listed.is_ok_and(|tokens| !tokens.is_empty()));
+}
+
+async fn instance_admins_read_only_the_instances_own_audit_events(backend: TestBackend) {
+    use latchkey_core::audit::AuditFilter;
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (tenant, members) = tenant_with_every_role(&f).await;
+    let admin = operator(&f.conn, "root@example.com", true).await;
+    f.services
+        .operators()
+        .invite(
+            latchkey_core::operators::Inviter::Operator(&admin),
+            "someone@example.com",
+            false,
+            meta(),
+        )
+        .await
+        .unwrap();
+    let audit = f.services.audit();
+    let instance = audit
+        .instance_page(&admin, &AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(!instance.events.is_empty());
+    assert!(
+        instance.events.iter().all(|e| e.tenant_id.is_none()),
+        "no tenant's events in the instance log"
+    );
+    // The tenant's own events are its members' (support and up) to read.
+    let own = audit
+        .tenant_page(&members[2].1, tenant, &AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(own.events.iter().all(|e| e.tenant_id == Some(tenant)));
+    assert!(!own.events.is_empty());
+    let outsider = audit
+        .tenant_page(&admin, tenant, &AuditFilter::default())
+        .await;
+    assert_eq!(outsider.err().map(|e| e.code()), Some(ErrorCode::NotFound));
+    let viewer = audit
+        .tenant_page(&members[3].1, tenant, &AuditFilter::default())
+        .await;
+    assert_eq!(viewer.err().map(|e| e.code()), Some(ErrorCode::Forbidden));
+}
+
+async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (tenant, members) = tenant_with_every_role(&f).await;
+    // An owner who is not an instance admin, beside one who is.
+    let plain_owner = operator(&f.conn, "plain@example.com", false).await;
+    let admin_owner = members[0].1.clone();
+    f.services
+        .tenants()
+        .add_member(&admin_owner, tenant, "plain@example.com", Role::Owner, meta())
+        .await
+        .unwrap();
+    let refused = f
+        .services
+        .tenants()
+        .add_member(&plain_owner, tenant, "stranger@example.com", Role::Viewer, meta())
+        .await;
+    let err = refused.expect_err("a new account needs an instance admin");
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    assert_eq!(err.field(), Some("email"));
+    // Existing operators, yes; and an instance admin who owns the tenant invites.
+    operator(&f.conn, "known@example.com", false).await;
+    f.services
+        .tenants()
+        .add_member(&plain_owner, tenant, "known@example.com", Role::Viewer, meta())
+        .await
+        .unwrap();
+    f.services
+        .tenants()
+        .add_member(&admin_owner, tenant, "stranger@example.com", Role::Viewer, meta())
+        .await
+        .unwrap();
 }

@@ -150,8 +150,11 @@ pub struct UserDetailView {
     pub authenticators: Vec<AuthenticatorRow>,
     /// The operator may revoke and rename (support, admin, owner).
     pub can_revoke: bool,
-    /// The operator may issue a recovery enrollment token (admin, owner).
+    /// The operator may issue a recovery enrollment token (support and up).
     pub can_issue_tokens: bool,
+    /// … with `add:authenticators` (admin, owner); support's tokens register only for a user
+    /// with no passkey left.
+    pub can_add_authenticators: bool,
 }
 
 #[server(prefix = "/portal/api", endpoint = "user_details")]
@@ -176,6 +179,7 @@ pub async fn user_details(id: String, user_id: String) -> Result<UserDetailView,
             .collect(),
         can_revoke: detail.may_revoke,
         can_issue_tokens: detail.may_issue_tokens,
+        can_add_authenticators: detail.may_add_authenticators,
     })
 }
 

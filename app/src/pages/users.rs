@@ -232,6 +232,7 @@ fn UserView(
         authenticators,
         can_revoke,
         can_issue_tokens,
+        can_add_authenticators,
     } = user;
     let user = StoredValue::new(user_id.clone());
     let (revoked, active): (Vec<_>, Vec<_>) = authenticators
@@ -275,7 +276,9 @@ fn UserView(
                 }.into_any()
             }}
         </section>
-        {can_issue_tokens.then(|| view! { <RecoveryToken tenant user /> })}
+        {can_issue_tokens.then(|| view! {
+            <RecoveryToken tenant user add_authenticators=can_add_authenticators />
+        })}
         {(!revoked.is_empty()).then(|| view! {
             <section class="card table-card" aria-labelledby="revoked-heading">
                 <h2 id="revoked-heading">"Revoked passkeys"</h2>
@@ -542,10 +545,16 @@ fn RevokeDialog(
     }
 }
 
-/// A recovery enrollment token (admins, owners): lets the user register a new passkey; shown
-/// once.
+/// A recovery enrollment token: lets the user register a new passkey; shown once. Admins and
+/// owners issue it with `add:authenticators` (for a user who may still hold a passkey); support
+/// without, so it registers only once the user has no active passkey (revoke the lost one
+/// first).
 #[component]
-fn RecoveryToken(tenant: StoredValue<String>, user: StoredValue<String>) -> impl IntoView {
+fn RecoveryToken(
+    tenant: StoredValue<String>,
+    user: StoredValue<String>,
+    add_authenticators: bool,
+) -> impl IntoView {
     let issued = RwSignal::new(None::<IssuedToken>);
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
@@ -554,8 +563,9 @@ fn RecoveryToken(tenant: StoredValue<String>, user: StoredValue<String>) -> impl
             return;
         }
         spawn_local(async move {
-            // add:authenticators: recovery is for users who may still hold a passkey.
-            match issue_enrollment_token(tenant.get_value(), user.get_value(), true).await {
+            match issue_enrollment_token(tenant.get_value(), user.get_value(), add_authenticators)
+                .await
+            {
                 Ok(token) => issued.set(Some(token)),
                 Err(err) => error.set(Some(err)),
             }
@@ -566,8 +576,15 @@ fn RecoveryToken(tenant: StoredValue<String>, user: StoredValue<String>) -> impl
         <section class="card" aria-labelledby="recovery-heading">
             <h2 id="recovery-heading">"Recovery"</h2>
             <p class="hint">
-                "An enrollment token (with add:authenticators) lets this user register a new passkey, "
-                "e.g. after losing a phone. Send it through a channel you trust; it works once."
+                {if add_authenticators {
+                    "An enrollment token (with add:authenticators) lets this user register a new \
+                     passkey, e.g. after losing a phone. Send it through a channel you trust; it \
+                     works once."
+                } else {
+                    "An enrollment token lets this user register a new passkey once they have no \
+                     active passkey: revoke the lost one first. Send it through a channel you \
+                     trust; it works once."
+                }}
             </p>
             <form on:submit=on_submit>
                 <JsControls>

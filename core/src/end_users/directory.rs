@@ -34,8 +34,10 @@ pub struct UserDetail {
     pub authenticators: Vec<AuthenticatorView>,
     /// The operator may revoke and rename (support, admin, owner).
     pub may_revoke: bool,
-    /// The operator may issue enrollment (recovery) tokens (admin, owner).
+    /// The operator may issue recovery tokens (support and up; see `authz`).
     pub may_issue_tokens: bool,
+    /// … with `add:authenticators`, for a user who still has passkeys (admin, owner).
+    pub may_add_authenticators: bool,
 }
 
 /// One of a user's authenticators.
@@ -171,7 +173,8 @@ impl EndUsers<'_> {
             },
             authenticators,
             may_revoke: role.allows(Permission::RevokeCredentials),
-            may_issue_tokens: role.allows(Permission::IssueEnrollmentTokens),
+            may_issue_tokens: role.allows(Permission::IssueRecoveryTokens),
+            may_add_authenticators: role.allows(Permission::IssueEnrollmentTokens),
         })
     }
 

@@ -121,9 +121,13 @@ impl EndUsers<'_> {
         request: EnrollmentRequest,
         meta: RequestMeta,
     ) -> Result<IssuedEnrollmentToken> {
-        let actor = caller
-            .authorize(self.db, tenant_id, Permission::IssueEnrollmentTokens)
-            .await?;
+        // Support may issue recovery tokens, which register only for a user with no passkey.
+        let permission = if request.scopes.contains(&Scope::AddAuthenticators) {
+            Permission::IssueEnrollmentTokens
+        } else {
+            Permission::IssueRecoveryTokens
+        };
+        let actor = caller.authorize(self.db, tenant_id, permission).await?;
         let external_id = user_id(external_id)?;
         let username = optional_label("username", "username", request.username.as_deref())?;
         let display_name = optional_label(
@@ -208,14 +212,14 @@ impl EndUsers<'_> {
         })
     }
 
-    /// The tenant's tokens that can still be redeemed, newest first (admins and owners).
+    /// The tenant's tokens that can still be redeemed, newest first (support and up).
     pub async fn active_enrollment_tokens(
         &self,
         actor: &OperatorIdentity,
         tenant_id: Uuid,
     ) -> Result<Vec<EnrollmentTokenInfo>> {
         TenantCaller::Operator(actor)
-            .authorize(self.db, tenant_id, Permission::IssueEnrollmentTokens)
+            .authorize(self.db, tenant_id, Permission::IssueRecoveryTokens)
             .await?;
         let rows = enrollment_token::Entity::find()
             .filter(enrollment_token::Column::TenantId.eq(tenant_id))
@@ -259,7 +263,7 @@ impl EndUsers<'_> {
         meta: RequestMeta,
     ) -> Result<()> {
         let audit_actor = TenantCaller::Operator(actor)
-            .authorize(self.db, tenant_id, Permission::IssueEnrollmentTokens)
+            .authorize(self.db, tenant_id, Permission::IssueRecoveryTokens)
             .await?;
         let txn = crate::db::begin_write(self.writer).await?;
         let row = enrollment_token::Entity::find_by_id(token_id)
