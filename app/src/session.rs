@@ -135,4 +135,3 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
 /// the page (the layout, each server function it calls) does not look them up again.
 #[derive(Debug, Clone)]
 pub struct SignedIn(pub OperatorIdentity);
-

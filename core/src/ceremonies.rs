@@ -22,7 +22,11 @@ use sea_orm::{
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use crate::{Clock, Error, ErrorCode, Result, abuse::{AbuseLimits, SourceKey}, entities::ceremony};
+use crate::{
+    Clock, Error, ErrorCode, Result,
+    abuse::{AbuseLimits, SourceKey},
+    entities::ceremony,
+};
 
 /// What a ceremony is for; a ceremony of one kind can never finish another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

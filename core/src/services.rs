@@ -6,8 +6,12 @@ use url::Url;
 use crate::{
     Clock, Result, SystemClock,
     abuse::{AbuseLimits, RefusalTally},
-    audit::AuditLog, db::BackendKind, instance::Instance,
-    operators::Operators, sessions::DbSessionStore, tenants::Tenants,
+    audit::AuditLog,
+    db::BackendKind,
+    instance::Instance,
+    operators::Operators,
+    sessions::DbSessionStore,
+    tenants::Tenants,
     webauthn_support::PortalRelyingParty,
 };
 

@@ -17,8 +17,7 @@ use crate::{
     config_cache::ConfigCache,
     entities::{operator, tenant, tenant_member},
     passkey_config::{
-        self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name,
-        enum_parse,
+        self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name, enum_parse,
     },
     validate,
 };

@@ -1094,7 +1094,10 @@ async fn one_source_holds_a_bounded_number_of_unfinished_ceremonies(backend: Tes
         .end_users()
         .begin_registration(&token, flood.clone())
         .await;
-    assert_eq!(register.err().map(|e| e.code()), Some(ErrorCode::RateLimited));
+    assert_eq!(
+        register.err().map(|e| e.code()),
+        Some(ErrorCode::RateLimited)
+    );
     let portal = services.operators().begin_sign_in(&flood).await;
     assert_eq!(portal.err().map(|e| e.code()), Some(ErrorCode::RateLimited));
     let other = from_address("2001:db8:1:3::1");
@@ -1182,11 +1185,17 @@ async fn refusals_presenting_nothing_real_are_counted_not_written(backend: TestB
     foreign["id"] = unknown_id.clone().into();
     foreign["rawId"] = unknown_id.into();
     let refused = f.finish(&options, &foreign).await;
-    assert_eq!(refused.err().map(|e| e.code()), Some(ErrorCode::CredentialUnknown));
+    assert_eq!(
+        refused.err().map(|e| e.code()),
+        Some(ErrorCode::CredentialUnknown)
+    );
     assert_eq!(audit_rows(&f.conn).await, before + 3);
     // … and presenting that ceremony again is only counted.
     let replayed = f.finish(&options, &assertion).await;
-    assert_eq!(replayed.err().map(|e| e.code()), Some(ErrorCode::CeremonyInvalid));
+    assert_eq!(
+        replayed.err().map(|e| e.code()),
+        Some(ErrorCode::CeremonyInvalid)
+    );
     assert_eq!(audit_rows(&f.conn).await, before + 3);
     assert_eq!(f.services.refusals_pending(), 1);
 }

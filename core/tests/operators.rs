@@ -411,7 +411,12 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
     let (admin, mut passkeys) = set_up(&f).await;
     let (grace, mut grace_passkeys) = invite(&f, "grace@example.com", false).await;
 
-    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+    let options = f
+        .services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap();
     assert_eq!(options.public_key["rpId"], "localhost");
     assert!(
         options.public_key.get("allowCredentials").is_none()
@@ -435,7 +440,12 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
     assert_eq!(listed[0].last_used_at, Some(f.clock_now()));
 
     // The passkey decides who signs in.
-    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+    let options = f
+        .services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap();
     let response = authenticate(&mut grace_passkeys, ORIGIN, &options);
     let signed_in = f
         .services
@@ -458,7 +468,12 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
             }),
         )
         .unwrap();
-    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+    let options = f
+        .services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap();
     let response = authenticate(&mut stranger, ORIGIN, &options);
     assert_eq!(
         code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -486,7 +501,12 @@ async fn replayed_ceremonies_are_refused(backend: TestBackend) {
         return;
     };
     let (_, mut passkeys) = set_up(&f).await;
-    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+    let options = f
+        .services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     f.finish_sign_in(options.ceremony_id, &response)
         .await
@@ -497,7 +517,12 @@ async fn replayed_ceremonies_are_refused(backend: TestBackend) {
         ErrorCode::CeremonyInvalid
     );
     // The response to one challenge does not answer another.
-    let other = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+    let other = f
+        .services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap();
     assert_eq!(
         code_of(f.finish_sign_in(other.ceremony_id, &response).await),
         ErrorCode::ChallengeMismatch
@@ -525,7 +550,12 @@ async fn expired_ceremonies_are_refused(backend: TestBackend) {
         return;
     };
     let (admin, mut passkeys) = set_up(&f).await;
-    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+    let options = f
+        .services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     f.clock.advance(TimeDelta::minutes(5));
     assert_eq!(
@@ -574,7 +604,12 @@ async fn responses_from_another_origin_are_refused(backend: TestBackend) {
         "http://localhost:3001",
         "https://localhost:3000",
     ] {
-        let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+        let options = f
+            .services
+            .operators()
+            .begin_sign_in(&RequestMeta::default())
+            .await
+            .unwrap();
         let response = authenticate(&mut passkeys, origin, &options);
         assert_eq!(
             code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -613,7 +648,12 @@ async fn user_verification_is_required(backend: TestBackend) {
 
     let (_, mut passkeys) = set_up(&f).await;
     passkeys.user_verified = false;
-    let options = f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+    let options = f
+        .services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap();
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     assert_eq!(
         code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -810,7 +850,11 @@ async fn expired_ceremonies_are_purged(backend: TestBackend) {
     };
     let (_, _) = set_up(&f).await;
     for _ in 0..3 {
-        f.services.operators().begin_sign_in(&RequestMeta::default()).await.unwrap();
+        f.services
+            .operators()
+            .begin_sign_in(&RequestMeta::default())
+            .await
+            .unwrap();
     }
     assert_eq!(f.services.purge_expired_ceremonies().await.unwrap(), 0);
     f.clock.advance(TimeDelta::minutes(66));

@@ -425,13 +425,25 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     let admin_owner = members[0].1.clone();
     f.services
         .tenants()
-        .add_member(&admin_owner, tenant, "plain@example.com", Role::Owner, meta())
+        .add_member(
+            &admin_owner,
+            tenant,
+            "plain@example.com",
+            Role::Owner,
+            meta(),
+        )
         .await
         .unwrap();
     let refused = f
         .services
         .tenants()
-        .add_member(&plain_owner, tenant, "stranger@example.com", Role::Viewer, meta())
+        .add_member(
+            &plain_owner,
+            tenant,
+            "stranger@example.com",
+            Role::Viewer,
+            meta(),
+        )
         .await;
     let err = refused.expect_err("a new account needs an instance admin");
     assert_eq!(err.code(), ErrorCode::InvalidRequest);
@@ -440,12 +452,24 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     operator(&f.conn, "known@example.com", false).await;
     f.services
         .tenants()
-        .add_member(&plain_owner, tenant, "known@example.com", Role::Viewer, meta())
+        .add_member(
+            &plain_owner,
+            tenant,
+            "known@example.com",
+            Role::Viewer,
+            meta(),
+        )
         .await
         .unwrap();
     f.services
         .tenants()
-        .add_member(&admin_owner, tenant, "stranger@example.com", Role::Viewer, meta())
+        .add_member(
+            &admin_owner,
+            tenant,
+            "stranger@example.com",
+            Role::Viewer,
+            meta(),
+        )
         .await
         .unwrap();
 }

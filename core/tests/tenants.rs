@@ -509,9 +509,7 @@ async fn configuration_cache_is_invalidated_here_and_ages_out_elsewhere(backend:
 /// listed origin is believed for the configuration cache's lifetime; an unlisted one is looked
 /// up again after 250 ms, so a tenant created elsewhere (the CLI, another instance) is usable
 /// promptly.
-async fn preflight_origins_come_from_a_cache_that_sees_new_tenants_promptly(
-    backend: TestBackend,
-) {
+async fn preflight_origins_come_from_a_cache_that_sees_new_tenants_promptly(backend: TestBackend) {
     use latchkey_core::end_users::{ClientScope, OriginVerdict};
     let Some(f) = fixture(backend).await else {
         return;

@@ -42,7 +42,12 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_index(Index::drop().name(INDEX).table(Ceremonies::Table).to_owned())
+            .drop_index(
+                Index::drop()
+                    .name(INDEX)
+                    .table(Ceremonies::Table)
+                    .to_owned(),
+            )
             .await?;
         manager
             .alter_table(

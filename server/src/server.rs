@@ -100,7 +100,10 @@ fn spawn_refusal_flush(services: Services) -> JoinHandle<()> {
 async fn flush_refusals(services: &Services) {
     match services.flush_refusals().await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(refusals = n, "refused anonymous attempts audited in aggregate"),
+        Ok(n) => tracing::info!(
+            refusals = n,
+            "refused anonymous attempts audited in aggregate"
+        ),
         Err(err) => tracing::warn!(error = %err, "auditing counted refusals failed"),
     }
 }

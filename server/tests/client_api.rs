@@ -355,9 +355,17 @@ async fn a_thousand_anonymous_requests_write_a_bounded_number_of_rows(backend: T
         }
     }
     let (ceremonies, audit) = row_counts(&t).await;
-    assert_eq!((served, limited), (100, 400), "options served, then limited");
+    assert_eq!(
+        (served, limited),
+        (100, 400),
+        "options served, then limited"
+    );
     assert_eq!(ceremonies - ceremonies_before, 100, "ceremony rows written");
-    assert_eq!(audit - audit_before, 0, "audit rows written before the aggregate");
+    assert_eq!(
+        audit - audit_before,
+        0,
+        "audit rows written before the aggregate"
+    );
     t.services.flush_refusals().await.unwrap();
     let (_, audit) = row_counts(&t).await;
     assert_eq!(audit - audit_before, 1, "one aggregated refusal event");

@@ -77,9 +77,15 @@ mod tests {
         let proxies = TrustedProxies::parse("10.0.0.0/8, 192.0.2.1").unwrap_or_default();
         // No proxies configured: the header is ignored.
         let none = TrustedProxies::default();
-        assert_eq!(none.client(ip("10.0.0.5"), Some("203.0.113.9")), ip("10.0.0.5"));
+        assert_eq!(
+            none.client(ip("10.0.0.5"), Some("203.0.113.9")),
+            ip("10.0.0.5")
+        );
         // An untrusted peer cannot name anyone.
-        assert_eq!(proxies.client(ip("198.51.100.1"), Some("203.0.113.9")), ip("198.51.100.1"));
+        assert_eq!(
+            proxies.client(ip("198.51.100.1"), Some("203.0.113.9")),
+            ip("198.51.100.1")
+        );
         // A trusted peer names the client; what the client wrote on the left is ignored.
         assert_eq!(
             proxies.client(ip("10.0.0.5"), Some("1.1.1.1, 203.0.113.9")),

@@ -62,7 +62,10 @@ impl RefusalTally {
             code,
             target: entry.target.clone(),
         };
-        let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let full = counts.by_key.len() >= MAX_KEYS;
         let tally = match counts.by_key.get_mut(&key) {
             Some(tally) => tally,
@@ -94,7 +97,10 @@ impl RefusalTally {
     /// and how many refusals could not be kept apart (the key cap).
     pub(crate) fn take(&self) -> (Vec<AuditEntry>, u64) {
         let counts = {
-            let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut counts = self
+                .counts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             std::mem::take(&mut *counts)
         };
         let mut entries: Vec<AuditEntry> = counts
@@ -119,7 +125,10 @@ impl RefusalTally {
 
     /// Refusals counted and not yet taken.
     pub fn pending(&self) -> u64 {
-        let counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         counts.by_key.values().map(|t| t.count).sum::<u64>() + counts.dropped
     }
 }
@@ -170,7 +179,11 @@ mod tests {
         let tally = RefusalTally::default();
         let now = Utc::now();
         for i in 0..1000 {
-            let ip = if i % 10 == 0 { "192.0.2.2" } else { "192.0.2.1" };
+            let ip = if i % 10 == 0 {
+                "192.0.2.2"
+            } else {
+                "192.0.2.1"
+            };
             tally.count(&refusal(ip), ErrorCode::CeremonyInvalid, now);
         }
         tally.count(&refusal("192.0.2.1"), ErrorCode::InvalidRequest, now);
@@ -201,7 +214,10 @@ mod tests {
         let (entries, _) = tally.take();
         let details = entries[0].details.clone().unwrap_or_default();
         assert_eq!(details["count"], MAX_SOURCES_PER_KEY as u64 + 50);
-        assert_eq!(details["sources"].as_array().map(Vec::len), Some(SOURCES_SHOWN));
+        assert_eq!(
+            details["sources"].as_array().map(Vec::len),
+            Some(SOURCES_SHOWN)
+        );
         for _ in 0..MAX_KEYS + 5 {
             let entry = refusal("192.0.2.1").tenant(Uuid::new_v4());
             tally.count(&entry, ErrorCode::CeremonyInvalid, now);

@@ -48,15 +48,21 @@ mod tests {
 
     #[test]
     fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap_or(IpAddr::from([0; 4]));
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap_or(IpAddr::from([0; 4]));
+        let a: IpAddr = "2001:db8:1:2:aaaa::1"
+            .parse()
+            .unwrap_or(IpAddr::from([0; 4]));
+        let b: IpAddr = "2001:db8:1:2:bbbb::2"
+            .parse()
+            .unwrap_or(IpAddr::from([0; 4]));
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap_or(IpAddr::from([0; 4]));
         assert_eq!(SourceKey::of(a), SourceKey::of(b));
         assert_ne!(SourceKey::of(a), SourceKey::of(other));
         assert_eq!(SourceKey::of(a).to_string(), "2001:db8:1:2::/64");
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap_or(IpAddr::from([0; 4]));
         assert_eq!(SourceKey::of(mapped).to_string(), "192.0.2.7");
-        let longest: IpAddr = "ffff:ffff:ffff:ffff::".parse().unwrap_or(IpAddr::from([0; 4]));
+        let longest: IpAddr = "ffff:ffff:ffff:ffff::"
+            .parse()
+            .unwrap_or(IpAddr::from([0; 4]));
         assert!(SourceKey::of(longest).to_string().len() <= 43);
         let meta = RequestMeta::new(Some("not an address".into()), None);
         assert_eq!(SourceKey::of_request(&meta), None);

@@ -23,8 +23,8 @@ pub use passkeys::PasskeyInfo;
 pub use tokens::{Inviter, IssuedToken, TokenInfo, TokenPurpose};
 
 use crate::{
-    abuse::{AbuseLimits, RefusalTally},
     Clock, Result,
+    abuse::{AbuseLimits, RefusalTally},
     audit::{self, AuditEntry},
     authz::OperatorIdentity,
     entities::{operator, session},

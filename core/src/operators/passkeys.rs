@@ -14,8 +14,8 @@ use webauthn_rs::prelude::{
 
 use super::{CeremonyOptions, Operators, ceremony_ttl};
 use crate::{
-    abuse::AbuseLimits,
     Clock, Error, ErrorCode, Result,
+    abuse::AbuseLimits,
     audit::{self, AuditEntry, RequestMeta},
     authz::OperatorIdentity,
     ceremonies::{self, CeremonyKind, NewCeremony},

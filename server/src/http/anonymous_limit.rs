@@ -53,7 +53,9 @@ pub struct AnonymousLimiter {
 fn keyed<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     let rate = NonZeroU32::new(per_second)?;
     let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
-    Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
+    Some(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 /// `Err(seconds to wait)` when `key` is over its rate.
@@ -169,11 +171,7 @@ pub async fn limit_portal(request: Request, next: Next) -> Response {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             let error = app::PortalError::new(ErrorCode::RateLimited.as_str(), MESSAGE);
-            let response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(error),
-            )
-                .into_response();
+            let response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(error)).into_response();
             with_retry_after(response, wait)
         }
     }
