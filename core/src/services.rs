@@ -5,7 +5,7 @@ use url::Url;
 
 use crate::{
     Clock, Result, SystemClock,
-    abuse::{AbuseLimits, RefusalTally},
+    abuse::{AbuseControls, AbuseLimits},
     audit::AuditLog,
     db::BackendKind,
     instance::Instance,
@@ -30,8 +30,7 @@ pub struct Services {
     configs: Arc<crate::config_cache::ConfigCache>,
     relying_parties: Arc<crate::end_users::RelyingParties>,
     decoys: Arc<crate::end_users::DecoyKey>,
-    limits: AbuseLimits,
-    refusals: Arc<RefusalTally>,
+    abuse: AbuseControls,
 }
 
 impl Services {
@@ -53,14 +52,13 @@ impl Services {
             configs: Arc::default(),
             relying_parties: Arc::default(),
             decoys: Arc::default(),
-            limits: AbuseLimits::default(),
-            refusals: Arc::default(),
+            abuse: AbuseControls::default(),
         })
     }
 
     /// The same services with other bounds on anonymous writes (configuration).
     pub fn with_limits(mut self, limits: AbuseLimits) -> Self {
-        self.limits = limits;
+        self.abuse.limits = limits;
         self
     }
 
@@ -90,13 +88,7 @@ impl Services {
     }
 
     pub fn operators(&self) -> Operators<'_> {
-        Operators::new(
-            &self.db,
-            self.clock.as_ref(),
-            &self.portal,
-            &self.limits,
-            &self.refusals,
-        )
+        Operators::new(&self.db, self.clock.as_ref(), &self.portal, &self.abuse)
     }
 
     pub fn api_keys(&self) -> crate::api_keys::ApiKeys<'_> {
@@ -112,8 +104,7 @@ impl Services {
             &self.configs,
             &self.relying_parties,
             &self.decoys,
-            &self.limits,
-            &self.refusals,
+            &self.abuse,
         )
     }
 
@@ -151,12 +142,12 @@ impl Services {
     /// Writes the refusals counted since the last flush as aggregated audit events (see
     /// [`crate::abuse`]); answers how many refusals they hold.
     pub async fn flush_refusals(&self) -> Result<u64> {
-        crate::audit::record_tally(&self.writer, self.clock.as_ref(), &self.refusals).await
+        crate::audit::record_tally(&self.writer, self.clock.as_ref(), &self.abuse.refusals).await
     }
 
     /// Refusals counted and not yet written.
     pub fn refusals_pending(&self) -> u64 {
-        self.refusals.pending()
+        self.abuse.refusals.pending()
     }
 
     pub async fn close(&self) -> crate::Result<()> {

@@ -26,6 +26,14 @@ pub use proxies::TrustedProxies;
 pub use refusals::RefusalTally;
 pub use source::SourceKey;
 
+/// What the services need of this module: the configured bounds and the refusal counts (one
+/// tally per instance, shared by every clone of the services).
+#[derive(Debug, Clone, Default)]
+pub struct AbuseControls {
+    pub limits: AbuseLimits,
+    pub refusals: std::sync::Arc<RefusalTally>,
+}
+
 /// The configurable bounds on anonymous writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbuseLimits {

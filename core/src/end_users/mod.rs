@@ -44,7 +44,7 @@ pub use validation::{
 
 use crate::{
     Clock, Error, ErrorCode, Result,
-    abuse::{AbuseLimits, RefusalTally, SourceKey},
+    abuse::{AbuseControls, SourceKey},
     api_keys::ApiKeyPrincipal,
     audit::Actor,
     authz::{self, OperatorIdentity, Permission},
@@ -99,8 +99,7 @@ pub struct EndUsers<'a> {
     configs: &'a ConfigCache,
     relying_parties: &'a Arc<RelyingParties>,
     decoys: &'a DecoyKey,
-    limits: &'a AbuseLimits,
-    refusals: &'a RefusalTally,
+    abuse: &'a AbuseControls,
 }
 
 impl<'a> EndUsers<'a> {
@@ -111,8 +110,7 @@ impl<'a> EndUsers<'a> {
         configs: &'a ConfigCache,
         relying_parties: &'a Arc<RelyingParties>,
         decoys: &'a DecoyKey,
-        limits: &'a AbuseLimits,
-        refusals: &'a RefusalTally,
+        abuse: &'a AbuseControls,
     ) -> Self {
         Self {
             db,
@@ -121,8 +119,7 @@ impl<'a> EndUsers<'a> {
             configs,
             relying_parties,
             decoys,
-            limits,
-            refusals,
+            abuse,
         }
     }
 
@@ -143,7 +140,7 @@ impl<'a> EndUsers<'a> {
         let ceremony_id = crate::ceremonies::start(
             self.writer,
             self.clock,
-            self.limits,
+            &self.abuse.limits,
             crate::ceremonies::NewCeremony {
                 tenant_id: Some(tenant_id),
                 kind,
@@ -184,7 +181,9 @@ impl<'a> EndUsers<'a> {
         }
         if ceremony.is_none() && counter_regressed.is_none() {
             // Nothing real was presented: counted, not a row each (see `crate::abuse`).
-            self.refusals.count(&entry, err.code(), self.clock.now());
+            self.abuse
+                .refusals
+                .count(&entry, err.code(), self.clock.now());
             return Ok(());
         }
         let txn = crate::db::begin_write(self.writer).await?;

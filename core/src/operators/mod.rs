@@ -24,7 +24,7 @@ pub use tokens::{Inviter, IssuedToken, TokenInfo, TokenPurpose};
 
 use crate::{
     Clock, Result,
-    abuse::{AbuseLimits, RefusalTally},
+    abuse::AbuseControls,
     audit::{self, AuditEntry},
     authz::OperatorIdentity,
     entities::{operator, session},
@@ -52,8 +52,7 @@ pub struct Operators<'a> {
     db: &'a DatabaseConnection,
     clock: &'a dyn Clock,
     rp: &'a PortalRelyingParty,
-    limits: &'a AbuseLimits,
-    refusals: &'a RefusalTally,
+    abuse: &'a AbuseControls,
 }
 
 impl<'a> Operators<'a> {
@@ -61,15 +60,13 @@ impl<'a> Operators<'a> {
         db: &'a DatabaseConnection,
         clock: &'a dyn Clock,
         rp: &'a PortalRelyingParty,
-        limits: &'a AbuseLimits,
-        refusals: &'a RefusalTally,
+        abuse: &'a AbuseControls,
     ) -> Self {
         Self {
             db,
             clock,
             rp,
-            limits,
-            refusals,
+            abuse,
         }
     }
 
@@ -84,7 +81,9 @@ impl<'a> Operators<'a> {
         match result {
             Err(err) if !err.is_internal() && !consumed_ceremony => {
                 entry.target = None;
-                self.refusals.count(&entry, err.code(), self.clock.now());
+                self.abuse
+                    .refusals
+                    .count(&entry, err.code(), self.clock.now());
                 Ok(())
             }
             _ => crate::audit::record_refusal(self.db, self.clock, result, entry).await,

@@ -47,7 +47,7 @@ impl Operators<'_> {
         let ceremony_id = ceremonies::start(
             self.db,
             self.clock,
-            self.limits,
+            &self.abuse.limits,
             NewCeremony::<DiscoverableAuthentication> {
                 tenant_id: None,
                 kind: CeremonyKind::PortalAuthentication,
