@@ -411,12 +411,7 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
     let (admin, mut passkeys) = set_up(&f).await;
     let (grace, mut grace_passkeys) = invite(&f, "grace@example.com", false).await;
 
-    let options = f
-        .services
-        .operators()
-        .begin_sign_in(&RequestMeta::default())
-        .await
-        .unwrap();
+    let options = sign_in_options(&f).await;
     assert_eq!(options.public_key["rpId"], "localhost");
     assert!(
         options.public_key.get("allowCredentials").is_none()
@@ -440,12 +435,7 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
     assert_eq!(listed[0].last_used_at, Some(f.clock_now()));
 
     // The passkey decides who signs in.
-    let options = f
-        .services
-        .operators()
-        .begin_sign_in(&RequestMeta::default())
-        .await
-        .unwrap();
+    let options = sign_in_options(&f).await;
     let response = authenticate(&mut grace_passkeys, ORIGIN, &options);
     let signed_in = f
         .services
@@ -468,12 +458,7 @@ async fn sign_in_with_a_discoverable_passkey(backend: TestBackend) {
             }),
         )
         .unwrap();
-    let options = f
-        .services
-        .operators()
-        .begin_sign_in(&RequestMeta::default())
-        .await
-        .unwrap();
+    let options = sign_in_options(&f).await;
     let response = authenticate(&mut stranger, ORIGIN, &options);
     assert_eq!(
         code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -501,12 +486,7 @@ async fn replayed_ceremonies_are_refused(backend: TestBackend) {
         return;
     };
     let (_, mut passkeys) = set_up(&f).await;
-    let options = f
-        .services
-        .operators()
-        .begin_sign_in(&RequestMeta::default())
-        .await
-        .unwrap();
+    let options = sign_in_options(&f).await;
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     f.finish_sign_in(options.ceremony_id, &response)
         .await
@@ -517,12 +497,7 @@ async fn replayed_ceremonies_are_refused(backend: TestBackend) {
         ErrorCode::CeremonyInvalid
     );
     // The response to one challenge does not answer another.
-    let other = f
-        .services
-        .operators()
-        .begin_sign_in(&RequestMeta::default())
-        .await
-        .unwrap();
+    let other = sign_in_options(&f).await;
     assert_eq!(
         code_of(f.finish_sign_in(other.ceremony_id, &response).await),
         ErrorCode::ChallengeMismatch
@@ -550,12 +525,7 @@ async fn expired_ceremonies_are_refused(backend: TestBackend) {
         return;
     };
     let (admin, mut passkeys) = set_up(&f).await;
-    let options = f
-        .services
-        .operators()
-        .begin_sign_in(&RequestMeta::default())
-        .await
-        .unwrap();
+    let options = sign_in_options(&f).await;
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     f.clock.advance(TimeDelta::minutes(5));
     assert_eq!(
@@ -648,12 +618,7 @@ async fn user_verification_is_required(backend: TestBackend) {
 
     let (_, mut passkeys) = set_up(&f).await;
     passkeys.user_verified = false;
-    let options = f
-        .services
-        .operators()
-        .begin_sign_in(&RequestMeta::default())
-        .await
-        .unwrap();
+    let options = sign_in_options(&f).await;
     let response = authenticate(&mut passkeys, ORIGIN, &options);
     assert_eq!(
         code_of(f.finish_sign_in(options.ceremony_id, &response).await),
@@ -917,4 +882,12 @@ async fn a_tenant_invitation_makes_the_new_operator_a_member(backend: TestBacken
         actions.contains(&"member.invited") && actions.contains(&"member.added"),
         "{actions:?}"
     );
+}
+
+async fn sign_in_options(f: &Fixture) -> latchkey_core::operators::CeremonyOptions {
+    f.services
+        .operators()
+        .begin_sign_in(&RequestMeta::default())
+        .await
+        .unwrap()
 }

@@ -129,13 +129,7 @@ pub async fn limit_client_source(request: Request, next: Next) -> Response {
                 wait,
             );
             if let Some(origin) = origin {
-                let headers = response.headers_mut();
-                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-                headers.insert(
-                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                    HeaderValue::from_static("retry-after"),
-                );
-                headers.append(header::VARY, HeaderValue::from_static("origin"));
+                super::api::name_origin(&mut response, origin);
             }
             response
         }

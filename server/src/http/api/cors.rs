@@ -126,6 +126,12 @@ pub async fn client_cors(
     } else {
         next.run(request).await
     };
+    name_origin(&mut response, origin);
+    response
+}
+
+/// Lets a page at `origin` read `response` (and its `Retry-After`).
+pub fn name_origin(response: &mut Response, origin: HeaderValue) {
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers.insert(
@@ -133,7 +139,6 @@ pub async fn client_cors(
         HeaderValue::from_static("retry-after"),
     );
     headers.append(header::VARY, HeaderValue::from_static("origin"));
-    response
 }
 
 #[cfg(test)]

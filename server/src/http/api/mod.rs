@@ -26,6 +26,7 @@ use utoipa::{
 use utoipa_axum::router::OpenApiRouter;
 
 use super::{anonymous_limit::AnonymousLimiter, problem::Problem};
+pub use cors::name_origin;
 pub use extract::{BODY_LIMIT, source_address};
 
 #[derive(OpenApi)]
