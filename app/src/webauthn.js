@@ -152,11 +152,16 @@ export function navigateTo(path) {
 // on this origin, else to the home page. Resolved with the browser's own URL parser, exactly as
 // the navigation would be: it drops tabs and newlines, so `/\t/evil.example` is
 // `//evil.example`, another site, and a string check on the raw value would let it through.
+// The path it resolves to must stay on this origin too when navigated to: dot segments are
+// resolved away, so `/.//evil.example` (or `/a/..//evil.example`) resolves on this origin to
+// the path `//evil.example`, which as a link is another site again.
 export function navigateWithinOrigin(next) {
+  const origin = window.location.origin;
   let target = '/';
   try {
-    const url = new URL(next, window.location.origin);
-    if (url.origin === window.location.origin) target = url.pathname + url.search + url.hash;
+    const url = new URL(next, origin);
+    const path = url.pathname + url.search + url.hash;
+    if (url.origin === origin && new URL(path, origin).origin === origin) target = path;
   } catch {
     // Not a URL at all: home.
   }

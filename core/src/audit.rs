@@ -309,6 +309,23 @@ impl<'a> AuditLog<'a> {
                 "The end of the time range must be after its start.",
             ));
         }
+        // No actor, action or user ID holds a control character, and PostgreSQL refuses NUL in
+        // any text parameter: such a filter is refused here rather than failing in the database.
+        for (field, value) in [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("user", &filter.target_user),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.chars().any(char::is_control))
+            {
+                return Err(crate::Error::invalid(
+                    field,
+                    "A filter cannot contain control characters.",
+                ));
+            }
+        }
         let mut query = audit_event::Entity::find().filter(match scope {
             Scope::Tenant(tenant_id) => audit_event::Column::TenantId.eq(tenant_id),
             Scope::Instance => audit_event::Column::TenantId.is_null(),

@@ -109,4 +109,96 @@ mod tests {
         assert!(!is_well_formed(SecretKind::Setup, "lk_setup_short"));
         assert!(!format!("{a:?}").contains(&a.value));
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const KINDS: [SecretKind; 5] = [
+            SecretKind::ApiKey,
+            SecretKind::Enrollment,
+            SecretKind::Validation,
+            SecretKind::Setup,
+            SecretKind::Invitation,
+        ];
+
+        fn kind() -> impl Strategy<Value = SecretKind> {
+            proptest::sample::select(KINDS.to_vec())
+        }
+
+        /// Strings that look more or less like a secret: a kind's prefix (or a near miss) and
+        /// a body of base64url-ish characters around the right length, or anything at all.
+        fn presented() -> impl Strategy<Value = String> {
+            let prefix = prop_oneof![
+                kind().prop_map(|k| k.prefix().to_owned()),
+                Just(String::new()),
+                "lk_[a-z]{0,6}_?",
+                kind().prop_map(|k| k.prefix().to_uppercase()),
+            ];
+            let body = prop_oneof![
+                "[A-Za-z0-9_-]{40,46}",
+                "[A-Za-z0-9+/=_-]{0,50}",
+                ".{0,60}",
+                any::<[u8; 32]>().prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
+                any::<[u8; 32]>().prop_map(|b| base64::engine::general_purpose::URL_SAFE.encode(b)),
+                any::<[u8; 32]>().prop_map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            ];
+            prop_oneof![
+                (prefix, body).prop_map(|(p, b)| format!("{p}{b}")),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Whatever is presented, the shape check answers without panicking, and accepts
+            /// exactly one prefix followed by the base64url (unpadded) form of 32 bytes: the only
+            /// strings whose hash may be looked up.
+            #[test]
+            fn only_one_kinds_prefix_and_32_base64url_bytes_are_well_formed(value in presented()) {
+                for kind in KINDS {
+                    let well_formed = is_well_formed(kind, &value);
+                    let expected = value.strip_prefix(kind.prefix()).is_some_and(|rest| {
+                        rest.len() == 43
+                            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                            && URL_SAFE_NO_PAD.decode(rest).is_ok_and(|b| URL_SAFE_NO_PAD.encode(b) == rest)
+                    });
+                    prop_assert_eq!(well_formed, expected, "{:?} as {:?}", value, kind);
+                    if well_formed {
+                        for other in KINDS.into_iter().filter(|k| *k != kind) {
+                            prop_assert!(!is_well_formed(other, &value), "{:?} is {:?} and {:?}", value, kind, other);
+                        }
+                    }
+                }
+                // Hashing takes anything and always gives the stored form's shape.
+                let hashed = hash(&value);
+                prop_assert_eq!(hashed.len(), 64);
+                prop_assert!(hashed.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            }
+
+            /// A secret with any one character changed, dropped or added is either malformed or
+            /// hashes differently: nothing near a real secret finds its row.
+            #[test]
+            fn an_altered_secret_never_hashes_like_the_original(
+                kind in kind(),
+                edit in 0usize..3,
+                at in any::<proptest::sample::Index>(),
+                c in any::<char>(),
+            ) {
+                let issued = issue(kind).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert!(is_well_formed(kind, &issued.value));
+                let mut chars: Vec<char> = issued.value.chars().collect();
+                let i = at.index(chars.len());
+                match edit {
+                    0 => chars[i] = c,
+                    1 => { chars.remove(i); }
+                    _ => chars.insert(i, c),
+                }
+                let altered: String = chars.into_iter().collect();
+                prop_assume!(altered != issued.value);
+                prop_assert!(!is_well_formed(kind, &altered) || hash(&altered) != issued.hash);
+            }
+        }
+    }
 }

@@ -88,9 +88,11 @@ for (const [backend, label, available] of backends) {
 
     test('after sign-in, `next` only ever leads to a page of the portal', async () => {
       // Browsers drop tabs and newlines from URLs: `/%09/evil.example` becomes `//evil.example`,
-      // another site. Each of these must land on the portal's home page instead.
+      // another site; dot segments are resolved away, so `/.//evil.example` is the path
+      // `//evil.example` of the portal, which as a link is that other site again. Each of these
+      // must land on the portal's home page instead.
       for (const next of ['/%09/evil.example', '/%0A/evil.example', '//evil.example', '/\\evil.example',
-        'https://evil.example/', 'javascript:alert(1)']) {
+        '/.//evil.example', '/a/..//evil.example', 'https://evil.example/', 'javascript:alert(1)']) {
         await admin.getByRole('button', { name: 'Sign out' }).click();
         await admin.waitForURL((url) => url.pathname === '/login');
         await admin.goto(`${server.baseUrl}/login?next=${next}`);

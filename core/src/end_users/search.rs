@@ -86,13 +86,21 @@ struct Hit {
     matched_on: MatchedOn,
 }
 
-/// The search text as a key prefix: trimmed and lower-cased like the stored keys.
+/// The search text as a key prefix: trimmed and lower-cased like the stored keys. No key holds
+/// a control character (user IDs and usernames refuse them), and PostgreSQL refuses NUL in any
+/// text parameter: such text is refused here rather than failing in the database.
 fn normalise(query: &str) -> Result<String> {
     let query = query.trim();
     if query.chars().count() > MAX_QUERY_CHARS {
         return Err(Error::invalid(
             "query",
             format!("Search for at most {MAX_QUERY_CHARS} characters."),
+        ));
+    }
+    if query.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "query",
+            "The search text cannot contain control characters.",
         ));
     }
     Ok(query.to_lowercase())
@@ -112,6 +120,11 @@ fn decode_cursor(cursor: &str) -> Result<(String, Uuid)> {
         raw.get(..36).ok_or_else(bad)?,
         raw.get(36..).ok_or_else(bad)?,
     );
+    // Made only from stored keys, which hold no control character (nor NUL, which PostgreSQL
+    // refuses in a parameter).
+    if key.chars().any(char::is_control) {
+        return Err(bad());
+    }
     Ok((key.to_owned(), Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
@@ -346,13 +359,20 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
         let id = Uuid::new_v4();
-        for key in ["", "alice", "ünïcödé-ключ", "with\u{0}nul"] {
+        for key in ["", "alice", "ünïcödé-ключ", "i̇stanbul"] {
             assert_eq!(
                 decode_cursor(&encode_cursor(key, id)).ok(),
                 Some((key.to_owned(), id))
             );
         }
-        for garbage in ["", "%%%", "YWJj", &URL_SAFE_NO_PAD.encode("x".repeat(40))] {
+        let nul = URL_SAFE_NO_PAD.encode(format!("{id}with\u{0}nul"));
+        for garbage in [
+            "",
+            "%%%",
+            "YWJj",
+            &URL_SAFE_NO_PAD.encode("x".repeat(40)),
+            &nul,
+        ] {
             assert!(matches!(
                 decode_cursor(garbage),
                 Err(Error::InvalidRequest { .. })
@@ -365,5 +385,67 @@ mod tests {
         assert_eq!(normalise("  ALice ").ok().as_deref(), Some("alice"));
         assert_eq!(normalise("ÄBC").ok().as_deref(), Some("äbc"));
         assert!(normalise(&"x".repeat(257)).is_err());
+        for control in ["\u{0}", "a\u{0}b", "a\tb", "\u{7f}"] {
+            assert_eq!(
+                normalise(control)
+                    .err()
+                    .and_then(|e| e.field().map(str::to_owned))
+                    .as_deref(),
+                Some("query"),
+                "{control:?}"
+            );
+        }
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Any search text is a key prefix (trimmed, lower-cased, within twice the longest
+            /// key) or a refusal of `query`.
+            #[test]
+            fn search_text_is_a_bounded_prefix_or_refused(query in prop_oneof![
+                any::<String>(),
+                (proptest::sample::select(vec!['İ', 'A', ' ']), 250..=260usize)
+                    .prop_map(|(c, n)| std::iter::repeat_n(c, n).collect::<String>()),
+            ]) {
+                match normalise(&query) {
+                    Ok(prefix) => {
+                        prop_assert_eq!(&prefix, &query.trim().to_lowercase());
+                        prop_assert!(prefix.chars().count() <= 2 * MAX_QUERY_CHARS);
+                        prop_assert!(!prefix.contains('\0'));
+                    }
+                    Err(e) => prop_assert_eq!(e.field(), Some("query")),
+                }
+            }
+
+            /// Any cursor decodes to a key and an id, or is refused as `after`; every cursor we
+            /// make decodes to what it was made of.
+            #[test]
+            fn cursors_decode_or_are_refused(
+                cursor in prop_oneof![
+                    any::<String>(),
+                    "[A-Za-z0-9_-]{0,80}",
+                    (any::<u128>(), any::<String>())
+                        .prop_map(|(id, key)| encode_cursor(&key, Uuid::from_u128(id))),
+                    proptest::collection::vec(any::<u8>(), 0..64)
+                        .prop_map(|bytes| URL_SAFE_NO_PAD.encode(bytes)),
+                ],
+                key in any::<String>(),
+                id in any::<u128>(),
+            ) {
+                match decode_cursor(&cursor) {
+                    Ok((key, _)) => prop_assert!(!key.contains('\0')),
+                    Err(e) => prop_assert_eq!(e.field(), Some("after")),
+                }
+                // The keys cursors are made of: stored ones, without control characters.
+                let key: String = key.chars().filter(|c| !c.is_control()).collect();
+                let id = Uuid::from_u128(id);
+                prop_assert_eq!(decode_cursor(&encode_cursor(&key, id)).ok(), Some((key, id)));
+            }
+        }
     }
 }

@@ -129,4 +129,41 @@ mod tests {
             assert!(!is_page(other), "{other}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// The `next` the guard puts in its redirect is the requested path and query, read
+            /// back exactly by the sign-in page, and cannot break out of its query value: the
+            /// redirect itself stays on `/login` of this origin. (Where `next` leads after
+            /// sign-in is the browser's check: `navigateWithinOrigin` in `webauthn.js`.)
+            #[test]
+            fn the_sign_in_redirect_carries_the_requested_path_exactly(
+                path_and_query in prop_oneof![
+                    "/[a-zA-Z0-9/._~%!$&'()*+,;=:@?-]{0,40}",
+                    "/\\PC{0,20}",
+                    "//[a-z.]{1,12}(/[a-z]{0,5})?",
+                ],
+            ) {
+                let Ok(pq) = path_and_query.parse::<axum::http::uri::PathAndQuery>() else {
+                    return Ok(());
+                };
+                let target = format!("/login?next={}", urlencode(pq.as_str()));
+                let base = url::Url::parse("https://portal.example/").map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let resolved = base.join(&target).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(resolved.origin(), base.origin());
+                prop_assert_eq!(resolved.path(), "/login");
+                prop_assert_eq!(resolved.fragment(), None);
+                let next: Vec<_> = resolved.query_pairs().collect();
+                prop_assert_eq!(next.len(), 1, "{}", target);
+                prop_assert_eq!(next[0].0.as_ref(), "next");
+                prop_assert_eq!(next[0].1.as_ref(), pq.as_str());
+                prop_assert!(axum::http::HeaderValue::from_str(&target).is_ok());
+            }
+        }
+    }
 }
