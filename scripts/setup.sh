@@ -7,7 +7,8 @@
 # wasm-opt comes from npm's `binaryen` package (tools/, run under Node): Debian's binaryen (108)
 # is older than what wasm-bindgen emits and breaks the release wasm. Put tools/node_modules/.bin
 # first on PATH before `cargo leptos build --release` (scripts/run.sh and scripts/test.sh do).
-#   scripts/setup.sh test   # the above, plus Chromium, psql and the end-to-end npm packages
+#   scripts/setup.sh test   # the above, plus Chromium, psql, curl, the end-to-end npm packages
+#                           # and the API fuzzer (schemathesis from PyPI, in tools/.venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose="${1:-run}"
@@ -24,6 +25,10 @@ apt_packages=()
 if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
   command -v psql >/dev/null || apt_packages+=(postgresql-client)
+  command -v curl >/dev/null || apt_packages+=(curl)
+  # The API fuzzer's virtual environment needs python3 (3.11, as tools/requirements.txt was
+  # resolved for) with venv and ensurepip (Debian's python3-venv).
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3 python3-venv)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""
@@ -71,5 +76,15 @@ if [ "$purpose" = test ]; then
   if ! cmp -s end2end/package-lock.json end2end/node_modules/.package-lock.json 2>/dev/null; then
     say "installing end-to-end test packages (npm ci)"
     (cd end2end && npm ci --no-audit --no-fund)
+  fi
+  # The API fuzzer (scripts/api-fuzz.sh): schemathesis from PyPI in a virtual environment of its
+  # own, every package pinned with its hashes (tools/requirements.txt, made from requirements.in).
+  if ! cmp -s tools/requirements.txt tools/.venv/requirements.txt 2>/dev/null; then
+    say "installing the API fuzzer (schemathesis, pinned with hashes) into tools/.venv"
+    rm -rf tools/.venv
+    python3 -m venv tools/.venv
+    tools/.venv/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+      -r tools/requirements.txt
+    cp tools/requirements.txt tools/.venv/requirements.txt
   fi
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, then runs every check and test: formatting, clippy (server and browser feature sets),
-# the Rust tests on SQLite and PostgreSQL, the release build, and the browser suite against it on
-# both databases (with a smoke test of scripts/run.sh).
+# the Rust tests on SQLite and PostgreSQL, the release build, the browser suite against it on
+# both databases (with a smoke test of scripts/run.sh), and API fuzzing of it (schemathesis).
 #
 # PostgreSQL: LATCHKEY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) must
 # let the tests create databases. Without it the PostgreSQL tests skip loudly; with CI set, they fail.
@@ -35,3 +35,8 @@ step "browser suite against the release build (Chromium; SQLite and PostgreSQL; 
 export LATCHKEY_BIN="$target_dir/release/latchkey"
 export LATCHKEY_SITE_ROOT="$PWD/target/site"
 (cd end2end && npm test)
+
+# Every operation of GET /api/openapi.json fuzzed against the release binary (schemathesis, with
+# and without credentials, SQLite and PostgreSQL): no 5xx, no panic, every answer as documented.
+step "API fuzzing against the release build (schemathesis; SQLite and PostgreSQL)"
+scripts/api-fuzz.sh

@@ -87,6 +87,9 @@ impl From<ClientCeremony> for CeremonyResponse {
                 "authenticatorSelection": {"residentKey": "preferred", "requireResidentKey": false, "userVerification": "preferred"}}})),
         (status = 401, description = "`token_invalid`, `token_expired`, `token_used`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`scope_required`, `passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`: the body is not the documented JSON (the problem's `field` names the member at fault)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("enrollment_token" = []))
 )]
@@ -137,6 +140,7 @@ pub struct RegistrationVerifyResponse {
         (status = 403, description = "`scope_required`, `passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`credential_exists`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("enrollment_token" = []))
 )]
@@ -185,6 +189,8 @@ pub struct AuthenticationOptionsRequest {
         (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many requests, or too many unfinished ceremonies, from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`: the body is not the documented JSON (the problem's `field` names the member at fault)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 async fn authentication_options(
@@ -228,6 +234,7 @@ pub struct TokenResponse {
         (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many requests, or too many unfinished ceremonies, from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 async fn authentication_verify(

@@ -211,6 +211,7 @@ pub struct ValidateResponse {
         (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -288,6 +289,7 @@ impl From<UserView> for UserResponse {
             "created_at": "2026-11-24T10:00:00Z", "authenticator_count": 2})),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user in your tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -363,6 +365,7 @@ pub struct AuthenticatorsResponse {
             "created_at": "2026-11-24T10:00:00Z", "last_used_at": "2026-11-24T11:00:00Z"}]})),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -396,6 +399,7 @@ async fn list_authenticators(
         (status = 204, description = "Revoked"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
