@@ -237,6 +237,9 @@ for (const [backend, label, available] of backends) {
       await owner.getByLabel('New name').fill('Grace’s phone');
       await owner.getByRole('button', { name: 'Save name' }).click();
       await owner.getByRole('status').getByText('Renamed “Phone 0” to “Grace’s phone”.').waitFor();
+      // The list re-renders with the new name: click Revoke all on the settled page (a click
+      // during the re-render can land on a button that is being replaced).
+      await owner.getByRole('button', { name: 'Rename Grace’s phone' }).waitFor();
       await owner.getByRole('button', { name: 'Revoke all' }).click();
       const dialog = owner.getByRole('dialog', { name: 'Revoke all 2 passkeys?' });
       await dialog.getByLabel('Reason').fill('Account takeover suspected');
