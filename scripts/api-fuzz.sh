@@ -70,8 +70,11 @@ trap cleanup EXIT
 
 # The binary with only our LATCHKEY_* variables (nothing from the caller's shell leaks in but
 # LATCHKEY_SITE_ROOT).
+# Only ever run in a subshell (`… &`, `$(…)`), so it may `exec`: the background server's PID is
+# then the binary's own, and stop_server's SIGTERM reaches it (not an `env` parent that would
+# die and leave the server running).
 latchkey() {
-  env $(env | sed -n 's/^\(LATCHKEY_[A-Z_]*\)=.*/-u \1/p' | grep -v -e LATCHKEY_SITE_ROOT) \
+  exec env $(env | sed -n 's/^\(LATCHKEY_[A-Z_]*\)=.*/-u \1/p' | grep -v -e LATCHKEY_SITE_ROOT) \
     LATCHKEY_DATABASE_URL="$db_url" \
     LATCHKEY_CLIENT_RATE_LIMIT=0 LATCHKEY_SOURCE_RATE_LIMIT=0 LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS=0 \
     RUST_LOG=warn,latchkey_server=info \
