@@ -12,7 +12,7 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv6Addr},
+    net::IpAddr,
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -23,20 +23,10 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 /// none has finished, an arbitrary source is forgotten (its next failures start a new window).
 pub const MAX_TRACKED: usize = 100_000;
 
-/// What one client controls: an IPv4 address, or an IPv6 /64 (a host typically gets a whole
-/// /64, so counting single IPv6 addresses would let it use 2^64 of them). IPv4-mapped IPv6
-/// addresses count as the IPv4 address.
+/// What one client controls, as every per-address limit counts it
+/// ([`latchkey_core::abuse::SourceKey`]: an IPv4 address or an IPv6 /64).
 pub fn source_bucket(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & (u128::MAX << 64);
-                IpAddr::V6(Ipv6Addr::from(prefix))
-            }
-        },
-    }
+    latchkey_core::abuse::SourceKey::of(ip).address()
 }
 
 #[derive(Default)]
