@@ -24,6 +24,8 @@ mod js {
         pub async fn copy_text(text: String) -> JsValue;
         #[wasm_bindgen(js_name = focusLater)]
         pub fn focus_later(id: &str);
+        #[wasm_bindgen(js_name = resubmitFormOf)]
+        pub fn resubmit_form_of(event: &JsValue) -> bool;
     }
 }
 
@@ -115,4 +117,16 @@ pub fn focus_later(id: &str) {
     js::focus_later(id);
     #[cfg(not(feature = "hydrate"))]
     let _ = id;
+}
+
+/// Submits again the form that holds the element `event` came from; answers whether there was
+/// one.
+pub fn resubmit_form_of(event: &leptos::ev::MouseEvent) -> bool {
+    #[cfg(feature = "hydrate")]
+    return js::resubmit_form_of(event.as_ref());
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = event;
+        false
+    }
 }

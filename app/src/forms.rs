@@ -58,15 +58,64 @@ pub fn FieldError(error: FormError, field: &'static str, id: &'static str) -> im
     }
 }
 
-/// An error that belongs to no field, shown above or below the form's button.
+/// An error that belongs to no field, shown above or below the form's button. When the server
+/// asks for step-up, it offers to confirm with a passkey and then submits the form again.
 #[component]
 pub fn FormAlert(error: FormError) -> impl IntoView {
     move || {
         error
             .get()
             .filter(|e| e.field.is_none())
-            .map(|e| view! { <p class="error" role="alert">{e.message}</p> })
+            .map(|e| match e.code.as_str() {
+                STEP_UP_REQUIRED => view! { <StepUpPrompt message=e.message error /> }.into_any(),
+                _ => view! { <p class="error" role="alert">{e.message}</p> }.into_any(),
+            })
     }
+}
+
+/// The code the server answers when an action needs a recent passkey verification.
+const STEP_UP_REQUIRED: &str = "step_up_required";
+
+/// "Confirm with your passkey": runs the step-up ceremony, then submits the form it sits in again
+/// (the action the server refused). Outside a form it says to try again instead.
+#[component]
+fn StepUpPrompt(message: String, error: FormError) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let failure = RwSignal::new(None::<String>);
+    let confirm = move |ev: leptos::ev::MouseEvent| {
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        failure.set(None);
+        leptos::task::spawn_local(async move {
+            match step_up().await {
+                // Submitting clears this error (and with it this prompt) as it starts.
+                Ok(()) if browser::resubmit_form_of(&ev) => {}
+                Ok(()) => error.set(Some(PortalError::new(
+                    "stepped_up",
+                    "Confirmed. Do it again now.",
+                ))),
+                Err(err) => failure.set(Some(err.message)),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <div class="error step-up" role="alert">
+            <p>{message}</p>
+            <button type="button" class="secondary" on:click=confirm disabled=move || busy.get()>
+                "Confirm with your passkey"
+            </button>
+            {move || failure.get().map(|message| view! { <p>{message}</p> })}
+        </div>
+    }
+}
+
+async fn step_up() -> Result<(), PortalError> {
+    let options = crate::api::begin_step_up().await?;
+    let credential = get_credential(&options, false).await?;
+    crate::api::finish_step_up(options.ceremony_id, credential).await
 }
 
 /// An error from the browser's passkey prompt (no server code).

@@ -23,6 +23,9 @@ const IDLE_REFRESH: Duration = Duration::minutes(1);
 
 const SIGNED_IN_AT: &str = "signed_in_at";
 const SEEN_AT: &str = "seen_at";
+/// When this session last verified one of its operator's passkeys (sign-in, enrollment or a
+/// step-up): what `latchkey_core::step_up` judges.
+const PASSKEY_VERIFIED_AT: &str = "passkey_verified_at";
 
 fn session_error(err: tower_sessions::session::Error) -> Error {
     Error::Internal(format!("session store: {err}"))
@@ -96,7 +99,25 @@ pub async fn sign_in(
         .insert(SIGNED_IN_AT, now)
         .await
         .map_err(session_error)?;
+    // Signing in is a user-verified passkey assertion (enrollment a user-verified creation).
+    session
+        .insert(PASSKEY_VERIFIED_AT, now)
+        .await
+        .map_err(session_error)?;
     session.insert(SEEN_AT, now).await.map_err(session_error)
+}
+
+/// Records a step-up: the session's operator verified a passkey at `at`.
+pub async fn record_passkey_verified(session: &Session, at: DateTime<Utc>) -> Result<(), Error> {
+    session
+        .insert(PASSKEY_VERIFIED_AT, at.timestamp())
+        .await
+        .map_err(session_error)
+}
+
+/// When the session's operator last verified a passkey, if recorded.
+pub async fn passkey_verified_at(session: &Session) -> Result<Option<DateTime<Utc>>, Error> {
+    timestamp(session, PASSKEY_VERIFIED_AT).await
 }
 
 /// Ends this session (the row and the cookie).

@@ -2,7 +2,7 @@
 //! context every server function starts from.
 
 use axum::{extract::FromRef, http::request::Parts};
-use latchkey_core::{Services, audit::RequestMeta, authz::OperatorIdentity};
+use latchkey_core::{Services, audit::RequestMeta, authz::OperatorIdentity, step_up::StepUp};
 use leptos::prelude::*;
 use tower_sessions::Session;
 
@@ -71,6 +71,24 @@ impl PortalRequest {
         self.current_operator()
             .await?
             .ok_or_else(|| latchkey_core::Error::Unauthorized.into())
+    }
+
+    /// The operator as the actions that need step-up take them: with when this session last
+    /// verified their passkey (see `latchkey_core::step_up`).
+    pub async fn step_up<'a>(
+        &self,
+        operator: &'a OperatorIdentity,
+    ) -> Result<StepUp<'a>, PortalError> {
+        let verified_at = session::passkey_verified_at(&self.session).await?;
+        Ok(self.services.step_up(operator, verified_at))
+    }
+
+    /// Records that the session's operator just verified a passkey (a finished step-up).
+    pub async fn record_step_up(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), PortalError> {
+        Ok(session::record_passkey_verified(&self.session, at).await?)
     }
 
     pub async fn sign_in(&self, operator: &OperatorIdentity) -> Result<(), PortalError> {

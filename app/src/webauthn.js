@@ -181,3 +181,12 @@ export async function copyText(text) {
 export function focusLater(id) {
   requestAnimationFrame(() => document.getElementById(id)?.focus());
 }
+
+// Submits again the form holding the element an event came from (after a step-up, the action
+// the server refused). Answers whether there was such a form.
+export function resubmitFormOf(event) {
+  const form = event.target?.closest?.('form');
+  if (!form) return false;
+  form.requestSubmit();
+  return true;
+}

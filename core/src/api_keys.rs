@@ -15,6 +15,7 @@ use crate::{
     authz::{self, OperatorIdentity, Permission},
     entities::{api_key, operator, tenant},
     secrets::{self, SecretKind},
+    step_up::StepUp,
     validate,
 };
 
@@ -54,7 +55,8 @@ impl std::fmt::Debug for CreatedApiKey {
 #[derive(Debug, Clone, Copy)]
 pub enum KeyCreator<'a> {
     Cli,
-    Operator(&'a OperatorIdentity),
+    /// A portal operator, who needs step-up (see [`crate::step_up`]).
+    Operator(StepUp<'a>),
 }
 
 /// The tenant backend behind a valid key.
@@ -111,7 +113,8 @@ impl<'a> ApiKeys<'a> {
         meta: RequestMeta,
     ) -> Result<CreatedApiKey> {
         let (actor, created_by, creator_label) = match creator {
-            KeyCreator::Operator(op) => {
+            KeyCreator::Operator(step_up) => {
+                let op = step_up.operator();
                 authz::require(self.db, op, tenant_id, Permission::ManageApiKeys).await?;
                 (op.actor(), Some(op.id), op.email.clone())
             }
@@ -124,6 +127,9 @@ impl<'a> ApiKeys<'a> {
             }
         };
         let name = validate::label("name", "key name", name, 100)?;
+        if let KeyCreator::Operator(step_up) = creator {
+            step_up.require()?;
+        }
         let secret = secrets::issue(SecretKind::ApiKey)?;
         let now = self.clock.now();
         let row = api_key::Model {

@@ -35,6 +35,8 @@ pub(crate) enum CeremonyKind {
     PortalRegistration,
     /// Signing in to the portal with a discoverable passkey.
     PortalAuthentication,
+    /// A signed-in operator confirming with one of their own passkeys (step-up).
+    PortalStepUp,
     /// An end user registering a passkey with an enrollment token (Client API).
     TenantRegistration,
     /// An end user signing in to a tenant (Client API).
@@ -46,6 +48,7 @@ impl CeremonyKind {
         match self {
             Self::PortalRegistration => "portal_registration",
             Self::PortalAuthentication => "portal_authentication",
+            Self::PortalStepUp => "portal_step_up",
             Self::TenantRegistration => "tenant_registration",
             Self::TenantAuthentication => "tenant_authentication",
         }

@@ -28,11 +28,12 @@ pub enum ErrorCode {
     CounterRegressed,
     PayloadTooLarge,
     RateLimited,
+    StepUpRequired,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -54,6 +55,7 @@ impl ErrorCode {
         Self::CounterRegressed,
         Self::PayloadTooLarge,
         Self::RateLimited,
+        Self::StepUpRequired,
         Self::Internal,
     ];
 
@@ -80,6 +82,7 @@ impl ErrorCode {
             Self::CounterRegressed => "counter_regressed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
+            Self::StepUpRequired => "step_up_required",
             Self::Internal => "internal",
         }
     }
@@ -101,7 +104,10 @@ impl ErrorCode {
             | Self::TokenUsed
             | Self::CredentialUnknown
             | Self::CredentialRevoked => 401,
-            Self::Forbidden | Self::PasskeysDisabled | Self::ScopeRequired => 403,
+            Self::Forbidden
+            | Self::PasskeysDisabled
+            | Self::ScopeRequired
+            | Self::StepUpRequired => 403,
             Self::NotFound => 404,
             Self::CredentialExists => 409,
             Self::PayloadTooLarge => 413,
@@ -134,6 +140,7 @@ impl ErrorCode {
             Self::CounterRegressed => "The signature counter went backwards",
             Self::PayloadTooLarge => "The request body is too large",
             Self::RateLimited => "Too many requests",
+            Self::StepUpRequired => "Confirm with a passkey first",
             Self::Internal => "Internal error",
         }
     }

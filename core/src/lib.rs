@@ -23,6 +23,7 @@ pub mod secrets;
 mod services;
 pub mod sessions;
 pub mod statistics;
+pub mod step_up;
 pub mod tenants;
 pub mod validate;
 pub mod webauthn_support;

@@ -7,10 +7,12 @@ use crate::{
     Clock, Result, SystemClock,
     abuse::{AbuseControls, AbuseLimits},
     audit::AuditLog,
+    authz::OperatorIdentity,
     db::BackendKind,
     instance::Instance,
     operators::Operators,
     sessions::DbSessionStore,
+    step_up::StepUp,
     tenants::Tenants,
     webauthn_support::PortalRelyingParty,
 };
@@ -31,6 +33,8 @@ pub struct Services {
     relying_parties: Arc<crate::end_users::RelyingParties>,
     decoys: Arc<crate::end_users::DecoyKey>,
     abuse: AbuseControls,
+    /// How long a passkey verification counts for step-up (see [`crate::step_up`]).
+    step_up_window: chrono::Duration,
 }
 
 impl Services {
@@ -53,6 +57,7 @@ impl Services {
             relying_parties: Arc::default(),
             decoys: Arc::default(),
             abuse: AbuseControls::default(),
+            step_up_window: crate::step_up::DEFAULT_WINDOW,
         })
     }
 
@@ -60,6 +65,22 @@ impl Services {
     pub fn with_limits(mut self, limits: AbuseLimits) -> Self {
         self.abuse.limits = limits;
         self
+    }
+
+    /// The same services with another step-up window (configuration).
+    pub fn with_step_up_window(mut self, window: chrono::Duration) -> Self {
+        self.step_up_window = window;
+        self
+    }
+
+    /// Judges, now, whether `operator` verified a passkey recently enough for the actions that
+    /// need step-up. `verified_at` is what their session recorded (see [`crate::step_up`]).
+    pub fn step_up<'a>(
+        &self,
+        operator: &'a OperatorIdentity,
+        verified_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> StepUp<'a> {
+        StepUp::judge(operator, verified_at, self.clock.now(), self.step_up_window)
     }
 
     pub fn backend(&self) -> BackendKind {

@@ -19,6 +19,7 @@ use crate::{
     passkey_config::{
         self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name, enum_parse,
     },
+    step_up::StepUp,
     validate,
 };
 
@@ -364,12 +365,13 @@ impl<'a> Tenants<'a> {
     /// was loaded with: a concurrent change is refused rather than silently overwritten.
     pub async fn update_passkey_config(
         &self,
-        actor: &OperatorIdentity,
+        step_up: StepUp<'_>,
         tenant_id: Uuid,
         input: &PasskeyConfigInput,
         expected_version: i64,
         meta: RequestMeta,
     ) -> Result<PasskeyConfig> {
+        let actor = step_up.operator();
         authz::require(self.db, actor, tenant_id, Permission::ManagePasskeyConfig).await?;
         let mut config = input.validate(expected_version + 1)?;
         let txn = crate::db::begin_write(self.db).await?;
@@ -396,6 +398,10 @@ impl<'a> Tenants<'a> {
                     before.rp_id.as_deref().unwrap_or_default()
                 ),
             ));
+        }
+        // Moving the tenant to another domain (the first one is set freely, at set-up).
+        if before.rp_id.is_some() && config.rp_id != before.rp_id {
+            step_up.require()?;
         }
         config.version = before.version + 1;
         let now = self.clock.now();
@@ -589,15 +595,18 @@ impl<'a> Tenants<'a> {
     /// member when they create their passkey.
     pub async fn add_member(
         &self,
-        actor: &OperatorIdentity,
+        step_up: StepUp<'_>,
         tenant_id: Uuid,
         email: &str,
         role: Role,
         meta: RequestMeta,
     ) -> Result<MemberAdded> {
         use crate::operators::tokens::{Grant, TokenPurpose, insert_token};
+        let actor = step_up.operator();
         authz::require(self.db, actor, tenant_id, Permission::ManageMembers).await?;
         let email = validate::email("email", email)?;
+        // Access for another account, or a new account: a foothold if the session was stolen.
+        step_up.require()?;
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
         let existing = operator::Entity::find()

@@ -107,6 +107,13 @@ pub fn services(conn: DatabaseConnection, clock: Arc<dyn Clock>) -> Services {
     }
 }
 
+/// `operator` as a session that verified a passkey a moment ago hands them to the actions that
+/// need step-up (the window itself is tested with [`Services::step_up`]).
+pub fn stepped_up(operator: &crate::authz::OperatorIdentity) -> crate::step_up::StepUp<'_> {
+    let now = chrono::Utc::now();
+    crate::step_up::StepUp::judge(operator, Some(now), now, crate::step_up::DEFAULT_WINDOW)
+}
+
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

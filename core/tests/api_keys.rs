@@ -11,7 +11,7 @@ use latchkey_core::{
     audit::RequestMeta,
     authz::{OperatorIdentity, Role},
     both_backends,
-    testing::{TestBackend, TestDb, insert_operator},
+    testing::{TestBackend, TestDb, insert_operator, stepped_up},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use uuid::Uuid;
@@ -49,7 +49,13 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         let op = insert_operator(&conn, &email, false).await;
         services
             .tenants()
-            .add_member(&owner, tenant, &email, role, RequestMeta::default())
+            .add_member(
+                stepped_up(&owner),
+                tenant,
+                &email,
+                role,
+                RequestMeta::default(),
+            )
             .await
             .unwrap();
         members.push((role, op));
@@ -72,7 +78,7 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
     for (role, op) in &f.members {
         let created = keys
             .create(
-                KeyCreator::Operator(op),
+                KeyCreator::Operator(stepped_up(op)),
                 f.tenant,
                 "Backend",
                 RequestMeta::default(),
@@ -102,7 +108,7 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
     let stranger = insert_operator(&f.conn, "stranger@else.test", true).await;
     let err = keys
         .create(
-            KeyCreator::Operator(&stranger),
+            KeyCreator::Operator(stepped_up(&stranger)),
             f.tenant,
             "x",
             RequestMeta::default(),
@@ -112,7 +118,7 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
     assert_eq!(err.code(), ErrorCode::NotFound);
     let err = keys
         .create(
-            KeyCreator::Operator(&f.members[0].1),
+            KeyCreator::Operator(stepped_up(&f.members[0].1)),
             f.tenant,
             "  ",
             RequestMeta::default(),
@@ -131,7 +137,7 @@ async fn keys_are_shown_once_and_stored_only_as_hashes(backend: TestBackend) {
         .services
         .api_keys()
         .create(
-            KeyCreator::Operator(owner),
+            KeyCreator::Operator(stepped_up(owner)),
             f.tenant,
             "Backend",
             RequestMeta::default(),
@@ -185,7 +191,7 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
         .services
         .api_keys()
         .create(
-            KeyCreator::Operator(admin),
+            KeyCreator::Operator(stepped_up(admin)),
             f.tenant,
             "Backend",
             RequestMeta::default(),

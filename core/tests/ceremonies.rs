@@ -20,6 +20,7 @@ use latchkey_core::{
     testing::{
         TestBackend, TestDb, all_rows_as_text, insert_operator,
         soft_passkey::{self, SoftPasskeys, flags},
+        stepped_up,
     },
 };
 use serde_json::Value;
@@ -114,7 +115,7 @@ impl Fixture {
         self.services
             .tenants()
             .update_passkey_config(
-                &self.owner,
+                stepped_up(&self.owner),
                 self.tenant,
                 &input,
                 config.version,
@@ -974,7 +975,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
         .services
         .api_keys()
         .create(
-            latchkey_core::api_keys::KeyCreator::Operator(&f.owner),
+            latchkey_core::api_keys::KeyCreator::Operator(stepped_up(&f.owner)),
             f.tenant,
             "backend",
             RequestMeta::default(),

@@ -14,7 +14,7 @@ use latchkey_core::{
     end_users::{EnrollmentRequest, Scope, TenantCaller},
     passkey_config::PasskeyConfigInput,
     tenants::NewTenant,
-    testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys},
+    testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys, stepped_up},
 };
 use uuid::Uuid;
 
@@ -58,7 +58,13 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         let op = insert_operator(&conn, &email, false).await;
         services
             .tenants()
-            .add_member(&owner, tenant, &email, role, RequestMeta::default())
+            .add_member(
+                stepped_up(&owner),
+                tenant,
+                &email,
+                role,
+                RequestMeta::default(),
+            )
             .await
             .unwrap();
         members.push((role, op));
@@ -325,7 +331,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
     f.services
         .tenants()
         .update_passkey_config(
-            owner,
+            stepped_up(owner),
             f.tenant,
             &input,
             details.config.version,

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use latchkey_core::{
-    ErrorCode, ManualClock, Services,
+    Clock, ErrorCode, ManualClock, Services,
     audit::{AuditRecord, RequestMeta},
     authz::OperatorIdentity,
     both_backends,
     entities::{operator, operator_passkey, operator_token},
     operators::{CeremonyOptions, Inviter},
-    testing::{TestBackend, TestDb, soft_passkey::SoftPasskeys},
+    testing::{TestBackend, TestDb, soft_passkey::SoftPasskeys, stepped_up},
 };
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 
@@ -31,7 +31,9 @@ both_backends!(
     only_instance_admins_invite_from_the_portal,
     operators_add_and_remove_passkeys_but_never_the_last,
     a_tenant_invitation_makes_the_new_operator_a_member,
-    expired_ceremonies_are_purged
+    expired_ceremonies_are_purged,
+    foothold_actions_need_a_recent_passkey_verification,
+    a_step_up_takes_one_of_the_operators_own_passkeys
 );
 
 const ORIGIN: &str = "http://localhost:3000";
@@ -681,7 +683,7 @@ async fn invitations_create_operators_for_the_invited_address(backend: TestBacke
         let err = f
             .services
             .operators()
-            .invite(Inviter::Operator(&admin), email, false, meta())
+            .invite(Inviter::Operator(stepped_up(&admin)), email, false, meta())
             .await
             .expect_err(email);
         assert_eq!(err.field(), Some("email"), "{email}");
@@ -711,7 +713,12 @@ async fn only_instance_admins_invite_from_the_portal(backend: TestBackend) {
         code_of(
             f.services
                 .operators()
-                .invite(Inviter::Operator(&plain), "x@example.com", false, meta())
+                .invite(
+                    Inviter::Operator(stepped_up(&plain)),
+                    "x@example.com",
+                    false,
+                    meta()
+                )
                 .await
         ),
         ErrorCode::Forbidden
@@ -719,7 +726,12 @@ async fn only_instance_admins_invite_from_the_portal(backend: TestBackend) {
     let issued = f
         .services
         .operators()
-        .invite(Inviter::Operator(&admin), "x@example.com", false, meta())
+        .invite(
+            Inviter::Operator(stepped_up(&admin)),
+            "x@example.com",
+            false,
+            meta(),
+        )
         .await
         .unwrap();
     assert!(issued.token.starts_with("lk_inv_"));
@@ -745,7 +757,7 @@ async fn operators_add_and_remove_passkeys_but_never_the_last(backend: TestBacke
     );
 
     // A second passkey, on a security key.
-    let options = ops.begin_add_passkey(&admin).await.unwrap();
+    let options = ops.begin_add_passkey(stepped_up(&admin)).await.unwrap();
     let excluded = options.public_key["excludeCredentials"].as_array().unwrap();
     assert_eq!(excluded.len(), 1, "the existing passkey is excluded");
     // The same provider cannot register twice (the browser refuses excluded credentials).
@@ -771,7 +783,7 @@ async fn operators_add_and_remove_passkeys_but_never_the_last(backend: TestBacke
         code_of(ops.remove_passkey(&grace, first.id, meta()).await),
         ErrorCode::NotFound
     );
-    let options = ops.begin_add_passkey(&admin).await.unwrap();
+    let options = ops.begin_add_passkey(stepped_up(&admin)).await.unwrap();
     let response = register(&mut SoftPasskeys::new(), ORIGIN, &options);
     assert_eq!(
         code_of(
@@ -845,7 +857,13 @@ async fn a_tenant_invitation_makes_the_new_operator_a_member(backend: TestBacken
     let MemberAdded::Invited(invitation) = f
         .services
         .tenants()
-        .add_member(&admin, tenant, "grace@example.com", Role::Support, meta())
+        .add_member(
+            stepped_up(&admin),
+            tenant,
+            "grace@example.com",
+            Role::Support,
+            meta(),
+        )
         .await
         .unwrap()
     else {
@@ -890,4 +908,223 @@ async fn sign_in_options(f: &Fixture) -> latchkey_core::operators::CeremonyOptio
         .begin_sign_in(&RequestMeta::default())
         .await
         .unwrap()
+}
+
+/// Step-up: adding a passkey, inviting, adding a member, creating an API key and moving a tenant's
+/// RP ID need a passkey verification from the last few minutes; authorization and input errors
+/// come first; a refused action writes nothing.
+async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBackend) {
+    use latchkey_core::{api_keys::KeyCreator, authz::Role, passkey_config::PasskeyConfigInput};
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (admin, _) = set_up(&f).await;
+    let (grace, _) = invite(&f, "grace@example.com", false).await;
+    let tenants = f.services.tenants();
+    let tenant = tenants.create(&admin, "Acme", meta()).await.unwrap();
+    let config = |rp_id: &str| PasskeyConfigInput {
+        enabled: true,
+        rp_id: rp_id.into(),
+        rp_name: "Acme".into(),
+        origins: format!("https://{rp_id}"),
+        confirm_rp_id_change: true,
+        ..PasskeyConfigInput::from(&latchkey_core::passkey_config::PasskeyConfig::default())
+    };
+    // The first RP ID is set freely (tenant set-up), and a signed-in session is enough for it.
+    let verified_at = f.clock.now();
+    let fresh = f.services.step_up(&admin, Some(verified_at));
+    tenants
+        .update_passkey_config(fresh, tenant, &config("acme.example"), 1, meta())
+        .await
+        .unwrap();
+
+    f.clock.advance(TimeDelta::minutes(5));
+    let stale = f.services.step_up(&admin, Some(verified_at));
+    let never = f.services.step_up(&admin, None);
+    let rows_before = latchkey_core::testing::all_rows_as_text(&f.conn).await;
+    for judged in [stale, never] {
+        assert_eq!(
+            code_of(f.services.operators().begin_add_passkey(judged).await),
+            ErrorCode::StepUpRequired
+        );
+        assert_eq!(
+            code_of(
+                f.services
+                    .operators()
+                    .invite(Inviter::Operator(judged), "new@example.com", false, meta())
+                    .await
+            ),
+            ErrorCode::StepUpRequired
+        );
+        assert_eq!(
+            code_of(
+                tenants
+                    .add_member(judged, tenant, "grace@example.com", Role::Viewer, meta())
+                    .await
+            ),
+            ErrorCode::StepUpRequired
+        );
+        assert_eq!(
+            code_of(
+                f.services
+                    .api_keys()
+                    .create(KeyCreator::Operator(judged), tenant, "ci", meta())
+                    .await
+            ),
+            ErrorCode::StepUpRequired
+        );
+        assert_eq!(
+            code_of(
+                tenants
+                    .update_passkey_config(judged, tenant, &config("acme.test"), 2, meta())
+                    .await
+            ),
+            ErrorCode::StepUpRequired
+        );
+    }
+    // Who may not act at all is told so, and a bad input is reported, before any prompt.
+    let outsider = f.services.step_up(&grace, None);
+    assert_eq!(
+        code_of(
+            f.services
+                .api_keys()
+                .create(KeyCreator::Operator(outsider), tenant, "ci", meta())
+                .await
+        ),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code_of(
+            f.services
+                .operators()
+                .invite(
+                    Inviter::Operator(outsider),
+                    "new@example.com",
+                    false,
+                    meta()
+                )
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+    let err = tenants
+        .add_member(stale, tenant, "not an address", Role::Viewer, meta())
+        .await
+        .expect_err("bad address");
+    assert_eq!(err.field(), Some("email"));
+    assert_eq!(
+        latchkey_core::testing::all_rows_as_text(&f.conn).await,
+        rows_before,
+        "refused actions write nothing"
+    );
+
+    // The rest of the configuration needs no step-up.
+    let mut renamed = config("acme.example");
+    renamed.rp_name = "Acme Inc".into();
+    tenants
+        .update_passkey_config(stale, tenant, &renamed, 2, meta())
+        .await
+        .unwrap();
+    // Within the window every one of them goes through.
+    let fresh = f.services.step_up(&admin, Some(f.clock.now()));
+    f.clock.advance(TimeDelta::minutes(4));
+    f.services
+        .operators()
+        .begin_add_passkey(fresh)
+        .await
+        .unwrap();
+    tenants
+        .update_passkey_config(fresh, tenant, &config("acme.test"), 3, meta())
+        .await
+        .unwrap();
+    f.services
+        .api_keys()
+        .create(KeyCreator::Operator(fresh), tenant, "ci", meta())
+        .await
+        .unwrap();
+    tenants
+        .add_member(fresh, tenant, "grace@example.com", Role::Viewer, meta())
+        .await
+        .unwrap();
+    f.services
+        .operators()
+        .invite(Inviter::Operator(fresh), "new@example.com", false, meta())
+        .await
+        .unwrap();
+}
+
+/// The step-up ceremony: an assertion with the operator's own passkey, user verification
+/// required, single use; it answers the time the session records.
+async fn a_step_up_takes_one_of_the_operators_own_passkeys(backend: TestBackend) {
+    use latchkey_core::testing::soft_passkey::assertion;
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (admin, mut passkeys) = set_up(&f).await;
+    let (grace, mut graces) = invite(&f, "grace@example.com", false).await;
+    let ops = f.services.operators();
+
+    // The browser is offered the operator's passkeys only.
+    let options = ops.begin_step_up(&admin).await.unwrap();
+    let allowed = options.public_key["allowCredentials"].as_array().unwrap();
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(options.public_key["userVerification"], "required");
+
+    // Another operator's passkey, signing this challenge, is refused; so is finishing someone
+    // else's ceremony.
+    let challenge = options.public_key["challenge"].as_str().unwrap();
+    let foreign = assertion(&graces.credentials()[0], 0x05, challenge, ORIGIN).to_string();
+    assert_eq!(
+        code_of(
+            ops.finish_step_up(&admin, options.ceremony_id, &foreign, meta())
+                .await
+        ),
+        ErrorCode::CredentialUnknown
+    );
+    let theirs = ops.begin_step_up(&grace).await.unwrap();
+    let response = authenticate(&mut graces, ORIGIN, &theirs);
+    assert_eq!(
+        code_of(
+            ops.finish_step_up(&admin, theirs.ceremony_id, &response, meta())
+                .await
+        ),
+        ErrorCode::CeremonyInvalid
+    );
+
+    // Without user verification: refused.
+    passkeys.user_verified = false;
+    let options = ops.begin_step_up(&admin).await.unwrap();
+    let response = authenticate(&mut passkeys, ORIGIN, &options);
+    assert_eq!(
+        code_of(
+            ops.finish_step_up(&admin, options.ceremony_id, &response, meta())
+                .await
+        ),
+        ErrorCode::UserVerificationRequired
+    );
+    passkeys.user_verified = true;
+
+    f.clock.advance(TimeDelta::hours(1));
+    let options = ops.begin_step_up(&admin).await.unwrap();
+    let response = authenticate(&mut passkeys, ORIGIN, &options);
+    let at = ops
+        .finish_step_up(&admin, options.ceremony_id, &response, meta())
+        .await
+        .unwrap();
+    assert_eq!(at, f.clock.now());
+    assert!(f.services.step_up(&admin, Some(at)).require().is_ok());
+    // One attempt per challenge.
+    assert_eq!(
+        code_of(
+            ops.finish_step_up(&admin, options.ceremony_id, &response, meta())
+                .await
+        ),
+        ErrorCode::CeremonyInvalid
+    );
+    let events = actions(&audit(&f).await);
+    assert!(events.contains(&("operator.stepped_up".into(), "success".into())));
+    assert!(
+        events.contains(&("operator.stepped_up".into(), "failure".into())),
+        "{events:?}"
+    );
 }

@@ -28,7 +28,7 @@ use latchkey_core::{
             check_async, near_miss, origin_input, passkey_config_input, rp_id_input, secret_input,
             sprinkled, typo, user_id_input,
         },
-        insert_operator,
+        insert_operator, stepped_up,
     },
     validate,
 };
@@ -198,7 +198,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let invitation = match services
         .tenants()
         .add_member(
-            &owner,
+            stepped_up(&owner),
             tenant,
             "newcomer@shop.test",
             latchkey_core::authz::Role::Viewer,
@@ -475,7 +475,13 @@ async fn configurations_from_outside_are_saved_or_refused_writing_nothing(backen
             match f
                 .services
                 .tenants()
-                .update_passkey_config(&f.owner, f.tenant, &input, version, RequestMeta::default())
+                .update_passkey_config(
+                    stepped_up(&f.owner),
+                    f.tenant,
+                    &input,
+                    version,
+                    RequestMeta::default(),
+                )
                 .await
             {
                 Ok(saved) => {

@@ -14,7 +14,7 @@ use latchkey_core::{
     audit::RequestMeta,
     authz::{OperatorIdentity, Permission, Role},
     both_backends,
-    testing::{TestBackend, TestDb},
+    testing::{TestBackend, TestDb, stepped_up},
 };
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -88,7 +88,7 @@ async fn tenant_with_every_role(f: &Fixture) -> (Uuid, Vec<(Role, OperatorIdenti
         let op = operator(&f.conn, &email, false).await;
         f.services
             .tenants()
-            .add_member(&owner, tenant, &email, role, meta())
+            .add_member(stepped_up(&owner), tenant, &email, role, meta())
             .await
             .unwrap();
         members.push((role, op));
@@ -172,7 +172,13 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
         let added = f
             .services
             .tenants()
-            .add_member(op, tenant, "new@example.com", Role::Viewer, meta())
+            .add_member(
+                stepped_up(op),
+                tenant,
+                "new@example.com",
+                Role::Viewer,
+                meta(),
+            )
             .await;
         assert_eq!(
             added.expect_err("not an owner").code(),
@@ -193,7 +199,13 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
     let owner = &members[0].1;
     f.services
         .tenants()
-        .add_member(owner, tenant, "new@example.com", Role::Support, meta())
+        .add_member(
+            stepped_up(owner),
+            tenant,
+            "new@example.com",
+            Role::Support,
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -224,7 +236,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
         let err = f
             .services
             .tenants()
-            .add_member(owner, tenant, email, Role::Viewer, meta())
+            .add_member(stepped_up(owner), tenant, email, Role::Viewer, meta())
             .await
             .expect_err(email);
         assert_eq!(err.field(), Some("email"), "{email}");
@@ -233,7 +245,13 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
     let added = f
         .services
         .tenants()
-        .add_member(owner, tenant, "nobody@example.com", Role::Support, meta())
+        .add_member(
+            stepped_up(owner),
+            tenant,
+            "nobody@example.com",
+            Role::Support,
+            meta(),
+        )
         .await
         .unwrap();
     let latchkey_core::tenants::MemberAdded::Invited(invitation) = added else {
@@ -327,7 +345,7 @@ async fn support_issues_recovery_tokens_only_without_add_authenticators(backend:
     for (role, op) in &members[1..] {
         f.services
             .tenants()
-            .add_member(&members[0].1, tenant, &op.email, *role, meta())
+            .add_member(stepped_up(&members[0].1), tenant, &op.email, *role, meta())
             .await
             .unwrap();
     }
@@ -381,7 +399,7 @@ async fn instance_admins_read_only_the_instances_own_audit_events(backend: TestB
     f.services
         .operators()
         .invite(
-            latchkey_core::operators::Inviter::Operator(&admin),
+            latchkey_core::operators::Inviter::Operator(stepped_up(&admin)),
             "someone@example.com",
             false,
             meta(),
@@ -426,7 +444,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            &admin_owner,
+            stepped_up(&admin_owner),
             tenant,
             "plain@example.com",
             Role::Owner,
@@ -438,7 +456,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
         .services
         .tenants()
         .add_member(
-            &plain_owner,
+            stepped_up(&plain_owner),
             tenant,
             "stranger@example.com",
             Role::Viewer,
@@ -453,7 +471,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            &plain_owner,
+            stepped_up(&plain_owner),
             tenant,
             "known@example.com",
             Role::Viewer,
@@ -464,7 +482,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            &admin_owner,
+            stepped_up(&admin_owner),
             tenant,
             "stranger@example.com",
             Role::Viewer,

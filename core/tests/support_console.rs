@@ -15,7 +15,10 @@ use latchkey_core::{
         EnrollmentRequest, MatchCount, MatchedOn, Scope, TenantCaller, UserPage, UserSearch,
     },
     tenants::NewTenant,
-    testing::{TestBackend, TestDb, all_rows_as_text, insert_operator, soft_passkey::SoftPasskeys},
+    testing::{
+        TestBackend, TestDb, all_rows_as_text, insert_operator, soft_passkey::SoftPasskeys,
+        stepped_up,
+    },
 };
 use uuid::Uuid;
 
@@ -78,7 +81,13 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         let op = insert_operator(&conn, &email, false).await;
         services
             .tenants()
-            .add_member(&owner, tenants[0], &email, role, RequestMeta::default())
+            .add_member(
+                stepped_up(&owner),
+                tenants[0],
+                &email,
+                role,
+                RequestMeta::default(),
+            )
             .await
             .unwrap();
         staff.push(op);

@@ -13,7 +13,7 @@ use latchkey_core::{
     both_backends,
     passkey_config::{Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, Requirement},
     tenants::NewTenant,
-    testing::{TestBackend, TestDb},
+    testing::{TestBackend, TestDb, stepped_up},
 };
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -71,7 +71,7 @@ async fn tenant(f: &Fixture, name: &str) -> (Uuid, Vec<(Role, OperatorIdentity)>
         let op = operator(&f.conn, &email, false).await;
         f.services
             .tenants()
-            .add_member(&owner, id, &email, role, meta())
+            .add_member(stepped_up(&owner), id, &email, role, meta())
             .await
             .unwrap();
         members.push((role, op));
@@ -108,14 +108,14 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
     }
     for (role, op) in &members[2..] {
         let err = tenants
-            .update_passkey_config(op, id, &example_config(), 1, meta())
+            .update_passkey_config(stepped_up(op), id, &example_config(), 1, meta())
             .await
             .expect_err("read-only role");
         assert_eq!(err.code(), ErrorCode::Forbidden, "{role:?}");
     }
     let (_, admin) = &members[1];
     let saved = tenants
-        .update_passkey_config(admin, id, &example_config(), 1, meta())
+        .update_passkey_config(stepped_up(admin), id, &example_config(), 1, meta())
         .await
         .unwrap();
     assert_eq!(saved.version, 2);
@@ -127,7 +127,7 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
     // A form loaded before that change cannot overwrite it.
     let err = tenants
         .update_passkey_config(
-            &members[0].1,
+            stepped_up(&members[0].1),
             id,
             &PasskeyConfigInput::from(&PasskeyConfig::default()),
             1,
@@ -158,7 +158,7 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
     for result in [
         tenants.get(&stranger, id).await.map(|_| ()),
         tenants
-            .update_passkey_config(&stranger, id, &example_config(), 2, meta())
+            .update_passkey_config(stepped_up(&stranger), id, &example_config(), 2, meta())
             .await
             .map(|_| ()),
     ] {
@@ -227,7 +227,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
         let err = f
             .services
             .tenants()
-            .update_passkey_config(owner, id, &input, 1, meta())
+            .update_passkey_config(stepped_up(owner), id, &input, 1, meta())
             .await
             .expect_err(field);
         assert_eq!(err.field(), Some(field), "{err}");
@@ -244,7 +244,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
     // Replacing a saved RP ID orphans its passkeys: refused unless confirmed, by any caller.
     f.services
         .tenants()
-        .update_passkey_config(owner, id, &example_config(), 1, meta())
+        .update_passkey_config(stepped_up(owner), id, &example_config(), 1, meta())
         .await
         .unwrap();
     let moved = PasskeyConfigInput {
@@ -255,7 +255,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
     let err = f
         .services
         .tenants()
-        .update_passkey_config(owner, id, &moved, 2, meta())
+        .update_passkey_config(stepped_up(owner), id, &moved, 2, meta())
         .await
         .expect_err("unconfirmed RP ID change");
     assert_eq!(err.field(), Some("rp_id"));
@@ -273,7 +273,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
     let saved = f
         .services
         .tenants()
-        .update_passkey_config(owner, id, &confirmed, 2, meta())
+        .update_passkey_config(stepped_up(owner), id, &confirmed, 2, meta())
         .await
         .unwrap();
     assert_eq!(saved.rp_id.as_deref(), Some("example.org"));
@@ -491,7 +491,7 @@ async fn configuration_cache_is_invalidated_here_and_ages_out_elsewhere(backend:
     assert_eq!(there.passkey_config(id).await.unwrap().unwrap().version, 1);
     assert!(here.passkey_config(Uuid::new_v4()).await.unwrap().is_none());
 
-    here.update_passkey_config(&members[0].1, id, &example_config(), 1, meta())
+    here.update_passkey_config(stepped_up(&members[0].1), id, &example_config(), 1, meta())
         .await
         .unwrap();
     // This instance sees the change at once…

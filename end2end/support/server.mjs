@@ -71,12 +71,13 @@ export function freePort() {
 }
 
 /**
- * Starts `latchkey serve`; resolves once it has announced its address.
+ * Starts `latchkey serve`; resolves once it has announced its address. `env` adds or overrides
+ * configuration variables (e.g. a short step-up window).
  * Returns `{ baseUrl, logs, cli(args), setupUrl(), stop() }`; `stop()` sends SIGTERM and waits
  * for a clean exit. The portal's public URL is `http://localhost:<port>`, the origin the browser
  * uses, so that WebAuthn's origin and RP ID checks hold.
  */
-export async function startServer(backend = 'sqlite') {
+export async function startServer(backend = 'sqlite', { env: extraEnv = {} } = {}) {
   if (!existsSync(BIN)) {
     throw new Error(`no latchkey binary at ${BIN}: build it with \`cargo leptos build\``);
   }
@@ -94,6 +95,7 @@ export async function startServer(backend = 'sqlite') {
     LATCHKEY_SITE_ROOT: SITE_ROOT,
     LATCHKEY_LOG_FORMAT: 'text',
     RUST_LOG: 'info',
+    ...extraEnv,
   };
   const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs = [];

@@ -214,6 +214,18 @@ pub struct Config {
         global = true
     )]
     pub open_ceremonies_per_address: u32,
+
+    /// Seconds a passkey verification (sign-in or "Confirm with your passkey") counts for the
+    /// portal actions that need step-up: adding a passkey, inviting an operator or adding a
+    /// member, creating an API key, changing a tenant's Relying Party ID.
+    #[arg(
+        long,
+        env = "LATCHKEY_STEP_UP_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u32).range(1..=86_400),
+        global = true
+    )]
+    pub step_up_seconds: u32,
 }
 
 /// Every variable the binary reads; anything else starting with `LATCHKEY_` is most likely a typo
@@ -230,6 +242,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_CLIENT_RATE_LIMIT",
     "LATCHKEY_SOURCE_RATE_LIMIT",
     "LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS",
+    "LATCHKEY_STEP_UP_SECONDS",
 ];
 
 pub fn unknown_env_vars() -> Vec<String> {
@@ -270,6 +283,11 @@ impl Config {
             open_ceremonies_per_source: (self.open_ceremonies_per_address > 0)
                 .then_some(self.open_ceremonies_per_address),
         }
+    }
+
+    /// How long a passkey verification counts for step-up.
+    pub fn step_up_window(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::from(self.step_up_seconds))
     }
 
     /// The portal's origin without a trailing slash, e.g. `https://auth.example.com`.

@@ -166,7 +166,9 @@ pub async fn start(
              build them with `cargo leptos build` or set LATCHKEY_SITE_ROOT"
         );
     }
-    let services = services.with_limits(config.abuse_limits());
+    let services = services
+        .with_limits(config.abuse_limits())
+        .with_step_up_window(config.step_up_window());
     let state = AppState {
         leptos_options: leptos_options(config, &site_root),
         services: services.clone(),

@@ -17,6 +17,7 @@ both_backends!(
     admin_functions_refuse_other_operators,
     sessions_end_after_idle_time_and_absolute_lifetime,
     sign_out_everywhere_ends_every_session,
+    a_session_steps_up_with_its_passkey_before_planting_a_foothold,
     used_expired_and_bogus_links_explain_themselves
 );
 
@@ -25,6 +26,14 @@ const OPERATOR_FUNCTIONS: &[(&str, &[(&str, &str)])] = &[
     ("instance_status", &[]),
     ("my_passkeys", &[]),
     ("begin_add_passkey", &[]),
+    ("begin_step_up", &[]),
+    (
+        "finish_step_up",
+        &[
+            ("ceremony_id", "00000000-0000-0000-0000-000000000000"),
+            ("credential", "{}"),
+        ],
+    ),
     (
         "finish_add_passkey",
         &[
@@ -486,6 +495,79 @@ async fn sessions_end_after_idle_time_and_absolute_lifetime(backend: TestBackend
     }
     t.clock.advance(TimeDelta::minutes(30));
     assert_eq!(t.get_as("/security", Some(&cookie)).await.status(), 303);
+}
+
+/// A session older than the step-up window (a stolen cookie, say) cannot invite or add a
+/// passkey until its operator confirms with their passkey; the confirmation is the session's own.
+async fn a_session_steps_up_with_its_passkey_before_planting_a_foothold(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let mut laptop = t.set_up_first_operator("ada@example.com").await;
+    let invite = |email: &'static str| [("email", email), ("instance_admin", "false")];
+    t.call_ok(&mut laptop, "invite_operator", &invite("one@example.com"))
+        .await;
+
+    // Five minutes on, the same session is refused the actions that plant a foothold; the
+    // others still work.
+    t.clock.advance(TimeDelta::minutes(5));
+    let cookie = laptop.cookie.clone();
+    for (endpoint, args) in [
+        ("invite_operator", &invite("two@example.com")[..]),
+        ("begin_add_passkey", &[][..]),
+    ] {
+        let (status, code) = code(t.call(endpoint, cookie.as_deref(), args).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (403, "step_up_required"),
+            "{endpoint}"
+        );
+    }
+    t.call_ok(&mut laptop, "my_passkeys", &[]).await;
+
+    // Another browser's fresh sign-in does not step this session up.
+    let mut phone = Browser {
+        cookie: None,
+        passkeys: laptop.passkeys.clone(),
+    };
+    assert_eq!(t.sign_in(&mut phone).await.status(), 200);
+    // One authenticator, one signature counter (a copy that lags behind looks cloned).
+    laptop.passkeys = phone.passkeys.clone();
+    let (status, _) = code(t.call("begin_add_passkey", cookie.as_deref(), &[]).await).await;
+    assert_eq!(status, 403);
+
+    // Confirming with the passkey steps this session up, for the window.
+    let options = t.call_ok(&mut laptop, "begin_step_up", &[]).await;
+    let public_key: Value = serde_json::from_str(options["public_key"].as_str().unwrap()).unwrap();
+    let credential = laptop
+        .passkeys
+        .authenticate(common::ORIGIN, &public_key)
+        .unwrap()
+        .to_string();
+    t.call_ok(
+        &mut laptop,
+        "finish_step_up",
+        &[
+            ("ceremony_id", options["ceremony_id"].as_str().unwrap()),
+            ("credential", &credential),
+        ],
+    )
+    .await;
+    assert_eq!(laptop.cookie, cookie, "the session id stays");
+    t.call_ok(&mut laptop, "invite_operator", &invite("two@example.com"))
+        .await;
+    t.call_ok(&mut laptop, "begin_add_passkey", &[]).await;
+    t.clock.advance(TimeDelta::minutes(5));
+    let (status, code) = code(
+        t.call(
+            "invite_operator",
+            cookie.as_deref(),
+            &invite("three@example.com"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (403, "step_up_required"));
 }
 
 async fn sign_out_everywhere_ends_every_session(backend: TestBackend) {

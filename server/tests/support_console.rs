@@ -15,7 +15,7 @@ use latchkey_core::{
     end_users::{EnrollmentRequest, Scope, TenantCaller},
     entities::operator,
     tenants::{MemberAdded, NewTenant},
-    testing::{TestBackend, soft_passkey::SoftPasskeys},
+    testing::{TestBackend, soft_passkey::SoftPasskeys, stepped_up},
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
@@ -205,7 +205,7 @@ async fn revocation_follows_roles_and_tenants(backend: TestBackend) {
         c.t.services
             .tenants()
             .add_member(
-                &owner,
+                stepped_up(&owner),
                 c.tenant,
                 "vic@example.com",
                 Role::Viewer,

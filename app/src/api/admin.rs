@@ -98,7 +98,7 @@ pub async fn invite_operator(
         .services
         .operators()
         .invite(
-            Inviter::Operator(&operator),
+            Inviter::Operator(request.step_up(&operator).await?),
             &email,
             instance_admin,
             request.meta.clone(),

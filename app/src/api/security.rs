@@ -44,9 +44,37 @@ pub async fn begin_add_passkey() -> Result<CeremonyView, PortalError> {
         request
             .services
             .operators()
-            .begin_add_passkey(&operator)
+            .begin_add_passkey(request.step_up(&operator).await?)
             .await?,
     )
+}
+
+/// Options for confirming with one of the operator's own passkeys (step-up).
+#[server(prefix = "/portal/api", endpoint = "begin_step_up")]
+pub async fn begin_step_up() -> Result<CeremonyView, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    CeremonyView::try_from(
+        request
+            .services
+            .operators()
+            .begin_step_up(&operator)
+            .await?,
+    )
+}
+
+/// Verifies the step-up assertion; this session may then do what needs step-up for a while.
+#[server(prefix = "/portal/api", endpoint = "finish_step_up")]
+pub async fn finish_step_up(ceremony_id: String, credential: String) -> Result<(), PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let ceremony_id = parse_id("ceremony_id", &ceremony_id)?;
+    let verified_at = request
+        .services
+        .operators()
+        .finish_step_up(&operator, ceremony_id, &credential, request.meta.clone())
+        .await?;
+    request.record_step_up(verified_at).await
 }
 
 #[server(prefix = "/portal/api", endpoint = "finish_add_passkey")]

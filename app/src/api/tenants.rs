@@ -193,7 +193,13 @@ pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantV
     };
     let tenants = request.services.tenants();
     tenants
-        .update_passkey_config(&operator, id, &input, form.version, request.meta.clone())
+        .update_passkey_config(
+            request.step_up(&operator).await?,
+            id,
+            &input,
+            form.version,
+            request.meta.clone(),
+        )
         .await?;
     Ok(view_of(tenants.get(&operator, id).await?))
 }
@@ -246,7 +252,13 @@ pub async fn add_member(
     let added = request
         .services
         .tenants()
-        .add_member(&operator, id, &email, role, request.meta.clone())
+        .add_member(
+            request.step_up(&operator).await?,
+            id,
+            &email,
+            role,
+            request.meta.clone(),
+        )
         .await?;
     Ok(match added {
         MemberAdded::Added => None,
@@ -363,7 +375,7 @@ pub async fn create_api_key(id: String, name: String) -> Result<NewApiKey, Porta
         .services
         .api_keys()
         .create(
-            KeyCreator::Operator(&operator),
+            KeyCreator::Operator(request.step_up(&operator).await?),
             id,
             &name,
             request.meta.clone(),

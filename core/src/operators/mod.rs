@@ -9,6 +9,7 @@
 mod enrollment;
 mod passkeys;
 mod sign_in;
+mod step_up;
 pub(crate) mod tokens;
 
 use chrono::{DateTime, Duration, Utc};

@@ -20,6 +20,7 @@ use crate::{
     authz::OperatorIdentity,
     ceremonies::{self, CeremonyKind, NewCeremony},
     entities::{operator, operator_passkey},
+    step_up::StepUp,
     validate,
     webauthn_support::{
         PortalRelyingParty, client_json, off_runtime, parse_credential, verification_error,
@@ -160,8 +161,11 @@ impl Operators<'_> {
             .collect())
     }
 
-    /// Starts registering one more passkey for the signed-in operator.
-    pub async fn begin_add_passkey(&self, operator: &OperatorIdentity) -> Result<CeremonyOptions> {
+    /// Starts registering one more passkey for the signed-in operator. Needs step-up, checked
+    /// here rather than at the finish (see [`crate::step_up`]).
+    pub async fn begin_add_passkey(&self, step_up: StepUp<'_>) -> Result<CeremonyOptions> {
+        step_up.require()?;
+        let operator = step_up.operator();
         let existing = operator_passkey::Entity::find()
             .filter(operator_passkey::Column::OperatorId.eq(operator.id))
             .all(self.db)

@@ -10,9 +10,9 @@ use super::{Operators, expires, operator_count};
 use crate::{
     Error, ErrorCode, Result,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    authz::OperatorIdentity,
     entities::{operator, operator_token},
     secrets::{self, SecretKind},
+    step_up::StepUp,
     validate,
 };
 
@@ -52,7 +52,8 @@ impl TokenPurpose {
 #[derive(Debug, Clone, Copy)]
 pub enum Inviter<'a> {
     Cli,
-    Operator(&'a OperatorIdentity),
+    /// A portal operator, who needs step-up (see [`crate::step_up`]).
+    Operator(StepUp<'a>),
 }
 
 /// A token just issued. `token` is shown once.
@@ -181,16 +182,19 @@ impl Operators<'_> {
     ) -> Result<IssuedToken> {
         let actor = match inviter {
             Inviter::Cli => Actor::Cli,
-            Inviter::Operator(op) => {
-                op.require_instance_admin()?;
-                op.actor()
+            Inviter::Operator(step_up) => {
+                step_up.operator().require_instance_admin()?;
+                step_up.operator().actor()
             }
         };
         let created_by = match inviter {
-            Inviter::Operator(op) => Some(op.id),
+            Inviter::Operator(step_up) => Some(step_up.operator().id),
             Inviter::Cli => None,
         };
         let email = validate::email("email", email)?;
+        if let Inviter::Operator(step_up) = inviter {
+            step_up.require()?;
+        }
         let txn = crate::db::begin_write(self.db).await?;
         let exists = operator::Entity::find()
             .filter(operator::Column::Email.eq(&email))
