@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, sea_query::Expr,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, SqlErr, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    CredentialID, Passkey, PasskeyRegistration, RegisterPublicKeyCredential,
+    AuthenticationResult, CredentialID, Passkey, PasskeyRegistration, RegisterPublicKeyCredential,
 };
 
 use super::{CeremonyOptions, Operators, ceremony_ttl};
@@ -136,6 +136,25 @@ pub(super) async fn insert_passkey(
         _ => Error::from(e),
     })?;
     Ok(id)
+}
+
+/// Records a verified assertion on the stored passkey: used now, and the passkey's new state
+/// (signature counter, backup flags) when the authenticator changed it.
+pub(super) async fn record_assertion(
+    conn: &impl ConnectionTrait,
+    stored: operator_passkey::Model,
+    passkey: &Passkey,
+    result: &AuthenticationResult,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut row = stored.into_active_model();
+    row.last_used_at = Set(Some(now));
+    if result.needs_update() {
+        row.passkey = Set(serde_json::to_string(passkey)
+            .map_err(|e| Error::Internal(format!("serialising passkey: {e}")))?);
+    }
+    operator_passkey::Entity::update(row).exec(conn).await?;
+    Ok(())
 }
 
 pub(super) fn decode_passkey(row: &operator_passkey::Model) -> Result<Passkey> {

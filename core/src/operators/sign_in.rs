@@ -1,12 +1,12 @@
 //! Username-less sign-in with a discoverable passkey (button or conditional UI).
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 use webauthn_rs::prelude::{DiscoverableAuthentication, PublicKeyCredential};
 
 use super::{
     CeremonyOptions, Operators, ceremony_ttl, identity_of,
-    passkeys::{credential_key, decode_passkey},
+    passkeys::{credential_key, decode_passkey, record_assertion},
 };
 use crate::{
     Error, ErrorCode, Result,
@@ -138,13 +138,7 @@ impl Operators<'_> {
 
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
-        let mut row = stored.into_active_model();
-        row.last_used_at = Set(Some(now));
-        if result.needs_update() {
-            row.passkey = Set(serde_json::to_string(&passkey)
-                .map_err(|e| Error::Internal(format!("serialising passkey: {e}")))?);
-        }
-        operator_passkey::Entity::update(row).exec(&txn).await?;
+        record_assertion(&txn, stored, &passkey, &result, now).await?;
         let identity = identity_of(account);
         audit::record_in(
             &txn,

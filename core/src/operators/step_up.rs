@@ -2,13 +2,13 @@
 //! verification required, before an action that needs it (see [`crate::step_up`]).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
 
 use super::{
     CeremonyOptions, Operators, ceremony_ttl,
-    passkeys::{credential_key, decode_passkey},
+    passkeys::{credential_key, decode_passkey, record_assertion},
 };
 use crate::{
     Error, ErrorCode, Result,
@@ -134,13 +134,7 @@ impl Operators<'_> {
 
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
-        let mut row = stored.into_active_model();
-        row.last_used_at = Set(Some(now));
-        if result.needs_update() {
-            row.passkey = Set(serde_json::to_string(&passkey)
-                .map_err(|e| Error::Internal(format!("serialising passkey: {e}")))?);
-        }
-        operator_passkey::Entity::update(row).exec(&txn).await?;
+        record_assertion(&txn, stored, &passkey, &result, now).await?;
         audit::record_in(
             &txn,
             self.clock,
