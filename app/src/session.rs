@@ -1,41 +1,28 @@
-//! Who is signed in: the portal session (tower-sessions, stored by `latchkey_core::sessions`) and
-//! its rules — absolute and idle expiry, id rotation at sign-in, the request facts the audit log
-//! records. Shared by server functions and the server's page guard.
+//! Who is signed in: the portal session (tower-sessions, stored by `latchkey_core::sessions`),
+//! applying the core's lifetime rules (`latchkey_core::sessions::Lifetime`), rotating the id at
+//! sign-in, and the request facts the audit log records. Shared by server functions and the
+//! server's page guard.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{extract::ConnectInfo, http::request::Parts};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use latchkey_core::{
-    Error, Services, abuse::TrustedProxies, audit::RequestMeta, authz::OperatorIdentity,
-    sessions::OPERATOR_ID_KEY,
+    Error, Services, abuse::TrustedProxies, audit::RequestMeta, access::OperatorIdentity,
+    sessions::{
+        self, Lifetime, OPERATOR_ID_KEY, PASSKEY_VERIFIED_AT_KEY, SEEN_AT_KEY, SIGNED_IN_AT_KEY,
+    },
 };
 use tower_sessions::{Expiry, Session};
 use uuid::Uuid;
 
-/// A session ends this long after sign-in, however active it is.
-pub const ABSOLUTE_LIFETIME: Duration = Duration::hours(12);
-/// A session ends after this long without a request (the store's expiry, slid on activity).
-pub const IDLE_TIMEOUT: Duration = Duration::hours(1);
-/// How stale the idle deadline may get before a request pushes it back: sliding it on every
-/// request would write the session row on every request.
-const IDLE_REFRESH: Duration = Duration::minutes(1);
-
-const SIGNED_IN_AT: &str = "signed_in_at";
-const SEEN_AT: &str = "seen_at";
-/// When this session last verified one of its operator's passkeys (sign-in, enrollment or a
-/// step-up): what `latchkey_core::step_up` judges.
-const PASSKEY_VERIFIED_AT: &str = "passkey_verified_at";
 
 fn session_error(err: tower_sessions::session::Error) -> Error {
     Error::Internal(format!("session store: {err}"))
 }
 
-/// When a session seen at `now` ends unless used again: the idle deadline, capped by the
-/// absolute one. Computed from the services' clock (which tests move) and stored as the
-/// session's own expiry, so the store refuses it afterwards on every instance.
-fn deadline(now: DateTime<Utc>, signed_in_at: DateTime<Utc>) -> Expiry {
-    let end = (now + IDLE_TIMEOUT).min(signed_in_at + ABSOLUTE_LIFETIME);
+/// The session's own expiry at `end` (from the services' clock, which tests move).
+fn expiry(end: DateTime<Utc>) -> Expiry {
     let end = time::OffsetDateTime::from_unix_timestamp(end.timestamp())
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     Expiry::AtDateTime(end)
@@ -57,23 +44,24 @@ pub async fn current_operator(
         return Ok(None);
     };
     let now = services.clock().now();
-    let signed_in_at = match timestamp(session, SIGNED_IN_AT).await? {
-        Some(at) if now - at < ABSOLUTE_LIFETIME => at,
-        _ => {
-            session.flush().await.map_err(session_error)?;
-            return Ok(None);
-        }
+    let lifetime = Lifetime::judge(
+        now,
+        timestamp(session, SIGNED_IN_AT_KEY).await?,
+        timestamp(session, SEEN_AT_KEY).await?,
+    );
+    let Lifetime::Live { slide_to } = lifetime else {
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
     };
     let Some(operator) = services.operators().identity(id).await? else {
         session.flush().await.map_err(session_error)?;
         return Ok(None);
     };
-    let seen_at = timestamp(session, SEEN_AT).await?;
-    if seen_at.is_none_or(|at| now - at >= IDLE_REFRESH) {
+    if let Some(end) = slide_to {
         // Modifying the session makes tower-sessions save it, with the new deadline.
-        session.set_expiry(Some(deadline(now, signed_in_at)));
+        session.set_expiry(Some(expiry(end)));
         session
-            .insert(SEEN_AT, now.timestamp())
+            .insert(SEEN_AT_KEY, now.timestamp())
             .await
             .map_err(session_error)?;
     }
@@ -89,35 +77,35 @@ pub async fn sign_in(
 ) -> Result<(), Error> {
     session.cycle_id().await.map_err(session_error)?;
     let at = services.clock().now();
-    session.set_expiry(Some(deadline(at, at)));
+    session.set_expiry(Some(expiry(sessions::deadline(at, at))));
     let now = at.timestamp();
     session
         .insert(OPERATOR_ID_KEY, operator.id.to_string())
         .await
         .map_err(session_error)?;
     session
-        .insert(SIGNED_IN_AT, now)
+        .insert(SIGNED_IN_AT_KEY, now)
         .await
         .map_err(session_error)?;
     // Signing in is a user-verified passkey assertion (enrollment a user-verified creation).
     session
-        .insert(PASSKEY_VERIFIED_AT, now)
+        .insert(PASSKEY_VERIFIED_AT_KEY, now)
         .await
         .map_err(session_error)?;
-    session.insert(SEEN_AT, now).await.map_err(session_error)
+    session.insert(SEEN_AT_KEY, now).await.map_err(session_error)
 }
 
 /// Records a step-up: the session's operator verified a passkey at `at`.
 pub async fn record_passkey_verified(session: &Session, at: DateTime<Utc>) -> Result<(), Error> {
     session
-        .insert(PASSKEY_VERIFIED_AT, at.timestamp())
+        .insert(PASSKEY_VERIFIED_AT_KEY, at.timestamp())
         .await
         .map_err(session_error)
 }
 
 /// When the session's operator last verified a passkey, if recorded.
 pub async fn passkey_verified_at(session: &Session) -> Result<Option<DateTime<Utc>>, Error> {
-    timestamp(session, PASSKEY_VERIFIED_AT).await
+    timestamp(session, PASSKEY_VERIFIED_AT_KEY).await
 }
 
 /// Ends this session (the row and the cookie).

@@ -2,7 +2,11 @@
 //! context every server function starts from.
 
 use axum::{extract::FromRef, http::request::Parts};
-use latchkey_core::{Services, audit::RequestMeta, authz::OperatorIdentity, step_up::StepUp};
+use latchkey_core::{
+    Services,
+    access::{OperatorIdentity, TenantAccess, step_up::StepUp},
+    audit::RequestMeta,
+};
 use leptos::prelude::*;
 use tower_sessions::Session;
 
@@ -57,7 +61,26 @@ pub fn request() -> Result<PortalRequest, PortalError> {
     })
 }
 
+/// The current request and its operator's access to the tenant `id` names: where every server
+/// function acting in a tenant starts (see [`PortalRequest::tenant`]).
+pub async fn tenant_request(id: &str) -> Result<(PortalRequest, TenantAccess), PortalError> {
+    let request = request()?;
+    let access = request.tenant(id).await?;
+    Ok((request, access))
+}
+
 impl PortalRequest {
+    /// The signed-in operator's access to the tenant `id` names, as the page sent it, carrying
+    /// this session's step-up (the service decides whether the action needs it). A malformed id
+    /// names no tenant: `not_found`, as on every edge.
+    pub async fn tenant(&self, id: &str) -> Result<TenantAccess, PortalError> {
+        let operator = self.operator().await?;
+        let tenant_id = latchkey_core::tenants::parse_tenant_id(id)?;
+        let access = self.services.tenant(&operator, tenant_id).await?;
+        let step_up = self.step_up(&operator).await?;
+        Ok(access.stepped_up(&step_up))
+    }
+
     pub async fn current_operator(&self) -> Result<Option<OperatorIdentity>, PortalError> {
         if let Some(operator) = &self.signed_in {
             return Ok(Some(operator.clone()));
@@ -74,7 +97,7 @@ impl PortalRequest {
     }
 
     /// The operator as the actions that need step-up take them: with when this session last
-    /// verified their passkey (see `latchkey_core::step_up`).
+    /// verified their passkey (see `latchkey_core::access::step_up`).
     pub async fn step_up<'a>(
         &self,
         operator: &'a OperatorIdentity,

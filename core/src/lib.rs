@@ -5,28 +5,23 @@
 //! service method.
 
 pub mod abuse;
-pub mod api_keys;
+pub mod access;
 pub mod audit;
-pub mod authz;
-mod ceremonies;
 pub mod clock;
-pub mod config_cache;
-pub mod dashboard;
 pub mod db;
 pub mod end_users;
 pub mod entities;
 pub mod error;
 pub mod instance;
+pub mod invitations;
 pub mod operators;
-pub mod passkey_config;
 pub mod secrets;
 mod services;
 pub mod sessions;
-pub mod statistics;
-pub mod step_up;
+mod single_use;
 pub mod tenants;
 pub mod validate;
-pub mod webauthn_support;
+pub mod webauthn;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, Result};

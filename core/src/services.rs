@@ -2,19 +2,20 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use url::Url;
+use uuid::Uuid;
 
 use crate::{
     Clock, Result, SystemClock,
     abuse::{AbuseControls, AbuseLimits},
+    access::step_up::StepUp,
+    access::{OperatorIdentity, TenantAccess},
     audit::AuditLog,
-    authz::OperatorIdentity,
     db::BackendKind,
     instance::Instance,
     operators::Operators,
     sessions::DbSessionStore,
-    step_up::StepUp,
     tenants::Tenants,
-    webauthn_support::PortalRelyingParty,
+    webauthn::PortalRelyingParty,
 };
 
 /// The portal's public URL when none is configured (the spec's default).
@@ -29,11 +30,11 @@ pub struct Services {
     writer: DatabaseConnection,
     clock: Arc<dyn Clock>,
     portal: Arc<PortalRelyingParty>,
-    configs: Arc<crate::config_cache::ConfigCache>,
+    configs: Arc<crate::tenants::config_cache::ConfigCache>,
     relying_parties: Arc<crate::end_users::RelyingParties>,
     decoys: Arc<crate::end_users::DecoyKey>,
     abuse: AbuseControls,
-    /// How long a passkey verification counts for step-up (see [`crate::step_up`]).
+    /// How long a passkey verification counts for step-up (see [`crate::access::step_up`]).
     step_up_window: chrono::Duration,
 }
 
@@ -57,7 +58,7 @@ impl Services {
             relying_parties: Arc::default(),
             decoys: Arc::default(),
             abuse: AbuseControls::default(),
-            step_up_window: crate::step_up::DEFAULT_WINDOW,
+            step_up_window: crate::access::step_up::DEFAULT_WINDOW,
         })
     }
 
@@ -74,13 +75,41 @@ impl Services {
     }
 
     /// Judges, now, whether `operator` verified a passkey recently enough for the actions that
-    /// need step-up. `verified_at` is what their session recorded (see [`crate::step_up`]).
+    /// need step-up. `verified_at` is what their session recorded (see [`crate::access::step_up`]).
     pub fn step_up<'a>(
         &self,
         operator: &'a OperatorIdentity,
         verified_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> StepUp<'a> {
         StepUp::judge(operator, verified_at, self.clock.now(), self.step_up_window)
+    }
+
+    /// The operator's access to `tenant_id`: their membership and role, read now (a removed
+    /// member loses access with their next request). A tenant they are not a member of is
+    /// `not_found`, never `forbidden` (no existence oracle). The only way, with an API key's
+    /// [`crate::tenants::api_keys::ApiKeyPrincipal::access`] and [`Services::tenant_for_host`],
+    /// to reach a tenant-scoped operation.
+    pub async fn tenant(
+        &self,
+        operator: &OperatorIdentity,
+        tenant_id: Uuid,
+    ) -> Result<TenantAccess> {
+        match crate::access::role_in(&self.db, operator.id, tenant_id).await? {
+            Some(role) => Ok(TenantAccess::member(tenant_id, operator.clone(), role)),
+            None => Err(crate::Error::NotFound),
+        }
+    }
+
+    /// Access to `tenant_id` for the command line (the host's access: any existing tenant).
+    pub async fn tenant_for_host(&self, tenant_id: Uuid) -> Result<TenantAccess> {
+        use sea_orm::EntityTrait;
+        match crate::entities::tenant::Entity::find_by_id(tenant_id)
+            .one(&self.db)
+            .await?
+        {
+            Some(_) => Ok(TenantAccess::host(tenant_id)),
+            None => Err(crate::Error::invalid("tenant", "No tenant has this id.")),
+        }
     }
 
     pub fn backend(&self) -> BackendKind {
@@ -104,16 +133,28 @@ impl Services {
         AuditLog::new(&self.db, self.clock.as_ref())
     }
 
-    pub fn dashboards(&self) -> crate::dashboard::Dashboards<'_> {
-        crate::dashboard::Dashboards::new(&self.db, self.clock.as_ref())
+    /// The audit log of `scope` as a download (see [`crate::audit::export`]): authorized and
+    /// its first batch read before this answers.
+    pub async fn export_audit(
+        &self,
+        scope: crate::audit::AuditScope,
+        filter: crate::audit::AuditFilter,
+        format: crate::audit::export::ExportFormat,
+    ) -> Result<crate::audit::export::AuditExport> {
+        crate::audit::export::start(self.db.clone(), self.clock.clone(), scope, filter, format)
+            .await
+    }
+
+    pub fn dashboards(&self) -> crate::tenants::dashboard::Dashboards<'_> {
+        crate::tenants::dashboard::Dashboards::new(&self.db, self.clock.as_ref())
     }
 
     pub fn operators(&self) -> Operators<'_> {
         Operators::new(&self.db, self.clock.as_ref(), &self.portal, &self.abuse)
     }
 
-    pub fn api_keys(&self) -> crate::api_keys::ApiKeys<'_> {
-        crate::api_keys::ApiKeys::new(&self.db, &self.writer, self.clock.as_ref())
+    pub fn api_keys(&self) -> crate::tenants::api_keys::ApiKeys<'_> {
+        crate::tenants::api_keys::ApiKeys::new(&self.db, &self.writer, self.clock.as_ref())
     }
 
     /// Tenants' end users: enrollment and validation tokens, registration, sign-in, revocation.
@@ -140,8 +181,12 @@ impl Services {
 
     /// Housekeeping: forgets ceremonies that expired over an hour ago. Returns how many.
     pub async fn purge_expired_ceremonies(&self) -> Result<u64> {
-        crate::ceremonies::purge_expired(&self.db, self.clock.as_ref(), chrono::Duration::hours(1))
-            .await
+        crate::webauthn::ceremonies::purge_expired(
+            &self.db,
+            self.clock.as_ref(),
+            chrono::Duration::hours(1),
+        )
+        .await
     }
 
     /// Housekeeping: forgets expired enrollment and validation tokens (recording enrollment
@@ -152,18 +197,18 @@ impl Services {
             + users.purge_expired_validation_tokens().await?)
     }
 
-    /// Keeps the query planner's statistics fresh while the task runs (see [`crate::statistics`]).
+    /// Keeps the query planner's statistics fresh while the task runs (see [`crate::db::statistics`]).
     /// Through the writer: analyzing writes the statistics tables, which on SQLite takes the
     /// write lock.
     pub fn spawn_statistics_refresh(&self) -> tokio::task::JoinHandle<()> {
-        crate::statistics::spawn_refresh(self.writer.clone())
+        crate::db::statistics::spawn_refresh(self.writer.clone())
     }
 
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.
     /// Writes the refusals counted since the last flush as aggregated audit events (see
     /// [`crate::abuse`]); answers how many refusals they hold.
     pub async fn flush_refusals(&self) -> Result<u64> {
-        crate::audit::record_tally(&self.writer, self.clock.as_ref(), &self.abuse.refusals).await
+        crate::abuse::record_tally(&self.writer, self.clock.as_ref(), &self.abuse.refusals).await
     }
 
     /// Refusals counted and not yet written.

@@ -27,6 +27,55 @@ use crate::{Clock, entities::session, secrets::hex_sha256};
 /// The session key under which the signed-in operator's id is kept; mirrored into its own
 /// column for revocation.
 pub const OPERATOR_ID_KEY: &str = "operator_id";
+/// When the operator signed in (Unix seconds).
+pub const SIGNED_IN_AT_KEY: &str = "signed_in_at";
+/// When a request last pushed the idle deadline back (Unix seconds).
+pub const SEEN_AT_KEY: &str = "seen_at";
+/// When this session last verified one of its operator's passkeys (sign-in, enrollment or a
+/// step-up): what [`crate::access::step_up`] judges.
+pub const PASSKEY_VERIFIED_AT_KEY: &str = "passkey_verified_at";
+
+/// A session ends this long after sign-in, however active it is.
+pub const ABSOLUTE_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
+/// A session ends after this long without a request (the store's expiry, slid on activity).
+pub const IDLE_TIMEOUT: chrono::Duration = chrono::Duration::hours(1);
+/// How stale the idle deadline may get before a request pushes it back: sliding it on every
+/// request would write the session row on every request.
+pub const IDLE_REFRESH: chrono::Duration = chrono::Duration::minutes(1);
+
+/// What a request does with a signed-in session, by the lifetime rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Past its absolute lifetime (or without a sign-in time): end it.
+    Ended,
+    /// Live; `slide_to`: the new deadline to store when the idle deadline is due a push.
+    Live { slide_to: Option<DateTime<Utc>> },
+}
+
+impl Lifetime {
+    /// Judges a session signed in at `signed_in_at` and last slid at `seen_at`, at `now`.
+    pub fn judge(
+        now: DateTime<Utc>,
+        signed_in_at: Option<DateTime<Utc>>,
+        seen_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        match signed_in_at {
+            Some(at) if now - at < ABSOLUTE_LIFETIME => Self::Live {
+                slide_to: seen_at
+                    .is_none_or(|seen| now - seen >= IDLE_REFRESH)
+                    .then(|| deadline(now, at)),
+            },
+            _ => Self::Ended,
+        }
+    }
+}
+
+/// When a session seen at `now` ends unless used again: the idle deadline, capped by the
+/// absolute one. Stored as the session's own expiry, so the store refuses it afterwards on every
+/// instance.
+pub fn deadline(now: DateTime<Utc>, signed_in_at: DateTime<Utc>) -> DateTime<Utc> {
+    (now + IDLE_TIMEOUT).min(signed_in_at + ABSOLUTE_LIFETIME)
+}
 
 /// How often `create` draws a fresh id after a collision before giving up. A collision of two
 /// random 128-bit ids is practically impossible; the loop exists so that one can never overwrite
@@ -214,5 +263,35 @@ mod tests {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let back = to_time(to_chrono(at)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         assert_eq!(back.unix_timestamp_nanos(), 1_790_000_000_123_456_000);
+    }
+
+    #[test]
+    fn a_session_lives_twelve_hours_and_slides_its_idle_hour_once_a_minute() {
+        let start = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        let minutes = |m: i64| start + chrono::Duration::minutes(m);
+        // Just signed in and seen: nothing to slide.
+        assert_eq!(
+            Lifetime::judge(minutes(0), Some(start), Some(start)),
+            Lifetime::Live { slide_to: None }
+        );
+        // A minute later the idle deadline is pushed an hour past now.
+        assert_eq!(
+            Lifetime::judge(minutes(1), Some(start), Some(start)),
+            Lifetime::Live {
+                slide_to: Some(minutes(61))
+            }
+        );
+        // Near the end, the absolute lifetime caps the deadline.
+        assert_eq!(
+            Lifetime::judge(minutes(700), Some(start), Some(minutes(650))),
+            Lifetime::Live {
+                slide_to: Some(minutes(720))
+            }
+        );
+        assert_eq!(
+            Lifetime::judge(minutes(720), Some(start), Some(minutes(719))),
+            Lifetime::Ended
+        );
+        assert_eq!(Lifetime::judge(minutes(0), None, None), Lifetime::Ended);
     }
 }

@@ -24,7 +24,7 @@ pub async fn insert_operator(
     conn: &DatabaseConnection,
     email: &str,
     instance_admin: bool,
-) -> crate::authz::OperatorIdentity {
+) -> crate::access::OperatorIdentity {
     use sea_orm::{ActiveValue::Set, EntityTrait};
     let id = uuid::Uuid::new_v4();
     let now = chrono::Utc::now();
@@ -43,7 +43,7 @@ pub async fn insert_operator(
     {
         panic!("cannot insert operator {email}: {e}");
     }
-    crate::authz::OperatorIdentity {
+    crate::access::OperatorIdentity {
         id,
         email: email.into(),
         display_name: email.into(),
@@ -109,9 +109,16 @@ pub fn services(conn: DatabaseConnection, clock: Arc<dyn Clock>) -> Services {
 
 /// `operator` as a session that verified a passkey a moment ago hands them to the actions that
 /// need step-up (the window itself is tested with [`Services::step_up`]).
-pub fn stepped_up(operator: &crate::authz::OperatorIdentity) -> crate::step_up::StepUp<'_> {
+pub fn stepped_up(
+    operator: &crate::access::OperatorIdentity,
+) -> crate::access::step_up::StepUp<'_> {
     let now = chrono::Utc::now();
-    crate::step_up::StepUp::judge(operator, Some(now), now, crate::step_up::DEFAULT_WINDOW)
+    crate::access::step_up::StepUp::judge(
+        operator,
+        Some(now),
+        now,
+        crate::access::step_up::DEFAULT_WINDOW,
+    )
 }
 
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

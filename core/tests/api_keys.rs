@@ -7,10 +7,10 @@ use std::sync::Arc;
 use chrono::{TimeDelta, TimeZone, Utc};
 use latchkey_core::{
     ErrorCode, ManualClock, Services,
-    api_keys::KeyCreator,
+    access::{OperatorIdentity, Role},
     audit::RequestMeta,
-    authz::{OperatorIdentity, Role},
     both_backends,
+    tenants::api_keys::KeyCreator,
     testing::{TestBackend, TestDb, insert_operator, stepped_up},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};

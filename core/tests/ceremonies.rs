@@ -11,12 +11,12 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use latchkey_core::{
     ErrorCode, ManualClock, Services,
     abuse::AbuseLimits,
+    access::OperatorIdentity,
     audit::RequestMeta,
-    authz::OperatorIdentity,
     both_backends,
     end_users::{ClientCeremony, EnrollmentRequest, Scope, TenantCaller},
-    passkey_config::{Algorithm, Attachment, Attestation, PasskeyConfigInput, Requirement},
     tenants::NewTenant,
+    tenants::config::{Algorithm, Attachment, Attestation, PasskeyConfigInput, Requirement},
     testing::{
         TestBackend, TestDb, all_rows_as_text, insert_operator,
         soft_passkey::{self, SoftPasskeys, flags},
@@ -975,7 +975,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
         .services
         .api_keys()
         .create(
-            latchkey_core::api_keys::KeyCreator::Operator(stepped_up(&f.owner)),
+            latchkey_core::tenants::api_keys::KeyCreator::Operator(stepped_up(&f.owner)),
             f.tenant,
             "backend",
             RequestMeta::default(),

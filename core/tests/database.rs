@@ -9,8 +9,8 @@ use latchkey_core::{
     ErrorCode, ManualClock,
     audit::{Actor, AuditEntry, RequestMeta},
     both_backends,
+    db::statistics,
     db::{self, BackendKind, DatabaseUrl, DbOptions},
-    statistics,
     testing::{TestBackend, TestDb},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TryGetable};

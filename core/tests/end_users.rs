@@ -8,12 +8,12 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use latchkey_core::{
     Error, ErrorCode, ManualClock, Services,
+    access::{OperatorIdentity, Role},
     audit::RequestMeta,
-    authz::{OperatorIdentity, Role},
     both_backends,
     end_users::{EnrollmentRequest, Scope, TenantCaller},
-    passkey_config::PasskeyConfigInput,
     tenants::NewTenant,
+    tenants::config::PasskeyConfigInput,
     testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys, stepped_up},
 };
 use uuid::Uuid;
@@ -324,7 +324,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         user_verification: Default::default(),
         resident_key: Default::default(),
         attachment: Default::default(),
-        algorithms: vec![latchkey_core::passkey_config::Algorithm::Es256],
+        algorithms: vec![latchkey_core::tenants::config::Algorithm::Es256],
         timeout_seconds: 300,
         confirm_rp_id_change: false,
     };

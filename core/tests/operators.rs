@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{TimeDelta, TimeZone, Utc};
 use latchkey_core::{
     Clock, ErrorCode, ManualClock, Services,
+    access::OperatorIdentity,
     audit::{AuditRecord, RequestMeta},
-    authz::OperatorIdentity,
     both_backends,
     entities::{operator, operator_passkey, operator_token},
     operators::{CeremonyOptions, Inviter},
@@ -841,7 +841,7 @@ async fn expired_ceremonies_are_purged(backend: TestBackend) {
 
 async fn a_tenant_invitation_makes_the_new_operator_a_member(backend: TestBackend) {
     use latchkey_core::{
-        authz::{Permission, Role},
+        access::{Permission, Role},
         tenants::MemberAdded,
     };
     let Some(f) = fixture(backend).await else {
@@ -914,7 +914,9 @@ async fn sign_in_options(f: &Fixture) -> latchkey_core::operators::CeremonyOptio
 /// RP ID need a passkey verification from the last few minutes; authorization and input errors
 /// come first; a refused action writes nothing.
 async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBackend) {
-    use latchkey_core::{api_keys::KeyCreator, authz::Role, passkey_config::PasskeyConfigInput};
+    use latchkey_core::{
+        access::Role, tenants::api_keys::KeyCreator, tenants::config::PasskeyConfigInput,
+    };
     let Some(f) = fixture(backend).await else {
         return;
     };
@@ -928,7 +930,7 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
         rp_name: "Acme".into(),
         origins: format!("https://{rp_id}"),
         confirm_rp_id_change: true,
-        ..PasskeyConfigInput::from(&latchkey_core::passkey_config::PasskeyConfig::default())
+        ..PasskeyConfigInput::from(&latchkey_core::tenants::config::PasskeyConfig::default())
     };
     // The first RP ID is set freely (tenant set-up), and a signed-in session is enough for it.
     let verified_at = f.clock.now();

@@ -13,15 +13,15 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use latchkey_core::{
     ErrorCode, ManualClock, Services,
-    api_keys::{ApiKeyPrincipal, KeyCreator},
+    access::OperatorIdentity,
     audit::RequestMeta,
-    authz::OperatorIdentity,
     both_backends,
     end_users::{
         ClientScope, EnrollmentRequest, InvalidReason, TenantCaller, UserSearch, ValidationOutcome,
         user_id,
     },
     tenants::NewTenant,
+    tenants::api_keys::{ApiKeyPrincipal, KeyCreator},
     testing::{
         TestBackend, TestDb, all_rows_as_text,
         fuzz::{
@@ -201,7 +201,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
             stepped_up(&owner),
             tenant,
             "newcomer@shop.test",
-            latchkey_core::authz::Role::Viewer,
+            latchkey_core::access::Role::Viewer,
             RequestMeta::default(),
         )
         .await

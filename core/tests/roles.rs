@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use latchkey_core::{
     ErrorCode, ManualClock, Services,
+    access::{OperatorIdentity, Permission, Role},
     audit::RequestMeta,
-    authz::{OperatorIdentity, Permission, Role},
     both_backends,
     testing::{TestBackend, TestDb, stepped_up},
 };

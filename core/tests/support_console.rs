@@ -8,8 +8,8 @@ use std::{collections::HashSet, sync::Arc};
 use chrono::{Duration, TimeZone, Utc};
 use latchkey_core::{
     Error, ErrorCode, ManualClock, Services,
+    access::{OperatorIdentity, Role},
     audit::{AuditFilter, RequestMeta},
-    authz::{OperatorIdentity, Role},
     both_backends,
     end_users::{
         EnrollmentRequest, MatchCount, MatchedOn, Scope, TenantCaller, UserPage, UserSearch,

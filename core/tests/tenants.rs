@@ -8,11 +8,11 @@ use std::sync::Arc;
 use chrono::{TimeDelta, TimeZone, Utc};
 use latchkey_core::{
     ErrorCode, ManualClock, Services,
+    access::{OperatorIdentity, Role},
     audit::RequestMeta,
-    authz::{OperatorIdentity, Role},
     both_backends,
-    passkey_config::{Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, Requirement},
     tenants::NewTenant,
+    tenants::config::{Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, Requirement},
     testing::{TestBackend, TestDb, stepped_up},
 };
 use sea_orm::DatabaseConnection;

@@ -2,7 +2,7 @@
 //! meant for scripts goes to stdout, logs go to stderr.
 
 use latchkey_core::{
-    api_keys::KeyCreator, audit::RequestMeta, operators::Inviter, tenants::NewTenant,
+    audit::RequestMeta, operators::Inviter, tenants::NewTenant,
 };
 
 use crate::{
@@ -64,10 +64,14 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
                 latchkey_core::Error::invalid("tenant", "Not a tenant id (a UUID).")
             })?;
             let services = server::open_database(&cli.config).await?;
-            let created = services
-                .api_keys()
-                .create(KeyCreator::Cli, tenant, &name, RequestMeta::default())
-                .await;
+            let created = async {
+                let access = services.tenant_for_host(tenant).await?;
+                services
+                    .api_keys()
+                    .create(&access, &name, RequestMeta::default())
+                    .await
+            }
+            .await;
             let _ = services.close().await;
             println!("{}", serde_json::json!({ "api_key": created?.secret }));
             Ok(())

@@ -8,7 +8,7 @@ mod common;
 
 use common::TestServer;
 use latchkey_core::{
-    api_keys::KeyCreator, audit::RequestMeta, both_backends, end_users::EnrollmentRequest,
+    tenants::api_keys::KeyCreator, audit::RequestMeta, both_backends, end_users::EnrollmentRequest,
     end_users::TenantCaller, tenants::NewTenant, testing::TestBackend,
 };
 use reqwest::Method;

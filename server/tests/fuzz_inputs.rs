@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use common::TestServer;
 use latchkey_core::{
     ErrorCode,
-    api_keys::KeyCreator,
+    tenants::api_keys::KeyCreator,
     audit::RequestMeta,
     both_backends,
     end_users::{EnrollmentRequest, Scope, TenantCaller},

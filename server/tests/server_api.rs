@@ -8,7 +8,7 @@ mod common;
 use chrono::TimeDelta;
 use common::TestServer;
 use latchkey_core::{
-    api_keys::KeyCreator,
+    tenants::api_keys::KeyCreator,
     audit::RequestMeta,
     both_backends,
     tenants::NewTenant,
@@ -42,7 +42,7 @@ const GOOGLE: &str = "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4";
 struct Tenant {
     id: Uuid,
     key: String,
-    owner: latchkey_core::authz::OperatorIdentity,
+    owner: latchkey_core::access::OperatorIdentity,
 }
 
 async fn tenant(t: &TestServer, name: &str) -> Tenant {

@@ -10,7 +10,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::TestServer;
 use latchkey_core::{
     audit::RequestMeta,
-    authz::{OperatorIdentity, Role},
+    access::{OperatorIdentity, Role},
     both_backends,
     end_users::{EnrollmentRequest, Scope, TenantCaller},
     entities::operator,

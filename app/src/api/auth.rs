@@ -19,8 +19,8 @@ pub struct OperatorView {
 }
 
 #[cfg(feature = "ssr")]
-impl From<latchkey_core::authz::OperatorIdentity> for OperatorView {
-    fn from(op: latchkey_core::authz::OperatorIdentity) -> Self {
+impl From<latchkey_core::access::OperatorIdentity> for OperatorView {
+    fn from(op: latchkey_core::access::OperatorIdentity) -> Self {
         Self {
             id: op.id.to_string(),
             email: op.email,

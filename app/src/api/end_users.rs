@@ -32,13 +32,11 @@ pub struct IssuedToken {
 #[server(prefix = "/portal/api", endpoint = "list_enrollment_tokens")]
 pub async fn list_enrollment_tokens(id: String) -> Result<Vec<EnrollmentTokenRow>, PortalError> {
     use latchkey_core::end_users::Scope;
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let tokens = request
         .services
         .end_users()
-        .active_enrollment_tokens(&operator, id)
+        .active_enrollment_tokens(&access)
         .await?;
     Ok(tokens
         .into_iter()
@@ -60,16 +58,13 @@ pub async fn issue_enrollment_token(
     user_id: String,
     add_authenticators: bool,
 ) -> Result<IssuedToken, PortalError> {
-    use latchkey_core::end_users::{EnrollmentRequest, Scope, TenantCaller};
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    use latchkey_core::end_users::{EnrollmentRequest, Scope};
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let issued = request
         .services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Operator(&operator),
-            id,
+            &access,
             &user_id,
             EnrollmentRequest {
                 scopes: if add_authenticators {
@@ -93,12 +88,11 @@ pub async fn issue_enrollment_token(
 
 #[server(prefix = "/portal/api", endpoint = "revoke_enrollment_token")]
 pub async fn revoke_enrollment_token(id: String, token: String) -> Result<(), PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let (id, token) = (parse_id("id", &id)?, parse_id("token", &token)?);
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let token = parse_id("token", &token)?;
     Ok(request
         .services
         .end_users()
-        .revoke_enrollment_token(&operator, id, token, request.meta.clone())
+        .revoke_enrollment_token(&access, token, request.meta.clone())
         .await?)
 }

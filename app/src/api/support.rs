@@ -49,16 +49,13 @@ pub async fn search_users(
     query: String,
     after: Option<String>,
 ) -> Result<UsersPageView, PortalError> {
-    use latchkey_core::end_users::{MatchCount, MatchedOn, TenantCaller, UserSearch};
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    use latchkey_core::end_users::{MatchCount, MatchedOn, UserSearch};
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let page = request
         .services
         .end_users()
         .search_users(
-            TenantCaller::Operator(&operator),
-            id,
+            &access,
             &UserSearch {
                 query,
                 after: after.filter(|a| !a.is_empty()),
@@ -159,13 +156,11 @@ pub struct UserDetailView {
 
 #[server(prefix = "/portal/api", endpoint = "user_details")]
 pub async fn user_details(id: String, user_id: String) -> Result<UserDetailView, PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let detail = request
         .services
         .end_users()
-        .user_detail(&operator, id, &user_id)
+        .user_detail(&access, &user_id)
         .await?;
     Ok(UserDetailView {
         user_id: detail.user.user_id,
@@ -190,17 +185,13 @@ pub async fn revoke_authenticator(
     authenticator_id: String,
     reason: String,
 ) -> Result<AuthenticatorRow, PortalError> {
-    use latchkey_core::end_users::TenantCaller;
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let authenticator_id = parse_id("authenticator_id", &authenticator_id)?;
     let revoked = request
         .services
         .end_users()
         .revoke_authenticator(
-            TenantCaller::Operator(&operator),
-            id,
+            &access,
             &user_id,
             authenticator_id,
             &reason,
@@ -216,16 +207,12 @@ pub async fn revoke_all_authenticators(
     user_id: String,
     reason: String,
 ) -> Result<u64, PortalError> {
-    use latchkey_core::end_users::TenantCaller;
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     Ok(request
         .services
         .end_users()
         .revoke_all_authenticators(
-            TenantCaller::Operator(&operator),
-            id,
+            &access,
             &user_id,
             &reason,
             request.meta.clone(),
@@ -240,17 +227,13 @@ pub async fn rename_authenticator(
     authenticator_id: String,
     name: String,
 ) -> Result<AuthenticatorRow, PortalError> {
-    use latchkey_core::end_users::TenantCaller;
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let authenticator_id = parse_id("authenticator_id", &authenticator_id)?;
     let renamed = request
         .services
         .end_users()
         .rename_authenticator(
-            TenantCaller::Operator(&operator),
-            id,
+            &access,
             &user_id,
             authenticator_id,
             &name,
@@ -276,40 +259,17 @@ pub struct AuditQuery {
 
 #[cfg(feature = "ssr")]
 impl AuditQuery {
-    /// The service's filter; a malformed date or cursor names its field.
+    /// The service's filter (the rules are `latchkey_core::audit::FilterText`'s).
     pub fn to_filter(&self) -> Result<latchkey_core::audit::AuditFilter, latchkey_core::Error> {
-        use chrono::{Days, NaiveDate};
-        use latchkey_core::Error;
-        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-        let day = |field: &'static str, s: &str| -> Result<Option<NaiveDate>, Error> {
-            text(s)
-                .map(|s| {
-                    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                        .map_err(|_| Error::invalid(field, "Enter a date as YYYY-MM-DD."))
-                })
-                .transpose()
-        };
-        let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
-        let from = day("from", &self.from)?.map(midnight);
-        // "To" names a whole day: up to the next midnight.
-        let to = day("to", &self.to)?
-            .and_then(|d| d.checked_add_days(Days::new(1)))
-            .map(midnight);
-        let before = text(&self.before)
-            .map(|s| {
-                s.parse::<i64>()
-                    .map_err(|_| Error::invalid("before", "This page link is not valid."))
-            })
-            .transpose()?;
-        Ok(latchkey_core::audit::AuditFilter {
-            actor: text(&self.actor),
-            action: text(&self.action),
-            target_user: text(&self.user),
-            from,
-            to,
-            before,
-            limit: None,
-        })
+        latchkey_core::audit::FilterText {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            user: self.user.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            before: self.before.clone(),
+        }
+        .parse()
     }
 }
 
@@ -350,15 +310,14 @@ pub async fn audit_log(
         to,
         before,
     };
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
     let filter = query.to_filter()?;
-    let audit = request.services.audit();
     let page = if id.is_empty() {
-        audit.instance_page(&operator, &filter).await?
+        let request = crate::state::request()?;
+        let operator = request.operator().await?;
+        request.services.audit().instance_page(&operator, &filter).await?
     } else {
-        let id = parse_id("id", &id)?;
-        audit.tenant_page(&operator, id, &filter).await?
+        let (request, access) = crate::state::tenant_request(&id).await?;
+        request.services.audit().tenant_page(&access, &filter).await?
     };
     Ok(page.into())
 }
@@ -398,10 +357,8 @@ pub struct DashboardView {
 
 #[server(prefix = "/portal/api", endpoint = "tenant_dashboard")]
 pub async fn tenant_dashboard(id: String) -> Result<DashboardView, PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
-    let board = request.services.dashboards().tenant(&operator, id).await?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let board = request.services.dashboards().tenant(&access).await?;
     Ok(DashboardView {
         days: board
             .days
@@ -449,27 +406,5 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
-    }
-
-    #[test]
-    fn audit_dates_are_whole_utc_days_and_bad_ones_name_their_field() {
-        let filter = AuditQuery {
-            from: "2026-11-01".into(),
-            to: "2026-11-01".into(),
-            ..AuditQuery::default()
-        }
-        .to_filter()
-        .unwrap();
-        assert_eq!(
-            filter.to.unwrap() - filter.from.unwrap(),
-            chrono::Duration::days(1)
-        );
-        let bad = AuditQuery {
-            to: "yesterday".into(),
-            ..AuditQuery::default()
-        }
-        .to_filter()
-        .unwrap_err();
-        assert_eq!(bad.field(), Some("to"));
     }
 }

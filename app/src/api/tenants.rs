@@ -67,16 +67,16 @@ pub struct MemberRow {
 }
 
 #[cfg(feature = "ssr")]
-fn parse_role(value: &str) -> Result<latchkey_core::authz::Role, PortalError> {
-    latchkey_core::authz::Role::parse(value)
+fn parse_role(value: &str) -> Result<latchkey_core::access::Role, PortalError> {
+    latchkey_core::access::Role::parse(value)
         .ok_or_else(|| latchkey_core::Error::invalid("role", "Choose a role.").into())
 }
 
 #[cfg(feature = "ssr")]
 fn view_of(details: latchkey_core::tenants::TenantDetails) -> TenantView {
     use latchkey_core::{
-        authz::Permission,
-        passkey_config::{PasskeyConfigInput, enum_name},
+        access::Permission,
+        tenants::config::{PasskeyConfigInput, enum_name},
     };
     let input = PasskeyConfigInput::from(&details.config);
     TenantView {
@@ -148,20 +148,14 @@ pub async fn create_tenant(name: String) -> Result<String, PortalError> {
 
 #[server(prefix = "/portal/api", endpoint = "tenant_details")]
 pub async fn tenant_details(id: String) -> Result<TenantView, PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id).map_err(|_| PortalError::from(latchkey_core::Error::NotFound))?;
-    Ok(view_of(
-        request.services.tenants().get(&operator, id).await?,
-    ))
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    Ok(view_of(request.services.tenants().get(&access).await?))
 }
 
 #[server(prefix = "/portal/api", endpoint = "save_passkey_config", input = Json)]
 pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantView, PortalError> {
-    use latchkey_core::passkey_config::{Algorithm, PasskeyConfigInput, enum_from};
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    use latchkey_core::tenants::config::{Algorithm, PasskeyConfigInput, enum_from};
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let algorithms = form
         .algorithms
         .iter()
@@ -194,36 +188,44 @@ pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantV
     let tenants = request.services.tenants();
     tenants
         .update_passkey_config(
-            request.step_up(&operator).await?,
-            id,
+            &access,
             &input,
             form.version,
             request.meta.clone(),
         )
         .await?;
-    Ok(view_of(tenants.get(&operator, id).await?))
+    Ok(view_of(tenants.get(&access).await?))
 }
 
 /// The Android origin for a signing certificate's SHA-256 fingerprint (as keytool prints it).
 #[server(prefix = "/portal/api", endpoint = "android_origin_for")]
 pub async fn android_origin_for(fingerprint: String) -> Result<AndroidOrigin, PortalError> {
-    use latchkey_core::passkey_config::{self, Origin};
+    use latchkey_core::tenants::config::{self, Origin};
     let request = crate::state::request()?;
     request.operator().await?;
-    let hash = passkey_config::fingerprint("fingerprint", &fingerprint)?;
+    let hash = config::fingerprint("fingerprint", &fingerprint)?;
     let origin = Origin::Android(hash);
     Ok(AndroidOrigin {
         origin: origin.as_client_origin(),
-        fingerprint: passkey_config::fingerprint_of(&hash),
+        fingerprint: config::fingerprint_of(&hash),
     })
+}
+
+/// The `assetlinks.json` for an Android app (`package`, signed with `fingerprints`), as the
+/// passkeys page shows it while the operator types.
+#[server(prefix = "/portal/api", endpoint = "asset_links")]
+pub async fn asset_links(package: String, fingerprints: Vec<String>) -> Result<String, PortalError> {
+    let request = crate::state::request()?;
+    request.operator().await?;
+    let document = latchkey_core::tenants::config::asset_links(&package, &fingerprints);
+    Ok(serde_json::to_string_pretty(&document)
+        .map_err(|e| latchkey_core::Error::Internal(e.to_string()))?)
 }
 
 #[server(prefix = "/portal/api", endpoint = "tenant_members")]
 pub async fn tenant_members(id: String) -> Result<Vec<MemberRow>, PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
-    let members = request.services.tenants().members(&operator, id).await?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let members = request.services.tenants().members(&access).await?;
     Ok(members
         .into_iter()
         .map(|m| MemberRow {
@@ -245,16 +247,13 @@ pub async fn add_member(
     role: String,
 ) -> Result<Option<super::InvitationView>, PortalError> {
     use latchkey_core::tenants::MemberAdded;
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let role = parse_role(&role)?;
     let added = request
         .services
         .tenants()
         .add_member(
-            request.step_up(&operator).await?,
-            id,
+            &access,
             &email,
             role,
             request.meta.clone(),
@@ -276,50 +275,44 @@ pub async fn change_member_role(
     member: String,
     role: String,
 ) -> Result<(), PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let (id, member) = (parse_id("id", &id)?, parse_id("member", &member)?);
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let member = parse_id("member", &member)?;
     let role = parse_role(&role)?;
     Ok(request
         .services
         .tenants()
-        .set_role(&operator, id, member, role, request.meta.clone())
+        .set_role(&access, member, role, request.meta.clone())
         .await?)
 }
 
 #[server(prefix = "/portal/api", endpoint = "remove_member")]
 pub async fn remove_member(id: String, member: String) -> Result<(), PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let (id, member) = (parse_id("id", &id)?, parse_id("member", &member)?);
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let member = parse_id("member", &member)?;
     Ok(request
         .services
         .tenants()
-        .remove_member(&operator, id, member, request.meta.clone())
+        .remove_member(&access, member, request.meta.clone())
         .await?)
 }
 
 #[server(prefix = "/portal/api", endpoint = "rename_tenant")]
 pub async fn rename_tenant(id: String, name: String) -> Result<(), PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     Ok(request
         .services
         .tenants()
-        .rename(&operator, id, &name, request.meta.clone())
+        .rename(&access, &name, request.meta.clone())
         .await?)
 }
 
 #[server(prefix = "/portal/api", endpoint = "delete_tenant")]
 pub async fn delete_tenant(id: String, confirmation: String) -> Result<(), PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     Ok(request
         .services
         .tenants()
-        .delete(&operator, id, &confirmation, request.meta.clone())
+        .delete(&access, &confirmation, request.meta.clone())
         .await?)
 }
 
@@ -342,8 +335,8 @@ pub struct NewApiKey {
 }
 
 #[cfg(feature = "ssr")]
-impl From<latchkey_core::api_keys::ApiKeyInfo> for ApiKeyRow {
-    fn from(k: latchkey_core::api_keys::ApiKeyInfo) -> Self {
+impl From<latchkey_core::tenants::api_keys::ApiKeyInfo> for ApiKeyRow {
+    fn from(k: latchkey_core::tenants::api_keys::ApiKeyInfo) -> Self {
         Self {
             id: k.id.to_string(),
             name: k.name,
@@ -358,25 +351,19 @@ impl From<latchkey_core::api_keys::ApiKeyInfo> for ApiKeyRow {
 
 #[server(prefix = "/portal/api", endpoint = "list_api_keys")]
 pub async fn list_api_keys(id: String) -> Result<Vec<ApiKeyRow>, PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
-    let keys = request.services.api_keys().list(&operator, id).await?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let keys = request.services.api_keys().list(&access).await?;
     Ok(keys.into_iter().map(ApiKeyRow::from).collect())
 }
 
 #[server(prefix = "/portal/api", endpoint = "create_api_key")]
 pub async fn create_api_key(id: String, name: String) -> Result<NewApiKey, PortalError> {
-    use latchkey_core::api_keys::KeyCreator;
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let id = parse_id("id", &id)?;
+    let (request, access) = crate::state::tenant_request(&id).await?;
     let created = request
         .services
         .api_keys()
         .create(
-            KeyCreator::Operator(request.step_up(&operator).await?),
-            id,
+            &access,
             &name,
             request.meta.clone(),
         )
@@ -389,12 +376,11 @@ pub async fn create_api_key(id: String, name: String) -> Result<NewApiKey, Porta
 
 #[server(prefix = "/portal/api", endpoint = "revoke_api_key")]
 pub async fn revoke_api_key(id: String, key: String) -> Result<(), PortalError> {
-    let request = crate::state::request()?;
-    let operator = request.operator().await?;
-    let (id, key) = (parse_id("id", &id)?, parse_id("key", &key)?);
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let key = parse_id("key", &key)?;
     Ok(request
         .services
         .api_keys()
-        .revoke(&operator, id, key, request.meta.clone())
+        .revoke(&access, key, request.meta.clone())
         .await?)
 }

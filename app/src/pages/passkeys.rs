@@ -5,7 +5,9 @@ use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
 use super::tenants::{TenantNav, TenantScope};
 use crate::{
-    api::{AndroidOrigin, ConfigForm, TenantView, android_origin_for, save_passkey_config},
+    api::{
+        AndroidOrigin, ConfigForm, TenantView, android_origin_for, asset_links, save_passkey_config,
+    },
     forms::{FieldError, FormAlert, FormError, JsControls, begin_submit},
 };
 
@@ -176,24 +178,19 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
         });
     };
 
-    let assetlinks = move || {
-        let fingerprints: Vec<String> = android_list
-            .get()
-            .into_iter()
-            .map(|a| a.fingerprint)
-            .collect();
-        let package = package.get();
-        let package = if package.trim().is_empty() {
-            "com.example.app".to_owned()
-        } else {
-            package.trim().to_owned()
-        };
-        let json = serde_json::json!([{
-            "relation": ["delegate_permission/common.handle_all_urls", "delegate_permission/common.get_login_creds"],
-            "target": { "namespace": "android_app", "package_name": package, "sha256_cert_fingerprints": fingerprints },
-        }]);
-        serde_json::to_string_pretty(&json).unwrap_or_default()
-    };
+    // The document is the core's (`latchkey_core::tenants::config::asset_links`), asked for
+    // again as the package name and the fingerprints change.
+    let assetlinks = Resource::new(
+        move || {
+            let fingerprints: Vec<String> = android_list
+                .get()
+                .into_iter()
+                .map(|a| a.fingerprint)
+                .collect();
+            (package.get(), fingerprints)
+        },
+        |(package, fingerprints)| asset_links(package, fingerprints),
+    );
 
     view! {
         <TenantNav id=id.clone() name=name.clone() current="Passkeys" />
@@ -313,7 +310,11 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
                 <label for="package">"Android package name"</label>
                 <input id="package" type="text" placeholder="com.example.app" bind:value=package />
             </div>
-            <pre data-testid="assetlinks"><code>{assetlinks}</code></pre>
+            <Transition fallback=|| ()>
+                <pre data-testid="assetlinks"><code>
+                    {move || assetlinks.get().map(|document| document.unwrap_or_else(|err| err.message))}
+                </code></pre>
+            </Transition>
             <p>"iOS: add this entry to the app's Associated Domains entitlement:"</p>
             <pre data-testid="ios-entitlement"><code>{move || format!("webcredentials:{}", rp_id.get())}</code></pre>
         </section>

@@ -24,6 +24,7 @@ mod source;
 
 pub use proxies::TrustedProxies;
 pub use refusals::RefusalTally;
+pub(crate) use refusals::record_tally;
 pub use source::SourceKey;
 
 /// What the services need of this module: the configured bounds and the refusal counts (one

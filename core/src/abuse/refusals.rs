@@ -7,10 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::SourceKey;
-use crate::{
-    ErrorCode,
-    audit::{Actor, AuditEntry},
-};
+use crate::{Clock, ErrorCode, Result, access::Actor, audit::AuditEntry};
 
 /// Distinct (tenant, action, code, target) counted between two flushes; beyond, refusals are only
 /// counted in the log line of the flush (tenants are few; this bounds memory, not real use).
@@ -161,6 +158,35 @@ fn aggregated(key: Key, tally: Tally) -> AuditEntry {
     entry.tenant_id = key.tenant_id;
     entry.target = key.target;
     entry
+}
+
+/// Writes what `tally` counted since its last flush, one aggregated event per key, in one
+/// transaction; answers how many refusals they hold.
+pub(crate) async fn record_tally(
+    db: &sea_orm::DatabaseConnection,
+    clock: &dyn Clock,
+    tally: &RefusalTally,
+) -> Result<u64> {
+    let (entries, dropped) = tally.take();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "refusals beyond the tally's key cap were counted only here"
+        );
+    }
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let counted = entries
+        .iter()
+        .filter_map(|e| e.details.as_ref()?.get("count")?.as_u64())
+        .sum();
+    let txn = crate::db::begin_write(db).await?;
+    for entry in entries {
+        crate::audit::record_in(&txn, clock, entry).await?;
+    }
+    txn.commit().await?;
+    Ok(counted)
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use webauthn_rs_core::proto::{
 use super::{
     ClientCeremony, EndUsers,
     registration::credential_key,
-    relying_party::TenantRelyingParty,
     user_id,
     validation::{self, ValidationKind},
 };
@@ -29,9 +28,12 @@ use crate::{
     Error, ErrorCode, Result,
     abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    ceremonies::{self, CeremonyKey, CeremonyKind},
     entities::{authenticator, end_user},
-    webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
+    webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
+    webauthn::{
+        client_json, off_runtime, parse_credential, relying_parties::TenantRelyingParty,
+        verification_error,
+    },
 };
 
 fn unknown_credential() -> Error {

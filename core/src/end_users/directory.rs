@@ -6,11 +6,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{EndUsers, TenantCaller, aaguid, active_authenticators, find_user, user_id};
+use super::{EndUsers, aaguid, active_authenticators, find_user, user_id};
 use crate::{
     Clock, Error, Result,
+    access::{Permission, TenantAccess},
     audit::{self, Actor, AuditEntry, RequestMeta},
-    authz::{self, OperatorIdentity, Permission},
     entities::{authenticator, end_user},
     validate,
 };
@@ -87,28 +87,22 @@ impl From<authenticator::Model> for AuthenticatorView {
 impl EndUsers<'_> {
     async fn user_of(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
         permission: Permission,
     ) -> Result<(crate::audit::Actor, end_user::Model)> {
-        let actor = caller.authorize(self.db, tenant_id, permission).await?;
+        access.require(permission)?;
         let external_id = user_id(external_id).map_err(|_| Error::NotFound)?;
-        let user = find_user(self.db, tenant_id, external_id)
+        let user = find_user(self.db, access.tenant_id(), external_id)
             .await?
             .ok_or(Error::NotFound)?;
-        Ok((actor, user))
+        Ok((access.actor(), user))
     }
 
     /// The user with their number of active authenticators; `not_found` if unknown.
-    pub async fn user(
-        &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
-        external_id: &str,
-    ) -> Result<UserView> {
+    pub async fn user(&self, access: &TenantAccess, external_id: &str) -> Result<UserView> {
         let (_, user) = self
-            .user_of(caller, tenant_id, external_id, Permission::ReadUsers)
+            .user_of(access, external_id, Permission::ReadUsers)
             .await?;
         let authenticator_count = active_authenticators(self.db, user.id).await?;
         Ok(UserView {
@@ -123,12 +117,11 @@ impl EndUsers<'_> {
     /// Every authenticator of the user, revoked ones included, oldest first.
     pub async fn authenticators(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
     ) -> Result<Vec<AuthenticatorView>> {
         let (_, user) = self
-            .user_of(caller, tenant_id, external_id, Permission::ReadUsers)
+            .user_of(access, external_id, Permission::ReadUsers)
             .await?;
         self.authenticators_of(&user).await
     }
@@ -149,15 +142,12 @@ impl EndUsers<'_> {
     /// deciding, so the page offers only what the service would allow.
     pub async fn user_detail(
         &self,
-        operator: &OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
     ) -> Result<UserDetail> {
-        let role = authz::require(self.db, operator, tenant_id, Permission::ReadUsers).await?;
-        let external_id = user_id(external_id).map_err(|_| Error::NotFound)?;
-        let user = find_user(self.db, tenant_id, external_id)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let (_, user) = self
+            .user_of(access, external_id, Permission::ReadUsers)
+            .await?;
         let authenticators = self.authenticators_of(&user).await?;
         let authenticator_count = authenticators
             .iter()
@@ -172,9 +162,9 @@ impl EndUsers<'_> {
                 authenticator_count,
             },
             authenticators,
-            may_revoke: role.allows(Permission::RevokeCredentials),
-            may_issue_tokens: role.allows(Permission::IssueRecoveryTokens),
-            may_add_authenticators: role.allows(Permission::IssueEnrollmentTokens),
+            may_revoke: access.allows(Permission::RevokeCredentials),
+            may_issue_tokens: access.allows(Permission::IssueRecoveryTokens),
+            may_add_authenticators: access.allows(Permission::IssueEnrollmentTokens),
         })
     }
 
@@ -182,19 +172,13 @@ impl EndUsers<'_> {
     /// reason is valid (before anything is written).
     async fn revocation(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
         reason: &str,
         all: bool,
     ) -> Result<Revocation> {
         let (actor, user) = self
-            .user_of(
-                caller,
-                tenant_id,
-                external_id,
-                Permission::RevokeCredentials,
-            )
+            .user_of(access, external_id, Permission::RevokeCredentials)
             .await?;
         Ok(Revocation {
             reason: validate::label("reason", "reason", reason, 500)?,
@@ -210,21 +194,18 @@ impl EndUsers<'_> {
     /// authenticator changes nothing. Audited.
     pub async fn revoke_authenticator(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
         authenticator_id: Uuid,
         reason: &str,
         meta: RequestMeta,
     ) -> Result<AuthenticatorView> {
-        let revocation = self
-            .revocation(caller, tenant_id, external_id, reason, false)
-            .await?;
+        let revocation = self.revocation(access, external_id, reason, false).await?;
         let user = &revocation.user;
         let txn = crate::db::begin_write(self.writer).await?;
         let find = || {
             authenticator::Entity::find_by_id(authenticator_id)
-                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .filter(authenticator::Column::TenantId.eq(access.tenant_id()))
                 .filter(authenticator::Column::UserId.eq(user.id))
         };
         let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
@@ -239,19 +220,16 @@ impl EndUsers<'_> {
     /// Returns how many were revoked (0 when none was active).
     pub async fn revoke_all_authenticators(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
         reason: &str,
         meta: RequestMeta,
     ) -> Result<u64> {
-        let revocation = self
-            .revocation(caller, tenant_id, external_id, reason, true)
-            .await?;
+        let revocation = self.revocation(access, external_id, reason, true).await?;
         let user = &revocation.user;
         let txn = crate::db::begin_write(self.writer).await?;
         let active = authenticator::Entity::find()
-            .filter(authenticator::Column::TenantId.eq(tenant_id))
+            .filter(authenticator::Column::TenantId.eq(access.tenant_id()))
             .filter(authenticator::Column::UserId.eq(user.id))
             .filter(authenticator::Column::RevokedAt.is_null())
             .all(&txn)
@@ -270,26 +248,20 @@ impl EndUsers<'_> {
     /// Audited with the old and the new name.
     pub async fn rename_authenticator(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
         authenticator_id: Uuid,
         name: &str,
         meta: RequestMeta,
     ) -> Result<AuthenticatorView> {
         let (actor, user) = self
-            .user_of(
-                caller,
-                tenant_id,
-                external_id,
-                Permission::RevokeCredentials,
-            )
+            .user_of(access, external_id, Permission::RevokeCredentials)
             .await?;
         let name = validate::label("name", "name", name, 100)?;
         let txn = crate::db::begin_write(self.writer).await?;
         let find = || {
             authenticator::Entity::find_by_id(authenticator_id)
-                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .filter(authenticator::Column::TenantId.eq(access.tenant_id()))
                 .filter(authenticator::Column::UserId.eq(user.id))
         };
         let row = find().one(&txn).await?.ok_or(Error::NotFound)?;
@@ -297,14 +269,14 @@ impl EndUsers<'_> {
             authenticator::Entity::update_many()
                 .col_expr(authenticator::Column::Name, Expr::value(name.clone()))
                 .filter(authenticator::Column::Id.eq(row.id))
-                .filter(authenticator::Column::TenantId.eq(tenant_id))
+                .filter(authenticator::Column::TenantId.eq(access.tenant_id()))
                 .exec(&txn)
                 .await?;
             audit::record_in(
                 &txn,
                 self.clock,
                 AuditEntry::new(actor, "authenticator.renamed")
-                    .tenant(tenant_id)
+                    .tenant(access.tenant_id())
                     .target("user", user.external_id.clone())
                     .details(serde_json::json!({
                         "authenticator_id": row.id,

@@ -15,13 +15,14 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{EndUsers, TenantCaller, active_authenticators, find_user, user_id};
+use super::{EndUsers, active_authenticators, find_user, user_id};
 use crate::{
     Clock, Error, ErrorCode, Result,
+    access::{Permission, TenantAccess},
     audit::{self, AuditEntry, RequestMeta},
-    authz::{OperatorIdentity, Permission},
     entities::{end_user, enrollment_token},
     secrets::{self, SecretKind},
+    single_use::{self, Attempt, Claim},
     validate,
 };
 
@@ -115,19 +116,20 @@ impl EndUsers<'_> {
     /// updating its username / display name when given). Audited.
     pub async fn issue_enrollment_token(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         external_id: &str,
         request: EnrollmentRequest,
         meta: RequestMeta,
     ) -> Result<IssuedEnrollmentToken> {
+        let tenant_id = access.tenant_id();
         // Support may issue recovery tokens, which register only for a user with no passkey.
         let permission = if request.scopes.contains(&Scope::AddAuthenticators) {
             Permission::IssueEnrollmentTokens
         } else {
             Permission::IssueRecoveryTokens
         };
-        let actor = caller.authorize(self.db, tenant_id, permission).await?;
+        access.require(permission)?;
+        let actor = access.actor();
         let external_id = user_id(external_id)?;
         let username = optional_label("username", "username", request.username.as_deref())?;
         let display_name = optional_label(
@@ -215,12 +217,10 @@ impl EndUsers<'_> {
     /// The tenant's tokens that can still be redeemed, newest first (support and up).
     pub async fn active_enrollment_tokens(
         &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
     ) -> Result<Vec<EnrollmentTokenInfo>> {
-        TenantCaller::Operator(actor)
-            .authorize(self.db, tenant_id, Permission::IssueRecoveryTokens)
-            .await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::IssueRecoveryTokens)?;
         let rows = enrollment_token::Entity::find()
             .filter(enrollment_token::Column::TenantId.eq(tenant_id))
             .filter(enrollment_token::Column::UsedAt.is_null())
@@ -257,14 +257,13 @@ impl EndUsers<'_> {
     /// used, expired or revoked token changes nothing.
     pub async fn revoke_enrollment_token(
         &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         token_id: Uuid,
         meta: RequestMeta,
     ) -> Result<()> {
-        let audit_actor = TenantCaller::Operator(actor)
-            .authorize(self.db, tenant_id, Permission::IssueRecoveryTokens)
-            .await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::IssueRecoveryTokens)?;
+        let audit_actor = access.actor();
         let txn = crate::db::begin_write(self.writer).await?;
         let row = enrollment_token::Entity::find_by_id(token_id)
             .filter(enrollment_token::Column::TenantId.eq(tenant_id))
@@ -422,33 +421,16 @@ pub(crate) async fn redeemable(
     token: Option<enrollment_token::Model>,
     scope: ScopeCheck,
 ) -> Result<Redeemable> {
-    let invalid = || {
-        Error::refused(
-            ErrorCode::TokenInvalid,
-            "The enrollment token is not valid.",
-        )
+    let token = match single_use::standing::<enrollment_token::Entity>(token.as_ref(), clock.now())
+    {
+        Claim::Won(()) => token.ok_or_else(|| refusal(Claim::Unknown))?,
+        lost => return Err(refusal(lost)),
     };
-    let token = token.ok_or_else(invalid)?;
-    if token.revoked_at.is_some() {
-        return Err(invalid());
-    }
-    if token.used_at.is_some() {
-        return Err(Error::refused(
-            ErrorCode::TokenUsed,
-            "The enrollment token has already been used.",
-        ));
-    }
-    if token.expires_at <= clock.now() {
-        return Err(Error::refused(
-            ErrorCode::TokenExpired,
-            "The enrollment token has expired.",
-        ));
-    }
     let user = end_user::Entity::find_by_id(token.user_id)
         .filter(end_user::Column::TenantId.eq(token.tenant_id))
         .one(conn)
         .await?
-        .ok_or_else(invalid)?;
+        .ok_or_else(|| refusal(Claim::Unknown))?;
     if scope == ScopeCheck::Now {
         check_scope(conn, &token, user.id).await?;
     }
@@ -491,37 +473,33 @@ pub(crate) async fn consume_in(
     tenant_id: Uuid,
     authenticator_id: Uuid,
 ) -> Result<()> {
-    let now = clock.now();
-    let won = enrollment_token::Entity::update_many()
-        .col_expr(enrollment_token::Column::UsedAt, Expr::value(now))
-        .col_expr(
+    let claim = Attempt::<enrollment_token::Entity>::new(token_id)
+        .scoped(enrollment_token::Column::TenantId.eq(tenant_id))
+        .marking(
             enrollment_token::Column::AuthenticatorId,
             Expr::value(authenticator_id),
         )
-        .filter(enrollment_token::Column::Id.eq(token_id))
-        .filter(enrollment_token::Column::TenantId.eq(tenant_id))
-        .filter(enrollment_token::Column::UsedAt.is_null())
-        .filter(enrollment_token::Column::RevokedAt.is_null())
-        .filter(enrollment_token::Column::ExpiresAt.gt(now))
-        .exec(conn)
+        .claim(conn, clock.now())
         .await?;
-    if won.rows_affected == 1 {
-        return Ok(());
+    match claim {
+        Claim::Won(()) => Ok(()),
+        lost => Err(refusal(lost)),
     }
-    let row = enrollment_token::Entity::find_by_id(token_id)
-        .one(conn)
-        .await?;
-    Err(match row {
-        Some(row) if row.used_at.is_some() => Error::refused(
+}
+
+/// Why an enrollment token cannot be redeemed. A revoked token is as invalid as an unknown one.
+fn refusal(claim: Claim) -> Error {
+    match claim {
+        Claim::Used => Error::refused(
             ErrorCode::TokenUsed,
             "The enrollment token has already been used.",
         ),
-        Some(row) if row.revoked_at.is_none() => {
+        Claim::Expired => {
             Error::refused(ErrorCode::TokenExpired, "The enrollment token has expired.")
         }
-        _ => Error::refused(
+        Claim::Won(()) | Claim::Revoked | Claim::Unknown | Claim::Withheld => Error::refused(
             ErrorCode::TokenInvalid,
             "The enrollment token is not valid.",
         ),
-    })
+    }
 }

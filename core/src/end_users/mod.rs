@@ -15,7 +15,6 @@ mod decoys;
 mod directory;
 mod enrollment;
 mod registration;
-pub(crate) mod relying_party;
 mod search;
 mod validation;
 
@@ -27,13 +26,13 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::webauthn::relying_parties::RelyingParties;
 pub use directory::{AuthenticatorView, UserDetail, UserView};
 pub use enrollment::{
     DEFAULT_ENROLLMENT_TTL_SECONDS, ENROLLMENT_TTL_RANGE, EnrollmentRequest, EnrollmentTokenInfo,
     IssuedEnrollmentToken, Scope,
 };
 pub use registration::Registered;
-pub use relying_party::RelyingParties;
 pub use search::{
     DEFAULT_PAGE_SIZE, MATCH_COUNT_CAP, MatchCount, MatchedOn, UserPage, UserSearch, UserSummary,
 };
@@ -45,41 +44,10 @@ pub use validation::{
 use crate::{
     Clock, Error, ErrorCode, Result,
     abuse::{AbuseControls, SourceKey},
-    api_keys::ApiKeyPrincipal,
-    audit::Actor,
-    authz::{self, OperatorIdentity, Permission},
-    config_cache::ConfigCache,
     entities::end_user,
-    passkey_config::PasskeyConfig,
+    tenants::config::PasskeyConfig,
+    tenants::config_cache::ConfigCache,
 };
-
-/// Who is acting on a tenant's users: its backend (an API key, bound to one tenant) or an
-/// operator in the portal (a member with a role).
-#[derive(Debug, Clone, Copy)]
-pub enum TenantCaller<'a> {
-    Backend(&'a ApiKeyPrincipal),
-    Operator(&'a OperatorIdentity),
-}
-
-impl TenantCaller<'_> {
-    /// The audit actor, once the caller may do `permission` in `tenant_id`. A key of another
-    /// tenant, like a non-member, finds nothing (`not_found`).
-    pub(crate) async fn authorize(
-        &self,
-        conn: &impl ConnectionTrait,
-        tenant_id: Uuid,
-        permission: Permission,
-    ) -> Result<Actor> {
-        match self {
-            Self::Backend(key) if key.tenant_id == tenant_id => Ok(key.actor()),
-            Self::Backend(_) => Err(Error::NotFound),
-            Self::Operator(operator) => {
-                authz::require(conn, operator, tenant_id, permission).await?;
-                Ok(operator.actor())
-            }
-        }
-    }
-}
 
 /// What a browser needs to run a ceremony: its id (sent back with the response) and the
 /// `publicKey` member in WebAuthn L3 JSON form.
@@ -130,18 +98,18 @@ impl<'a> EndUsers<'a> {
         &self,
         config: &PasskeyConfig,
         tenant_id: Uuid,
-        kind: crate::ceremonies::CeremonyKind,
+        kind: crate::webauthn::ceremonies::CeremonyKind,
         subject: Option<String>,
         token_id: Option<Uuid>,
         state: S,
         public_key: serde_json::Value,
         source: Option<SourceKey>,
     ) -> Result<ClientCeremony> {
-        let ceremony_id = crate::ceremonies::start(
+        let ceremony_id = crate::webauthn::ceremonies::start(
             self.writer,
             self.clock,
             &self.abuse.limits,
-            crate::ceremonies::NewCeremony {
+            crate::webauthn::ceremonies::NewCeremony {
                 tenant_id: Some(tenant_id),
                 kind,
                 subject,
@@ -167,7 +135,7 @@ impl<'a> EndUsers<'a> {
     async fn record_refused_step<T>(
         &self,
         result: &Result<T>,
-        ceremony: Option<crate::ceremonies::CeremonyKey>,
+        ceremony: Option<crate::webauthn::ceremonies::CeremonyKey>,
         entry: crate::audit::AuditEntry,
         counter_regressed: Option<Uuid>,
     ) -> Result<()> {
@@ -310,7 +278,7 @@ impl EndUsers<'_> {
         scope: ClientScope<'_>,
         origin: Option<&str>,
     ) -> Result<OriginVerdict> {
-        use crate::passkey_config::Origin;
+        use crate::tenants::config::Origin;
         let tenants = crate::tenants::Tenants::new(self.db, self.clock, self.configs);
         let tenant_id = match scope {
             ClientScope::Tenant(id) => Some(id),

@@ -22,11 +22,11 @@ use crate::{
     Error, ErrorCode, Result,
     abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    ceremonies::{self, CeremonyKey, CeremonyKind},
     entities::{authenticator, end_user, enrollment_token},
-    passkey_config::Requirement,
+    tenants::config::Requirement,
     validate,
-    webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
+    webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
+    webauthn::{client_json, off_runtime, parse_credential, verification_error},
 };
 
 /// A registration that succeeded.
@@ -73,8 +73,8 @@ impl ResponseExtras {
     /// The tenant's attachment and resident-key requirements, checked against what the client
     /// reports (`authenticatorAttachment`, the `credProps` extension). A client that reports
     /// nothing is given the benefit of the doubt: the options already asked for it.
-    fn check(&self, config: &crate::passkey_config::PasskeyConfig) -> Result<()> {
-        use crate::passkey_config::Attachment;
+    fn check(&self, config: &crate::tenants::config::PasskeyConfig) -> Result<()> {
+        use crate::tenants::config::Attachment;
         let required = match config.attachment {
             Attachment::Any => None,
             Attachment::Platform => Some("platform"),

@@ -19,10 +19,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{EndUsers, TenantCaller};
+use super::EndUsers;
 use crate::{
     Error, Result,
-    authz::Permission,
+    access::{Permission, TenantAccess},
     entities::{authenticator, end_user},
 };
 
@@ -239,13 +239,11 @@ impl EndUsers<'_> {
     /// counts. Readers of users only (`viewer` and up); another tenant is `not_found`.
     pub async fn search_users(
         &self,
-        caller: TenantCaller<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         search: &UserSearch,
     ) -> Result<UserPage> {
-        caller
-            .authorize(self.db, tenant_id, Permission::ReadUsers)
-            .await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ReadUsers)?;
         let prefix = normalise(&search.query)?;
         let limit = search.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=200).contains(&limit) {

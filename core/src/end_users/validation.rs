@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::{Expr, Query},
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Query,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,10 +12,11 @@ use uuid::Uuid;
 use super::EndUsers;
 use crate::{
     Clock, Error, ErrorCode, Result,
-    api_keys::ApiKeyPrincipal,
+    access::{Permission, TenantAccess},
     audit::{self, AuditEntry, RequestMeta},
     entities::{authenticator, end_user, validation_token},
     secrets::{self, SecretKind},
+    single_use::{Attempt, Claim},
 };
 
 /// How long a validation token lives (spec).
@@ -101,11 +100,12 @@ impl EndUsers<'_> {
     /// token exactly one answers valid. Every validation is audited.
     pub async fn validate_token(
         &self,
-        key: &ApiKeyPrincipal,
+        access: &TenantAccess,
         presented: &str,
         meta: RequestMeta,
     ) -> Result<ValidationOutcome> {
-        let tenant_id = key.tenant_id;
+        access.require(Permission::ValidateTokens)?;
+        let tenant_id = access.tenant_id();
         if !secrets::is_well_formed(SecretKind::Validation, presented) {
             return Ok(ValidationOutcome::Invalid(InvalidReason::Unknown));
         }
@@ -120,20 +120,16 @@ impl EndUsers<'_> {
             .one(self.db)
             .await?;
         let now = self.clock.now();
-        let entry = AuditEntry::new(key.actor(), "validation_token.validated")
+        let entry = AuditEntry::new(access.actor(), "validation_token.validated")
             .tenant(tenant_id)
             .meta(meta);
         let txn = crate::db::begin_write(self.writer).await?;
-        let won = match &found {
+        let claim = match &found {
             Some((row, _)) => {
-                validation_token::Entity::update_many()
-                    .col_expr(validation_token::Column::UsedAt, Expr::value(now))
-                    .filter(validation_token::Column::Id.eq(row.id))
-                    .filter(validation_token::Column::TenantId.eq(tenant_id))
-                    .filter(validation_token::Column::UsedAt.is_null())
-                    .filter(validation_token::Column::ExpiresAt.gt(now))
+                Attempt::<validation_token::Entity>::new(row.id)
+                    .scoped(validation_token::Column::TenantId.eq(tenant_id))
                     // Revoked since the ceremony (on any instance): the token proves nothing.
-                    .filter(
+                    .provided(
                         validation_token::Column::AuthenticatorId.in_subquery(
                             Query::select()
                                 .column(authenticator::Column::Id)
@@ -143,15 +139,13 @@ impl EndUsers<'_> {
                                 .to_owned(),
                         ),
                     )
-                    .exec(&txn)
+                    .claim(&txn, now)
                     .await?
-                    .rows_affected
-                    == 1
             }
-            None => false,
+            None => Claim::Unknown,
         };
         let outcome = match found {
-            Some((row, user)) if won => {
+            Some((row, user)) if claim == Claim::Won(()) => {
                 let user = user
                     .filter(|u| u.tenant_id == tenant_id)
                     .ok_or_else(|| Error::Internal("validation token without a user".into()))?;
@@ -184,26 +178,19 @@ impl EndUsers<'_> {
                     verified_at: row.verified_at,
                 })
             }
-            found => {
-                let (reason, code) = match found {
-                    None => (InvalidReason::Unknown, ErrorCode::TokenInvalid),
-                    Some((row, _)) if row.used_at.is_none() && row.expires_at <= now => {
-                        (InvalidReason::Expired, ErrorCode::TokenExpired)
-                    }
+            _ => {
+                let (reason, code) = match claim {
+                    Claim::Expired => (InvalidReason::Expired, ErrorCode::TokenExpired),
+                    Claim::Used => (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed),
                     // Unused and unexpired, yet the update did not take it: its passkey was
-                    // revoked, or a concurrent validation won (then it is used now).
-                    Some((row, _)) if row.used_at.is_none() => {
-                        if authenticator_revoked(&txn, row.authenticator_id).await? {
-                            (
-                                InvalidReason::AuthenticatorRevoked,
-                                ErrorCode::CredentialRevoked,
-                            )
-                        } else {
-                            (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed)
-                        }
+                    // revoked.
+                    Claim::Withheld => (
+                        InvalidReason::AuthenticatorRevoked,
+                        ErrorCode::CredentialRevoked,
+                    ),
+                    Claim::Won(()) | Claim::Revoked | Claim::Unknown => {
+                        (InvalidReason::Unknown, ErrorCode::TokenInvalid)
                     }
-                    // Used before.
-                    Some(_) => (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed),
                 };
                 audit::record_in(
                     &txn,
@@ -229,13 +216,4 @@ impl EndUsers<'_> {
             .await?;
         Ok(deleted.rows_affected)
     }
-}
-
-/// Whether the authenticator a validation token names has been revoked.
-async fn authenticator_revoked(conn: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
-    Ok(authenticator::Entity::find_by_id(id)
-        .filter(authenticator::Column::RevokedAt.is_not_null())
-        .one(conn)
-        .await?
-        .is_some())
 }

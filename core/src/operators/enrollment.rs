@@ -8,15 +8,15 @@ use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
 use super::{
     CeremonyOptions, Operators, identity_of, operator_count,
     passkeys::{insert_passkey, start_registration, verify_registration},
-    tokens::{self, TokenPurpose},
 };
 use crate::{
     Error, ErrorCode, Result,
+    access::OperatorIdentity,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    authz::OperatorIdentity,
-    ceremonies::{self, CeremonyKind},
     entities::{operator, operator_token, tenant},
+    invitations::{self, TokenPurpose},
     validate,
+    webauthn::ceremonies::{self, CeremonyKind},
 };
 
 /// What the enrollment ceremony remembers between options and verification, so that the
@@ -102,7 +102,7 @@ impl Operators<'_> {
         was_consumed: &mut bool,
     ) -> Result<OperatorIdentity> {
         let credential: RegisterPublicKeyCredential =
-            crate::webauthn_support::parse_credential(credential_json)?;
+            crate::webauthn::parse_credential(credential_json)?;
         let consumed = ceremonies::consume::<PasskeyRegistration>(
             self.db,
             self.clock,
@@ -136,18 +136,12 @@ impl Operators<'_> {
         let token = operator_token::Entity::find_by_id(token_id)
             .one(&txn)
             .await?
-            .ok_or_else(tokens::invalid_token)?;
-        let purpose = if token.kind == TokenPurpose::Setup.as_str() {
-            TokenPurpose::Setup
-        } else {
-            TokenPurpose::Invitation
-        };
-        if !tokens::consume_token(&txn, now, token_id, operator_id).await? {
-            return Err(tokens::why_not_consumed(&txn, now, token_id, purpose).await?);
-        }
+            .ok_or_else(invitations::invalid_token)?;
+        let purpose = TokenPurpose::stored(&token.kind)?;
+        invitations::consume_token(&txn, now, token_id, operator_id, purpose).await?;
         // Setup makes the first operator only; once anyone exists, the link is spent.
         if purpose == TokenPurpose::Setup && operator_count(&txn).await? > 0 {
-            return Err(tokens::used_token(purpose));
+            return Err(invitations::used_token(purpose));
         }
         let row = operator::ActiveModel {
             id: Set(operator_id),
@@ -173,19 +167,17 @@ impl Operators<'_> {
             insert_passkey(&txn, now, operator_id, FIRST_PASSKEY_NAME, &passkey).await?;
         // An invitation from a tenant's Members page also makes them a member, if the tenant
         // still exists.
-        let membership = token.tenant_id.zip(
-            token
-                .tenant_role
-                .as_deref()
-                .and_then(crate::authz::Role::parse),
-        );
+        let membership = match (token.tenant_id, token.tenant_role.as_deref()) {
+            (Some(tenant_id), Some(role)) => Some((tenant_id, crate::access::Role::stored(role)?)),
+            _ => None,
+        };
         if let Some((tenant_id, role)) = membership
             && tenant::Entity::find_by_id(tenant_id)
                 .one(&txn)
                 .await?
                 .is_some()
         {
-            crate::tenants::insert_member(&txn, tenant_id, operator_id, role, now).await?;
+            invitations::insert_member(&txn, tenant_id, operator_id, role, now).await?;
             audit::record_in(
                 &txn,
                 self.clock,

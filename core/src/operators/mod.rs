@@ -21,23 +21,22 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use passkeys::PasskeyInfo;
-pub use tokens::{Inviter, IssuedToken, TokenInfo, TokenPurpose};
+pub use tokens::{Inviter, TokenInfo};
 
 use crate::{
     Clock, Result,
     abuse::AbuseControls,
+    access::OperatorIdentity,
     audit::{self, AuditEntry},
-    authz::OperatorIdentity,
     entities::{operator, session},
-    webauthn_support::PortalRelyingParty,
+    webauthn::PortalRelyingParty,
 };
 
-/// How long a setup or invitation link stays valid.
-pub const TOKEN_TTL_HOURS: i64 = 24;
+pub use crate::invitations::{IssuedToken, TOKEN_TTL_HOURS, TokenPurpose};
 
 /// How long a started portal ceremony may wait for the browser (matches the options' timeout).
 fn ceremony_ttl() -> Duration {
-    Duration::seconds(crate::webauthn_support::PORTAL_CEREMONY_TIMEOUT.as_secs() as i64)
+    Duration::seconds(crate::webauthn::PORTAL_CEREMONY_TIMEOUT.as_secs() as i64)
 }
 
 /// What the browser needs to run a ceremony: its id (to send back) and the `publicKey` member
@@ -185,8 +184,4 @@ fn identity_of(row: operator::Model) -> OperatorIdentity {
 
 async fn operator_count(conn: &impl ConnectionTrait) -> Result<u64> {
     Ok(operator::Entity::find().count(conn).await?)
-}
-
-fn expires(now: DateTime<Utc>) -> DateTime<Utc> {
-    now + Duration::hours(TOKEN_TTL_HOURS)
 }

@@ -16,13 +16,13 @@ use super::{CeremonyOptions, Operators, ceremony_ttl};
 use crate::{
     Clock, Error, ErrorCode, Result,
     abuse::AbuseLimits,
+    access::OperatorIdentity,
+    access::step_up::StepUp,
     audit::{self, AuditEntry, RequestMeta},
-    authz::OperatorIdentity,
-    ceremonies::{self, CeremonyKind, NewCeremony},
     entities::{operator, operator_passkey},
-    step_up::StepUp,
     validate,
-    webauthn_support::{
+    webauthn::ceremonies::{self, CeremonyKind, NewCeremony},
+    webauthn::{
         PortalRelyingParty, client_json, off_runtime, parse_credential, verification_error,
     },
 };
@@ -181,7 +181,7 @@ impl Operators<'_> {
     }
 
     /// Starts registering one more passkey for the signed-in operator. Needs step-up, checked
-    /// here rather than at the finish (see [`crate::step_up`]).
+    /// here rather than at the finish (see [`crate::access::step_up`]).
     pub async fn begin_add_passkey(&self, step_up: StepUp<'_>) -> Result<CeremonyOptions> {
         step_up.require()?;
         let operator = step_up.operator();

@@ -11,11 +11,11 @@ use super::{
 use crate::{
     Error, ErrorCode, Result,
     abuse::SourceKey,
+    access::OperatorIdentity,
     audit::{self, Actor, AuditEntry, RequestMeta},
-    authz::OperatorIdentity,
-    ceremonies::{self, CeremonyKind, NewCeremony},
     entities::{operator, operator_passkey},
-    webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
+    webauthn::ceremonies::{self, CeremonyKind, NewCeremony},
+    webauthn::{client_json, off_runtime, parse_credential, verification_error},
 };
 
 fn unknown_credential() -> Error {

@@ -1,5 +1,5 @@
 //! The step-up ceremony: a signed-in operator confirms with one of their own passkeys, user
-//! verification required, before an action that needs it (see [`crate::step_up`]).
+//! verification required, before an action that needs it (see [`crate::access::step_up`]).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -13,11 +13,11 @@ use super::{
 use crate::{
     Error, ErrorCode, Result,
     abuse::AbuseLimits,
+    access::OperatorIdentity,
     audit::{self, AuditEntry, RequestMeta},
-    authz::OperatorIdentity,
-    ceremonies::{self, CeremonyKind, NewCeremony},
     entities::operator_passkey,
-    webauthn_support::{client_json, off_runtime, parse_credential, verification_error},
+    webauthn::ceremonies::{self, CeremonyKind, NewCeremony},
+    webauthn::{client_json, off_runtime, parse_credential, verification_error},
 };
 
 impl Operators<'_> {

@@ -16,7 +16,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use proptest::{prelude::*, sample::Index};
 use serde_json::Value;
 
-use crate::passkey_config::{
+use crate::tenants::config::{
     ANDROID_ORIGIN_PREFIX, Algorithm, Attachment, Attestation, PasskeyConfigInput, Requirement,
     fingerprint_of,
 };

@@ -13,9 +13,10 @@ use webauthn_rs_core::proto::{
 
 use super::soft_passkey::SoftPasskeys;
 use crate::{
-    end_users::{authentication::check_assertion, relying_party::TenantRelyingParty},
-    passkey_config::{Origin, PasskeyConfig},
-    webauthn_support::{client_json, parse_credential},
+    end_users::authentication::check_assertion,
+    tenants::config::{Origin, PasskeyConfig},
+    webauthn::relying_parties::TenantRelyingParty,
+    webauthn::{client_json, parse_credential},
 };
 
 const RP_ID: &str = "bench.example.com";

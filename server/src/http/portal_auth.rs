@@ -27,7 +27,7 @@ pub const SESSION_COOKIE: &str = "latchkey_session";
 /// subrequests or posts) and `Secure` when the portal is served over https. The store's expiry
 /// slides with activity: the idle timeout.
 pub fn session_layer(store: DbSessionStore, https: bool) -> SessionManagerLayer<DbSessionStore> {
-    let idle = time::Duration::seconds(app::session::IDLE_TIMEOUT.num_seconds());
+    let idle = time::Duration::seconds(latchkey_core::sessions::IDLE_TIMEOUT.num_seconds());
     SessionManagerLayer::new(store)
         .with_name(SESSION_COOKIE)
         .with_path("/")

@@ -1,13 +1,13 @@
 //! The support console's two plain-HTTP routes, besides its pages and server functions:
 //!
 //! - `GET /portal/export/audit.csv` / `audit.jsonl`: every audit event matching the page's
-//!   filters, streamed a keyset batch at a time (a long log never sits in memory). Needs the
-//!   portal session; the service authorizes (tenant log: `support` and up; without `tenant`: the
+//!   filters, streamed by `latchkey_core::audit::export` a batch at a time. Needs the portal
+//!   session; the service authorizes (tenant log: `support` and up; without `tenant`: the
 //!   instance log, instance admins).
 //! - `GET /provider-icons/{aaguid}/{light|dark}`: a passkey provider's icon from the compiled-in
 //!   AAGUID list, so user pages link icons (cached by the browser) instead of inlining data URIs.
 
-use app::{api::AuditQuery, session::current_operator, state::AppState};
+use app::{session::current_operator, state::AppState};
 use axum::{
     Router,
     body::Body,
@@ -18,16 +18,16 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use latchkey_core::{
-    Error, ErrorCode, Services,
-    audit::{AUDIT_EXPORT_BATCH, AuditFilter, AuditPage, AuditRecord},
-    authz::OperatorIdentity,
+    Error, Services,
+    audit::{AuditScope, FilterText, export::ExportFormat},
     end_users::aaguid,
+    tenants::parse_tenant_id,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::problem::{ApiError, Problem};
+use super::problem::ApiError;
 
 /// Routes that need the portal session (mounted inside its layer).
 pub fn portal_router() -> Router<AppState> {
@@ -39,39 +39,14 @@ pub fn public_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/provider-icons/{aaguid}/{variant}", get(provider_icon))
 }
 
+/// The export's query string: the audit page's filters, and the tenant (none: the instance log).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ExportParams {
     tenant: String,
-    actor: String,
-    action: String,
-    user: String,
-    from: String,
-    to: String,
+    #[serde(flatten)]
+    filter: FilterText,
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Csv,
-    JsonLines,
-}
-
-const CSV_HEADER: [&str; 14] = [
-    "id",
-    "occurred_at",
-    "tenant_id",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "action",
-    "target_kind",
-    "target_id",
-    "outcome",
-    "error_code",
-    "ip",
-    "user_agent",
-    "details",
-];
 
 async fn export_audit(
     State(state): State<AppState>,
@@ -79,190 +54,47 @@ async fn export_audit(
     Path(file): Path<String>,
     Query(params): Query<ExportParams>,
 ) -> Response {
-    let format = match file.as_str() {
-        "audit.csv" => Format::Csv,
-        "audit.jsonl" => Format::JsonLines,
-        _ => return Problem::new(ErrorCode::NotFound, "No such export.").into_response(),
+    match export(&state.services, &session, &file, params).await {
+        Ok(response) => response,
+        Err(err) => ApiError(err).into_response(),
+    }
+}
+
+async fn export(
+    services: &Services,
+    session: &Session,
+    file: &str,
+    params: ExportParams,
+) -> Result<Response, Error> {
+    let format = ExportFormat::from_file_name(file).ok_or(Error::NotFound)?;
+    let operator = current_operator(session, services)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let scope = match params.tenant.trim() {
+        "" => AuditScope::Instance(operator),
+        id => AuditScope::Tenant(services.tenant(&operator, parse_tenant_id(id)?).await?),
     };
-    let operator = match current_operator(&session, &state.services).await {
-        Ok(Some(operator)) => operator,
-        Ok(None) => {
-            return Problem::new(ErrorCode::Unauthorized, "Sign in to the portal first.")
-                .into_response();
-        }
-        Err(err) => return ApiError(err).into_response(),
-    };
-    let tenant = match params.tenant.trim() {
-        "" => None,
-        id => match Uuid::parse_str(id) {
-            Ok(id) => Some(id),
-            Err(_) => return ApiError(Error::NotFound).into_response(),
-        },
-    };
-    let query = AuditQuery {
-        actor: params.actor,
-        action: params.action,
-        user: params.user,
-        from: params.from,
-        to: params.to,
+    // The cursor is the export's own: a `before` in the query string is ignored.
+    let filter = FilterText {
         before: String::new(),
-    };
-    let mut filter = match query.to_filter() {
-        Ok(filter) => filter,
-        Err(err) => return ApiError(err).into_response(),
-    };
-    filter.limit = Some(AUDIT_EXPORT_BATCH);
-    // The first batch is read before answering, so a refusal is an error status, not a
-    // truncated download.
-    let services = state.services.clone();
-    let first = match batch(&services, &operator, tenant, &filter).await {
-        Ok(page) => page,
-        Err(err) => return ApiError(err).into_response(),
-    };
-    let context = std::sync::Arc::new((services, operator, tenant, filter));
-    let stream =
-        futures_util::stream::unfold((Step::Page(first), true), move |(step, first_chunk)| {
-            let context = context.clone();
-            async move {
-                let (services, operator, tenant, filter) = context.as_ref();
-                let page = match step {
-                    Step::Done => return None,
-                    Step::Page(page) => page,
-                    Step::After(before) => {
-                        let filter = AuditFilter {
-                            before: Some(before),
-                            ..filter.clone()
-                        };
-                        match batch(services, operator, *tenant, &filter).await {
-                            Ok(page) => page,
-                            Err(err) => {
-                                // Mid-stream there is no status left to send: the download ends
-                                // short, loudly in the log.
-                                tracing::error!(error = %err, "audit export ended early");
-                                return None;
-                            }
-                        }
-                    }
-                };
-                let chunk = render(format, first_chunk, &page.events);
-                let next = page.next.map_or(Step::Done, Step::After);
-                Some((Ok::<_, std::io::Error>(chunk), (next, false)))
-            }
-        });
-    let (content_type, extension) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-        Format::JsonLines => ("application/x-ndjson", "jsonl"),
-    };
-    let name = match tenant {
-        Some(id) => format!("latchkey-audit-{id}.{extension}"),
-        None => format!("latchkey-audit-instance.{extension}"),
-    };
-    // Fused: the compression layer polls once more after the end, which `unfold` forbids.
-    let mut response = Body::from_stream(futures_util::StreamExt::fuse(stream)).into_response();
+        ..params.filter
+    }
+    .parse()?;
+    let export = services.export_audit(scope, filter, format).await?;
+    let mut response = Body::from_stream(export.chunks).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(export.format.content_type()),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        export.file_name
+    )) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    response
-}
-
-/// Where the export stands between chunks.
-enum Step {
-    Page(AuditPage),
-    After(i64),
-    Done,
-}
-
-fn render(format: Format, first_chunk: bool, events: &[AuditRecord]) -> Vec<u8> {
-    let mut out = Vec::new();
-    if first_chunk && format == Format::Csv {
-        out.extend(csv_line(CSV_HEADER.iter().map(|h| (*h).to_owned())));
-    }
-    for event in events {
-        match format {
-            Format::Csv => out.extend(csv_line(csv_fields(event))),
-            Format::JsonLines => {
-                out.extend(json_line(event).to_string().into_bytes());
-                out.push(b'\n');
-            }
-        }
-    }
-    out
-}
-
-async fn batch(
-    services: &Services,
-    operator: &OperatorIdentity,
-    tenant: Option<Uuid>,
-    filter: &AuditFilter,
-) -> Result<AuditPage, Error> {
-    let audit = services.audit();
-    match tenant {
-        Some(id) => audit.tenant_page(operator, id, filter).await,
-        None => audit.instance_page(operator, filter).await,
-    }
-}
-
-fn csv_fields(e: &AuditRecord) -> impl Iterator<Item = String> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    [
-        e.id.to_string(),
-        e.occurred_at.to_rfc3339(),
-        e.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-        e.actor_kind.clone(),
-        opt(&e.actor_id),
-        opt(&e.actor_label),
-        e.action.clone(),
-        opt(&e.target_kind),
-        opt(&e.target_id),
-        e.outcome.clone(),
-        opt(&e.error_code),
-        opt(&e.ip),
-        opt(&e.user_agent),
-        e.details
-            .as_ref()
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
-    ]
-    .into_iter()
-}
-
-/// One RFC 4180 line. A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR
-/// first) gets a leading `'`: user agents and labels come from strangers.
-fn csv_line(fields: impl Iterator<Item = String>) -> Vec<u8> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    let fields: Vec<String> = fields
-        .map(|f| {
-            if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-                format!("'{f}")
-            } else {
-                f
-            }
-        })
-        .collect();
-    // Writing to memory cannot fail.
-    let _ = writer.write_record(&fields);
-    writer.into_inner().unwrap_or_default()
-}
-
-fn json_line(e: &AuditRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": e.id,
-        "occurred_at": e.occurred_at.to_rfc3339(),
-        "tenant_id": e.tenant_id,
-        "actor": { "kind": e.actor_kind, "id": e.actor_id, "label": e.actor_label },
-        "action": e.action,
-        "target": e.target_kind.as_ref().map(|kind| serde_json::json!({ "kind": kind, "id": e.target_id })),
-        "outcome": e.outcome,
-        "error_code": e.error_code,
-        "ip": e.ip,
-        "user_agent": e.user_agent,
-        "details": e.details,
-    })
+    Ok(response)
 }
 
 async fn provider_icon(Path((aaguid, variant)): Path<(String, String)>) -> Response {
@@ -313,19 +145,6 @@ fn decode_data_uri(uri: &str) -> Option<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        let line = csv_line(
-            ["a,b", "say \"hi\"", "=cmd()", "-1", "plain"]
-                .into_iter()
-                .map(str::to_owned),
-        );
-        assert_eq!(
-            String::from_utf8(line).unwrap_or_default(),
-            "\"a,b\",\"say \"\"hi\"\"\",'=cmd(),'-1,plain\r\n"
-        );
-    }
 
     #[test]
     fn only_base64_image_data_uris_decode() {

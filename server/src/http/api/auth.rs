@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderValue, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use latchkey_core::{Error, ErrorCode, Services, api_keys::ApiKeyPrincipal};
+use latchkey_core::{Error, ErrorCode, Services, tenants::api_keys::ApiKeyPrincipal};
 
 use super::{
     extract::{bearer, source_address},

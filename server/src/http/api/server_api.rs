@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use latchkey_core::{
     Services,
     end_users::{
-        AuthenticatorView, EnrollmentRequest, InvalidReason, Scope, TenantCaller, UserView,
+        AuthenticatorView, EnrollmentRequest, InvalidReason, Scope, UserView,
         ValidationKind, ValidationOutcome,
     },
 };
@@ -127,8 +127,7 @@ async fn issue_enrollment_token(
     let issued = services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Backend(&key),
-            key.tenant_id,
+            &key.access(),
             &user_id,
             request,
             meta,
@@ -223,7 +222,7 @@ async fn validate_token(
 ) -> Result<Json<ValidateResponse>, ApiError> {
     let outcome = services
         .end_users()
-        .validate_token(&key, &body.token, meta)
+        .validate_token(&key.access(), &body.token, meta)
         .await?;
     Ok(Json(match outcome {
         ValidationOutcome::Valid(v) => ValidateResponse {
@@ -300,7 +299,7 @@ async fn get_user(
 ) -> Result<Json<UserResponse>, ApiError> {
     let user = services
         .end_users()
-        .user(TenantCaller::Backend(&key), key.tenant_id, &user_id)
+        .user(&key.access(), &user_id)
         .await?;
     Ok(Json(user.into()))
 }
@@ -376,7 +375,7 @@ async fn list_authenticators(
 ) -> Result<Json<AuthenticatorsResponse>, ApiError> {
     let list = services
         .end_users()
-        .authenticators(TenantCaller::Backend(&key), key.tenant_id, &user_id)
+        .authenticators(&key.access(), &user_id)
         .await?;
     Ok(Json(AuthenticatorsResponse {
         authenticators: list.into_iter().map(Into::into).collect(),
@@ -412,8 +411,7 @@ async fn revoke_authenticator(
     services
         .end_users()
         .revoke_authenticator(
-            TenantCaller::Backend(&key),
-            key.tenant_id,
+            &key.access(),
             &user_id,
             authenticator_id,
             "Revoked through the Server API",

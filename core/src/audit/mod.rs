@@ -1,6 +1,8 @@
 //! The append-only audit log. There is deliberately no update or delete here, and the database
 //! refuses both (see the initial migration's triggers).
 
+pub mod export;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -9,54 +11,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+pub use crate::access::Actor;
+use crate::access::{OperatorIdentity, TenantAccess};
 use crate::{Clock, ErrorCode, Result, entities::audit_event};
-
-/// Who did it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    Operator {
-        id: Uuid,
-        email: String,
-    },
-    ApiKey {
-        id: Uuid,
-        prefix: String,
-    },
-    EndUser {
-        user_id: String,
-    },
-    /// The `latchkey` command line.
-    Cli,
-    /// Latchkey itself (start-up, housekeeping).
-    System,
-    /// Someone not (yet) identified: a failed sign-in, an unfinished setup.
-    Anonymous,
-}
-
-impl Actor {
-    /// Who it was, in a few words, for "issued by" / "revoked by" columns.
-    pub fn label(&self) -> String {
-        match self {
-            Self::Operator { email, .. } => email.clone(),
-            Self::ApiKey { prefix, .. } => format!("API key {prefix}…"),
-            Self::EndUser { user_id } => format!("user {user_id}"),
-            Self::Cli => "cli".to_owned(),
-            Self::System => "latchkey".to_owned(),
-            Self::Anonymous => "anonymous".to_owned(),
-        }
-    }
-
-    fn parts(&self) -> (&'static str, Option<String>, Option<String>) {
-        match self {
-            Self::Operator { id, email } => ("operator", Some(id.to_string()), Some(email.clone())),
-            Self::ApiKey { id, prefix } => ("api_key", Some(id.to_string()), Some(prefix.clone())),
-            Self::EndUser { user_id } => ("end_user", Some(user_id.clone()), None),
-            Self::Cli => ("cli", None, None),
-            Self::System => ("system", None, None),
-            Self::Anonymous => ("anonymous", None, None),
-        }
-    }
-}
 
 /// Where a request came from. Never holds a secret. Built only by [`RequestMeta::new`], which
 /// bounds both values to their columns (`ip` 64, `user_agent` 512 characters): a client chooses
@@ -224,6 +181,67 @@ pub struct AuditFilter {
     pub limit: Option<u64>,
 }
 
+/// The filter as people type it (the portal's form, the export's query string): every part
+/// text, empty for "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct FilterText {
+    pub actor: String,
+    pub action: String,
+    pub user: String,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub from: String,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub to: String,
+    /// Cursor: older than this event id.
+    pub before: String,
+}
+
+impl FilterText {
+    /// The filter; a malformed date or cursor names its field.
+    pub fn parse(&self) -> crate::Result<AuditFilter> {
+        use chrono::{Days, NaiveDate};
+        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let day = |field: &'static str, s: &str| -> crate::Result<Option<NaiveDate>> {
+            text(s)
+                .map(|s| {
+                    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                        .map_err(|_| crate::Error::invalid(field, "Enter a date as YYYY-MM-DD."))
+                })
+                .transpose()
+        };
+        let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+        let from = day("from", &self.from)?.map(midnight);
+        // "To" names a whole day: up to the next midnight.
+        let to = day("to", &self.to)?
+            .and_then(|d| d.checked_add_days(Days::new(1)))
+            .map(midnight);
+        let before = text(&self.before)
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| crate::Error::invalid("before", "This page link is not valid."))
+            })
+            .transpose()?;
+        Ok(AuditFilter {
+            actor: text(&self.actor),
+            action: text(&self.action),
+            target_user: text(&self.user),
+            from,
+            to,
+            before,
+            limit: None,
+        })
+    }
+}
+
+/// Whose audit log: one tenant's (its members who may read it) or the instance's own events
+/// (those of no tenant; instance admins).
+#[derive(Debug, Clone)]
+pub enum AuditScope {
+    Tenant(TenantAccess),
+    Instance(OperatorIdentity),
+}
+
 /// One page of events, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditPage {
@@ -264,27 +282,28 @@ impl<'a> AuditLog<'a> {
     /// log (`support` and up). Another tenant is `not_found`.
     pub async fn tenant_page(
         &self,
-        actor: &crate::authz::OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         filter: &AuditFilter,
     ) -> Result<AuditPage> {
-        crate::authz::require(
-            self.db,
-            actor,
-            tenant_id,
-            crate::authz::Permission::ReadAuditLog,
-        )
-        .await?;
-        self.page(Scope::Tenant(tenant_id), filter).await
+        access.require(crate::access::Permission::ReadAuditLog)?;
+        self.page(Scope::Tenant(access.tenant_id()), filter).await
+    }
+
+    /// A page of `scope`'s events matching `filter`.
+    pub async fn scoped_page(&self, scope: &AuditScope, filter: &AuditFilter) -> Result<AuditPage> {
+        match scope {
+            AuditScope::Tenant(access) => self.tenant_page(access, filter).await,
+            AuditScope::Instance(operator) => self.instance_page(operator, filter).await,
+        }
     }
 
     /// A page of the instance's own events (those of no tenant: operators, setup, invitations,
     /// the CLI's instance-wide changes) matching `filter`: instance admins only. A tenant's
-    /// events are its members' to read (`authz`: being an instance admin grants no access to a
+    /// events are its members' to read (`access`: being an instance admin grants no access to a
     /// tenant's contents).
     pub async fn instance_page(
         &self,
-        actor: &crate::authz::OperatorIdentity,
+        actor: &OperatorIdentity,
         filter: &AuditFilter,
     ) -> Result<AuditPage> {
         actor.require_instance_admin()?;
@@ -438,35 +457,6 @@ pub(crate) async fn record_in(
     Ok(())
 }
 
-/// Writes what `tally` counted since its last flush, one aggregated event per key, in one
-/// transaction; answers how many refusals they hold.
-pub(crate) async fn record_tally(
-    db: &sea_orm::DatabaseConnection,
-    clock: &dyn Clock,
-    tally: &crate::abuse::RefusalTally,
-) -> Result<u64> {
-    let (entries, dropped) = tally.take();
-    if dropped > 0 {
-        tracing::warn!(
-            dropped,
-            "refusals beyond the tally's key cap were counted only here"
-        );
-    }
-    if entries.is_empty() {
-        return Ok(0);
-    }
-    let counted = entries
-        .iter()
-        .filter_map(|e| e.details.as_ref()?.get("count")?.as_u64())
-        .sum();
-    let txn = crate::db::begin_write(db).await?;
-    for entry in entries {
-        record_in(&txn, clock, entry).await?;
-    }
-    txn.commit().await?;
-    Ok(counted)
-}
-
 /// Records a refused attempt: besides a consumed ceremony, the only write a refusal makes.
 /// Internal failures are not the caller's doing; the edge logs them instead.
 pub(crate) async fn record_refusal<T>(
@@ -478,5 +468,32 @@ pub(crate) async fn record_refusal<T>(
     match result {
         Err(err) if !err.is_internal() => record_in(conn, clock, entry.failed(err.code())).await,
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_dates_are_whole_utc_days_and_bad_ones_name_their_field() {
+        let filter = FilterText {
+            from: "2026-11-01".into(),
+            to: "2026-11-01".into(),
+            ..FilterText::default()
+        }
+        .parse()
+        .unwrap();
+        assert_eq!(
+            filter.to.unwrap() - filter.from.unwrap(),
+            chrono::Duration::days(1)
+        );
+        let bad = FilterText {
+            to: "yesterday".into(),
+            ..FilterText::default()
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(bad.field(), Some("to"));
     }
 }

@@ -14,7 +14,7 @@ use std::{
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::passkey_config::PasskeyConfig;
+use crate::tenants::config::PasskeyConfig;
 
 /// How long a cached configuration may be served without re-reading the database.
 pub const CONFIG_CACHE_TTL: Duration = Duration::seconds(2);

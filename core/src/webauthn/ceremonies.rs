@@ -1,8 +1,8 @@
 //! Stored WebAuthn ceremonies: the server-side half of every registration and authentication.
 //!
-//! A ceremony is created with its options and consumed exactly once by a conditional update that
-//! both decides and marks (`… WHERE used_at IS NULL AND expires_at > now …`), so of any number of
-//! concurrent attempts one wins, on every instance and both databases. The state lives in the
+//! A ceremony is created with its options and consumed exactly once by the conditional update of
+//! [`crate::single_use`], so of any number of concurrent attempts one wins, on every instance and
+//! both databases. The state lives in the
 //! database, so any instance can finish a ceremony another one started.
 //!
 //! Two ways to finish one:
@@ -17,7 +17,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Statement, sea_query::Expr,
+    QueryFilter, QuerySelect, Statement,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -26,6 +26,7 @@ use crate::{
     Clock, Error, ErrorCode, Result,
     abuse::{AbuseLimits, SourceKey},
     entities::ceremony,
+    single_use::{self, Attempt, Claim},
 };
 
 /// What a ceremony is for; a ceremony of one kind can never finish another.
@@ -143,11 +144,16 @@ pub(crate) async fn start<S: Serialize>(
     Ok(id)
 }
 
-fn scoped(tenant_id: Option<Uuid>) -> sea_orm::Condition {
-    match tenant_id {
-        Some(t) => sea_orm::Condition::all().add(ceremony::Column::TenantId.eq(t)),
-        None => sea_orm::Condition::all().add(ceremony::Column::TenantId.is_null()),
-    }
+/// The ceremonies of `kind` in `tenant_id` (none: the portal's): a ceremony outside them is
+/// unknown to the caller.
+fn scope(tenant_id: Option<Uuid>, kind: CeremonyKind) -> sea_orm::Condition {
+    let tenant = match tenant_id {
+        Some(t) => ceremony::Column::TenantId.eq(t),
+        None => ceremony::Column::TenantId.is_null(),
+    };
+    sea_orm::Condition::all()
+        .add(tenant)
+        .add(ceremony::Column::Kind.eq(kind.as_str()))
 }
 
 /// Names a stored ceremony for consuming it later, in the caller's transaction.
@@ -175,18 +181,14 @@ pub(crate) async fn pending<S: DeserializeOwned>(
     tenant_id: Option<Uuid>,
     kind: CeremonyKind,
 ) -> Result<Pending<S>> {
-    let now = clock.now();
     let row = ceremony::Entity::find_by_id(id)
-        .filter(ceremony::Column::Kind.eq(kind.as_str()))
-        .filter(scoped(tenant_id))
+        .filter(scope(tenant_id, kind))
         .one(conn)
         .await?;
-    let row = match row {
-        Some(row) if row.used_at.is_none() && row.expires_at > now => row,
-        other => return Err(refusal(other.as_ref(), now)),
+    let claim = single_use::standing::<ceremony::Entity>(row.as_ref(), clock.now());
+    let (Claim::Won(()), Some(row)) = (claim, row) else {
+        return Err(refusal(claim));
     };
-    let state = serde_json::from_str(&row.state)
-        .map_err(|e| Error::Internal(format!("stored ceremony state unreadable: {e}")))?;
     Ok(Pending {
         key: CeremonyKey {
             id,
@@ -195,24 +197,25 @@ pub(crate) async fn pending<S: DeserializeOwned>(
         },
         subject: row.subject,
         token_id: row.token_id,
-        state,
+        state: state_of(&row.state)?,
     })
 }
 
 impl CeremonyKey {
-    /// Consumes the ceremony inside the caller's transaction (rule 3: the conditional update
-    /// decides), or says why it cannot be (used or expired meanwhile).
+    fn attempt(self) -> Attempt<ceremony::Entity> {
+        Attempt::new(self.id).scoped(scope(self.tenant_id, self.kind))
+    }
+
+    /// Consumes the ceremony inside the caller's transaction (the conditional update decides),
+    /// or says why it cannot be (used or expired meanwhile).
     pub(crate) async fn consume_in(
         self,
         conn: &impl ConnectionTrait,
         clock: &dyn Clock,
     ) -> Result<()> {
-        let now = clock.now();
-        let won = self.mark_used(conn, now).await?;
-        if won {
-            Ok(())
-        } else {
-            Err(why_not_consumed(conn, now, self.id, self.tenant_id, self.kind).await?)
+        match self.attempt().claim(conn, clock.now()).await? {
+            Claim::Won(()) => Ok(()),
+            lost => Err(refusal(lost)),
         }
     }
 
@@ -223,20 +226,7 @@ impl CeremonyKey {
         conn: &impl ConnectionTrait,
         clock: &dyn Clock,
     ) -> Result<()> {
-        self.mark_used(conn, clock.now()).await.map(drop)
-    }
-
-    async fn mark_used(self, conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<bool> {
-        let updated = ceremony::Entity::update_many()
-            .col_expr(ceremony::Column::UsedAt, Expr::value(now))
-            .filter(ceremony::Column::Id.eq(self.id))
-            .filter(ceremony::Column::Kind.eq(self.kind.as_str()))
-            .filter(scoped(self.tenant_id))
-            .filter(ceremony::Column::UsedAt.is_null())
-            .filter(ceremony::Column::ExpiresAt.gt(now))
-            .exec(conn)
-            .await?;
-        Ok(updated.rows_affected == 1)
+        self.attempt().claim(conn, clock.now()).await.map(drop)
     }
 }
 
@@ -248,57 +238,44 @@ pub(crate) async fn consume<S: DeserializeOwned>(
     tenant_id: Option<Uuid>,
     kind: CeremonyKind,
 ) -> Result<Consumed<S>> {
-    let now = clock.now();
-    let mut won = ceremony::Entity::update_many()
-        .col_expr(ceremony::Column::UsedAt, Expr::value(now))
-        .filter(ceremony::Column::Id.eq(id))
-        .filter(ceremony::Column::Kind.eq(kind.as_str()))
-        .filter(scoped(tenant_id))
-        .filter(ceremony::Column::UsedAt.is_null())
-        .filter(ceremony::Column::ExpiresAt.gt(now))
-        .exec_with_returning(conn)
-        .await?;
-    let Some(row) = won.pop() else {
-        return Err(why_not_consumed(conn, now, id, tenant_id, kind).await?);
+    let key = CeremonyKey {
+        id,
+        tenant_id,
+        kind,
     };
-    let state = serde_json::from_str(&row.state)
-        .map_err(|e| Error::Internal(format!("stored ceremony state unreadable: {e}")))?;
+    let row = match key.attempt().claim_returning(conn, clock.now()).await? {
+        Claim::Won(row) => row,
+        Claim::Used => return Err(refusal(Claim::Used)),
+        Claim::Expired => return Err(refusal(Claim::Expired)),
+        Claim::Revoked | Claim::Unknown | Claim::Withheld => return Err(refusal(Claim::Unknown)),
+    };
     Ok(Consumed {
         subject: row.subject,
         token_id: row.token_id,
-        state,
+        state: state_of(&row.state)?,
         context: row.context,
     })
 }
 
-/// Classifies a failed consumption for the caller. Only reads; the decision was the update.
-async fn why_not_consumed(
-    conn: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    id: Uuid,
-    tenant_id: Option<Uuid>,
-    kind: CeremonyKind,
-) -> Result<Error> {
-    let row = ceremony::Entity::find_by_id(id)
-        .filter(ceremony::Column::Kind.eq(kind.as_str()))
-        .filter(scoped(tenant_id))
-        .one(conn)
-        .await?;
-    Ok(refusal(row.as_ref(), now))
+fn state_of<S: DeserializeOwned>(stored: &str) -> Result<S> {
+    serde_json::from_str(stored)
+        .map_err(|e| Error::Internal(format!("stored ceremony state unreadable: {e}")))
 }
 
-/// Why a ceremony (as read, or missing) cannot be consumed at `now`.
-fn refusal(row: Option<&ceremony::Model>, now: DateTime<Utc>) -> Error {
-    match row {
-        Some(row) if row.used_at.is_none() && row.expires_at <= now => Error::refused(
+/// Why a ceremony cannot be consumed.
+fn refusal(claim: Claim) -> Error {
+    match claim {
+        Claim::Expired => Error::refused(
             ErrorCode::CeremonyExpired,
             "This attempt has expired. Start again.",
         ),
-        Some(_) => Error::refused(
+        Claim::Used => Error::refused(
             ErrorCode::CeremonyInvalid,
             "This attempt has already been used. Start again.",
         ),
-        None => Error::refused(ErrorCode::CeremonyInvalid, "Unknown ceremony. Start again."),
+        Claim::Won(()) | Claim::Revoked | Claim::Unknown | Claim::Withheld => {
+            Error::refused(ErrorCode::CeremonyInvalid, "Unknown ceremony. Start again.")
+        }
     }
 }
 

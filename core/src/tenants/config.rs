@@ -103,6 +103,28 @@ impl Origin {
     }
 }
 
+/// The Digital Asset Links statement list an Android app's site serves at
+/// `https://<rp id>/.well-known/assetlinks.json`, so the app may use the site's passkeys (and
+/// its other credentials): the app `package` signed with any of `fingerprints` (`AA:BB:…`).
+/// An empty package name shows the placeholder `com.example.app`.
+pub fn asset_links(package: &str, fingerprints: &[String]) -> serde_json::Value {
+    let package = match package.trim() {
+        "" => "com.example.app",
+        package => package,
+    };
+    serde_json::json!([{
+        "relation": [
+            "delegate_permission/common.handle_all_urls",
+            "delegate_permission/common.get_login_creds",
+        ],
+        "target": {
+            "namespace": "android_app",
+            "package_name": package,
+            "sha256_cert_fingerprints": fingerprints,
+        },
+    }])
+}
+
 /// `AA:BB:…` upper-case hex with colons.
 pub fn fingerprint_of(hash: &[u8]) -> String {
     hash.iter()
@@ -505,9 +527,11 @@ pub fn enum_from<T: serde::de::DeserializeOwned>(field: &str, name: &str) -> Res
         .map_err(|_| Error::invalid(field, "Choose one of the listed values."))
 }
 
-/// The stored form back, or the default when the row holds something unknown.
-pub(crate) fn enum_parse<T: serde::de::DeserializeOwned + Default>(name: &str) -> T {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).unwrap_or_default()
+/// The stored form back. A row holding something unknown is corrupt: an internal error, never a
+/// silent default (a damaged `required` must not read back as `preferred`).
+pub(crate) fn enum_stored<T: serde::de::DeserializeOwned>(what: &str, name: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| Error::Internal(format!("stored {what} {name:?} unreadable")))
 }
 
 #[cfg(test)]
@@ -522,6 +546,29 @@ mod tests {
                 e.to_string()
             }
         }
+    }
+
+    #[test]
+    fn asset_links_delegate_sign_in_to_the_signed_app() {
+        let fingerprint = "AA:BB".to_owned();
+        let document = asset_links("  ", std::slice::from_ref(&fingerprint));
+        assert_eq!(
+            document[0]["target"]["package_name"],
+            serde_json::json!("com.example.app")
+        );
+        assert_eq!(
+            document[0]["target"]["sha256_cert_fingerprints"],
+            serde_json::json!(["AA:BB"])
+        );
+        assert_eq!(
+            document[0]["relation"][1],
+            serde_json::json!("delegate_permission/common.get_login_creds")
+        );
+        let document = asset_links(" com.shop.app ", &[]);
+        assert_eq!(
+            document[0]["target"]["package_name"],
+            serde_json::json!("com.shop.app")
+        );
     }
 
     #[test]
@@ -795,8 +842,14 @@ mod tests {
             );
         }
         assert_eq!(enum_name(&Attachment::CrossPlatform), "cross_platform");
-        assert_eq!(enum_parse::<Requirement>("required"), Requirement::Required);
-        assert_eq!(enum_parse::<Requirement>("garbage"), Requirement::Preferred);
+        assert_eq!(
+            enum_stored::<Requirement>("uv", "required").ok(),
+            Some(Requirement::Required)
+        );
+        assert!(matches!(
+            enum_stored::<Requirement>("uv", "garbage"),
+            Err(Error::Internal(_))
+        ));
     }
 
     #[test]
@@ -834,8 +887,8 @@ mod properties {
     use super::*;
     use crate::{
         ErrorCode,
-        end_users::relying_party::TenantRelyingParty,
         testing::fuzz::{fingerprint_input, origin_input, passkey_config_input, rp_id_input},
+        webauthn::relying_parties::TenantRelyingParty,
     };
 
     /// A refusal of `field`'s value: a field error, never anything else.

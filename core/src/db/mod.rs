@@ -1,5 +1,7 @@
 //! Opening the database: SQLite (embedded default) or PostgreSQL, chosen by the URL scheme.
 
+pub mod statistics;
+
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
@@ -185,10 +187,10 @@ pub async fn connect(options: &DbOptions) -> Result<DatabaseConnection, DbOpenEr
             .busy_timeout(Duration::from_secs(10))
             // Planner statistics as SQLite recommends for long-lived connections: a bounded
             // sample per index, and `optimize` (all tables) when each connection opens; see
-            // `crate::statistics`, which also runs it periodically.
+            // `crate::db::statistics`, which also runs it periodically.
             .pragma(
                 "analysis_limit",
-                crate::statistics::SQLITE_ANALYSIS_LIMIT.to_string(),
+                crate::db::statistics::SQLITE_ANALYSIS_LIMIT.to_string(),
             )
             .pragma("optimize", "0x10002")
     });

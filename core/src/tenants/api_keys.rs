@@ -11,11 +11,10 @@ use uuid::Uuid;
 
 use crate::{
     Clock, Error, Result,
+    access::{Permission, TenantAccess},
     audit::{self, Actor, AuditEntry, RequestMeta},
-    authz::{self, OperatorIdentity, Permission},
-    entities::{api_key, operator, tenant},
+    entities::{api_key, operator},
     secrets::{self, SecretKind},
-    step_up::StepUp,
     validate,
 };
 
@@ -51,23 +50,24 @@ impl std::fmt::Debug for CreatedApiKey {
     }
 }
 
-/// Who is creating a key.
-#[derive(Debug, Clone, Copy)]
-pub enum KeyCreator<'a> {
-    Cli,
-    /// A portal operator, who needs step-up (see [`crate::step_up`]).
-    Operator(StepUp<'a>),
-}
-
-/// The tenant backend behind a valid key.
+/// The tenant backend behind a valid key; made only by [`ApiKeys::authenticate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyPrincipal {
-    pub key_id: Uuid,
-    pub tenant_id: Uuid,
-    pub prefix: String,
+    key_id: Uuid,
+    tenant_id: Uuid,
+    prefix: String,
 }
 
 impl ApiKeyPrincipal {
+    /// The key's access to its own tenant (the only one it has).
+    pub fn access(&self) -> TenantAccess {
+        TenantAccess::backend(self.tenant_id, self.key_id, self.prefix.clone())
+    }
+
+    pub fn tenant_id(&self) -> Uuid {
+        self.tenant_id
+    }
+
     pub fn actor(&self) -> Actor {
         Actor::ApiKey {
             id: self.key_id,
@@ -107,29 +107,20 @@ impl<'a> ApiKeys<'a> {
     /// Creates a key for the tenant (owners and admins; or the CLI for any existing tenant).
     pub async fn create(
         &self,
-        creator: KeyCreator<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         name: &str,
         meta: RequestMeta,
     ) -> Result<CreatedApiKey> {
-        let (actor, created_by, creator_label) = match creator {
-            KeyCreator::Operator(step_up) => {
-                let op = step_up.operator();
-                authz::require(self.db, op, tenant_id, Permission::ManageApiKeys).await?;
-                (op.actor(), Some(op.id), op.email.clone())
-            }
-            KeyCreator::Cli => {
-                let exists = tenant::Entity::find_by_id(tenant_id).one(self.db).await?;
-                if exists.is_none() {
-                    return Err(Error::invalid("tenant", "No tenant has this id."));
-                }
-                (Actor::Cli, None, "cli".to_owned())
-            }
-        };
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ManageApiKeys)?;
         let name = validate::label("name", "key name", name, 100)?;
-        if let KeyCreator::Operator(step_up) = creator {
-            step_up.require()?;
-        }
+        // A key is lasting access to the tenant: a foothold if the session was stolen.
+        access.require_step_up()?;
+        let created_by = access.operator().map(|op| op.id);
+        let creator_label = access
+            .operator()
+            .map_or_else(|| "cli".to_owned(), |op| op.email.clone());
+        let actor = access.actor();
         let secret = secrets::issue(SecretKind::ApiKey)?;
         let now = self.clock.now();
         let row = api_key::Model {
@@ -177,8 +168,9 @@ impl<'a> ApiKeys<'a> {
     }
 
     /// The tenant's keys, newest first (owners and admins).
-    pub async fn list(&self, actor: &OperatorIdentity, tenant_id: Uuid) -> Result<Vec<ApiKeyInfo>> {
-        authz::require(self.db, actor, tenant_id, Permission::ManageApiKeys).await?;
+    pub async fn list(&self, access: &TenantAccess) -> Result<Vec<ApiKeyInfo>> {
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ManageApiKeys)?;
         let rows = api_key::Entity::find()
             .filter(api_key::Column::TenantId.eq(tenant_id))
             .order_by_desc(api_key::Column::CreatedAt)
@@ -208,12 +200,12 @@ impl<'a> ApiKeys<'a> {
     /// a revoked key changes nothing.
     pub async fn revoke(
         &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         key_id: Uuid,
         meta: RequestMeta,
     ) -> Result<()> {
-        authz::require(self.db, actor, tenant_id, Permission::ManageApiKeys).await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ManageApiKeys)?;
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
         let row = api_key::Entity::find_by_id(key_id)
@@ -223,7 +215,10 @@ impl<'a> ApiKeys<'a> {
             .ok_or(Error::NotFound)?;
         let revoked = api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokedAt, Expr::value(now))
-            .col_expr(api_key::Column::RevokedBy, Expr::value(actor.id))
+            .col_expr(
+                api_key::Column::RevokedBy,
+                Expr::value(access.operator().map(|op| op.id)),
+            )
             .filter(api_key::Column::Id.eq(key_id))
             .filter(api_key::Column::TenantId.eq(tenant_id))
             .filter(api_key::Column::RevokedAt.is_null())
@@ -233,7 +228,7 @@ impl<'a> ApiKeys<'a> {
             audit::record_in(
                 &txn,
                 self.clock,
-                AuditEntry::new(actor.actor(), "api_key.revoked")
+                AuditEntry::new(access.actor(), "api_key.revoked")
                     .tenant(tenant_id)
                     .target("api_key", key_id.to_string())
                     .details(serde_json::json!({ "name": row.name, "prefix": row.key_prefix }))

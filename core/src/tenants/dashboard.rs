@@ -10,11 +10,10 @@ use sea_orm::{
     ColumnTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, SimpleExpr},
 };
-use uuid::Uuid;
 
 use crate::{
     Clock, Result,
-    authz::{OperatorIdentity, Permission},
+    access::{Permission, TenantAccess},
     entities::{audit_event, authenticator},
 };
 
@@ -94,8 +93,9 @@ impl<'a> Dashboards<'a> {
     }
 
     /// The dashboard of `tenant_id`, for any member (`viewer` and up).
-    pub async fn tenant(&self, operator: &OperatorIdentity, tenant_id: Uuid) -> Result<Dashboard> {
-        crate::authz::require(self.db, operator, tenant_id, Permission::ReadDashboard).await?;
+    pub async fn tenant(&self, access: &TenantAccess) -> Result<Dashboard> {
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ReadDashboard)?;
         let today = self.clock.now().date_naive();
         let first = today
             .checked_sub_days(Days::new(DASHBOARD_DAYS - 1))

@@ -24,7 +24,7 @@ use webauthn_rs_core::{
 
 use crate::{
     Error, Result,
-    passkey_config::{Algorithm, Attachment, Attestation, PasskeyConfig, Requirement},
+    tenants::config::{Algorithm, Attachment, Attestation, PasskeyConfig, Requirement},
 };
 
 /// A tenant's relying party for one configuration version.
@@ -132,7 +132,7 @@ impl RelyingParties {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::passkey_config::Origin;
+    use crate::tenants::config::Origin;
 
     fn config(version: i64) -> Arc<PasskeyConfig> {
         Arc::new(PasskeyConfig {

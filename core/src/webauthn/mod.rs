@@ -1,6 +1,9 @@
 //! Glue between webauthn-rs and the domain: the portal's relying party, the JSON sent to
 //! browsers, verification off the async runtime, and WebAuthn failures mapped to spec codes.
 
+pub(crate) mod ceremonies;
+pub mod relying_parties;
+
 use std::time::Duration;
 
 use url::Url;
@@ -199,9 +202,10 @@ mod properties {
 
     use super::*;
     use crate::{
-        end_users::{authentication::check_assertion, relying_party::TenantRelyingParty},
-        passkey_config::{Origin, PasskeyConfig},
+        end_users::authentication::check_assertion,
+        tenants::config::{Origin, PasskeyConfig},
         testing::{fuzz, soft_passkey::SoftPasskeys},
+        webauthn::relying_parties::TenantRelyingParty,
     };
 
     const ORIGIN: &str = "https://shop.example.com";

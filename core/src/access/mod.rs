@@ -14,11 +14,63 @@
 //! - only instance admins create operator accounts: an owner adding an address no operator has
 //!   is refused unless the owner is an instance admin.
 
+pub mod step_up;
+mod tenant;
+
+pub use tenant::TenantAccess;
+
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{Error, Result, entities::tenant_member};
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Operator {
+        id: Uuid,
+        email: String,
+    },
+    ApiKey {
+        id: Uuid,
+        prefix: String,
+    },
+    EndUser {
+        user_id: String,
+    },
+    /// The `latchkey` command line.
+    Cli,
+    /// Latchkey itself (start-up, housekeeping).
+    System,
+    /// Someone not (yet) identified: a failed sign-in, an unfinished setup.
+    Anonymous,
+}
+
+impl Actor {
+    /// Who it was, in a few words, for "issued by" / "revoked by" columns.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Operator { email, .. } => email.clone(),
+            Self::ApiKey { prefix, .. } => format!("API key {prefix}…"),
+            Self::EndUser { user_id } => format!("user {user_id}"),
+            Self::Cli => "cli".to_owned(),
+            Self::System => "latchkey".to_owned(),
+            Self::Anonymous => "anonymous".to_owned(),
+        }
+    }
+
+    pub(crate) fn parts(&self) -> (&'static str, Option<String>, Option<String>) {
+        match self {
+            Self::Operator { id, email } => ("operator", Some(id.to_string()), Some(email.clone())),
+            Self::ApiKey { id, prefix } => ("api_key", Some(id.to_string()), Some(prefix.clone())),
+            Self::EndUser { user_id } => ("end_user", Some(user_id.clone()), None),
+            Self::Cli => ("cli", None, None),
+            Self::System => ("system", None, None),
+            Self::Anonymous => ("anonymous", None, None),
+        }
+    }
+}
 
 /// A signed-in operator, as the services see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +82,8 @@ pub struct OperatorIdentity {
 }
 
 impl OperatorIdentity {
-    pub fn actor(&self) -> crate::audit::Actor {
-        crate::audit::Actor::Operator {
+    pub fn actor(&self) -> Actor {
+        Actor::Operator {
             id: self.id,
             email: self.email.clone(),
         }
@@ -73,10 +125,18 @@ impl Role {
         Self::ALL.into_iter().find(|r| r.as_str() == value)
     }
 
+    /// A role read from a row; anything unknown there is corruption (an internal error), not
+    /// "no access" or a default.
+    pub(crate) fn stored(value: &str) -> Result<Self> {
+        Self::parse(value).ok_or_else(|| Error::Internal(format!("stored role {value:?} unknown")))
+    }
+
     /// The rule table: what each role may do in its tenant.
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
+            // Validation tokens are the backend's to redeem (see `Permission::for_backends`).
+            _ if permission == ValidateTokens => false,
             Self::Owner => true,
             Self::Admin => !matches!(permission, ManageMembers | RenameTenant | DeleteTenant),
             Self::Support => matches!(
@@ -114,10 +174,24 @@ pub enum Permission {
     ManageMembers,
     RenameTenant,
     DeleteTenant,
+    /// Redeem the validation token of a sign-in (the tenant's backend only; no role).
+    ValidateTokens,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    /// What a tenant's backend may do with its API key: what the Server API offers.
+    pub(crate) fn for_backends(self) -> bool {
+        matches!(
+            self,
+            Self::ReadUsers
+                | Self::RevokeCredentials
+                | Self::IssueEnrollmentTokens
+                | Self::IssueRecoveryTokens
+                | Self::ValidateTokens
+        )
+    }
+
+    pub const ALL: [Permission; 13] = [
         Self::ViewTenant,
         Self::ReadUsers,
         Self::ReadDashboard,
@@ -130,6 +204,7 @@ impl Permission {
         Self::ManageMembers,
         Self::RenameTenant,
         Self::DeleteTenant,
+        Self::ValidateTokens,
     ];
 }
 
@@ -143,19 +218,5 @@ pub(crate) async fn role_in(
     let row = tenant_member::Entity::find_by_id((tenant_id, operator_id))
         .one(conn)
         .await?;
-    Ok(row.and_then(|m| Role::parse(&m.role)))
-}
-
-/// Checks that `operator` may do `permission` in `tenant_id`; answers their role.
-pub(crate) async fn require(
-    conn: &impl ConnectionTrait,
-    operator: &OperatorIdentity,
-    tenant_id: Uuid,
-    permission: Permission,
-) -> Result<Role> {
-    match role_in(conn, operator.id, tenant_id).await? {
-        None => Err(Error::NotFound),
-        Some(role) if role.allows(permission) => Ok(role),
-        Some(_) => Err(Error::Forbidden),
-    }
+    row.map(|m| Role::stored(&m.role)).transpose()
 }

@@ -2,18 +2,19 @@
 //! lasting foothold need a passkey assertion from the last few minutes, not only a live session.
 //!
 //! Those actions are adding a passkey to one's own account, inviting an operator or adding a
-//! member, creating an API key, and changing a tenant's Relying Party ID. Their service methods
-//! take the caller as a [`StepUp`] instead of a bare operator: only [`crate::Services::step_up`]
-//! makes one, from the time the session last verified a passkey and the services' clock, so an
-//! edge cannot reach these actions without handing over that time, and the window is decided
-//! here only. The method calls [`StepUp::require`] after authorization and input validation:
-//! someone who may not act at all is told so rather than asked for their passkey first, and a
-//! typo is reported before the prompt.
+//! member, creating an API key, and changing a tenant's Relying Party ID. Only
+//! [`crate::Services::step_up`] makes a [`StepUp`], from the time the session last verified a
+//! passkey and the services' clock, and the window is decided here only. The actions on the
+//! operator's own account take the caller as a `StepUp` instead of a bare operator; the tenant
+//! actions take a [`super::TenantAccess`] that the edge passed its `StepUp` to
+//! ([`super::TenantAccess::stepped_up`]). Either way the method asks for it
+//! ([`StepUp::require`], [`super::TenantAccess::require_step_up`]) after authorization and input
+//! validation: someone who may not act at all is told so rather than asked for their passkey
+//! first, and a typo is reported before the prompt.
 //!
 //! The session records that time at sign-in (a user-verified assertion), at enrollment (a
-//! user-verified registration) and at a step-up ceremony ([`crate::operators::Operators::
-//! begin_step_up`]: an assertion limited to the operator's own passkeys, user verification
-//! required). Adding a passkey is checked when the ceremony starts, not when it finishes, so an
+//! user-verified registration) and at a step-up ceremony (an assertion limited to the operator's
+//! own passkeys, user verification required). Adding a passkey is checked when the ceremony starts, not when it finishes, so an
 //! operator who is slow at the prompt does not end up with a credential on the authenticator that
 //! the portal refused.
 //!
@@ -21,7 +22,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::{Error, ErrorCode, Result, authz::OperatorIdentity};
+use crate::{Error, ErrorCode, Result, access::OperatorIdentity};
+
+/// What a refused action answers.
+pub(crate) const REQUIRED_MESSAGE: &str = "Confirm it is you with your passkey to do this.";
 
 /// How long a passkey assertion counts for step-up unless configured otherwise.
 pub const DEFAULT_WINDOW: Duration = Duration::minutes(5);
@@ -52,15 +56,16 @@ impl<'a> StepUp<'a> {
         self.operator
     }
 
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
     /// Passes when the operator verified a passkey within the window; else `step_up_required`.
     pub fn require(&self) -> Result<()> {
         if self.fresh {
             Ok(())
         } else {
-            Err(Error::refused(
-                ErrorCode::StepUpRequired,
-                "Confirm it is you with your passkey to do this.",
-            ))
+            Err(Error::refused(ErrorCode::StepUpRequired, REQUIRED_MESSAGE))
         }
     }
 }

@@ -1,6 +1,11 @@
 //! Tenants, their members and their passkey configuration. Every method that acts for an
 //! operator checks their role first; a tenant they are not a member of is `not_found`.
 
+pub mod api_keys;
+pub mod config;
+pub mod config_cache;
+pub mod dashboard;
+
 use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, Utc};
@@ -12,14 +17,14 @@ use uuid::Uuid;
 
 use crate::{
     Clock, Error, ErrorCode, Result,
+    access::{OperatorIdentity, Permission, Role, TenantAccess},
     audit::{self, Actor, AuditEntry, RequestMeta},
-    authz::{self, OperatorIdentity, Permission, Role},
-    config_cache::ConfigCache,
     entities::{operator, tenant, tenant_member},
-    passkey_config::{
-        self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name, enum_parse,
+    invitations::{Grant, TokenPurpose, insert_member, insert_token},
+    tenants::config::{
+        self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name, enum_stored,
     },
-    step_up::StepUp,
+    tenants::config_cache::ConfigCache,
     validate,
 };
 
@@ -59,7 +64,7 @@ pub enum MemberAdded {
     /// An existing operator is now a member.
     Added,
     /// No operator has the address: this invitation (shown once) makes them one, and a member.
-    Invited(crate::operators::IssuedToken),
+    Invited(crate::invitations::IssuedToken),
 }
 
 /// A tenant made by automation (`latchkey tenant create`).
@@ -97,14 +102,21 @@ fn config_of(row: &tenant::Model) -> Result<PasskeyConfig> {
         rp_id: row.rp_id.clone(),
         rp_name: row.rp_name.clone(),
         origins,
-        attestation: enum_parse(&row.attestation),
-        user_verification: enum_parse(&row.user_verification),
-        resident_key: enum_parse(&row.resident_key),
-        attachment: enum_parse(&row.attachment),
+        attestation: enum_stored("attestation", &row.attestation)?,
+        user_verification: enum_stored("user_verification", &row.user_verification)?,
+        resident_key: enum_stored("resident_key", &row.resident_key)?,
+        attachment: enum_stored("attachment", &row.attachment)?,
         algorithms,
-        timeout_seconds: u32::try_from(row.timeout_seconds).unwrap_or(300),
+        timeout_seconds: u32::try_from(row.timeout_seconds)
+            .map_err(|_| unreadable("timeout_seconds"))?,
         version: row.config_version,
     })
+}
+
+/// A tenant ID as an edge received it (a path segment, a page's argument). One that does not
+/// parse names no tenant: `not_found`, exactly as an unknown one, on every edge.
+pub fn parse_tenant_id(value: &str) -> Result<Uuid> {
+    Uuid::parse_str(value.trim()).map_err(|_| Error::NotFound)
 }
 
 /// Sets a tenant row's configuration columns (the version is the caller's).
@@ -311,27 +323,26 @@ impl<'a> Tenants<'a> {
             .order_by_asc(tenant::Column::Name)
             .all(self.db)
             .await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .filter_map(|t| {
-                let role = memberships
-                    .iter()
-                    .find(|m| m.tenant_id == t.id)
-                    .and_then(|m| Role::parse(&m.role))?;
-                Some(TenantSummary {
+                let m = memberships.iter().find(|m| m.tenant_id == t.id)?;
+                Some(Role::stored(&m.role).map(|role| TenantSummary {
                     id: t.id,
                     name: t.name,
                     role,
                     passkeys_enabled: t.passkeys_enabled,
                     rp_id: t.rp_id,
-                })
+                }))
             })
-            .collect())
+            .collect()
     }
 
     /// One tenant with its configuration, for any member.
-    pub async fn get(&self, actor: &OperatorIdentity, tenant_id: Uuid) -> Result<TenantDetails> {
-        let role = authz::require(self.db, actor, tenant_id, Permission::ViewTenant).await?;
+    pub async fn get(&self, access: &TenantAccess) -> Result<TenantDetails> {
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ViewTenant)?;
+        // The details name the viewer's role: a member's view.
+        let role = access.role().ok_or(Error::Forbidden)?;
         let row = tenant::Entity::find_by_id(tenant_id)
             .one(self.db)
             .await?
@@ -365,14 +376,13 @@ impl<'a> Tenants<'a> {
     /// was loaded with: a concurrent change is refused rather than silently overwritten.
     pub async fn update_passkey_config(
         &self,
-        step_up: StepUp<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         input: &PasskeyConfigInput,
         expected_version: i64,
         meta: RequestMeta,
     ) -> Result<PasskeyConfig> {
-        let actor = step_up.operator();
-        authz::require(self.db, actor, tenant_id, Permission::ManagePasskeyConfig).await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ManagePasskeyConfig)?;
         let mut config = input.validate(expected_version + 1)?;
         let txn = crate::db::begin_write(self.db).await?;
         let row = tenant::Entity::find_by_id(tenant_id)
@@ -401,7 +411,7 @@ impl<'a> Tenants<'a> {
         }
         // Moving the tenant to another domain (the first one is set freely, at set-up).
         if before.rp_id.is_some() && config.rp_id != before.rp_id {
-            step_up.require()?;
+            access.require_step_up()?;
         }
         config.version = before.version + 1;
         let now = self.clock.now();
@@ -420,7 +430,7 @@ impl<'a> Tenants<'a> {
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), "tenant.passkey_config_changed")
+            AuditEntry::new(access.actor(), "tenant.passkey_config_changed")
                 .tenant(tenant_id)
                 .target("tenant", tenant_id.to_string())
                 .details(serde_json::json!({
@@ -436,14 +446,9 @@ impl<'a> Tenants<'a> {
     }
 
     /// Renames the tenant (owners).
-    pub async fn rename(
-        &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
-        name: &str,
-        meta: RequestMeta,
-    ) -> Result<()> {
-        authz::require(self.db, actor, tenant_id, Permission::RenameTenant).await?;
+    pub async fn rename(&self, access: &TenantAccess, name: &str, meta: RequestMeta) -> Result<()> {
+        let tenant_id = access.tenant_id();
+        access.require(Permission::RenameTenant)?;
         let name = validate::label("name", "tenant name", name, 100)?;
         let txn = crate::db::begin_write(self.db).await?;
         let row = tenant::Entity::find_by_id(tenant_id)
@@ -459,7 +464,7 @@ impl<'a> Tenants<'a> {
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), "tenant.renamed")
+            AuditEntry::new(access.actor(), "tenant.renamed")
                 .tenant(tenant_id)
                 .target("tenant", tenant_id.to_string())
                 .details(serde_json::json!({ "before": row.name, "after": name }))
@@ -474,12 +479,12 @@ impl<'a> Tenants<'a> {
     /// it; its audit events stay.
     pub async fn delete(
         &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         confirmation: &str,
         meta: RequestMeta,
     ) -> Result<()> {
-        authz::require(self.db, actor, tenant_id, Permission::DeleteTenant).await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::DeleteTenant)?;
         let txn = crate::db::begin_write(self.db).await?;
         let row = tenant::Entity::find_by_id(tenant_id)
             .one(&txn)
@@ -495,7 +500,7 @@ impl<'a> Tenants<'a> {
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), "tenant.deleted")
+            AuditEntry::new(access.actor(), "tenant.deleted")
                 .tenant(tenant_id)
                 .target("tenant", tenant_id.to_string())
                 .details(serde_json::json!({
@@ -511,12 +516,9 @@ impl<'a> Tenants<'a> {
     }
 
     /// The tenant's members, for any member.
-    pub async fn members(
-        &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
-    ) -> Result<Vec<MemberInfo>> {
-        authz::require(self.db, actor, tenant_id, Permission::ViewTenant).await?;
+    pub async fn members(&self, access: &TenantAccess) -> Result<Vec<MemberInfo>> {
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ViewTenant)?;
         let members = tenant_member::Entity::find()
             .filter(tenant_member::Column::TenantId.eq(tenant_id))
             .all(self.db)
@@ -527,39 +529,37 @@ impl<'a> Tenants<'a> {
             .order_by_asc(operator::Column::Email)
             .all(self.db)
             .await?;
-        Ok(operators
+        operators
             .into_iter()
             .filter_map(|op| {
                 let m = members.iter().find(|m| m.operator_id == op.id)?;
-                Some(MemberInfo {
+                Some(Role::stored(&m.role).map(|role| MemberInfo {
                     operator_id: op.id,
                     email: op.email,
                     display_name: op.display_name,
-                    role: Role::parse(&m.role)?,
+                    role,
                     since: m.created_at,
-                })
+                }))
             })
-            .collect())
+            .collect()
     }
 
     /// Removes a member (owners). A tenant always keeps at least one owner.
     pub async fn remove_member(
         &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         member_id: Uuid,
         meta: RequestMeta,
     ) -> Result<()> {
-        authz::require(self.db, actor, tenant_id, Permission::ManageMembers).await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ManageMembers)?;
         let txn = crate::db::begin_write(self.db).await?;
         lock_tenant(&txn, tenant_id, self.clock.now()).await?;
         let current = tenant_member::Entity::find_by_id((tenant_id, member_id))
             .one(&txn)
             .await?
             .ok_or(Error::NotFound)?;
-        if Role::parse(&current.role) == Some(Role::Owner)
-            && owner_count(&txn, tenant_id).await? <= 1
-        {
+        if Role::stored(&current.role)? == Role::Owner && owner_count(&txn, tenant_id).await? <= 1 {
             return Err(last_owner());
         }
         tenant_member::Entity::delete_by_id((tenant_id, member_id))
@@ -568,7 +568,7 @@ impl<'a> Tenants<'a> {
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), "member.removed")
+            AuditEntry::new(access.actor(), "member.removed")
                 .tenant(tenant_id)
                 .target("operator", member_id.to_string())
                 .details(serde_json::json!({ "role": current.role }))
@@ -579,34 +579,23 @@ impl<'a> Tenants<'a> {
         Ok(())
     }
 
-    /// Checks that `actor` may do `permission` in `tenant_id` and answers their role:
-    /// `not_found` for non-members, `forbidden` for members whose role does not allow it.
-    pub async fn authorize(
-        &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
-        permission: Permission,
-    ) -> Result<Role> {
-        authz::require(self.db, actor, tenant_id, permission).await
-    }
-
     /// Adds `email` to the tenant with `role` (owners only): an existing operator at once;
     /// anyone else gets a single-use invitation link (24 h) that makes them an operator and a
     /// member when they create their passkey.
     pub async fn add_member(
         &self,
-        step_up: StepUp<'_>,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         email: &str,
         role: Role,
         meta: RequestMeta,
     ) -> Result<MemberAdded> {
-        use crate::operators::tokens::{Grant, TokenPurpose, insert_token};
-        let actor = step_up.operator();
-        authz::require(self.db, actor, tenant_id, Permission::ManageMembers).await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ManageMembers)?;
+        // Only a member adds members: the operator's own standing decides what they may add.
+        let operator = access.operator().ok_or(Error::Forbidden)?;
         let email = validate::email("email", email)?;
         // Access for another account, or a new account: a foothold if the session was stolen.
-        step_up.require()?;
+        access.require_step_up()?;
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
         let existing = operator::Entity::find()
@@ -631,7 +620,7 @@ impl<'a> Tenants<'a> {
             }
             // A new operator account is the instance's business (spec: an instance admin
             // invites operators); an owner who is not one adds existing operators only.
-            None if !actor.is_instance_admin => {
+            None if !operator.is_instance_admin => {
                 return Err(Error::invalid(
                     "email",
                     "No operator has this address yet. Only an instance admin can invite new \
@@ -642,7 +631,7 @@ impl<'a> Tenants<'a> {
                 let grant = Grant {
                     email: Some(email.clone()),
                     instance_admin: false,
-                    created_by: Some(actor.id),
+                    created_by: Some(operator.id),
                     tenant: Some((tenant_id, role)),
                 };
                 let (issued, token_id) =
@@ -657,7 +646,7 @@ impl<'a> Tenants<'a> {
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), action)
+            AuditEntry::new(access.actor(), action)
                 .tenant(tenant_id)
                 .target(target.0, target.1)
                 .details(serde_json::json!({ "email": email, "role": role.as_str() }))
@@ -671,13 +660,13 @@ impl<'a> Tenants<'a> {
     /// Changes a member's role (owners only). A tenant always keeps at least one owner.
     pub async fn set_role(
         &self,
-        actor: &OperatorIdentity,
-        tenant_id: Uuid,
+        access: &TenantAccess,
         member_id: Uuid,
         role: Role,
         meta: RequestMeta,
     ) -> Result<()> {
-        authz::require(self.db, actor, tenant_id, Permission::ManageMembers).await?;
+        let tenant_id = access.tenant_id();
+        access.require(Permission::ManageMembers)?;
         let txn = crate::db::begin_write(self.db).await?;
         let now = self.clock.now();
         lock_tenant(&txn, tenant_id, now).await?;
@@ -685,11 +674,8 @@ impl<'a> Tenants<'a> {
             .one(&txn)
             .await?
             .ok_or(Error::NotFound)?;
-        let from = Role::parse(&current.role);
-        if from == Some(Role::Owner)
-            && role != Role::Owner
-            && owner_count(&txn, tenant_id).await? <= 1
-        {
+        let from = Role::stored(&current.role)?;
+        if from == Role::Owner && role != Role::Owner && owner_count(&txn, tenant_id).await? <= 1 {
             return Err(last_owner());
         }
         tenant_member::Entity::update_many()
@@ -702,11 +688,11 @@ impl<'a> Tenants<'a> {
         audit::record_in(
             &txn,
             self.clock,
-            AuditEntry::new(actor.actor(), "member.role_changed")
+            AuditEntry::new(access.actor(), "member.role_changed")
                 .tenant(tenant_id)
                 .target("operator", member_id.to_string())
                 .details(serde_json::json!({
-                    "from": from.map(Role::as_str),
+                    "from": from.as_str(),
                     "to": role.as_str(),
                 }))
                 .meta(meta),
@@ -753,24 +739,4 @@ fn last_owner() -> Error {
         ErrorCode::InvalidRequest,
         "A tenant needs at least one owner. Make someone else owner first.",
     )
-}
-
-/// Makes `operator_id` a member of `tenant_id` with `role`.
-pub(crate) async fn insert_member(
-    conn: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    operator_id: Uuid,
-    role: Role,
-    now: DateTime<Utc>,
-) -> Result<(), sea_orm::DbErr> {
-    tenant_member::Entity::insert(tenant_member::ActiveModel {
-        tenant_id: Set(tenant_id),
-        operator_id: Set(operator_id),
-        role: Set(role.as_str().to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
 }
