@@ -8,14 +8,16 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{extract::ConnectInfo, http::request::Parts};
 use chrono::{DateTime, Utc};
 use latchkey_core::{
-    Error, Services, abuse::TrustedProxies, audit::RequestMeta, access::OperatorIdentity,
+    Error, Services,
+    abuse::TrustedProxies,
+    access::OperatorIdentity,
+    audit::RequestMeta,
     sessions::{
         self, Lifetime, OPERATOR_ID_KEY, PASSKEY_VERIFIED_AT_KEY, SEEN_AT_KEY, SIGNED_IN_AT_KEY,
     },
 };
 use tower_sessions::{Expiry, Session};
 use uuid::Uuid;
-
 
 fn session_error(err: tower_sessions::session::Error) -> Error {
     Error::Internal(format!("session store: {err}"))
@@ -92,7 +94,10 @@ pub async fn sign_in(
         .insert(PASSKEY_VERIFIED_AT_KEY, now)
         .await
         .map_err(session_error)?;
-    session.insert(SEEN_AT_KEY, now).await.map_err(session_error)
+    session
+        .insert(SEEN_AT_KEY, now)
+        .await
+        .map_err(session_error)
 }
 
 /// Records a step-up: the session's operator verified a passkey at `at`.

@@ -121,6 +121,42 @@ pub fn stepped_up(
     )
 }
 
+/// `operator`'s access to `tenant` as a session that verified a passkey a moment ago gets it.
+/// Panics for a non-member: tests of that refusal ask [`Services::tenant`] themselves.
+pub async fn access(
+    services: &Services,
+    operator: &crate::access::OperatorIdentity,
+    tenant: uuid::Uuid,
+) -> crate::access::TenantAccess {
+    match services.tenant(operator, tenant).await {
+        Ok(access) => access.stepped_up(&stepped_up(operator)),
+        Err(err) => panic!("{} has no access to {tenant}: {err}", operator.email),
+    }
+}
+
+/// What `operator` may do in `tenant`, decided as every tenant-scoped service method decides
+/// it: their role, or `not_found` (not a member) / `forbidden` (the role does not allow it).
+pub async fn authorize(
+    services: &Services,
+    operator: &crate::access::OperatorIdentity,
+    tenant: uuid::Uuid,
+    permission: crate::access::Permission,
+) -> crate::Result<crate::access::Role> {
+    let access = services.tenant(operator, tenant).await?;
+    access.require(permission)?;
+    access
+        .role()
+        .ok_or_else(|| crate::Error::Internal("an operator's access without a role".into()))
+}
+
+/// The command line's access to `tenant`.
+pub async fn host_access(services: &Services, tenant: uuid::Uuid) -> crate::access::TenantAccess {
+    match services.tenant_for_host(tenant).await {
+        Ok(access) => access,
+        Err(err) => panic!("no tenant {tenant}: {err}"),
+    }
+}
+
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,7 @@ use latchkey_core::{
     access::{OperatorIdentity, Role},
     audit::RequestMeta,
     both_backends,
-    tenants::api_keys::KeyCreator,
-    testing::{TestBackend, TestDb, insert_operator, stepped_up},
+    testing::{TestBackend, TestDb, insert_operator},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use uuid::Uuid;
@@ -50,8 +49,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         services
             .tenants()
             .add_member(
-                stepped_up(&owner),
-                tenant,
+                &latchkey_core::testing::access(&services, &owner, tenant).await,
                 &email,
                 role,
                 RequestMeta::default(),
@@ -78,13 +76,14 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
     for (role, op) in &f.members {
         let created = keys
             .create(
-                KeyCreator::Operator(stepped_up(op)),
-                f.tenant,
+                &latchkey_core::testing::access(&f.services, &op, f.tenant).await,
                 "Backend",
                 RequestMeta::default(),
             )
             .await;
-        let listed = keys.list(op, f.tenant).await;
+        let listed = keys
+            .list(&latchkey_core::testing::access(&f.services, op, f.tenant).await)
+            .await;
         match role {
             Role::Owner | Role::Admin => {
                 let created = created.unwrap();
@@ -108,8 +107,7 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
     let stranger = insert_operator(&f.conn, "stranger@else.test", true).await;
     let err = keys
         .create(
-            KeyCreator::Operator(stepped_up(&stranger)),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &stranger, f.tenant).await,
             "x",
             RequestMeta::default(),
         )
@@ -118,8 +116,7 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
     assert_eq!(err.code(), ErrorCode::NotFound);
     let err = keys
         .create(
-            KeyCreator::Operator(stepped_up(&f.members[0].1)),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.members[0].1, f.tenant).await,
             "  ",
             RequestMeta::default(),
         )
@@ -137,8 +134,7 @@ async fn keys_are_shown_once_and_stored_only_as_hashes(backend: TestBackend) {
         .services
         .api_keys()
         .create(
-            KeyCreator::Operator(stepped_up(owner)),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
             "Backend",
             RequestMeta::default(),
         )
@@ -158,7 +154,7 @@ async fn keys_are_shown_once_and_stored_only_as_hashes(backend: TestBackend) {
         .authenticate(&created.secret)
         .await
         .unwrap();
-    assert_eq!(principal.tenant_id, f.tenant);
+    assert_eq!(principal.tenant_id(), f.tenant);
 
     // Nothing in the database holds the secret or its random part: scan every row as text.
     let random = &created.secret["lk_sk_".len()..];
@@ -191,8 +187,7 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
         .services
         .api_keys()
         .create(
-            KeyCreator::Operator(stepped_up(admin)),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &admin, f.tenant).await,
             "Backend",
             RequestMeta::default(),
         )
@@ -201,7 +196,12 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
     assert!(other.api_keys().authenticate(&created.secret).await.is_ok());
     f.clock.advance(TimeDelta::minutes(5));
     assert!(other.api_keys().authenticate(&created.secret).await.is_ok());
-    let listed = f.services.api_keys().list(admin, f.tenant).await.unwrap();
+    let listed = f
+        .services
+        .api_keys()
+        .list(&latchkey_core::testing::access(&f.services, admin, f.tenant).await)
+        .await
+        .unwrap();
     assert_eq!(
         listed[0].last_used_at,
         Some(Utc.with_ymd_and_hms(2026, 11, 23, 9, 5, 0).unwrap())
@@ -212,7 +212,11 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
     let err = f
         .services
         .api_keys()
-        .revoke(viewer, f.tenant, created.info.id, RequestMeta::default())
+        .revoke(
+            &latchkey_core::testing::access(&f.services, viewer, f.tenant).await,
+            created.info.id,
+            RequestMeta::default(),
+        )
         .await
         .expect_err("viewer");
     assert_eq!(err.code(), ErrorCode::Forbidden);
@@ -220,8 +224,7 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
         .services
         .api_keys()
         .revoke(
-            admin,
-            Uuid::new_v4(),
+            &latchkey_core::testing::access(&f.services, admin, Uuid::new_v4()).await,
             created.info.id,
             RequestMeta::default(),
         )
@@ -231,7 +234,11 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
 
     f.services
         .api_keys()
-        .revoke(admin, f.tenant, created.info.id, RequestMeta::default())
+        .revoke(
+            &latchkey_core::testing::access(&f.services, admin, f.tenant).await,
+            created.info.id,
+            RequestMeta::default(),
+        )
         .await
         .unwrap();
     // The other instance refuses it on its very next request.
@@ -244,7 +251,11 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
     // Revoking again is harmless and not audited twice.
     f.services
         .api_keys()
-        .revoke(admin, f.tenant, created.info.id, RequestMeta::default())
+        .revoke(
+            &latchkey_core::testing::access(&f.services, admin, f.tenant).await,
+            created.info.id,
+            RequestMeta::default(),
+        )
         .await
         .unwrap();
     let events = f.services.audit().recent(Some(f.tenant), 50).await.unwrap();
@@ -256,7 +267,11 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
         1
     );
     assert!(
-        f.services.api_keys().list(admin, f.tenant).await.unwrap()[0]
+        f.services
+            .api_keys()
+            .list(&latchkey_core::testing::access(&f.services, admin, f.tenant).await)
+            .await
+            .unwrap()[0]
             .revoked_at
             .is_some()
     );
@@ -284,7 +299,11 @@ async fn the_cli_creates_keys_for_existing_tenants(backend: TestBackend) {
     let created = f
         .services
         .api_keys()
-        .create(KeyCreator::Cli, f.tenant, "Deploy", RequestMeta::default())
+        .create(
+            &latchkey_core::testing::host_access(&f.services, f.tenant).await,
+            "Deploy",
+            RequestMeta::default(),
+        )
         .await
         .unwrap();
     assert_eq!(created.info.created_by, "cli");
@@ -295,8 +314,7 @@ async fn the_cli_creates_keys_for_existing_tenants(backend: TestBackend) {
         .services
         .api_keys()
         .create(
-            KeyCreator::Cli,
-            Uuid::new_v4(),
+            &latchkey_core::testing::host_access(&f.services, Uuid::new_v4()).await,
             "Deploy",
             RequestMeta::default(),
         )

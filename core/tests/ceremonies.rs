@@ -14,7 +14,7 @@ use latchkey_core::{
     access::OperatorIdentity,
     audit::RequestMeta,
     both_backends,
-    end_users::{ClientCeremony, EnrollmentRequest, Scope, TenantCaller},
+    end_users::{ClientCeremony, EnrollmentRequest, Scope},
     tenants::NewTenant,
     tenants::config::{Algorithm, Attachment, Attestation, PasskeyConfigInput, Requirement},
     testing::{
@@ -89,7 +89,7 @@ impl Fixture {
         let details = self
             .services
             .tenants()
-            .get(&self.owner, self.tenant)
+            .get(&latchkey_core::testing::access(&self.services, &self.owner, self.tenant).await)
             .await
             .unwrap();
         let config = details.config;
@@ -115,8 +115,7 @@ impl Fixture {
         self.services
             .tenants()
             .update_passkey_config(
-                stepped_up(&self.owner),
-                self.tenant,
+                &latchkey_core::testing::access(&self.services, &self.owner, self.tenant).await,
                 &input,
                 config.version,
                 RequestMeta::default(),
@@ -129,8 +128,7 @@ impl Fixture {
         self.services
             .end_users()
             .issue_enrollment_token(
-                TenantCaller::Operator(&self.owner),
-                self.tenant,
+                &latchkey_core::testing::access(&self.services, &self.owner, self.tenant).await,
                 user,
                 EnrollmentRequest {
                     scopes: vec![Scope::AddAuthenticators],
@@ -229,7 +227,10 @@ impl Fixture {
     async fn passkeys(&self, user: &str) -> Vec<latchkey_core::end_users::AuthenticatorView> {
         self.services
             .end_users()
-            .authenticators(TenantCaller::Operator(&self.owner), self.tenant, user)
+            .authenticators(
+                &latchkey_core::testing::access(&self.services, &self.owner, self.tenant).await,
+                user,
+            )
             .await
             .unwrap()
     }
@@ -429,8 +430,7 @@ async fn each_sign_in_check_refuses_with_its_code_and_changes_nothing(backend: T
     f.services
         .end_users()
         .revoke_authenticator(
-            TenantCaller::Operator(&f.owner),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
             "user-3",
             revoked_id,
             "lost",
@@ -456,8 +456,7 @@ async fn each_sign_in_check_refuses_with_its_code_and_changes_nothing(backend: T
         .services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Operator(&f.owner),
-            elsewhere,
+            &latchkey_core::testing::access(&f.services, &f.owner, elsewhere).await,
             "user-1",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -975,8 +974,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
         .services
         .api_keys()
         .create(
-            latchkey_core::tenants::api_keys::KeyCreator::Operator(stepped_up(&f.owner)),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
             "backend",
             RequestMeta::default(),
         )
@@ -1005,7 +1003,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
     let outcome = f
         .services
         .end_users()
-        .validate_token(&backend, &token, RequestMeta::default())
+        .validate_token(&backend.access(), &token, RequestMeta::default())
         .await
         .unwrap();
     assert!(matches!(

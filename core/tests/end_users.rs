@@ -11,10 +11,10 @@ use latchkey_core::{
     access::{OperatorIdentity, Role},
     audit::RequestMeta,
     both_backends,
-    end_users::{EnrollmentRequest, Scope, TenantCaller},
+    end_users::{EnrollmentRequest, Scope},
     tenants::NewTenant,
     tenants::config::PasskeyConfigInput,
-    testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys, stepped_up},
+    testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys},
 };
 use uuid::Uuid;
 
@@ -59,8 +59,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         services
             .tenants()
             .add_member(
-                stepped_up(&owner),
-                tenant,
+                &latchkey_core::testing::access(&services, &owner, tenant).await,
                 &email,
                 role,
                 RequestMeta::default(),
@@ -93,8 +92,7 @@ async fn register(f: &Fixture, user: &str, passkeys: &mut SoftPasskeys) -> Uuid 
         .services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Operator(owner),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
             user,
             scoped(),
             RequestMeta::default(),
@@ -129,14 +127,17 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
     for (role, op) in &f.members {
         let issued = users
             .issue_enrollment_token(
-                TenantCaller::Operator(op),
-                f.tenant,
+                &latchkey_core::testing::access(&f.services, &op, f.tenant).await,
                 "user-1",
                 EnrollmentRequest::default(),
                 RequestMeta::default(),
             )
             .await;
-        let listed = users.active_enrollment_tokens(op, f.tenant).await;
+        let listed = users
+            .active_enrollment_tokens(
+                &latchkey_core::testing::access(&f.services, op, f.tenant).await,
+            )
+            .await;
         match role {
             // Support issues recovery tokens (no `add:authenticators`; `roles.rs` has the rest).
             Role::Owner | Role::Admin | Role::Support => {
@@ -152,8 +153,7 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
     // Not a member: the tenant does not exist for them.
     let outsider = users
         .issue_enrollment_token(
-            TenantCaller::Operator(&f.outsider),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.outsider, f.tenant).await,
             "user-1",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -163,15 +163,16 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
 
     let admin = &f.members[1].1;
     let listed = users
-        .active_enrollment_tokens(admin, f.tenant)
+        .active_enrollment_tokens(
+            &latchkey_core::testing::access(&f.services, admin, f.tenant).await,
+        )
         .await
         .unwrap();
     assert_eq!(listed.len(), 3, "owner, admin and support each issued one");
     assert_eq!(listed[0].user_id, "user-1");
     let issued = users
         .issue_enrollment_token(
-            TenantCaller::Operator(admin),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &admin, f.tenant).await,
             "user-2",
             scoped(),
             RequestMeta::default(),
@@ -179,7 +180,9 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
         .await
         .unwrap();
     let id = users
-        .active_enrollment_tokens(admin, f.tenant)
+        .active_enrollment_tokens(
+            &latchkey_core::testing::access(&f.services, admin, f.tenant).await,
+        )
         .await
         .unwrap()
         .into_iter()
@@ -189,17 +192,27 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
     let viewer = &f.members[3].1;
     assert!(matches!(
         users
-            .revoke_enrollment_token(viewer, f.tenant, id, RequestMeta::default())
+            .revoke_enrollment_token(
+                &latchkey_core::testing::access(&f.services, viewer, f.tenant).await,
+                id,
+                RequestMeta::default()
+            )
             .await,
         Err(Error::Forbidden)
     ));
     users
-        .revoke_enrollment_token(admin, f.tenant, id, RequestMeta::default())
+        .revoke_enrollment_token(
+            &latchkey_core::testing::access(&f.services, admin, f.tenant).await,
+            id,
+            RequestMeta::default(),
+        )
         .await
         .unwrap();
     assert_eq!(
         users
-            .active_enrollment_tokens(admin, f.tenant)
+            .active_enrollment_tokens(
+                &latchkey_core::testing::access(&f.services, admin, f.tenant).await
+            )
             .await
             .unwrap()
             .len(),
@@ -223,15 +236,17 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     let support = &f.members[2].1;
 
     let seen = users
-        .authenticators(TenantCaller::Operator(viewer), f.tenant, "user-1")
+        .authenticators(
+            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
+            "user-1",
+        )
         .await
         .unwrap();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].name, "Work phone");
     let refused = users
         .revoke_authenticator(
-            TenantCaller::Operator(viewer),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
             "user-1",
             first,
             "lost phone",
@@ -241,8 +256,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert!(matches!(refused, Err(Error::Forbidden)));
     let no_reason = users
         .revoke_authenticator(
-            TenantCaller::Operator(support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &support, f.tenant).await,
             "user-1",
             first,
             "  ",
@@ -252,8 +266,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert_eq!(no_reason.unwrap_err().field(), Some("reason"));
     let revoked = users
         .revoke_authenticator(
-            TenantCaller::Operator(support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &support, f.tenant).await,
             "user-1",
             first,
             "Lost phone (ticket 4711)",
@@ -268,7 +281,10 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
         Some("Lost phone (ticket 4711)")
     );
     let user = users
-        .user(TenantCaller::Operator(viewer), f.tenant, "user-1")
+        .user(
+            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
+            "user-1",
+        )
         .await
         .unwrap();
     assert_eq!(user.authenticator_count, 1);
@@ -280,7 +296,10 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     let allowed = options.public_key["allowCredentials"].as_array().unwrap();
     assert_eq!(allowed.len(), 1);
     let seen = users
-        .authenticators(TenantCaller::Operator(viewer), f.tenant, "user-1")
+        .authenticators(
+            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
+            "user-1",
+        )
         .await
         .unwrap();
     let active: Vec<Uuid> = seen
@@ -291,7 +310,10 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert_eq!(active, vec![second]);
     // An outsider finds nothing.
     let outsider = users
-        .authenticators(TenantCaller::Operator(&f.outsider), f.tenant, "user-1")
+        .authenticators(
+            &latchkey_core::testing::access(&f.services, &f.outsider, f.tenant).await,
+            "user-1",
+        )
         .await;
     assert!(matches!(outsider, Err(Error::NotFound)));
 }
@@ -305,8 +327,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         .services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Operator(owner),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
             "user-1",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -314,7 +335,12 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         .await
         .unwrap()
         .token;
-    let details = f.services.tenants().get(owner, f.tenant).await.unwrap();
+    let details = f
+        .services
+        .tenants()
+        .get(&latchkey_core::testing::access(&f.services, owner, f.tenant).await)
+        .await
+        .unwrap();
     let input = PasskeyConfigInput {
         enabled: false,
         rp_id: "shop.example.com".into(),
@@ -331,8 +357,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
     f.services
         .tenants()
         .update_passkey_config(
-            stepped_up(owner),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
             &input,
             details.config.version,
             RequestMeta::default(),
@@ -347,8 +372,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
     assert_eq!(refused.code(), ErrorCode::PasskeysDisabled);
     let refused = users
         .issue_enrollment_token(
-            TenantCaller::Operator(owner),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
             "user-2",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -377,8 +401,7 @@ async fn deleting_a_tenant_takes_its_users_passkeys_and_tokens_along(backend: Te
     f.services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Operator(owner),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
             "user-2",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -387,7 +410,11 @@ async fn deleting_a_tenant_takes_its_users_passkeys_and_tokens_along(backend: Te
         .unwrap();
     f.services
         .tenants()
-        .delete(owner, f.tenant, "Shop", RequestMeta::default())
+        .delete(
+            &latchkey_core::testing::access(&f.services, owner, f.tenant).await,
+            "Shop",
+            RequestMeta::default(),
+        )
         .await
         .unwrap();
     let conn = f._db.connect().await;

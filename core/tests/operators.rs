@@ -4,6 +4,7 @@
 //! expired token, missing user verification) — on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
+use latchkey_core::testing::stepped_up;
 use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
@@ -14,7 +15,7 @@ use latchkey_core::{
     both_backends,
     entities::{operator, operator_passkey, operator_token},
     operators::{CeremonyOptions, Inviter},
-    testing::{TestBackend, TestDb, soft_passkey::SoftPasskeys, stepped_up},
+    testing::{TestBackend, TestDb, soft_passkey::SoftPasskeys},
 };
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 
@@ -858,8 +859,7 @@ async fn a_tenant_invitation_makes_the_new_operator_a_member(backend: TestBacken
         .services
         .tenants()
         .add_member(
-            stepped_up(&admin),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &admin, tenant).await,
             "grace@example.com",
             Role::Support,
             meta(),
@@ -887,11 +887,14 @@ async fn a_tenant_invitation_makes_the_new_operator_a_member(backend: TestBacken
         .unwrap();
     assert!(!grace.is_instance_admin);
     assert_eq!(
-        f.services
-            .tenants()
-            .authorize(&grace, tenant, Permission::RevokeCredentials)
-            .await
-            .unwrap(),
+        latchkey_core::testing::authorize(
+            &f.services,
+            &grace,
+            tenant,
+            Permission::RevokeCredentials
+        )
+        .await
+        .unwrap(),
         Role::Support
     );
     let events = f.services.audit().recent(Some(tenant), 10).await.unwrap();
@@ -914,9 +917,7 @@ async fn sign_in_options(f: &Fixture) -> latchkey_core::operators::CeremonyOptio
 /// RP ID need a passkey verification from the last few minutes; authorization and input errors
 /// come first; a refused action writes nothing.
 async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBackend) {
-    use latchkey_core::{
-        access::Role, tenants::api_keys::KeyCreator, tenants::config::PasskeyConfigInput,
-    };
+    use latchkey_core::{access::Role, tenants::config::PasskeyConfigInput};
     let Some(f) = fixture(backend).await else {
         return;
     };
@@ -935,8 +936,12 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
     // The first RP ID is set freely (tenant set-up), and a signed-in session is enough for it.
     let verified_at = f.clock.now();
     let fresh = f.services.step_up(&admin, Some(verified_at));
+    // The admin's access to the tenant, carrying what their session's step-up was judged.
+    let member = f.services.tenant(&admin, tenant).await.unwrap();
+    let within =
+        |judged: &latchkey_core::access::step_up::StepUp<'_>| member.clone().stepped_up(judged);
     tenants
-        .update_passkey_config(fresh, tenant, &config("acme.example"), 1, meta())
+        .update_passkey_config(&within(&fresh), &config("acme.example"), 1, meta())
         .await
         .unwrap();
 
@@ -961,7 +966,7 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
         assert_eq!(
             code_of(
                 tenants
-                    .add_member(judged, tenant, "grace@example.com", Role::Viewer, meta())
+                    .add_member(&within(&judged), "grace@example.com", Role::Viewer, meta())
                     .await
             ),
             ErrorCode::StepUpRequired
@@ -970,7 +975,7 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
             code_of(
                 f.services
                     .api_keys()
-                    .create(KeyCreator::Operator(judged), tenant, "ci", meta())
+                    .create(&within(&judged), "ci", meta())
                     .await
             ),
             ErrorCode::StepUpRequired
@@ -978,7 +983,7 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
         assert_eq!(
             code_of(
                 tenants
-                    .update_passkey_config(judged, tenant, &config("acme.test"), 2, meta())
+                    .update_passkey_config(&within(&judged), &config("acme.test"), 2, meta())
                     .await
             ),
             ErrorCode::StepUpRequired
@@ -987,12 +992,7 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
     // Who may not act at all is told so, and a bad input is reported, before any prompt.
     let outsider = f.services.step_up(&grace, None);
     assert_eq!(
-        code_of(
-            f.services
-                .api_keys()
-                .create(KeyCreator::Operator(outsider), tenant, "ci", meta())
-                .await
-        ),
+        code_of(f.services.tenant(&grace, tenant).await),
         ErrorCode::NotFound
     );
     assert_eq!(
@@ -1010,7 +1010,7 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
         ErrorCode::Forbidden
     );
     let err = tenants
-        .add_member(stale, tenant, "not an address", Role::Viewer, meta())
+        .add_member(&within(&stale), "not an address", Role::Viewer, meta())
         .await
         .expect_err("bad address");
     assert_eq!(err.field(), Some("email"));
@@ -1024,7 +1024,7 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
     let mut renamed = config("acme.example");
     renamed.rp_name = "Acme Inc".into();
     tenants
-        .update_passkey_config(stale, tenant, &renamed, 2, meta())
+        .update_passkey_config(&within(&stale), &renamed, 2, meta())
         .await
         .unwrap();
     // Within the window every one of them goes through.
@@ -1036,16 +1036,16 @@ async fn foothold_actions_need_a_recent_passkey_verification(backend: TestBacken
         .await
         .unwrap();
     tenants
-        .update_passkey_config(fresh, tenant, &config("acme.test"), 3, meta())
+        .update_passkey_config(&within(&fresh), &config("acme.test"), 3, meta())
         .await
         .unwrap();
     f.services
         .api_keys()
-        .create(KeyCreator::Operator(fresh), tenant, "ci", meta())
+        .create(&within(&fresh), "ci", meta())
         .await
         .unwrap();
     tenants
-        .add_member(fresh, tenant, "grace@example.com", Role::Viewer, meta())
+        .add_member(&within(&fresh), "grace@example.com", Role::Viewer, meta())
         .await
         .unwrap();
     f.services

@@ -17,11 +17,10 @@ use latchkey_core::{
     audit::RequestMeta,
     both_backends,
     end_users::{
-        ClientScope, EnrollmentRequest, InvalidReason, TenantCaller, UserSearch, ValidationOutcome,
-        user_id,
+        ClientScope, EnrollmentRequest, InvalidReason, UserSearch, ValidationOutcome, user_id,
     },
     tenants::NewTenant,
-    tenants::api_keys::{ApiKeyPrincipal, KeyCreator},
+    tenants::api_keys::ApiKeyPrincipal,
     testing::{
         TestBackend, TestDb, all_rows_as_text,
         fuzz::{
@@ -178,7 +177,11 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         .unwrap();
     let api_key = services
         .api_keys()
-        .create(KeyCreator::Cli, tenant, "backend", RequestMeta::default())
+        .create(
+            &latchkey_core::testing::host_access(&services, tenant).await,
+            "backend",
+            RequestMeta::default(),
+        )
         .await
         .unwrap()
         .secret;
@@ -186,8 +189,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let enrollment_token = services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Backend(&key),
-            tenant,
+            &key.access(),
             "user-1",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -198,8 +200,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let invitation = match services
         .tenants()
         .add_member(
-            stepped_up(&owner),
-            tenant,
+            &latchkey_core::testing::access(&services, &owner, tenant).await,
             "newcomer@shop.test",
             latchkey_core::access::Role::Viewer,
             RequestMeta::default(),
@@ -269,8 +270,7 @@ async fn user_ids_from_outside_are_stored_or_refused_writing_nothing(backend: Te
                     .services
                     .end_users()
                     .issue_enrollment_token(
-                        TenantCaller::Backend(&f.key),
-                        f.tenant,
+                        &f.key.access(),
                         &id,
                         EnrollmentRequest {
                             username: username.clone(),
@@ -284,11 +284,7 @@ async fn user_ids_from_outside_are_stored_or_refused_writing_nothing(backend: Te
                     Ok(issued) => {
                         prop_assert!(acceptable_user_id(&id), "{:?} accepted", id);
                         prop_assert_eq!(&issued.user_id, &id);
-                        let user = f
-                            .services
-                            .end_users()
-                            .user(TenantCaller::Backend(&f.key), f.tenant, &id)
-                            .await;
+                        let user = f.services.end_users().user(&f.key.access(), &id).await;
                         prop_assert_eq!(user.map(|u| u.user_id).ok(), Some(id.clone()));
                     }
                     Err(e) => {
@@ -310,11 +306,7 @@ async fn user_ids_from_outside_are_stored_or_refused_writing_nothing(backend: Te
                         prop_assert!(all_rows_as_text(&f.conn).await == before, "a refusal wrote");
                         // Looked up (a Server API path), the ID finds nobody.
                         if field == "user_id" {
-                            let user = f
-                                .services
-                                .end_users()
-                                .user(TenantCaller::Backend(&f.key), f.tenant, &id)
-                                .await;
+                            let user = f.services.end_users().user(&f.key.access(), &id).await;
                             prop_assert_eq!(
                                 user.err().map(|e| e.code()),
                                 Some(ErrorCode::NotFound)
@@ -378,7 +370,7 @@ async fn secrets_that_match_nothing_are_refused_writing_nothing(backend: TestBac
             let validated = f
                 .services
                 .end_users()
-                .validate_token(&f.key, &presented, meta.clone())
+                .validate_token(&f.key.access(), &presented, meta.clone())
                 .await;
             prop_assert!(
                 matches!(
@@ -466,7 +458,7 @@ async fn configurations_from_outside_are_saved_or_refused_writing_nothing(backen
             let version = f
                 .services
                 .tenants()
-                .get(&f.owner, f.tenant)
+                .get(&latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await)
                 .await
                 .map_err(|e| TestCaseError::fail(e.to_string()))?
                 .config
@@ -476,8 +468,7 @@ async fn configurations_from_outside_are_saved_or_refused_writing_nothing(backen
                 .services
                 .tenants()
                 .update_passkey_config(
-                    stepped_up(&f.owner),
-                    f.tenant,
+                    &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
                     &input,
                     version,
                     RequestMeta::default(),
@@ -559,8 +550,7 @@ async fn search_text_and_cursors_from_outside_page_or_are_refused(backend: TestB
         f.services
             .end_users()
             .issue_enrollment_token(
-                TenantCaller::Backend(&f.key),
-                f.tenant,
+                &f.key.access(),
                 id,
                 EnrollmentRequest {
                     username: Some(format!("{id}-name")),
@@ -588,7 +578,10 @@ async fn search_text_and_cursors_from_outside_page_or_are_refused(backend: TestB
         let result = f
             .services
             .end_users()
-            .search_users(TenantCaller::Operator(&f.owner), f.tenant, &search)
+            .search_users(
+                &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
+                &search,
+            )
             .await;
         if let Err(e) = &result {
             assert!(!e.is_internal(), "{search:?}: {e:?}");
@@ -623,7 +616,10 @@ async fn search_text_and_cursors_from_outside_page_or_are_refused(backend: TestB
             match f
                 .services
                 .end_users()
-                .search_users(TenantCaller::Operator(&f.owner), f.tenant, &search)
+                .search_users(
+                    &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
+                    &search,
+                )
                 .await
             {
                 Ok(page) => {
@@ -689,7 +685,10 @@ async fn audit_filters_from_outside_page_or_are_refused(backend: TestBackend) {
                 for page in [
                     f.services
                         .audit()
-                        .tenant_page(&f.owner, f.tenant, &filter)
+                        .tenant_page(
+                            &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
+                            &filter,
+                        )
                         .await,
                     f.services.audit().instance_page(&f.owner, &filter).await,
                 ] {

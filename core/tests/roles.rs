@@ -6,6 +6,7 @@
 //! admins read only the instance's own audit events, and only they create operator accounts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
+use latchkey_core::testing::stepped_up;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -14,7 +15,7 @@ use latchkey_core::{
     access::{OperatorIdentity, Permission, Role},
     audit::RequestMeta,
     both_backends,
-    testing::{TestBackend, TestDb, stepped_up},
+    testing::{TestBackend, TestDb},
 };
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -45,6 +46,7 @@ const EXPECTED: &[(Permission, bool, bool, bool, bool)] = &[
     (ManageMembers, true, false, false, false),
     (RenameTenant, true, false, false, false),
     (DeleteTenant, true, false, false, false),
+    (ValidateTokens, false, false, false, false),
 ];
 
 struct Fixture {
@@ -88,7 +90,12 @@ async fn tenant_with_every_role(f: &Fixture) -> (Uuid, Vec<(Role, OperatorIdenti
         let op = operator(&f.conn, &email, false).await;
         f.services
             .tenants()
-            .add_member(stepped_up(&owner), tenant, &email, role, meta())
+            .add_member(
+                &latchkey_core::testing::access(&f.services, &owner, tenant).await,
+                &email,
+                role,
+                meta(),
+            )
             .await
             .unwrap();
         members.push((role, op));
@@ -114,7 +121,8 @@ async fn each_role_may_do_exactly_its_share(backend: TestBackend) {
                 Role::Support => support,
                 Role::Viewer => viewer,
             };
-            let result = f.services.tenants().authorize(op, tenant, permission).await;
+            let result =
+                latchkey_core::testing::authorize(&f.services, op, tenant, permission).await;
             match (allowed, result) {
                 (true, Ok(answered)) => assert_eq!(answered, *role),
                 (false, Err(err)) => assert_eq!(err.code(), ErrorCode::Forbidden),
@@ -134,21 +142,16 @@ async fn non_members_and_non_admins_are_refused(backend: TestBackend) {
     // An instance admin who is not a member sees nothing of the tenant: not found, not forbidden.
     let outsider = operator(&f.conn, "outsider@example.com", true).await;
     for permission in Permission::ALL {
-        let err = f
-            .services
-            .tenants()
-            .authorize(&outsider, tenant, permission)
+        let err = latchkey_core::testing::authorize(&f.services, &outsider, tenant, permission)
             .await
             .expect_err("outsider");
         assert_eq!(err.code(), ErrorCode::NotFound, "{permission:?}");
     }
     // An unknown tenant looks the same.
-    let err = f
-        .services
-        .tenants()
-        .authorize(&members[0].1, Uuid::new_v4(), ViewTenant)
-        .await
-        .expect_err("unknown tenant");
+    let err =
+        latchkey_core::testing::authorize(&f.services, &members[0].1, Uuid::new_v4(), ViewTenant)
+            .await
+            .expect_err("unknown tenant");
     assert_eq!(err.code(), ErrorCode::NotFound);
     // Only instance admins create tenants, whatever their tenant roles.
     for (role, op) in &members[1..] {
@@ -173,8 +176,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
             .services
             .tenants()
             .add_member(
-                stepped_up(op),
-                tenant,
+                &latchkey_core::testing::access(&f.services, &op, tenant).await,
                 "new@example.com",
                 Role::Viewer,
                 meta(),
@@ -188,7 +190,12 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
         let changed = f
             .services
             .tenants()
-            .set_role(op, tenant, op.id, Role::Owner, meta())
+            .set_role(
+                &latchkey_core::testing::access(&f.services, op, tenant).await,
+                op.id,
+                Role::Owner,
+                meta(),
+            )
             .await;
         assert_eq!(
             changed.expect_err("no self-promotion").code(),
@@ -200,8 +207,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            stepped_up(owner),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &owner, tenant).await,
             "new@example.com",
             Role::Support,
             meta(),
@@ -209,9 +215,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
         .await
         .unwrap();
     assert_eq!(
-        f.services
-            .tenants()
-            .authorize(&newcomer, tenant, RevokeCredentials)
+        latchkey_core::testing::authorize(&f.services, &newcomer, tenant, RevokeCredentials)
             .await
             .unwrap(),
         Role::Support
@@ -219,13 +223,16 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
     // A demotion takes effect on the very next check.
     f.services
         .tenants()
-        .set_role(owner, tenant, newcomer.id, Role::Viewer, meta())
+        .set_role(
+            &latchkey_core::testing::access(&f.services, owner, tenant).await,
+            newcomer.id,
+            Role::Viewer,
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(
-        f.services
-            .tenants()
-            .authorize(&newcomer, tenant, RevokeCredentials)
+        latchkey_core::testing::authorize(&f.services, &newcomer, tenant, RevokeCredentials)
             .await
             .expect_err("demoted")
             .code(),
@@ -236,7 +243,12 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
         let err = f
             .services
             .tenants()
-            .add_member(stepped_up(owner), tenant, email, Role::Viewer, meta())
+            .add_member(
+                &latchkey_core::testing::access(&f.services, &owner, tenant).await,
+                email,
+                Role::Viewer,
+                meta(),
+            )
             .await
             .expect_err(email);
         assert_eq!(err.field(), Some("email"), "{email}");
@@ -246,8 +258,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
         .services
         .tenants()
         .add_member(
-            stepped_up(owner),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &owner, tenant).await,
             "nobody@example.com",
             Role::Support,
             meta(),
@@ -287,14 +298,17 @@ async fn a_tenant_keeps_at_least_one_owner(backend: TestBackend) {
     let err = f
         .services
         .tenants()
-        .set_role(owner, tenant, owner.id, Role::Admin, meta())
+        .set_role(
+            &latchkey_core::testing::access(&f.services, owner, tenant).await,
+            owner.id,
+            Role::Admin,
+            meta(),
+        )
         .await
         .expect_err("last owner");
     assert_eq!(err.code(), ErrorCode::InvalidRequest);
     assert_eq!(
-        f.services
-            .tenants()
-            .authorize(owner, tenant, DeleteTenant)
+        latchkey_core::testing::authorize(&f.services, owner, tenant, DeleteTenant)
             .await
             .unwrap(),
         Role::Owner,
@@ -304,18 +318,26 @@ async fn a_tenant_keeps_at_least_one_owner(backend: TestBackend) {
     let admin = &members[1].1;
     f.services
         .tenants()
-        .set_role(owner, tenant, admin.id, Role::Owner, meta())
+        .set_role(
+            &latchkey_core::testing::access(&f.services, owner, tenant).await,
+            admin.id,
+            Role::Owner,
+            meta(),
+        )
         .await
         .unwrap();
     f.services
         .tenants()
-        .set_role(owner, tenant, owner.id, Role::Admin, meta())
+        .set_role(
+            &latchkey_core::testing::access(&f.services, owner, tenant).await,
+            owner.id,
+            Role::Admin,
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(
-        f.services
-            .tenants()
-            .authorize(owner, tenant, ManageMembers)
+        latchkey_core::testing::authorize(&f.services, owner, tenant, ManageMembers)
             .await
             .expect_err("stepped down")
             .code(),
@@ -324,7 +346,7 @@ async fn a_tenant_keeps_at_least_one_owner(backend: TestBackend) {
 }
 
 async fn support_issues_recovery_tokens_only_without_add_authenticators(backend: TestBackend) {
-    use latchkey_core::end_users::{EnrollmentRequest, Scope, TenantCaller};
+    use latchkey_core::end_users::{EnrollmentRequest, Scope};
     let Some(f) = fixture(backend).await else {
         return;
     };
@@ -345,7 +367,12 @@ async fn support_issues_recovery_tokens_only_without_add_authenticators(backend:
     for (role, op) in &members[1..] {
         f.services
             .tenants()
-            .add_member(stepped_up(&members[0].1), tenant, &op.email, *role, meta())
+            .add_member(
+                &latchkey_core::testing::access(&f.services, &members[0].1, tenant).await,
+                &op.email,
+                *role,
+                meta(),
+            )
             .await
             .unwrap();
     }
@@ -355,8 +382,7 @@ async fn support_issues_recovery_tokens_only_without_add_authenticators(backend:
             services
                 .end_users()
                 .issue_enrollment_token(
-                    TenantCaller::Operator(&op),
-                    tenant,
+                    &latchkey_core::testing::access(&services, &op, tenant).await,
                     "user-1",
                     EnrollmentRequest {
                         scopes,
@@ -384,7 +410,9 @@ async fn support_issues_recovery_tokens_only_without_add_authenticators(backend:
     let listed = f
         .services
         .end_users()
-        .active_enrollment_tokens(support, tenant)
+        .active_enrollment_tokens(
+            &latchkey_core::testing::access(&f.services, support, tenant).await,
+        )
         .await;
     assert!(listed.is_ok_and(|tokens| !tokens.is_empty()));
 }
@@ -418,17 +446,26 @@ async fn instance_admins_read_only_the_instances_own_audit_events(backend: TestB
     );
     // The tenant's own events are its members' (support and up) to read.
     let own = audit
-        .tenant_page(&members[2].1, tenant, &AuditFilter::default())
+        .tenant_page(
+            &latchkey_core::testing::access(&f.services, &members[2].1, tenant).await,
+            &AuditFilter::default(),
+        )
         .await
         .unwrap();
     assert!(own.events.iter().all(|e| e.tenant_id == Some(tenant)));
     assert!(!own.events.is_empty());
     let outsider = audit
-        .tenant_page(&admin, tenant, &AuditFilter::default())
+        .tenant_page(
+            &latchkey_core::testing::access(&f.services, &admin, tenant).await,
+            &AuditFilter::default(),
+        )
         .await;
     assert_eq!(outsider.err().map(|e| e.code()), Some(ErrorCode::NotFound));
     let viewer = audit
-        .tenant_page(&members[3].1, tenant, &AuditFilter::default())
+        .tenant_page(
+            &latchkey_core::testing::access(&f.services, &members[3].1, tenant).await,
+            &AuditFilter::default(),
+        )
         .await;
     assert_eq!(viewer.err().map(|e| e.code()), Some(ErrorCode::Forbidden));
 }
@@ -444,8 +481,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            stepped_up(&admin_owner),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &admin_owner, tenant).await,
             "plain@example.com",
             Role::Owner,
             meta(),
@@ -456,8 +492,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
         .services
         .tenants()
         .add_member(
-            stepped_up(&plain_owner),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &plain_owner, tenant).await,
             "stranger@example.com",
             Role::Viewer,
             meta(),
@@ -471,8 +506,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            stepped_up(&plain_owner),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &plain_owner, tenant).await,
             "known@example.com",
             Role::Viewer,
             meta(),
@@ -482,8 +516,7 @@ async fn only_instance_admins_create_operator_accounts(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            stepped_up(&admin_owner),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &admin_owner, tenant).await,
             "stranger@example.com",
             Role::Viewer,
             meta(),

@@ -11,14 +11,9 @@ use latchkey_core::{
     access::{OperatorIdentity, Role},
     audit::{AuditFilter, RequestMeta},
     both_backends,
-    end_users::{
-        EnrollmentRequest, MatchCount, MatchedOn, Scope, TenantCaller, UserPage, UserSearch,
-    },
+    end_users::{EnrollmentRequest, MatchCount, MatchedOn, Scope, UserPage, UserSearch},
     tenants::NewTenant,
-    testing::{
-        TestBackend, TestDb, all_rows_as_text, insert_operator, soft_passkey::SoftPasskeys,
-        stepped_up,
-    },
+    testing::{TestBackend, TestDb, all_rows_as_text, insert_operator, soft_passkey::SoftPasskeys},
 };
 use uuid::Uuid;
 
@@ -82,8 +77,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         services
             .tenants()
             .add_member(
-                stepped_up(&owner),
-                tenants[0],
+                &latchkey_core::testing::access(&services, &owner, tenants[0]).await,
                 &email,
                 role,
                 RequestMeta::default(),
@@ -118,8 +112,7 @@ async fn user(f: &Fixture, tenant: Uuid, user_id: &str, username: Option<&str>) 
     f.services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Operator(owner),
-            tenant,
+            &latchkey_core::testing::access(&f.services, &owner, tenant).await,
             user_id,
             EnrollmentRequest {
                 username: username.map(str::to_owned),
@@ -184,8 +177,7 @@ async fn search(f: &Fixture, who: &OperatorIdentity, query: &str) -> Result<User
     f.services
         .end_users()
         .search_users(
-            TenantCaller::Operator(who),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &who, f.tenant).await,
             &UserSearch {
                 query: query.into(),
                 ..UserSearch::default()
@@ -242,8 +234,7 @@ async fn search_matches_user_id_or_username_prefixes_case_insensitively(backend:
         .services
         .end_users()
         .search_users(
-            TenantCaller::Operator(&f.viewer),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await,
             &UserSearch {
                 after: Some("not-a-cursor".into()),
                 ..UserSearch::default()
@@ -277,8 +268,7 @@ async fn pages_neither_repeat_nor_skip_while_users_are_added(backend: TestBacken
             .services
             .end_users()
             .search_users(
-                TenantCaller::Operator(&f.support),
-                f.tenant,
+                &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
                 &UserSearch {
                     query: "cust".into(),
                     after: after.clone(),
@@ -327,8 +317,7 @@ async fn only_members_search_and_never_across_tenants(backend: TestBackend) {
         .services
         .end_users()
         .search_users(
-            TenantCaller::Operator(&f.other_owner),
-            f.other_tenant,
+            &latchkey_core::testing::access(&f.services, &f.other_owner, f.other_tenant).await,
             &UserSearch::default(),
         )
         .await
@@ -338,7 +327,10 @@ async fn only_members_search_and_never_across_tenants(backend: TestBackend) {
     let cross = f
         .services
         .end_users()
-        .user(TenantCaller::Operator(&f.owner), f.tenant, "alice-other")
+        .user(
+            &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
+            "alice-other",
+        )
         .await;
     assert!(matches!(cross, Err(Error::NotFound)));
     for who in [&f.owner, &f.support, &f.viewer] {
@@ -361,8 +353,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     // Viewers may look, not act.
     let refused = users
         .revoke_all_authenticators(
-            TenantCaller::Operator(&f.viewer),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await,
             "carol",
             "lost everything",
             RequestMeta::default(),
@@ -371,8 +362,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     assert!(matches!(refused, Err(Error::Forbidden)));
     let refused = users
         .rename_authenticator(
-            TenantCaller::Operator(&f.viewer),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await,
             "carol",
             first,
             "Carol's phone",
@@ -383,8 +373,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     // Another tenant's owner finds nothing to act on.
     let refused = users
         .revoke_all_authenticators(
-            TenantCaller::Operator(&f.other_owner),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.other_owner, f.tenant).await,
             "carol",
             "x",
             RequestMeta::default(),
@@ -396,8 +385,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
 
     let renamed = users
         .rename_authenticator(
-            TenantCaller::Operator(&f.support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             "carol",
             first,
             "  Carol's phone ",
@@ -409,8 +397,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     let before = all_rows_as_text(&f.conn).await;
     let empty = users
         .rename_authenticator(
-            TenantCaller::Operator(&f.support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             "carol",
             first,
             "",
@@ -421,8 +408,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     assert_eq!(empty.field(), Some("name"));
     let no_reason = users
         .revoke_all_authenticators(
-            TenantCaller::Operator(&f.support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             "carol",
             " ",
             RequestMeta::default(),
@@ -439,8 +425,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
 
     let revoked = users
         .revoke_all_authenticators(
-            TenantCaller::Operator(&f.support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             "carol",
             "Lost bag with phone and laptop",
             RequestMeta::default(),
@@ -451,8 +436,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     // Again: nothing left to revoke, nothing recorded.
     let again = users
         .revoke_all_authenticators(
-            TenantCaller::Operator(&f.support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             "carol",
             "again",
             RequestMeta::default(),
@@ -461,7 +445,10 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
         .unwrap();
     assert_eq!(again, 0);
     let listed = users
-        .authenticators(TenantCaller::Operator(&f.viewer), f.tenant, "carol")
+        .authenticators(
+            &latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await,
+            "carol",
+        )
         .await
         .unwrap();
     assert!(listed.iter().all(|a| {
@@ -492,8 +479,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
         .services
         .audit()
         .tenant_page(
-            &f.support,
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             &AuditFilter {
                 action: Some("authenticator.revoked".into()),
                 ..AuditFilter::default()
@@ -506,8 +492,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
         .services
         .audit()
         .tenant_page(
-            &f.support,
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             &AuditFilter {
                 action: Some("authenticator.renamed".into()),
                 ..AuditFilter::default()
@@ -533,7 +518,15 @@ async fn the_audit_log_filters_and_pages_within_its_tenant(backend: TestBackend)
         let audit = &audit;
         let support = &f.support;
         let tenant = f.tenant;
-        async move { audit.tenant_page(support, tenant, &filter).await }
+        let services = &f.services;
+        async move {
+            audit
+                .tenant_page(
+                    &latchkey_core::testing::access(services, support, tenant).await,
+                    &filter,
+                )
+                .await
+        }
     };
     let issued = page(AuditFilter {
         action: Some("enrollment_token.issued".into()),
@@ -623,11 +616,17 @@ async fn the_audit_log_filters_and_pages_within_its_tenant(backend: TestBackend)
 
     // Support reads the log, viewers may not; another tenant's owner finds nothing.
     let viewer = audit
-        .tenant_page(&f.viewer, f.tenant, &AuditFilter::default())
+        .tenant_page(
+            &latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await,
+            &AuditFilter::default(),
+        )
         .await;
     assert!(matches!(viewer, Err(Error::Forbidden)));
     let stranger = audit
-        .tenant_page(&f.other_owner, f.tenant, &AuditFilter::default())
+        .tenant_page(
+            &latchkey_core::testing::access(&f.services, &f.other_owner, f.tenant).await,
+            &AuditFilter::default(),
+        )
         .await;
     assert!(matches!(stranger, Err(Error::NotFound)));
     let instance = audit.instance_page(&f.owner, &AuditFilter::default()).await;
@@ -652,8 +651,7 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
     f.services
         .end_users()
         .revoke_authenticator(
-            TenantCaller::Operator(&f.support),
-            f.tenant,
+            &latchkey_core::testing::access(&f.services, &f.support, f.tenant).await,
             "gina",
             stray_id,
             "stolen",
@@ -667,7 +665,7 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
     let board = f
         .services
         .dashboards()
-        .tenant(&f.viewer, f.tenant)
+        .tenant(&latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await)
         .await
         .unwrap();
     assert_eq!(board.days.len(), 30);
@@ -698,7 +696,7 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
     let later = f
         .services
         .dashboards()
-        .tenant(&f.viewer, f.tenant)
+        .tenant(&latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await)
         .await
         .unwrap();
     assert!(
@@ -711,7 +709,7 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
     let stranger = f
         .services
         .dashboards()
-        .tenant(&f.other_owner, f.tenant)
+        .tenant(&latchkey_core::testing::access(&f.services, &f.other_owner, f.tenant).await)
         .await;
     assert!(matches!(stranger, Err(Error::NotFound)));
 }
@@ -742,7 +740,7 @@ async fn a_seeded_tenant_is_searchable_and_counted(backend: TestBackend) {
     let board = f
         .services
         .dashboards()
-        .tenant(&f.viewer, f.tenant)
+        .tenant(&latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await)
         .await
         .unwrap();
     // Every 17th credential is seeded revoked.

@@ -13,7 +13,7 @@ use latchkey_core::{
     both_backends,
     tenants::NewTenant,
     tenants::config::{Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, Requirement},
-    testing::{TestBackend, TestDb, stepped_up},
+    testing::{TestBackend, TestDb},
 };
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -71,7 +71,12 @@ async fn tenant(f: &Fixture, name: &str) -> (Uuid, Vec<(Role, OperatorIdentity)>
         let op = operator(&f.conn, &email, false).await;
         f.services
             .tenants()
-            .add_member(stepped_up(&owner), id, &email, role, meta())
+            .add_member(
+                &latchkey_core::testing::access(&f.services, &owner, id).await,
+                &email,
+                role,
+                meta(),
+            )
             .await
             .unwrap();
         members.push((role, op));
@@ -103,32 +108,48 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
     let tenants = f.services.tenants();
     // Every member reads it; the defaults are the spec's.
     for (_, op) in &members {
-        let details = tenants.get(op, id).await.unwrap();
+        let details = tenants
+            .get(&latchkey_core::testing::access(&f.services, op, id).await)
+            .await
+            .unwrap();
         assert_eq!(details.config, PasskeyConfig::default());
     }
     for (role, op) in &members[2..] {
         let err = tenants
-            .update_passkey_config(stepped_up(op), id, &example_config(), 1, meta())
+            .update_passkey_config(
+                &latchkey_core::testing::access(&f.services, &op, id).await,
+                &example_config(),
+                1,
+                meta(),
+            )
             .await
             .expect_err("read-only role");
         assert_eq!(err.code(), ErrorCode::Forbidden, "{role:?}");
     }
     let (_, admin) = &members[1];
     let saved = tenants
-        .update_passkey_config(stepped_up(admin), id, &example_config(), 1, meta())
+        .update_passkey_config(
+            &latchkey_core::testing::access(&f.services, &admin, id).await,
+            &example_config(),
+            1,
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(saved.version, 2);
     assert_eq!(saved.origins.len(), 3);
     assert!(matches!(saved.origins[2], Origin::Android(_)));
-    let read = tenants.get(&members[3].1, id).await.unwrap().config;
+    let read = tenants
+        .get(&latchkey_core::testing::access(&f.services, &members[3].1, id).await)
+        .await
+        .unwrap()
+        .config;
     assert_eq!(read, saved, "stored and read back exactly");
 
     // A form loaded before that change cannot overwrite it.
     let err = tenants
         .update_passkey_config(
-            stepped_up(&members[0].1),
-            id,
+            &latchkey_core::testing::access(&f.services, &members[0].1, id).await,
             &PasskeyConfigInput::from(&PasskeyConfig::default()),
             1,
             meta(),
@@ -136,7 +157,15 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
         .await
         .expect_err("stale form");
     assert_eq!(err.code(), ErrorCode::InvalidRequest);
-    assert_eq!(tenants.get(admin, id).await.unwrap().config.version, 2);
+    assert_eq!(
+        tenants
+            .get(&latchkey_core::testing::access(&f.services, admin, id).await)
+            .await
+            .unwrap()
+            .config
+            .version,
+        2
+    );
 
     let events = f.services.audit().recent(Some(id), 50).await.unwrap();
     let change = events
@@ -156,9 +185,17 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
     // A stranger cannot tell the tenant exists.
     let stranger = operator(&f.conn, "stranger@else.test", true).await;
     for result in [
-        tenants.get(&stranger, id).await.map(|_| ()),
         tenants
-            .update_passkey_config(stepped_up(&stranger), id, &example_config(), 2, meta())
+            .get(&latchkey_core::testing::access(&f.services, &stranger, id).await)
+            .await
+            .map(|_| ()),
+        tenants
+            .update_passkey_config(
+                &latchkey_core::testing::access(&f.services, &stranger, id).await,
+                &example_config(),
+                2,
+                meta(),
+            )
             .await
             .map(|_| ()),
     ] {
@@ -227,12 +264,22 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
         let err = f
             .services
             .tenants()
-            .update_passkey_config(stepped_up(owner), id, &input, 1, meta())
+            .update_passkey_config(
+                &latchkey_core::testing::access(&f.services, &owner, id).await,
+                &input,
+                1,
+                meta(),
+            )
             .await
             .expect_err(field);
         assert_eq!(err.field(), Some(field), "{err}");
     }
-    let details = f.services.tenants().get(owner, id).await.unwrap();
+    let details = f
+        .services
+        .tenants()
+        .get(&latchkey_core::testing::access(&f.services, owner, id).await)
+        .await
+        .unwrap();
     assert_eq!(details.config, PasskeyConfig::default(), "nothing saved");
     let events = f.services.audit().recent(Some(id), 50).await.unwrap();
     assert!(
@@ -244,7 +291,12 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
     // Replacing a saved RP ID orphans its passkeys: refused unless confirmed, by any caller.
     f.services
         .tenants()
-        .update_passkey_config(stepped_up(owner), id, &example_config(), 1, meta())
+        .update_passkey_config(
+            &latchkey_core::testing::access(&f.services, &owner, id).await,
+            &example_config(),
+            1,
+            meta(),
+        )
         .await
         .unwrap();
     let moved = PasskeyConfigInput {
@@ -255,12 +307,22 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
     let err = f
         .services
         .tenants()
-        .update_passkey_config(stepped_up(owner), id, &moved, 2, meta())
+        .update_passkey_config(
+            &latchkey_core::testing::access(&f.services, &owner, id).await,
+            &moved,
+            2,
+            meta(),
+        )
         .await
         .expect_err("unconfirmed RP ID change");
     assert_eq!(err.field(), Some("rp_id"));
     assert!(err.to_string().contains("orphans every passkey"), "{err}");
-    let details = f.services.tenants().get(owner, id).await.unwrap();
+    let details = f
+        .services
+        .tenants()
+        .get(&latchkey_core::testing::access(&f.services, owner, id).await)
+        .await
+        .unwrap();
     assert_eq!(
         details.config.rp_id.as_deref(),
         Some("example.com"),
@@ -273,7 +335,12 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
     let saved = f
         .services
         .tenants()
-        .update_passkey_config(stepped_up(owner), id, &confirmed, 2, meta())
+        .update_passkey_config(
+            &latchkey_core::testing::access(&f.services, &owner, id).await,
+            &confirmed,
+            2,
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(saved.rp_id.as_deref(), Some("example.org"));
@@ -288,7 +355,11 @@ async fn only_owners_rename_delete_and_manage_members(backend: TestBackend) {
     for (role, op) in &members[1..] {
         assert_eq!(
             tenants
-                .rename(op, id, "Renamed", meta())
+                .rename(
+                    &latchkey_core::testing::access(&f.services, op, id).await,
+                    "Renamed",
+                    meta()
+                )
                 .await
                 .expect_err("rename")
                 .code(),
@@ -297,7 +368,11 @@ async fn only_owners_rename_delete_and_manage_members(backend: TestBackend) {
         );
         assert_eq!(
             tenants
-                .delete(op, id, "acme", meta())
+                .delete(
+                    &latchkey_core::testing::access(&f.services, op, id).await,
+                    "acme",
+                    meta()
+                )
                 .await
                 .expect_err("delete")
                 .code(),
@@ -306,7 +381,11 @@ async fn only_owners_rename_delete_and_manage_members(backend: TestBackend) {
         );
         assert_eq!(
             tenants
-                .remove_member(op, id, members[3].1.id, meta())
+                .remove_member(
+                    &latchkey_core::testing::access(&f.services, op, id).await,
+                    members[3].1.id,
+                    meta()
+                )
                 .await
                 .expect_err("remove")
                 .code(),
@@ -316,47 +395,86 @@ async fn only_owners_rename_delete_and_manage_members(backend: TestBackend) {
     }
     let owner = &members[0].1;
     tenants
-        .rename(owner, id, "Acme Corp", meta())
+        .rename(
+            &latchkey_core::testing::access(&f.services, owner, id).await,
+            "Acme Corp",
+            meta(),
+        )
         .await
         .unwrap();
-    assert_eq!(tenants.get(owner, id).await.unwrap().name, "Acme Corp");
+    assert_eq!(
+        tenants
+            .get(&latchkey_core::testing::access(&f.services, owner, id).await)
+            .await
+            .unwrap()
+            .name,
+        "Acme Corp"
+    );
     // The last owner stays.
     assert_eq!(
         tenants
-            .remove_member(owner, id, owner.id, meta())
+            .remove_member(
+                &latchkey_core::testing::access(&f.services, owner, id).await,
+                owner.id,
+                meta()
+            )
             .await
             .expect_err("last owner")
             .code(),
         ErrorCode::InvalidRequest
     );
     tenants
-        .remove_member(owner, id, members[3].1.id, meta())
+        .remove_member(
+            &latchkey_core::testing::access(&f.services, owner, id).await,
+            members[3].1.id,
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(
         tenants
-            .get(&members[3].1, id)
+            .get(&latchkey_core::testing::access(&f.services, &members[3].1, id).await)
             .await
             .expect_err("removed")
             .code(),
         ErrorCode::NotFound
     );
-    let listed = tenants.members(owner, id).await.unwrap();
+    let listed = tenants
+        .members(&latchkey_core::testing::access(&f.services, owner, id).await)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 3);
 
     // Deleting needs the exact name.
     let err = tenants
-        .delete(owner, id, "acme corp", meta())
+        .delete(
+            &latchkey_core::testing::access(&f.services, owner, id).await,
+            "acme corp",
+            meta(),
+        )
         .await
         .expect_err("wrong name");
     assert_eq!(err.field(), Some("confirmation"));
-    assert!(tenants.get(owner, id).await.is_ok());
+    assert!(
+        tenants
+            .get(&latchkey_core::testing::access(&f.services, owner, id).await)
+            .await
+            .is_ok()
+    );
     tenants
-        .delete(owner, id, " Acme Corp ", meta())
+        .delete(
+            &latchkey_core::testing::access(&f.services, owner, id).await,
+            " Acme Corp ",
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(
-        tenants.get(owner, id).await.expect_err("gone").code(),
+        tenants
+            .get(&latchkey_core::testing::access(&f.services, owner, id).await)
+            .await
+            .expect_err("gone")
+            .code(),
         ErrorCode::NotFound
     );
     // The audit trail outlives the tenant.
@@ -430,7 +548,12 @@ async fn automation_creates_tenants_with_the_same_rules(backend: TestBackend) {
         })
         .await
         .unwrap();
-    let details = f.services.tenants().get(&owner, id).await.unwrap();
+    let details = f
+        .services
+        .tenants()
+        .get(&latchkey_core::testing::access(&f.services, &owner, id).await)
+        .await
+        .unwrap();
     assert_eq!(details.role, Role::Owner);
     assert!(details.config.enabled);
     assert_eq!(
@@ -491,9 +614,14 @@ async fn configuration_cache_is_invalidated_here_and_ages_out_elsewhere(backend:
     assert_eq!(there.passkey_config(id).await.unwrap().unwrap().version, 1);
     assert!(here.passkey_config(Uuid::new_v4()).await.unwrap().is_none());
 
-    here.update_passkey_config(stepped_up(&members[0].1), id, &example_config(), 1, meta())
-        .await
-        .unwrap();
+    here.update_passkey_config(
+        &latchkey_core::testing::access(&f.services, &members[0].1, id).await,
+        &example_config(),
+        1,
+        meta(),
+    )
+    .await
+    .unwrap();
     // This instance sees the change at once…
     assert_eq!(here.passkey_config(id).await.unwrap().unwrap().version, 2);
     // …the other within the cache's lifetime, by the clock.

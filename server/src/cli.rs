@@ -1,9 +1,7 @@
 //! The command line's subcommands. Each one is a thin call into the server or a service; output
 //! meant for scripts goes to stdout, logs go to stderr.
 
-use latchkey_core::{
-    audit::RequestMeta, operators::Inviter, tenants::NewTenant,
-};
+use latchkey_core::{audit::RequestMeta, operators::Inviter, tenants::NewTenant};
 
 use crate::{
     config::{ApiKeyCommand, Cli, Command, OperatorCommand, TenantCommand, unknown_env_vars},

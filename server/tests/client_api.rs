@@ -8,8 +8,8 @@ mod common;
 
 use common::TestServer;
 use latchkey_core::{
-    tenants::api_keys::KeyCreator, audit::RequestMeta, both_backends, end_users::EnrollmentRequest,
-    end_users::TenantCaller, tenants::NewTenant, testing::TestBackend,
+    audit::RequestMeta, both_backends, end_users::EnrollmentRequest, tenants::NewTenant,
+    testing::TestBackend,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -40,7 +40,11 @@ async fn tenant(t: &TestServer, name: &str, origin: &str) -> Uuid {
         .unwrap();
     t.services
         .api_keys()
-        .create(KeyCreator::Cli, id, "backend", RequestMeta::default())
+        .create(
+            &latchkey_core::testing::host_access(&t.services, id).await,
+            "backend",
+            RequestMeta::default(),
+        )
         .await
         .unwrap();
     id
@@ -153,7 +157,11 @@ async fn browsers_may_call_from_exactly_the_tenants_web_origins(backend: TestBac
     let secret = t
         .services
         .api_keys()
-        .create(KeyCreator::Cli, other, "k", RequestMeta::default())
+        .create(
+            &latchkey_core::testing::host_access(&t.services, other).await,
+            "k",
+            RequestMeta::default(),
+        )
         .await
         .unwrap()
         .secret;
@@ -162,8 +170,7 @@ async fn browsers_may_call_from_exactly_the_tenants_web_origins(backend: TestBac
         .services
         .end_users()
         .issue_enrollment_token(
-            TenantCaller::Backend(&key),
-            other,
+            &key.access(),
             "user-1",
             EnrollmentRequest::default(),
             RequestMeta::default(),

@@ -55,7 +55,12 @@ async fn the_committed_openapi_document_is_the_served_one() {
         std::fs::write(&path, &expected).unwrap();
         return;
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let committed = std::fs::read_to_string(&path).unwrap_or_else(|err| {
+        panic!(
+            "cannot read docs/openapi.json ({err}). Create it with\n    \
+             {BLESS_VAR}=1 cargo test -p server --test docs_contract"
+        )
+    });
     if committed != expected {
         let first_difference = committed
             .lines()

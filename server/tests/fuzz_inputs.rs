@@ -14,10 +14,9 @@ use std::sync::Mutex;
 use common::TestServer;
 use latchkey_core::{
     ErrorCode,
-    tenants::api_keys::KeyCreator,
     audit::RequestMeta,
     both_backends,
-    end_users::{EnrollmentRequest, Scope, TenantCaller},
+    end_users::{EnrollmentRequest, Scope},
     entities::ceremony,
     tenants::NewTenant,
     testing::{
@@ -91,7 +90,11 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let api_key = t
         .services
         .api_keys()
-        .create(KeyCreator::Cli, tenant, "backend", RequestMeta::default())
+        .create(
+            &latchkey_core::testing::host_access(&t.services, tenant).await,
+            "backend",
+            RequestMeta::default(),
+        )
         .await
         .unwrap()
         .secret;
@@ -112,8 +115,7 @@ impl Fixture {
             .services
             .end_users()
             .issue_enrollment_token(
-                TenantCaller::Backend(&key),
-                self.tenant,
+                &key.access(),
                 user,
                 EnrollmentRequest {
                     scopes: vec![Scope::AddAuthenticators],

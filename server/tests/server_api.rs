@@ -8,7 +8,6 @@ mod common;
 use chrono::TimeDelta;
 use common::TestServer;
 use latchkey_core::{
-    tenants::api_keys::KeyCreator,
     audit::RequestMeta,
     both_backends,
     tenants::NewTenant,
@@ -63,7 +62,11 @@ async fn tenant(t: &TestServer, name: &str) -> Tenant {
     let key = t
         .services
         .api_keys()
-        .create(KeyCreator::Cli, id, "backend", RequestMeta::default())
+        .create(
+            &latchkey_core::testing::host_access(&t.services, id).await,
+            "backend",
+            RequestMeta::default(),
+        )
         .await
         .unwrap()
         .secret;
@@ -740,12 +743,16 @@ async fn revoked_unknown_and_missing_keys_are_refused(backend: TestBackend) {
     let keys = t
         .services
         .api_keys()
-        .list(&acme.owner, acme.id)
+        .list(&latchkey_core::testing::access(&t.services, &acme.owner, acme.id).await)
         .await
         .unwrap();
     t.services
         .api_keys()
-        .revoke(&acme.owner, acme.id, keys[0].id, RequestMeta::default())
+        .revoke(
+            &latchkey_core::testing::access(&t.services, &acme.owner, acme.id).await,
+            keys[0].id,
+            RequestMeta::default(),
+        )
         .await
         .unwrap();
 

@@ -9,13 +9,13 @@ mod common;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::TestServer;
 use latchkey_core::{
-    audit::RequestMeta,
     access::{OperatorIdentity, Role},
+    audit::RequestMeta,
     both_backends,
-    end_users::{EnrollmentRequest, Scope, TenantCaller},
+    end_users::{EnrollmentRequest, Scope},
     entities::operator,
     tenants::{MemberAdded, NewTenant},
-    testing::{TestBackend, soft_passkey::SoftPasskeys, stepped_up},
+    testing::{TestBackend, soft_passkey::SoftPasskeys},
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
@@ -59,8 +59,7 @@ async fn console(backend: TestBackend) -> Option<Console> {
     for (id, name) in [("Ada-1", "ada@example.com"), ("bob", "Ada.Bob@example.com")] {
         let issued = users
             .issue_enrollment_token(
-                TenantCaller::Operator(&operator),
-                tenant,
+                &latchkey_core::testing::access(&t.services, &operator, tenant).await,
                 id,
                 EnrollmentRequest {
                     username: Some(name.into()),
@@ -205,8 +204,7 @@ async fn revocation_follows_roles_and_tenants(backend: TestBackend) {
         c.t.services
             .tenants()
             .add_member(
-                stepped_up(&owner),
-                c.tenant,
+                &latchkey_core::testing::access(&c.t.services, &owner, c.tenant).await,
                 "vic@example.com",
                 Role::Viewer,
                 RequestMeta::default(),
@@ -288,7 +286,10 @@ async fn revocation_follows_roles_and_tenants(backend: TestBackend) {
     let listed =
         c.t.services
             .end_users()
-            .authenticators(TenantCaller::Operator(&owner), c.tenant, "Ada-1")
+            .authenticators(
+                &latchkey_core::testing::access(&c.t.services, &owner, c.tenant).await,
+                "Ada-1",
+            )
             .await
             .unwrap();
     assert!(listed[0].revoked_at.is_some());

@@ -211,12 +211,7 @@ pub async fn revoke_all_authenticators(
     Ok(request
         .services
         .end_users()
-        .revoke_all_authenticators(
-            &access,
-            &user_id,
-            &reason,
-            request.meta.clone(),
-        )
+        .revoke_all_authenticators(&access, &user_id, &reason, request.meta.clone())
         .await?)
 }
 
@@ -314,10 +309,18 @@ pub async fn audit_log(
     let page = if id.is_empty() {
         let request = crate::state::request()?;
         let operator = request.operator().await?;
-        request.services.audit().instance_page(&operator, &filter).await?
+        request
+            .services
+            .audit()
+            .instance_page(&operator, &filter)
+            .await?
     } else {
         let (request, access) = crate::state::tenant_request(&id).await?;
-        request.services.audit().tenant_page(&access, &filter).await?
+        request
+            .services
+            .audit()
+            .tenant_page(&access, &filter)
+            .await?
     };
     Ok(page.into())
 }

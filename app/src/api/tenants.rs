@@ -187,12 +187,7 @@ pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantV
     };
     let tenants = request.services.tenants();
     tenants
-        .update_passkey_config(
-            &access,
-            &input,
-            form.version,
-            request.meta.clone(),
-        )
+        .update_passkey_config(&access, &input, form.version, request.meta.clone())
         .await?;
     Ok(view_of(tenants.get(&access).await?))
 }
@@ -214,7 +209,10 @@ pub async fn android_origin_for(fingerprint: String) -> Result<AndroidOrigin, Po
 /// The `assetlinks.json` for an Android app (`package`, signed with `fingerprints`), as the
 /// passkeys page shows it while the operator types.
 #[server(prefix = "/portal/api", endpoint = "asset_links")]
-pub async fn asset_links(package: String, fingerprints: Vec<String>) -> Result<String, PortalError> {
+pub async fn asset_links(
+    package: String,
+    fingerprints: Vec<String>,
+) -> Result<String, PortalError> {
     let request = crate::state::request()?;
     request.operator().await?;
     let document = latchkey_core::tenants::config::asset_links(&package, &fingerprints);
@@ -252,12 +250,7 @@ pub async fn add_member(
     let added = request
         .services
         .tenants()
-        .add_member(
-            &access,
-            &email,
-            role,
-            request.meta.clone(),
-        )
+        .add_member(&access, &email, role, request.meta.clone())
         .await?;
     Ok(match added {
         MemberAdded::Added => None,
@@ -362,11 +355,7 @@ pub async fn create_api_key(id: String, name: String) -> Result<NewApiKey, Porta
     let created = request
         .services
         .api_keys()
-        .create(
-            &access,
-            &name,
-            request.meta.clone(),
-        )
+        .create(&access, &name, request.meta.clone())
         .await?;
     Ok(NewApiKey {
         secret: created.secret,

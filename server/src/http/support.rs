@@ -88,10 +88,9 @@ async fn export(
         HeaderValue::from_static(export.format.content_type()),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        export.file_name
-    )) {
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.file_name))
+    {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use latchkey_core::{
     Services,
     end_users::{
-        AuthenticatorView, EnrollmentRequest, InvalidReason, Scope, UserView,
-        ValidationKind, ValidationOutcome,
+        AuthenticatorView, EnrollmentRequest, InvalidReason, Scope, UserView, ValidationKind,
+        ValidationOutcome,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -126,12 +126,7 @@ async fn issue_enrollment_token(
     };
     let issued = services
         .end_users()
-        .issue_enrollment_token(
-            &key.access(),
-            &user_id,
-            request,
-            meta,
-        )
+        .issue_enrollment_token(&key.access(), &user_id, request, meta)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -297,10 +292,7 @@ async fn get_user(
     BackendKey(key): BackendKey,
     ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    let user = services
-        .end_users()
-        .user(&key.access(), &user_id)
-        .await?;
+    let user = services.end_users().user(&key.access(), &user_id).await?;
     Ok(Json(user.into()))
 }
 
