@@ -134,6 +134,21 @@ pub async fn access(
     }
 }
 
+/// Runs `action` with `operator`'s access to `tenant` (stepped up, as [`access`]), or answers
+/// why there is none: for the tests of what non-members get.
+pub async fn as_caller<T>(
+    services: &Services,
+    operator: &crate::access::OperatorIdentity,
+    tenant: uuid::Uuid,
+    action: impl AsyncFnOnce(&crate::access::TenantAccess) -> crate::Result<T>,
+) -> crate::Result<T> {
+    let access = services
+        .tenant(operator, tenant)
+        .await?
+        .stepped_up(&stepped_up(operator));
+    action(&access).await
+}
+
 /// What `operator` may do in `tenant`, decided as every tenant-scoped service method decides
 /// it: their role, or `not_found` (not a member) / `forbidden` (the role does not allow it).
 pub async fn authorize(

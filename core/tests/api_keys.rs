@@ -105,14 +105,11 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
         }
     }
     let stranger = insert_operator(&f.conn, "stranger@else.test", true).await;
-    let err = keys
-        .create(
-            &latchkey_core::testing::access(&f.services, &stranger, f.tenant).await,
-            "x",
-            RequestMeta::default(),
-        )
-        .await
-        .expect_err("stranger");
+    let err = latchkey_core::testing::as_caller(&f.services, &stranger, f.tenant, async |access| {
+        keys.create(access, "x", RequestMeta::default()).await
+    })
+    .await
+    .expect_err("stranger");
     assert_eq!(err.code(), ErrorCode::NotFound);
     let err = keys
         .create(
@@ -220,14 +217,13 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
         .await
         .expect_err("viewer");
     assert_eq!(err.code(), ErrorCode::Forbidden);
-    let err = f
-        .services
-        .api_keys()
-        .revoke(
-            &latchkey_core::testing::access(&f.services, admin, Uuid::new_v4()).await,
-            created.info.id,
-            RequestMeta::default(),
-        )
+    let err =
+        latchkey_core::testing::as_caller(&f.services, admin, Uuid::new_v4(), async |access| {
+            f.services
+                .api_keys()
+                .revoke(access, created.info.id, RequestMeta::default())
+                .await
+        })
         .await
         .expect_err("wrong tenant");
     assert_eq!(err.code(), ErrorCode::NotFound);
@@ -312,12 +308,7 @@ async fn the_cli_creates_keys_for_existing_tenants(backend: TestBackend) {
     assert_eq!(events[0].actor_kind, "cli");
     let err = f
         .services
-        .api_keys()
-        .create(
-            &latchkey_core::testing::host_access(&f.services, Uuid::new_v4()).await,
-            "Deploy",
-            RequestMeta::default(),
-        )
+        .tenant_for_host(Uuid::new_v4())
         .await
         .expect_err("unknown tenant");
     assert_eq!(err.field(), Some("tenant"));

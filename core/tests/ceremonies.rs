@@ -20,7 +20,6 @@ use latchkey_core::{
     testing::{
         TestBackend, TestDb, all_rows_as_text, insert_operator,
         soft_passkey::{self, SoftPasskeys, flags},
-        stepped_up,
     },
 };
 use serde_json::Value;

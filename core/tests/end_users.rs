@@ -151,13 +151,17 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
         }
     }
     // Not a member: the tenant does not exist for them.
-    let outsider = users
-        .issue_enrollment_token(
-            &latchkey_core::testing::access(&f.services, &f.outsider, f.tenant).await,
-            "user-1",
-            EnrollmentRequest::default(),
-            RequestMeta::default(),
-        )
+    let outsider =
+        latchkey_core::testing::as_caller(&f.services, &f.outsider, f.tenant, async |access| {
+            users
+                .issue_enrollment_token(
+                    access,
+                    "user-1",
+                    EnrollmentRequest::default(),
+                    RequestMeta::default(),
+                )
+                .await
+        })
         .await;
     assert!(matches!(outsider, Err(Error::NotFound)));
 
@@ -309,11 +313,10 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
         .collect();
     assert_eq!(active, vec![second]);
     // An outsider finds nothing.
-    let outsider = users
-        .authenticators(
-            &latchkey_core::testing::access(&f.services, &f.outsider, f.tenant).await,
-            "user-1",
-        )
+    let outsider =
+        latchkey_core::testing::as_caller(&f.services, &f.outsider, f.tenant, async |access| {
+            users.authenticators(access, "user-1").await
+        })
         .await;
     assert!(matches!(outsider, Err(Error::NotFound)));
 }

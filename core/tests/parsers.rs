@@ -27,7 +27,7 @@ use latchkey_core::{
             check_async, near_miss, origin_input, passkey_config_input, rp_id_input, secret_input,
             sprinkled, typo, user_id_input,
         },
-        insert_operator, stepped_up,
+        insert_operator,
     },
     validate,
 };

@@ -454,12 +454,10 @@ async fn instance_admins_read_only_the_instances_own_audit_events(backend: TestB
         .unwrap();
     assert!(own.events.iter().all(|e| e.tenant_id == Some(tenant)));
     assert!(!own.events.is_empty());
-    let outsider = audit
-        .tenant_page(
-            &latchkey_core::testing::access(&f.services, &admin, tenant).await,
-            &AuditFilter::default(),
-        )
-        .await;
+    let outsider = latchkey_core::testing::as_caller(&f.services, &admin, tenant, async |access| {
+        audit.tenant_page(access, &AuditFilter::default()).await
+    })
+    .await;
     assert_eq!(outsider.err().map(|e| e.code()), Some(ErrorCode::NotFound));
     let viewer = audit
         .tenant_page(

@@ -174,16 +174,14 @@ async fn sign_in(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Res
 }
 
 async fn search(f: &Fixture, who: &OperatorIdentity, query: &str) -> Result<UserPage, Error> {
-    f.services
-        .end_users()
-        .search_users(
-            &latchkey_core::testing::access(&f.services, &who, f.tenant).await,
-            &UserSearch {
-                query: query.into(),
-                ..UserSearch::default()
-            },
-        )
-        .await
+    let search = UserSearch {
+        query: query.into(),
+        ..UserSearch::default()
+    };
+    latchkey_core::testing::as_caller(&f.services, who, f.tenant, async |access| {
+        f.services.end_users().search_users(access, &search).await
+    })
+    .await
 }
 
 fn ids(page: &UserPage) -> Vec<&str> {
@@ -371,13 +369,12 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
         .await;
     assert!(matches!(refused, Err(Error::Forbidden)));
     // Another tenant's owner finds nothing to act on.
-    let refused = users
-        .revoke_all_authenticators(
-            &latchkey_core::testing::access(&f.services, &f.other_owner, f.tenant).await,
-            "carol",
-            "x",
-            RequestMeta::default(),
-        )
+    let refused =
+        latchkey_core::testing::as_caller(&f.services, &f.other_owner, f.tenant, async |access| {
+            users
+                .revoke_all_authenticators(access, "carol", "x", RequestMeta::default())
+                .await
+        })
         .await;
     assert!(matches!(refused, Err(Error::NotFound)));
     // Refusals write nothing, not even an audit event.
@@ -622,11 +619,10 @@ async fn the_audit_log_filters_and_pages_within_its_tenant(backend: TestBackend)
         )
         .await;
     assert!(matches!(viewer, Err(Error::Forbidden)));
-    let stranger = audit
-        .tenant_page(
-            &latchkey_core::testing::access(&f.services, &f.other_owner, f.tenant).await,
-            &AuditFilter::default(),
-        )
+    let stranger =
+        latchkey_core::testing::as_caller(&f.services, &f.other_owner, f.tenant, async |access| {
+            audit.tenant_page(access, &AuditFilter::default()).await
+        })
         .await;
     assert!(matches!(stranger, Err(Error::NotFound)));
     let instance = audit.instance_page(&f.owner, &AuditFilter::default()).await;
@@ -706,10 +702,10 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
             .all(|d| d.registrations + d.sign_ins + d.failures == 0)
     );
     assert_eq!(later.active_credentials(), 2);
-    let stranger = f
-        .services
-        .dashboards()
-        .tenant(&latchkey_core::testing::access(&f.services, &f.other_owner, f.tenant).await)
+    let stranger =
+        latchkey_core::testing::as_caller(&f.services, &f.other_owner, f.tenant, async |access| {
+            f.services.dashboards().tenant(access).await
+        })
         .await;
     assert!(matches!(stranger, Err(Error::NotFound)));
 }
