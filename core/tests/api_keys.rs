@@ -76,7 +76,7 @@ async fn owners_and_admins_manage_keys_support_and_viewers_cannot(backend: TestB
     for (role, op) in &f.members {
         let created = keys
             .create(
-                &latchkey_core::testing::access(&f.services, &op, f.tenant).await,
+                &latchkey_core::testing::access(&f.services, op, f.tenant).await,
                 "Backend",
                 RequestMeta::default(),
             )
@@ -131,7 +131,7 @@ async fn keys_are_shown_once_and_stored_only_as_hashes(backend: TestBackend) {
         .services
         .api_keys()
         .create(
-            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, f.tenant).await,
             "Backend",
             RequestMeta::default(),
         )
@@ -184,7 +184,7 @@ async fn revoked_keys_are_refused_at_once_on_every_instance(backend: TestBackend
         .services
         .api_keys()
         .create(
-            &latchkey_core::testing::access(&f.services, &admin, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, admin, f.tenant).await,
             "Backend",
             RequestMeta::default(),
         )

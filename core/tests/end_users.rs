@@ -92,7 +92,7 @@ async fn register(f: &Fixture, user: &str, passkeys: &mut SoftPasskeys) -> Uuid 
         .services
         .end_users()
         .issue_enrollment_token(
-            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, f.tenant).await,
             user,
             scoped(),
             RequestMeta::default(),
@@ -127,7 +127,7 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
     for (role, op) in &f.members {
         let issued = users
             .issue_enrollment_token(
-                &latchkey_core::testing::access(&f.services, &op, f.tenant).await,
+                &latchkey_core::testing::access(&f.services, op, f.tenant).await,
                 "user-1",
                 EnrollmentRequest::default(),
                 RequestMeta::default(),
@@ -176,7 +176,7 @@ async fn owners_admins_and_support_issue_and_revoke_enrollment_tokens(backend: T
     assert_eq!(listed[0].user_id, "user-1");
     let issued = users
         .issue_enrollment_token(
-            &latchkey_core::testing::access(&f.services, &admin, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, admin, f.tenant).await,
             "user-2",
             scoped(),
             RequestMeta::default(),
@@ -241,7 +241,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
 
     let seen = users
         .authenticators(
-            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, viewer, f.tenant).await,
             "user-1",
         )
         .await
@@ -250,7 +250,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert_eq!(seen[0].name, "Work phone");
     let refused = users
         .revoke_authenticator(
-            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, viewer, f.tenant).await,
             "user-1",
             first,
             "lost phone",
@@ -260,7 +260,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert!(matches!(refused, Err(Error::Forbidden)));
     let no_reason = users
         .revoke_authenticator(
-            &latchkey_core::testing::access(&f.services, &support, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, support, f.tenant).await,
             "user-1",
             first,
             "  ",
@@ -270,7 +270,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert_eq!(no_reason.unwrap_err().field(), Some("reason"));
     let revoked = users
         .revoke_authenticator(
-            &latchkey_core::testing::access(&f.services, &support, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, support, f.tenant).await,
             "user-1",
             first,
             "Lost phone (ticket 4711)",
@@ -286,7 +286,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     );
     let user = users
         .user(
-            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, viewer, f.tenant).await,
             "user-1",
         )
         .await
@@ -301,7 +301,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert_eq!(allowed.len(), 1);
     let seen = users
         .authenticators(
-            &latchkey_core::testing::access(&f.services, &viewer, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, viewer, f.tenant).await,
             "user-1",
         )
         .await
@@ -330,7 +330,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         .services
         .end_users()
         .issue_enrollment_token(
-            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, f.tenant).await,
             "user-1",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -360,7 +360,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
     f.services
         .tenants()
         .update_passkey_config(
-            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, f.tenant).await,
             &input,
             details.config.version,
             RequestMeta::default(),
@@ -375,7 +375,7 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
     assert_eq!(refused.code(), ErrorCode::PasskeysDisabled);
     let refused = users
         .issue_enrollment_token(
-            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, f.tenant).await,
             "user-2",
             EnrollmentRequest::default(),
             RequestMeta::default(),
@@ -404,7 +404,7 @@ async fn deleting_a_tenant_takes_its_users_passkeys_and_tokens_along(backend: Te
     f.services
         .end_users()
         .issue_enrollment_token(
-            &latchkey_core::testing::access(&f.services, &owner, f.tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, f.tenant).await,
             "user-2",
             EnrollmentRequest::default(),
             RequestMeta::default(),

@@ -176,7 +176,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
             .services
             .tenants()
             .add_member(
-                &latchkey_core::testing::access(&f.services, &op, tenant).await,
+                &latchkey_core::testing::access(&f.services, op, tenant).await,
                 "new@example.com",
                 Role::Viewer,
                 meta(),
@@ -207,7 +207,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
     f.services
         .tenants()
         .add_member(
-            &latchkey_core::testing::access(&f.services, &owner, tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, tenant).await,
             "new@example.com",
             Role::Support,
             meta(),
@@ -244,7 +244,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
             .services
             .tenants()
             .add_member(
-                &latchkey_core::testing::access(&f.services, &owner, tenant).await,
+                &latchkey_core::testing::access(&f.services, owner, tenant).await,
                 email,
                 Role::Viewer,
                 meta(),
@@ -258,7 +258,7 @@ async fn members_and_roles_are_managed_by_owners_only(backend: TestBackend) {
         .services
         .tenants()
         .add_member(
-            &latchkey_core::testing::access(&f.services, &owner, tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, tenant).await,
             "nobody@example.com",
             Role::Support,
             meta(),

@@ -112,7 +112,7 @@ async fn user(f: &Fixture, tenant: Uuid, user_id: &str, username: Option<&str>) 
     f.services
         .end_users()
         .issue_enrollment_token(
-            &latchkey_core::testing::access(&f.services, &owner, tenant).await,
+            &latchkey_core::testing::access(&f.services, owner, tenant).await,
             user_id,
             EnrollmentRequest {
                 username: username.map(str::to_owned),

@@ -117,7 +117,7 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
     for (role, op) in &members[2..] {
         let err = tenants
             .update_passkey_config(
-                &latchkey_core::testing::access(&f.services, &op, id).await,
+                &latchkey_core::testing::access(&f.services, op, id).await,
                 &example_config(),
                 1,
                 meta(),
@@ -129,7 +129,7 @@ async fn owners_and_admins_configure_passkeys_support_and_viewers_cannot(backend
     let (_, admin) = &members[1];
     let saved = tenants
         .update_passkey_config(
-            &latchkey_core::testing::access(&f.services, &admin, id).await,
+            &latchkey_core::testing::access(&f.services, admin, id).await,
             &example_config(),
             1,
             meta(),
@@ -264,7 +264,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
             .services
             .tenants()
             .update_passkey_config(
-                &latchkey_core::testing::access(&f.services, &owner, id).await,
+                &latchkey_core::testing::access(&f.services, owner, id).await,
                 &input,
                 1,
                 meta(),
@@ -291,7 +291,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
     f.services
         .tenants()
         .update_passkey_config(
-            &latchkey_core::testing::access(&f.services, &owner, id).await,
+            &latchkey_core::testing::access(&f.services, owner, id).await,
             &example_config(),
             1,
             meta(),
@@ -307,7 +307,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
         .services
         .tenants()
         .update_passkey_config(
-            &latchkey_core::testing::access(&f.services, &owner, id).await,
+            &latchkey_core::testing::access(&f.services, owner, id).await,
             &moved,
             2,
             meta(),
@@ -335,7 +335,7 @@ async fn invalid_configurations_are_refused_by_field_and_change_nothing(backend:
         .services
         .tenants()
         .update_passkey_config(
-            &latchkey_core::testing::access(&f.services, &owner, id).await,
+            &latchkey_core::testing::access(&f.services, owner, id).await,
             &confirmed,
             2,
             meta(),
