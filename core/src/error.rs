@@ -243,6 +243,27 @@ impl Error {
     }
 }
 
+/// Whether a database error is a unique-constraint violation (a duplicate the caller may
+/// answer, not a failure).
+pub(crate) fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// For `map_err` on an insert: a unique-constraint violation becomes `refusal` (what the caller
+/// is told: the duplicate is theirs), any other database error stays the internal error it is.
+pub(crate) fn on_unique(refusal: impl FnOnce() -> Error) -> impl FnOnce(sea_orm::DbErr) -> Error {
+    move |err| {
+        if is_unique_violation(&err) {
+            refusal()
+        } else {
+            Error::from(err)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

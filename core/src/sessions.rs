@@ -11,7 +11,7 @@ use std::{fmt, sync::Arc};
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
     sea_query::Expr,
 };
 use time::OffsetDateTime;
@@ -144,6 +144,8 @@ impl DbSessionStore {
 
     /// Ends every session of an operator (sign out everywhere, removal, suspected theft).
     /// Returns how many were ended.
+    /// Test-only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn revoke_operator(&self, operator_id: Uuid) -> crate::Result<u64> {
         let deleted = session::Entity::delete_many()
             .filter(session::Column::OperatorId.eq(operator_id))
@@ -153,6 +155,8 @@ impl DbSessionStore {
     }
 
     /// How many unexpired sessions an operator has.
+    /// Test-only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn count_active(&self, operator_id: Uuid) -> crate::Result<u64> {
         use sea_orm::PaginatorTrait;
         Ok(session::Entity::find()
@@ -170,7 +174,7 @@ impl SessionStore for DbSessionStore {
             let row = self.row(record)?;
             match session::Entity::insert(row).exec(&self.db).await {
                 Ok(_) => return Ok(()),
-                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(err) if crate::error::is_unique_violation(&err) => {
                     record.id = Id::default();
                 }
                 Err(err) => return Err(backend(err)),

@@ -1,18 +1,18 @@
 //! Server functions called by the portal's pages. Each one: authorize, call a service, map the
 //! error. All live under one URL prefix so that request guards (CSRF, sessions) can scope to it.
 
-mod admin;
+mod audit;
 mod auth;
-mod end_users;
+mod operators;
 mod security;
-mod support;
+mod tenant;
 mod tenants;
 
-pub use admin::*;
+pub use audit::*;
 pub use auth::*;
-pub use end_users::*;
+pub use operators::*;
 pub use security::*;
-pub use support::*;
+pub use tenant::*;
 pub use tenants::*;
 
 use leptos::prelude::*;

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{hooks::use_query_map, params::ParamsMap};
 
-use super::tenants::{TenantNav, TenantScope};
+use super::tenant::{TenantNav, TenantScope};
 use crate::api::{AuditPageView, AuditQuery, TenantView, audit_log};
 
 /// Actions the filter suggests (the log may hold others).

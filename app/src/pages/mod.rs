@@ -1,29 +1,22 @@
-mod api_keys;
 mod audit;
-mod dashboard;
 mod enroll;
-mod enrollment_tokens;
 mod home;
 mod login;
-mod members;
 mod not_found;
 mod operators;
-mod passkeys;
 mod security;
+mod tenant;
 mod tenants;
-mod users;
 
-pub use api_keys::ApiKeysPage;
 pub use audit::{AuditPage, TenantAuditPage};
-pub use dashboard::DashboardPage;
 pub use enroll::EnrollPage;
-pub use enrollment_tokens::EnrollmentTokensPage;
 pub use home::HomePage;
 pub use login::LoginPage;
-pub use members::MembersPage;
 pub use not_found::NotFound;
 pub use operators::OperatorsPage;
-pub use passkeys::PasskeysPage;
 pub use security::SecurityPage;
+pub use tenant::{
+    ApiKeysPage, DashboardPage, EnrollmentTokensPage, MembersPage, PasskeysPage, UserPage,
+    UsersPage,
+};
 pub use tenants::{NewTenantPage, TenantsPage};
-pub use users::{UserPage, UsersPage};

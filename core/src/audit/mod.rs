@@ -260,6 +260,10 @@ enum Scope {
 
 pub struct AuditLog<'a> {
     db: &'a DatabaseConnection,
+    #[cfg_attr(
+        not(any(test, feature = "testing")),
+        expect(dead_code, reason = "only the test-only `record` stamps events itself")
+    )]
     clock: &'a dyn Clock,
 }
 
@@ -274,6 +278,8 @@ impl<'a> AuditLog<'a> {
     }
 
     /// Records an event on its own.
+    /// Test-only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn record(&self, entry: AuditEntry) -> Result<()> {
         record_in(self.db, self.clock, entry).await
     }
@@ -408,6 +414,8 @@ impl<'a> AuditLog<'a> {
 
     /// The newest events, optionally of one tenant, newest first. Not authorized: for callers
     /// that have already checked (and for tests).
+    /// Test-only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn recent(&self, tenant_id: Option<Uuid>, limit: u64) -> Result<Vec<AuditRecord>> {
         let mut query = audit_event::Entity::find();
         if let Some(tenant_id) = tenant_id {

@@ -8,7 +8,7 @@
 //! ceremony in the transaction that audits it.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use uuid::Uuid;
 use webauthn_rs_core::proto::{Credential, RegisterPublicKeyCredential, RegistrationState};
@@ -23,6 +23,7 @@ use crate::{
     abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
     entities::{authenticator, end_user, enrollment_token},
+    error::on_unique,
     tenants::config::Requirement,
     validate,
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
@@ -283,6 +284,8 @@ impl EndUsers<'_> {
             .map(|n| validate::label("name", "passkey name", n, 100))
             .transpose()?;
         let response: RegisterPublicKeyCredential = parse_credential(credential_json)?;
+        // The members webauthn-rs drops, read from the same text (a second, shallow look: the
+        // two types share the `response` member, so one `#[serde(flatten)]` parse cannot hold both).
         let extras: ResponseExtras = serde_json::from_str(credential_json).unwrap_or_default();
         let pending = ceremonies::pending::<RegistrationState>(
             self.db,
@@ -417,16 +420,11 @@ async fn insert_authenticator(
         return Err(exists());
     }
     let model: authenticator::ActiveModel = row.clone().into();
-    match authenticator::Entity::insert(model)
+    authenticator::Entity::insert(model)
         .exec_without_returning(conn)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(exists())
-        }
-        Err(err) => Err(err.into()),
-    }
+        .map(drop)
+        .map_err(on_unique(exists))
 }
 
 #[cfg(test)]

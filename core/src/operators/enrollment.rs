@@ -1,6 +1,6 @@
 //! Registering a new operator's first passkey, from a setup or invitation token.
 
-use sea_orm::{ActiveValue::Set, EntityTrait, SqlErr};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
@@ -14,6 +14,7 @@ use crate::{
     access::OperatorIdentity,
     audit::{self, Actor, AuditEntry, RequestMeta},
     entities::{operator, operator_token, tenant},
+    error::on_unique,
     invitations::{self, TokenPurpose},
     validate,
     webauthn::ceremonies::{self, CeremonyKind},
@@ -155,13 +156,12 @@ impl Operators<'_> {
         let inserted = operator::Entity::insert(row)
             .exec_with_returning(&txn)
             .await
-            .map_err(|e| match e.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => Error::invalid(
+            .map_err(on_unique(|| {
+                Error::invalid(
                     "email",
                     "An operator with this email address already exists.",
-                ),
-                _ => Error::from(e),
-            })?;
+                )
+            }))?;
         let identity = identity_of(inserted);
         let passkey_id =
             insert_passkey(&txn, now, operator_id, FIRST_PASSKEY_NAME, &passkey).await?;

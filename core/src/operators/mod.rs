@@ -101,6 +101,8 @@ impl<'a> Operators<'a> {
     }
 
     /// Whether any operator exists (a fresh instance waits for setup).
+    /// Test-only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn any_exist(&self) -> Result<bool> {
         Ok(operator::Entity::find().count(self.db).await? > 0)
     }

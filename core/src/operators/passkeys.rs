@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, SqlErr, sea_query::Expr,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -20,6 +20,7 @@ use crate::{
     access::step_up::StepUp,
     audit::{self, AuditEntry, RequestMeta},
     entities::{operator, operator_passkey},
+    error::on_unique,
     validate,
     webauthn::ceremonies::{self, CeremonyKind, NewCeremony},
     webauthn::{
@@ -128,13 +129,12 @@ pub(super) async fn insert_passkey(
     })
     .exec_without_returning(conn)
     .await
-    .map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => Error::refused(
+    .map_err(on_unique(|| {
+        Error::refused(
             ErrorCode::CredentialExists,
             "This passkey is already registered.",
-        ),
-        _ => Error::from(e),
-    })?;
+        )
+    }))?;
     Ok(id)
 }
 

@@ -56,6 +56,8 @@ impl Algorithm {
     pub const ALL: [Algorithm; 3] = [Self::Es256, Self::Es384, Self::Rs256];
 
     /// The COSE identifier (`alg` in `pubKeyCredParams`).
+    /// Test-only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub fn cose(self) -> i64 {
         match self {
             Self::Es256 => -7,

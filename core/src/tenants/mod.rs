@@ -11,7 +11,7 @@ use std::{collections::HashSet, sync::Arc};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, sea_query::Expr,
+    PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -20,6 +20,7 @@ use crate::{
     access::{OperatorIdentity, Permission, Role, TenantAccess},
     audit::{self, Actor, AuditEntry, RequestMeta},
     entities::{operator, tenant, tenant_member},
+    error::on_unique,
     invitations::{Grant, TokenPurpose, insert_member, insert_token},
     tenants::config::{
         self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name, enum_stored,
@@ -606,12 +607,9 @@ impl<'a> Tenants<'a> {
             Some(member) => {
                 insert_member(&txn, tenant_id, member.id, role, now)
                     .await
-                    .map_err(|e| match e.sql_err() {
-                        Some(SqlErr::UniqueConstraintViolation(_)) => {
-                            Error::invalid("email", "This operator is already a member.")
-                        }
-                        _ => Error::from(e),
-                    })?;
+                    .map_err(on_unique(|| {
+                        Error::invalid("email", "This operator is already a member.")
+                    }))?;
                 (
                     MemberAdded::Added,
                     ("operator", member.id.to_string()),

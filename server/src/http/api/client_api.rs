@@ -111,7 +111,7 @@ pub struct RegistrationVerifyRequest {
     pub ceremony_id: Uuid,
     /// `RegistrationResponseJSON` (`PublicKeyCredential.toJSON()` of the new credential).
     #[schema(value_type = Object)]
-    pub credential: serde_json::Value,
+    pub credential: Box<serde_json::value::RawValue>,
     /// A name for the passkey; by default the provider's ("Google Password Manager") or
     /// "Passkey".
     #[schema(nullable = false)]
@@ -155,7 +155,7 @@ async fn registration_verify(
         .finish_registration(
             &token,
             body.ceremony_id,
-            &body.credential.to_string(),
+            body.credential.get(),
             body.name.as_deref(),
             meta,
         )
@@ -211,7 +211,7 @@ pub struct AuthenticationVerifyRequest {
     pub ceremony_id: Uuid,
     /// `AuthenticationResponseJSON` (`PublicKeyCredential.toJSON()` of the assertion).
     #[schema(value_type = Object)]
-    pub credential: serde_json::Value,
+    pub credential: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -245,12 +245,7 @@ async fn authentication_verify(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let token = services
         .end_users()
-        .finish_authentication(
-            tenant_id,
-            body.ceremony_id,
-            &body.credential.to_string(),
-            meta,
-        )
+        .finish_authentication(tenant_id, body.ceremony_id, body.credential.get(), meta)
         .await?;
     Ok(Json(TokenResponse { token }))
 }

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::tenants::{TenantNav, TenantScope};
+use super::{TenantNav, TenantScope};
 use crate::api::{DashboardView, DayView, TenantView, tenant_dashboard};
 
 #[component]

@@ -3,7 +3,7 @@
 
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::tenants::{TenantNav, TenantScope};
+use super::{TenantNav, TenantScope};
 use crate::{
     api::{
         AndroidOrigin, ConfigForm, TenantView, android_origin_for, asset_links, save_passkey_config,

@@ -3,7 +3,7 @@
 
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::tenants::{TenantNav, TenantScope};
+use super::{TenantNav, TenantScope};
 use crate::{
     api::{ApiKeyRow, NewApiKey, TenantView, create_api_key, list_api_keys, revoke_api_key},
     forms::{FieldError, FormAlert, FormError, JsControls, SecretField, begin_submit},

@@ -4,9 +4,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "ssr")]
-use super::{display_time, parse_id};
 use crate::PortalError;
+#[cfg(feature = "ssr")]
+use crate::api::{display_time, parse_id};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollmentTokenRow {

@@ -2,7 +2,7 @@
 
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::tenants::{TenantNav, TenantScope};
+use super::{TenantNav, TenantScope};
 use crate::{
     api::{
         InvitationView, MemberRow, TenantView, add_member, change_member_role, delete_tenant,
@@ -246,7 +246,7 @@ fn TenantSettings(tenant: StoredValue<String>, name: String) -> impl IntoView {
                     <button type="submit" class="secondary">"Rename tenant"</button>
                 </JsControls>
             </form>
-            <form class="stack danger" on:submit=delete novalidate>
+            <form class="stack danger-zone" on:submit=delete novalidate>
                 <JsControls>
                     <p>"Deleting " <strong>{name.clone()}</strong> " removes its configuration and memberships. Its audit events stay."</p>
                     <div class="field">

@@ -1,14 +1,12 @@
-//! Server functions of the support console: search users, a user's authenticators, revoke
-//! (one or all), rename, the tenant's audit log and dashboard. The services authorize; these
-//! only parse and shape what the pages show.
+//! The Users pages of the support console: search users, a user's authenticators, revoke (one or
+//! all) and rename. The services authorize; these only parse and shape what the pages show.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::AuditRow;
-#[cfg(feature = "ssr")]
-use super::{display_time, parse_id};
 use crate::PortalError;
+#[cfg(feature = "ssr")]
+use crate::api::{display_time, parse_id};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRow {
@@ -236,167 +234,6 @@ pub async fn rename_authenticator(
         )
         .await?;
     Ok(renamed.into())
-}
-
-/// The audit log filters as the page's form (and URL) carries them: all text, empty = any.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditQuery {
-    pub actor: String,
-    pub action: String,
-    pub user: String,
-    /// `YYYY-MM-DD` (UTC), inclusive.
-    pub from: String,
-    /// `YYYY-MM-DD` (UTC), inclusive.
-    pub to: String,
-    /// Cursor: older than this event id.
-    pub before: String,
-}
-
-#[cfg(feature = "ssr")]
-impl AuditQuery {
-    /// The service's filter (the rules are `latchkey_core::audit::FilterText`'s).
-    pub fn to_filter(&self) -> Result<latchkey_core::audit::AuditFilter, latchkey_core::Error> {
-        latchkey_core::audit::FilterText {
-            actor: self.actor.clone(),
-            action: self.action.clone(),
-            user: self.user.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            before: self.before.clone(),
-        }
-        .parse()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditPageView {
-    pub events: Vec<AuditRow>,
-    /// The `before` of the next (older) page.
-    pub next: Option<i64>,
-}
-
-#[cfg(feature = "ssr")]
-impl From<latchkey_core::audit::AuditPage> for AuditPageView {
-    fn from(page: latchkey_core::audit::AuditPage) -> Self {
-        Self {
-            events: page.events.into_iter().map(AuditRow::from).collect(),
-            next: page.next,
-        }
-    }
-}
-
-/// A page of the audit log: of one tenant (`id`), or of the whole instance (`id` empty; instance
-/// admins only).
-#[server(prefix = "/portal/api", endpoint = "audit_log")]
-pub async fn audit_log(
-    id: String,
-    actor: String,
-    action: String,
-    user: String,
-    from: String,
-    to: String,
-    before: String,
-) -> Result<AuditPageView, PortalError> {
-    let query = AuditQuery {
-        actor,
-        action,
-        user,
-        from,
-        to,
-        before,
-    };
-    let filter = query.to_filter()?;
-    let page = if id.is_empty() {
-        let request = crate::state::request()?;
-        let operator = request.operator().await?;
-        request
-            .services
-            .audit()
-            .instance_page(&operator, &filter)
-            .await?
-    } else {
-        let (request, access) = crate::state::tenant_request(&id).await?;
-        request
-            .services
-            .audit()
-            .tenant_page(&access, &filter)
-            .await?
-    };
-    Ok(page.into())
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DayView {
-    /// `YYYY-MM-DD`.
-    pub date: String,
-    pub registrations: u64,
-    pub sign_ins: u64,
-    pub failures: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutcomeView {
-    /// "Sign-in" / "Registration".
-    pub ceremony: String,
-    /// "success" or the error code.
-    pub outcome: String,
-    pub count: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderView {
-    pub provider: String,
-    pub count: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DashboardView {
-    pub days: Vec<DayView>,
-    pub outcomes: Vec<OutcomeView>,
-    pub providers: Vec<ProviderView>,
-    pub synced: u64,
-    pub device_bound: u64,
-}
-
-#[server(prefix = "/portal/api", endpoint = "tenant_dashboard")]
-pub async fn tenant_dashboard(id: String) -> Result<DashboardView, PortalError> {
-    let (request, access) = crate::state::tenant_request(&id).await?;
-    let board = request.services.dashboards().tenant(&access).await?;
-    Ok(DashboardView {
-        days: board
-            .days
-            .into_iter()
-            .map(|d| DayView {
-                date: d.date.format("%Y-%m-%d").to_string(),
-                registrations: d.registrations,
-                sign_ins: d.sign_ins,
-                failures: d.failures,
-            })
-            .collect(),
-        outcomes: board
-            .outcomes
-            .into_iter()
-            .map(|o| OutcomeView {
-                ceremony: if o.ceremony == "sign_in" {
-                    "Sign-in".into()
-                } else {
-                    "Registration".into()
-                },
-                outcome: o.error_code.unwrap_or_else(|| "success".into()),
-                count: o.count,
-            })
-            .collect(),
-        providers: board
-            .providers
-            .into_iter()
-            .map(|p| ProviderView {
-                provider: p.provider.unwrap_or_else(|| "Unknown provider".into()),
-                count: p.count,
-            })
-            .collect(),
-        synced: board.synced,
-        device_bound: board.device_bound,
-    })
 }
 
 #[cfg(all(test, feature = "ssr"))]

@@ -13,7 +13,7 @@ use leptos_router::{
     params::ParamsMap,
 };
 
-use super::tenants::{TenantNav, TenantScope};
+use super::{TenantNav, TenantScope};
 use crate::{
     api::{
         AuthenticatorRow, IssuedToken, TenantView, UserDetailView, UsersPageView,
