@@ -25,7 +25,8 @@ both_backends!(
     pages_render_users_and_their_passkeys_on_the_server,
     revocation_follows_roles_and_tenants,
     the_audit_log_exports_for_members_only,
-    provider_icons_are_served_from_the_aaguid_list
+    provider_icons_are_served_from_the_aaguid_list,
+    a_malformed_tenant_id_is_not_found_on_every_edge
 );
 
 const SITE: &str = "https://shop.example.com";
@@ -411,5 +412,57 @@ async fn provider_icons_are_served_from_the_aaguid_list(backend: TestBackend) {
         "/provider-icons/ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4/sepia",
     ] {
         assert_eq!(c.t.get(path).await.status(), 404, "{path}");
+    }
+}
+
+/// A tenant ID that does not parse names no tenant: every edge answers it as it answers an
+/// unknown one, `not_found` (the access check, `services.tenant`, is the one place that decides).
+async fn a_malformed_tenant_id_is_not_found_on_every_edge(backend: TestBackend) {
+    let Some(c) = console(backend).await else {
+        return;
+    };
+    let cookie = c.owner.cookie.as_deref();
+    let unknown = Uuid::new_v4().to_string();
+    for id in ["not-a-tenant", "", " ", &unknown] {
+        for endpoint in [
+            "tenant_details",
+            "tenant_members",
+            "list_api_keys",
+            "list_enrollment_tokens",
+            "tenant_dashboard",
+            "search_users",
+        ] {
+            let (status, body) = call(&c, cookie, endpoint, &[("id", id), ("query", "")]).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (404, Some("not_found")),
+                "{endpoint}({id:?}): {body}"
+            );
+        }
+        if !id.trim().is_empty() {
+            let res =
+                c.t.get_as(&format!("/portal/export/audit.csv?tenant={id}"), cookie)
+                    .await;
+            assert_eq!(res.status(), 404, "export for {id:?}");
+        }
+    }
+    // The Client API, its tenant in the path.
+    for id in ["not-a-tenant", unknown.as_str()] {
+        let res = reqwest::Client::new()
+            .post(c.t.url(&format!(
+                "/api/client/v1/tenants/{id}/authentication/options"
+            )))
+            .header("origin", SITE)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        assert_eq!(
+            status,
+            404,
+            "client API for {id:?}: {}",
+            res.text().await.unwrap_or_default()
+        );
     }
 }

@@ -59,6 +59,14 @@ pub async fn client_cors(
         && request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    // A tenant segment that is no tenant ID names no tenant: `not_found`, as an unknown one is,
+    // before any origin is judged (the same answer on every edge).
+    if let Some(rest) = request.uri().path().strip_prefix(TENANT_PREFIX)
+        && let Err(err) =
+            latchkey_core::tenants::parse_tenant_id(rest.split('/').next().unwrap_or_default())
+    {
+        return crate::http::problem::ApiError(err).into_response();
+    }
     let token = bearer_of(request.headers()).map(str::to_owned);
     let scope = scope_of(request.uri().path(), preflight, token.as_deref());
     // Without `Origin` (an app, a server) only a tenant path is looked at: does the tenant exist.
