@@ -11,6 +11,8 @@
 
 pub mod aaguid;
 pub(crate) mod authentication;
+#[cfg(test)]
+mod credential_properties;
 mod decoys;
 mod directory;
 mod enrollment;
