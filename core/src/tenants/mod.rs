@@ -399,7 +399,8 @@ impl<'a> Tenants<'a> {
             let registered = crate::entities::authenticator::Entity::find()
                 .filter(crate::entities::authenticator::Column::TenantId.eq(tenant_id))
                 .filter(crate::entities::authenticator::Column::RevokedAt.is_null())
-                .count(self.db)
+                // In the transaction: a second connection is not needed, nor always free.
+                .count(&txn)
                 .await?;
             return Err(Error::invalid(
                 "rp_id",
