@@ -1,5 +1,6 @@
-//! Who may do what. Every service method that acts for an operator checks here, whatever the UI
-//! shows or hides.
+//! Who may do what, decided here whatever the UI shows or hides: the identities (operators,
+//! actors), the role table, and [`TenantAccess`] — the value every tenant-scoped service method
+//! takes and asks for the permission it needs.
 //!
 //! Per tenant an operator holds one [`Role`]; instance admins may additionally create tenants and
 //! invite operators, but gain no access to a tenant's contents by that alone: not its users, not

@@ -1,5 +1,6 @@
-//! Tenants, their members and their passkey configuration. Every method that acts for an
-//! operator checks their role first; a tenant they are not a member of is `not_found`.
+//! Tenants, their members and their passkey configuration. Every method acting in one tenant
+//! takes a [`crate::access::TenantAccess`] and asks it for its permission first (a tenant the
+//! operator is not a member of has no access value at all: `not_found`).
 
 pub mod api_keys;
 pub mod config;
