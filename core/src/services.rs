@@ -28,6 +28,8 @@ pub struct Services {
     db: DatabaseConnection,
     /// Where the Server and Client APIs write (see [`crate::db::writer_for`]).
     writer: DatabaseConnection,
+    /// Where the hot write steps go (see [`crate::db::steps`]).
+    steps: crate::db::steps::StepWriter,
     clock: Arc<dyn Clock>,
     portal: Arc<PortalRelyingParty>,
     configs: Arc<crate::tenants::config_cache::ConfigCache>,
@@ -51,6 +53,7 @@ impl Services {
     ) -> Result<Self> {
         Ok(Self {
             writer: crate::db::writer_for(&db),
+            steps: crate::db::steps::StepWriter::for_pool(&db, Default::default()),
             db,
             clock,
             portal: Arc::new(PortalRelyingParty::new(public_url)?),
@@ -65,6 +68,13 @@ impl Services {
     /// The same services with other bounds on anonymous writes (configuration).
     pub fn with_limits(mut self, limits: AbuseLimits) -> Self {
         self.abuse.limits = limits;
+        self
+    }
+
+    /// The same services for a SQLite database opened with `durability` (the write steps' own
+    /// connection must flush as the pool's do; see [`crate::db::connect`]).
+    pub fn with_sqlite_durability(mut self, durability: crate::db::SqliteDurability) -> Self {
+        self.steps = crate::db::steps::StepWriter::for_pool(&self.db, durability);
         self
     }
 
@@ -162,6 +172,7 @@ impl Services {
         crate::end_users::EndUsers::new(
             &self.db,
             &self.writer,
+            &self.steps,
             self.clock.as_ref(),
             &self.configs,
             &self.relying_parties,

@@ -129,6 +129,13 @@ impl<E: SingleUse> Attempt<E> {
         update.filter(live)
     }
 
+    /// The conditional update itself, for a write step that runs it with others
+    /// ([`crate::db::steps`]); [`Attempt::explain`] says why it changed no row.
+    pub(crate) fn statement(&self, now: DateTime<Utc>) -> sea_orm::sea_query::UpdateStatement {
+        use sea_orm::QueryTrait;
+        self.update(now).into_query()
+    }
+
     /// Uses the row up at `now`, in `conn`'s transaction.
     pub(crate) async fn claim(
         self,
@@ -163,7 +170,7 @@ impl<E: SingleUse> Attempt<E> {
     }
 
     /// Explains a lost update. Only reads: the update decided.
-    async fn why_lost(&self, conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Claim> {
+    pub(crate) async fn why_lost(&self, conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Claim> {
         let row = E::find()
             .filter(E::ID.eq(self.id))
             .filter(self.scope.clone())

@@ -6,6 +6,7 @@
 //! - `run`: one scenario (one database) → JSON;
 //! - `suite`: SQLite (`synchronous=normal`, then `full`) and PostgreSQL back to back, then the
 //!   report spliced into BENCHMARKS.md (`scripts/bench.sh` runs it);
+//! - `drive`: a server that is already running (anything that speaks the contract) → JSON;
 //! - `report`: the report from earlier JSON results;
 //! - `crypto`: the raw verify rates alone.
 
@@ -61,6 +62,36 @@ enum Command {
         /// verification` writes it), included in the report when present.
         #[arg(long)]
         verification: Option<PathBuf>,
+        /// Also measure the reference peer (a copy of `../shared/peers/simplewebauthn-node`
+        /// where `npm ci` has run), after Latchkey's runs, by the same clients.
+        #[arg(long)]
+        peer: Option<PathBuf>,
+    },
+    /// Drives a server that is already running and speaks the contract (Latchkey elsewhere, or
+    /// another implementation) with one tenant's API key; prints the result as JSON.
+    Drive {
+        #[command(flatten)]
+        load: Load,
+        /// Where it listens, e.g. `http://127.0.0.1:3000`.
+        #[arg(long)]
+        base_url: String,
+        /// The tenant's Server API key (`lk_sk_…`).
+        #[arg(long, env = "LATCHKEY_BENCH_API_KEY")]
+        api_key: String,
+        #[arg(long)]
+        tenant_id: uuid::Uuid,
+        /// The web origin the tenant's relying party expects (`Origin` and `clientDataJSON`).
+        #[arg(long)]
+        origin: String,
+        /// Its process on this machine, for CPU and memory (left out: not reported).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The name the result is reported under.
+        #[arg(long, default_value = "external server")]
+        label: String,
+        /// Also write the JSON result here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Renders the report from JSON results (and the micro-benchmark summary) to stdout.
     Report {
@@ -167,7 +198,45 @@ async fn run_on(
     let tenants = server::seed_tenants(bin, db, load.tenants)?;
     let logs = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = Server::start(bin, db, logs.path()).await?;
-    let outcome = drive(load, db, &server, tenants, crypto).await;
+    let subject = Subject {
+        label: db.label.clone(),
+        base_url: server.base_url.clone(),
+        pid: Some(server.pid),
+        tenants,
+        db: Some(db),
+    };
+    measure_child(load, subject, server, logs, crypto).await
+}
+
+/// The reference peer from a copy of its folder where `npm ci` has run (see `--peer`).
+async fn run_peer(load: &Load, dir: &std::path::Path) -> Result<RunResult, String> {
+    eprintln!("loadgen: measuring the raw ES256 verify rate (machine idle)");
+    let crypto = tokio::task::spawn_blocking(machine_rates::measure)
+        .await
+        .map_err(|e| e.to_string())??;
+    let logs = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (server, tenant) = Server::start_peer(dir, logs.path()).await?;
+    let subject = Subject {
+        label: PEER_LABEL.into(),
+        base_url: server.base_url.clone(),
+        pid: Some(server.pid),
+        tenants: vec![tenant],
+        db: None,
+    };
+    measure_child(load, subject, server, logs, crypto).await
+}
+
+const PEER_LABEL: &str = "Node peer (Express + @simplewebauthn/server, in memory)";
+
+/// Measures a server this program started, then stops it (its log is kept if the run failed).
+async fn measure_child(
+    load: &Load,
+    subject: Subject<'_>,
+    server: Server,
+    logs: tempfile::TempDir,
+    crypto: stats::CryptoRates,
+) -> Result<RunResult, String> {
+    let outcome = drive(load, subject, crypto).await;
     let peak = server::peak_rss_mib(server.pid).unwrap_or(f64::NAN);
     if outcome.is_err() {
         eprintln!(
@@ -182,30 +251,44 @@ async fn run_on(
     Ok(result)
 }
 
+/// What a run measures: a server that speaks the contract, with its tenants.
+struct Subject<'a> {
+    label: String,
+    base_url: String,
+    /// Its process, when it runs on this machine (CPU and memory are read from `/proc`).
+    pid: Option<u32>,
+    tenants: Vec<server::BenchTenant>,
+    /// Latchkey's database, when the load generator made it (statistics, write counts).
+    db: Option<&'a BenchDb>,
+}
+
 async fn drive(
     load: &Load,
-    db: &BenchDb,
-    server: &Server,
-    tenants: Vec<server::BenchTenant>,
+    subject: Subject<'_>,
     crypto: stats::CryptoRates,
 ) -> Result<RunResult, String> {
+    let label = subject.label.clone();
     let target = Arc::new(flows::Target::new(
-        server.base_url.clone(),
-        tenants,
+        subject.base_url.clone(),
+        subject.tenants,
         load.concurrency,
     )?);
     let per_worker = load.users.div_ceil(load.concurrency).max(1);
     eprintln!(
-        "loadgen: {}: enrolling {} users",
-        db.label,
+        "loadgen: {label}: enrolling {} users",
         per_worker * load.concurrency
     );
     let workers = (0..load.concurrency).map(Worker::new).collect();
     let mut workers = phase::seed_users(target.clone(), workers, per_worker).await?;
-    if !db.young {
-        db.analyze().await?;
-    }
-    let writes = WriteCounter::open(db).await?;
+    let writes = match subject.db {
+        Some(db) => {
+            if !db.young {
+                db.analyze().await?;
+            }
+            WriteCounter::open(db).await?
+        }
+        None => None,
+    };
     let window = Window {
         warmup: Duration::from_secs(load.warmup),
         duration: Duration::from_secs(load.duration),
@@ -213,8 +296,7 @@ async fn drive(
     let mut phases = Vec::new();
     for work in [Work::SignIn, Work::Enroll, Work::Issue] {
         eprintln!(
-            "loadgen: {}: {} ({} s warm-up, {} s measured, {} clients)",
-            db.label,
+            "loadgen: {label}: {} ({} s warm-up, {} s measured, {} clients)",
             work.name(),
             load.warmup,
             load.duration,
@@ -225,7 +307,7 @@ async fn drive(
             workers,
             work,
             &window,
-            server.pid,
+            subject.pid,
             writes.as_ref(),
         )
         .await?;
@@ -236,18 +318,23 @@ async fn drive(
         );
         phases.push(result);
     }
-    let fsync_per_second = db
-        .directory()
-        .map(|dir| machine_rates::fsync_rate(dir, Duration::from_secs(2)))
-        .transpose()?;
+    let (fsync_per_second, database) = match subject.db {
+        Some(db) => (
+            db.directory()
+                .map(|dir| machine_rates::fsync_rate(dir, Duration::from_secs(2)))
+                .transpose()?,
+            db.version().await.map_or(label.clone(), |v| {
+                format!("{} {v}", label.split(' ').next().unwrap_or_default())
+            }),
+        ),
+        None => (None, label.clone()),
+    };
     Ok(RunResult {
         fsync_per_second,
-        label: db.label.clone(),
-        database: db.version().await.map_or(db.label.clone(), |v| {
-            format!("{} {v}", db.label.split(' ').next().unwrap_or_default())
-        }),
+        label,
+        database,
         concurrency: load.concurrency,
-        tenants: load.tenants,
+        tenants: target.tenants.len(),
         users: per_worker * load.concurrency,
         warmup_seconds: load.warmup as f64,
         crypto,
@@ -292,6 +379,7 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             results,
             write,
             verification,
+            peer,
         } => {
             let mut all = Vec::new();
             for db in [
@@ -310,6 +398,11 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
                 write_json(&results.join(format!("{name}.json")), &result)?;
                 all.push(result);
             }
+            if let Some(dir) = peer {
+                let result = run_peer(&load, &dir).await?;
+                write_json(&results.join("peer.json"), &result)?;
+                all.push(result);
+            }
             let verification = verification
                 .filter(|p| p.exists())
                 .map(|p| report::read_verification(&p))
@@ -318,6 +411,41 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             report::splice(&write, &section)?;
             println!("{section}");
             eprintln!("loadgen: report written to {}", write.display());
+            Ok(())
+        }
+        Command::Drive {
+            load,
+            base_url,
+            api_key,
+            tenant_id,
+            origin,
+            pid,
+            label,
+            json,
+        } => {
+            let crypto = tokio::task::spawn_blocking(machine_rates::measure)
+                .await
+                .map_err(|e| e.to_string())??;
+            let subject = Subject {
+                label,
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                pid,
+                tenants: vec![server::BenchTenant {
+                    id: tenant_id,
+                    api_key,
+                    origin,
+                }],
+                db: None,
+            };
+            let mut result = drive(&load, subject, crypto).await?;
+            result.server_peak_rss_mib = pid.and_then(server::peak_rss_mib).unwrap_or(f64::NAN);
+            if let Some(path) = json {
+                write_json(&path, &result)?;
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?
+            );
             Ok(())
         }
         Command::Report {

@@ -132,6 +132,10 @@ pub async fn seed_users(
     Ok(seeded)
 }
 
+/// The name prefix of the server's threads that run SQLite statements (sqlx gives each connection
+/// a thread of its own); the busiest of them is the writer.
+const SQLITE_THREADS: &str = "sqlx-sqlite";
+
 pub struct Window {
     pub warmup: Duration,
     pub duration: Duration,
@@ -142,7 +146,7 @@ pub async fn run(
     workers: Vec<Worker>,
     work: Work,
     window: &Window,
-    server_pid: u32,
+    server_pid: Option<u32>,
     writes: Option<&WriteCounter>,
 ) -> Result<(Vec<Worker>, PhaseResult), String> {
     let begin = Instant::now();
@@ -175,16 +179,20 @@ pub async fn run(
         .collect();
 
     sleep_until(measure_from.into()).await;
-    let pid = server_pid.to_string();
+    // Another process's CPU can be read only when its pid is known (an external server's may
+    // not be).
+    let pid = server_pid.map(|p| p.to_string());
+    let server_cpu = || pid.as_deref().and_then(server::cpu_seconds);
+    let threads = |prefix| server_pid.map_or_else(Default::default, |p| server::thread_cpu_seconds(p, prefix));
     let postgres = writes.is_some();
     let db_cpu = || postgres.then(server::postgres_cpu_seconds).flatten();
     let cpu_before = (
-        server::cpu_seconds(&pid),
+        server_cpu(),
         server::cpu_seconds("self"),
         db_cpu(),
     );
     // SQLite's connections each run on a thread of their own; the busiest is the writer.
-    let db_threads_before = server::thread_cpu_seconds(server_pid, "sqlx-sqlite");
+    let db_threads_before = threads(SQLITE_THREADS);
     let ticks_before = server::machine_ticks();
     let xid_before = match writes {
         Some(counter) => Some(counter.read().await?),
@@ -196,7 +204,7 @@ pub async fn run(
         tokio::spawn(async move {
             let mut peak = 0f64;
             while sampling.load(Ordering::Relaxed) {
-                peak = peak.max(server::rss_mib(server_pid).unwrap_or(0.0));
+                peak = peak.max(server_pid.and_then(server::rss_mib).unwrap_or(0.0));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             peak
@@ -204,11 +212,11 @@ pub async fn run(
     };
     sleep_until(end.into()).await;
     let cpu_after = (
-        server::cpu_seconds(&pid),
+        server_cpu(),
         server::cpu_seconds("self"),
         db_cpu(),
     );
-    let db_threads_after = server::thread_cpu_seconds(server_pid, "sqlx-sqlite");
+    let db_threads_after = threads(SQLITE_THREADS);
     let ticks_after = server::machine_ticks();
     sampling.store(false, Ordering::Relaxed);
 

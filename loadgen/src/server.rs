@@ -265,13 +265,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(bin: &Path, db: &BenchDb, log_dir: &Path) -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("finding a free port: {e}"))?
-            .port();
-        let log = log_dir.join("server.log");
-        let file = std::fs::File::create(&log).map_err(|e| format!("server log: {e}"))?;
-        let err = file.try_clone().map_err(|e| format!("server log: {e}"))?;
+        let port = free_port()?;
         let mut command = tokio::process::Command::new(bin);
         command
             .arg("serve")
@@ -280,17 +274,52 @@ impl Server {
             // Every client comes from 127.0.0.1: the limiter still runs on every request, with a
             // rate no run reaches.
             .env("LATCHKEY_CLIENT_RATE_LIMIT", "0")
-            .env("LATCHKEY_SOURCE_RATE_LIMIT", "0")
+            .env("LATCHKEY_SOURCE_RATE_LIMIT", "0");
+        if let Some(sync) = &db.synchronous {
+            command.env("LATCHKEY_SQLITE_SYNCHRONOUS", sync);
+        }
+        Self::spawn(command, port, log_dir).await
+    }
+
+    /// The reference peer (`../shared/peers/simplewebauthn-node`: Express +
+    /// `@simplewebauthn/server`, state in memory), from a copy of its folder where `npm ci` has
+    /// run; it serves one tenant, made up here.
+    pub async fn start_peer(dir: &Path, log_dir: &Path) -> Result<(Self, BenchTenant), String> {
+        let port = free_port()?;
+        let tenant = BenchTenant {
+            id: Uuid::new_v4(),
+            api_key: format!("lk_sk_peer{}", Uuid::new_v4().simple()),
+            origin: "http://localhost:5173".into(),
+        };
+        let mut command = tokio::process::Command::new("node");
+        command
+            .arg("server.js")
+            .current_dir(dir)
+            .env("PEER_TENANT_ID", tenant.id.to_string())
+            .env("PEER_API_KEY", &tenant.api_key)
+            .env("PEER_RP_ID", "localhost")
+            .env("PEER_ORIGIN", &tenant.origin)
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1");
+        Ok((Self::spawn(command, port, log_dir).await?, tenant))
+    }
+
+    async fn spawn(
+        mut command: tokio::process::Command,
+        port: u16,
+        log_dir: &Path,
+    ) -> Result<Self, String> {
+        let log = log_dir.join("server.log");
+        let file = std::fs::File::create(&log).map_err(|e| format!("server log: {e}"))?;
+        let err = file.try_clone().map_err(|e| format!("server log: {e}"))?;
+        command
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)
             .kill_on_drop(true);
-        if let Some(sync) = &db.synchronous {
-            command.env("LATCHKEY_SQLITE_SYNCHRONOUS", sync);
-        }
         let child = command
             .spawn()
-            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+            .map_err(|e| format!("starting {:?}: {e}", command.as_std().get_program()))?;
         let pid = child.id().ok_or("the server exited at once")?;
         let server = Self {
             child,
@@ -331,6 +360,13 @@ impl Server {
             let _ = self.child.kill().await;
         }
     }
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("finding a free port: {e}"))
 }
 
 /// User plus system CPU time of a process (all its threads, finished ones included), seconds.

@@ -168,6 +168,7 @@ pub async fn start(
     }
     let services = services
         .with_limits(config.abuse_limits())
+        .with_sqlite_durability(config.sqlite_synchronous)
         .with_step_up_window(config.step_up_window());
     let state = AppState {
         leptos_options: leptos_options(config, &site_root),

@@ -436,6 +436,14 @@ pub(crate) async fn record_in(
     clock: &dyn Clock,
     entry: AuditEntry,
 ) -> Result<()> {
+    audit_event::Entity::insert(row(clock, entry))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The row that records `entry` (for a write step that inserts it with others).
+pub(crate) fn row(clock: &dyn Clock, entry: AuditEntry) -> audit_event::ActiveModel {
     let (actor_kind, actor_id, actor_label) = entry.actor.parts();
     let (outcome, error_code) = match entry.outcome {
         Outcome::Success => ("success", None),
@@ -445,7 +453,7 @@ pub(crate) async fn record_in(
         Some((kind, id)) => (Some(kind.to_owned()), Some(id)),
         None => (None, None),
     };
-    let row = audit_event::ActiveModel {
+    audit_event::ActiveModel {
         id: NotSet,
         occurred_at: Set(clock.now()),
         tenant_id: Set(entry.tenant_id),
@@ -460,9 +468,7 @@ pub(crate) async fn record_in(
         details: Set(entry.details),
         ip: Set(entry.meta.ip),
         user_agent: Set(entry.meta.user_agent),
-    };
-    audit_event::Entity::insert(row).exec(conn).await?;
-    Ok(())
+    }
 }
 
 /// Records a refused attempt: besides a consumed ceremony, the only write a refusal makes.

@@ -1,6 +1,7 @@
 //! Opening the database: SQLite (embedded default) or PostgreSQL, chosen by the URL scheme.
 
 pub mod statistics;
+pub(crate) mod steps;
 
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 

@@ -8,7 +8,7 @@
 //! is one transaction too: the ceremony used up and the refusal audited.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter,
+    ColumnTrait, EntityTrait, QueryFilter, QueryTrait,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
@@ -28,6 +28,7 @@ use crate::{
     Error, ErrorCode, Result,
     abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
+    db::steps::{Chain, Link, Outcome, Row},
     entities::{authenticator, end_user},
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
     webauthn::{
@@ -243,12 +244,8 @@ impl EndUsers<'_> {
         credential.backup_state = result.backup_state();
         credential.backup_eligible = result.backup_eligible();
 
-        let txn = crate::db::begin_write(self.writer).await?;
-        // The ceremony is used up in the transaction that records its success: of concurrent
-        // verifications of one response, one commits; the others are refused and roll back.
-        pending.key.consume_in(&txn, self.clock).await?;
         let now = self.clock.now();
-        let updated = authenticator::Entity::update_many()
+        let update = authenticator::Entity::update_many()
             .col_expr(
                 authenticator::Column::SignCount,
                 Expr::value(i64::from(result.counter())),
@@ -273,39 +270,37 @@ impl EndUsers<'_> {
             // verifying, but another assertion of the same passkey may have committed a higher
             // one since (two sign-ins verified at once commit in either order).
             .filter(counter_moves_forward(result.counter()))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected != 1 {
-            // Released first: on SQLite the writer is a single connection.
-            txn.rollback().await?;
-            return Err(self.why_not_updated(stored.id, attempt).await?);
-        }
-        let token = validation::issue_in(
-            &txn,
+            .into_query();
+        let (token_row, token) = validation::new_token(
             self.clock,
             tenant_id,
             user.id,
             stored.id,
             ValidationKind::SignIn,
+        )?;
+        let entry = AuditEntry::new(
+            Actor::EndUser {
+                user_id: user.external_id.clone(),
+            },
+            "user.signed_in",
         )
-        .await?;
-        audit::record_in(
-            &txn,
-            self.clock,
-            AuditEntry::new(
-                Actor::EndUser {
-                    user_id: user.external_id.clone(),
-                },
-                "user.signed_in",
-            )
-            .tenant(tenant_id)
-            .target("user", user.external_id.clone())
-            .details(serde_json::json!({ "authenticator_id": stored.id }))
-            .meta(meta.clone()),
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(token)
+        .tenant(tenant_id)
+        .target("user", user.external_id.clone())
+        .details(serde_json::json!({ "authenticator_id": stored.id }))
+        .meta(meta.clone());
+        // One write step: the ceremony is used up by the write that records its success, so of
+        // concurrent verifications of one response one commits; the others are refused.
+        let step = Chain::default()
+            .link(pending.key.consume_link(self.clock))
+            .link(Link::Update(update))
+            .effect(Row::of(&token_row))
+            .effect(Row::of(&audit::row(self.clock, entry)));
+        match self.steps.run(step).await? {
+            Outcome::Held => Ok(token),
+            Outcome::BrokeAt(0) => Err(pending.key.why_not_consumed(self.db, self.clock).await?),
+            // The ceremony is used up (a refused attempt uses its challenge), nothing else.
+            Outcome::BrokeAt(_) => Err(self.why_not_updated(stored.id, attempt).await?),
+        }
     }
 }
 
@@ -330,7 +325,7 @@ impl EndUsers<'_> {
         attempt: &mut Attempt,
     ) -> Result<Error> {
         let now = authenticator::Entity::find_by_id(authenticator_id)
-            .one(self.writer)
+            .one(self.db)
             .await?;
         Ok(match now {
             Some(row) if row.revoked_at.is_none() => {

@@ -65,6 +65,8 @@ pub struct EndUsers<'a> {
     db: &'a DatabaseConnection,
     /// Every write goes here (see [`crate::db::writer_for`]).
     writer: &'a DatabaseConnection,
+    /// The hot write steps: a sign-in's verification, a token's validation.
+    steps: &'a crate::db::steps::StepWriter,
     clock: &'a dyn Clock,
     configs: &'a ConfigCache,
     relying_parties: &'a Arc<RelyingParties>,
@@ -76,6 +78,7 @@ impl<'a> EndUsers<'a> {
     pub(crate) fn new(
         db: &'a DatabaseConnection,
         writer: &'a DatabaseConnection,
+        steps: &'a crate::db::steps::StepWriter,
         clock: &'a dyn Clock,
         configs: &'a ConfigCache,
         relying_parties: &'a Arc<RelyingParties>,
@@ -85,6 +88,7 @@ impl<'a> EndUsers<'a> {
         Self {
             db,
             writer,
+            steps,
             clock,
             configs,
             relying_parties,

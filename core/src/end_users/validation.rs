@@ -14,6 +14,7 @@ use crate::{
     Clock, Error, ErrorCode, Result,
     access::{Permission, TenantAccess},
     audit::{self, AuditEntry, RequestMeta},
+    db::steps::{Chain, Link, Outcome, Row},
     entities::{authenticator, end_user, validation_token},
     secrets::{self, SecretKind},
     single_use::{Attempt, Claim},
@@ -77,9 +78,24 @@ pub(crate) async fn issue_in(
     authenticator_id: Uuid,
     kind: ValidationKind,
 ) -> Result<String> {
+    let (row, secret) = new_token(clock, tenant_id, user_pk, authenticator_id, kind)?;
+    validation_token::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(secret)
+}
+
+/// A fresh token's row (the database keeps its hash) and its secret (shown once).
+pub(crate) fn new_token(
+    clock: &dyn Clock,
+    tenant_id: Uuid,
+    user_pk: Uuid,
+    authenticator_id: Uuid,
+    kind: ValidationKind,
+) -> Result<(validation_token::ActiveModel, String)> {
     let secret = secrets::issue(SecretKind::Validation)?;
     let now = clock.now();
-    validation_token::Entity::insert(validation_token::ActiveModel {
+    let row = validation_token::ActiveModel {
         id: Set(Uuid::new_v4()),
         tenant_id: Set(tenant_id),
         user_id: Set(user_pk),
@@ -89,10 +105,8 @@ pub(crate) async fn issue_in(
         verified_at: Set(now),
         expires_at: Set(now + Duration::seconds(VALIDATION_TOKEN_TTL_SECONDS)),
         used_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(secret.value)
+    };
+    Ok((row, secret.value))
 }
 
 impl EndUsers<'_> {
@@ -123,88 +137,90 @@ impl EndUsers<'_> {
         let entry = AuditEntry::new(access.actor(), "validation_token.validated")
             .tenant(tenant_id)
             .meta(meta);
-        let txn = crate::db::begin_write(self.writer).await?;
-        let claim = match &found {
-            Some((row, _)) => {
-                Attempt::<validation_token::Entity>::new(row.id)
-                    .scoped(validation_token::Column::TenantId.eq(tenant_id))
-                    // Revoked since the ceremony (on any instance): the token proves nothing.
-                    .provided(
-                        validation_token::Column::AuthenticatorId.in_subquery(
-                            Query::select()
-                                .column(authenticator::Column::Id)
-                                .from(authenticator::Entity)
-                                .and_where(authenticator::Column::Id.eq(row.authenticator_id))
-                                .and_where(authenticator::Column::RevokedAt.is_null())
-                                .to_owned(),
-                        ),
-                    )
-                    .claim(&txn, now)
-                    .await?
-            }
-            None => Claim::Unknown,
+        let Some((row, user)) = found else {
+            return self
+                .refuse_validation(entry, Claim::Unknown)
+                .await;
         };
-        let outcome = match found {
-            Some((row, user)) if claim == Claim::Won(()) => {
-                let user = user
-                    .filter(|u| u.tenant_id == tenant_id)
-                    .ok_or_else(|| Error::Internal("validation token without a user".into()))?;
-                let kind = match row.kind.as_str() {
-                    "sign_up" => ValidationKind::SignUp,
-                    "sign_in" => ValidationKind::SignIn,
-                    other => {
-                        return Err(Error::Internal(format!(
-                            "validation token {}: unknown kind {other}",
-                            row.id
-                        )));
-                    }
-                };
-                audit::record_in(
-                    &txn,
-                    self.clock,
-                    entry
-                        .target("user", user.external_id.clone())
-                        .details(serde_json::json!({
-                            "kind": kind,
-                            "authenticator_id": row.authenticator_id,
-                        })),
-                )
-                .await?;
-                ValidationOutcome::Valid(Validated {
-                    kind,
-                    user_id: user.external_id,
-                    username: user.username,
-                    authenticator_id: row.authenticator_id,
-                    verified_at: row.verified_at,
-                })
-            }
-            _ => {
-                let (reason, code) = match claim {
-                    Claim::Expired => (InvalidReason::Expired, ErrorCode::TokenExpired),
-                    Claim::Used => (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed),
-                    // Unused and unexpired, yet the update did not take it: its passkey was
-                    // revoked.
-                    Claim::Withheld => (
-                        InvalidReason::AuthenticatorRevoked,
-                        ErrorCode::CredentialRevoked,
-                    ),
-                    Claim::Won(()) | Claim::Revoked | Claim::Unknown => {
-                        (InvalidReason::Unknown, ErrorCode::TokenInvalid)
-                    }
-                };
-                audit::record_in(
-                    &txn,
-                    self.clock,
-                    entry
-                        .failed(code)
-                        .details(serde_json::json!({ "reason": reason })),
-                )
-                .await?;
-                ValidationOutcome::Invalid(reason)
+        let attempt = Attempt::<validation_token::Entity>::new(row.id)
+            .scoped(validation_token::Column::TenantId.eq(tenant_id))
+            // Revoked since the ceremony (on any instance): the token proves nothing.
+            .provided(
+                validation_token::Column::AuthenticatorId.in_subquery(
+                    Query::select()
+                        .column(authenticator::Column::Id)
+                        .from(authenticator::Entity)
+                        .and_where(authenticator::Column::Id.eq(row.authenticator_id))
+                        .and_where(authenticator::Column::RevokedAt.is_null())
+                        .to_owned(),
+                ),
+            );
+        let user = user
+            .filter(|u| u.tenant_id == tenant_id)
+            .ok_or_else(|| Error::Internal("validation token without a user".into()))?;
+        let kind = match row.kind.as_str() {
+            "sign_up" => ValidationKind::SignUp,
+            "sign_in" => ValidationKind::SignIn,
+            other => {
+                return Err(Error::Internal(format!(
+                    "validation token {}: unknown kind {other}",
+                    row.id
+                )));
             }
         };
-        txn.commit().await?;
-        Ok(outcome)
+        let success = entry
+            .clone()
+            .target("user", user.external_id.clone())
+            .details(serde_json::json!({
+                "kind": kind,
+                "authenticator_id": row.authenticator_id,
+            }));
+        // One write step: the conditional update decides and marks; the audit event is written
+        // with it.
+        let step = Chain::default()
+            .link(Link::Update(attempt.statement(now)))
+            .effect(Row::of(&audit::row(self.clock, success)));
+        match self.steps.run(step).await? {
+            Outcome::Held => Ok(ValidationOutcome::Valid(Validated {
+                kind,
+                user_id: user.external_id,
+                username: user.username,
+                authenticator_id: row.authenticator_id,
+                verified_at: row.verified_at,
+            })),
+            Outcome::BrokeAt(_) => {
+                let lost = attempt.why_lost(self.db, now).await?;
+                self.refuse_validation(entry, lost).await
+            }
+        }
+    }
+
+    /// Audits a refused validation (its own write step: the update that lost wrote nothing) and
+    /// answers why.
+    async fn refuse_validation(
+        &self,
+        entry: AuditEntry,
+        claim: Claim,
+    ) -> Result<ValidationOutcome> {
+        let (reason, code) = match claim {
+            Claim::Expired => (InvalidReason::Expired, ErrorCode::TokenExpired),
+            Claim::Used => (InvalidReason::AlreadyUsed, ErrorCode::TokenUsed),
+            // Unused and unexpired, yet the update did not take it: its passkey was revoked.
+            Claim::Withheld => (
+                InvalidReason::AuthenticatorRevoked,
+                ErrorCode::CredentialRevoked,
+            ),
+            Claim::Won(()) | Claim::Revoked | Claim::Unknown => {
+                (InvalidReason::Unknown, ErrorCode::TokenInvalid)
+            }
+        };
+        let refused = entry
+            .failed(code)
+            .details(serde_json::json!({ "reason": reason }));
+        self.steps
+            .run(Chain::default().effect(Row::of(&audit::row(self.clock, refused))))
+            .await?;
+        Ok(ValidationOutcome::Invalid(reason))
     }
 
     /// Housekeeping: forgets validation tokens that expired over an hour ago. Returns how many.

@@ -219,6 +219,21 @@ impl CeremonyKey {
         }
     }
 
+    /// The conditional update that consumes the ceremony, as a link of a write step
+    /// ([`crate::db::steps`]); [`CeremonyKey::why_not_consumed`] explains a link that broke.
+    pub(crate) fn consume_link(self, clock: &dyn Clock) -> crate::db::steps::Link {
+        crate::db::steps::Link::Update(self.attempt().statement(clock.now()))
+    }
+
+    /// Why the ceremony could not be consumed (used or expired meanwhile). Only reads.
+    pub(crate) async fn why_not_consumed(
+        self,
+        conn: &impl ConnectionTrait,
+        clock: &dyn Clock,
+    ) -> Result<Error> {
+        Ok(refusal(self.attempt().why_lost(conn, clock.now()).await?))
+    }
+
     /// Consumes the ceremony if it is still unused (a refused attempt uses up its challenge);
     /// one already consumed stays as it is.
     pub(crate) async fn use_up_in(

@@ -1,0 +1,213 @@
+//! The hot write steps of the Client and Server APIs (a sign-in's verification, a token's
+//! validation), each sent to the database as **one unit**: one hand-off to SQLite's writer
+//! thread, one statement to PostgreSQL.
+//!
+//! A step is a [`Chain`]: *links* — single-row writes that must each change exactly one row, in
+//! order (a single-use marker inserted, a conditional update) — then *effects*, rows inserted only
+//! when every link held (the validation token, the audit event). The first link that changes no
+//! row stops the chain: what the links before it wrote stays (a ceremony used up by a refused
+//! attempt stays used up), nothing after it is written, and the caller learns which link broke
+//! ([`Outcome`]) to say why. A chain is atomic: all of it that runs commits together or not at
+//! all, and its answer is given only once it is durable.
+//!
+//! How a chain runs, by database:
+//! - **SQLite file**: on the [`sqlite_queue`] thread, which owns a connection (rusqlite) and
+//!   runs every step waiting in its queue in one transaction, each in a savepoint of its own,
+//!   with one commit (and, with `synchronous=full`, one fsync) for all (group commit). The
+//!   statements are built by sea-query from the same entities and bound exactly as sqlx binds
+//!   them, so every other query reads what they wrote.
+//! - **PostgreSQL**: one data-modifying `WITH` statement ([`postgres`]): each link a CTE that
+//!   runs only if the previous one returned its row, the effects `INSERT … SELECT … WHERE
+//!   EXISTS` the last link. One round trip, no explicit `BEGIN`/`COMMIT`.
+//! - **In-memory SQLite** (tests that ask for it): the same statements in a sea-orm
+//!   transaction.
+
+mod postgres;
+pub(crate) mod sqlite_queue;
+
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    Iterable,
+    sea_query::{
+        DynIden, InsertStatement, IntoIden, OnConflict, Query,
+        SqliteQueryBuilder, UpdateStatement, Value,
+    },
+};
+
+use crate::{Error, Result, db::SqliteDurability};
+
+/// One row to insert, as sea-orm would insert it (the columns the model sets).
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    table: DynIden,
+    columns: Vec<DynIden>,
+    values: Vec<Value>,
+    /// Inserted unless a row with the same value of this (unique) column exists.
+    unless_exists: Option<DynIden>,
+}
+
+impl Row {
+    pub(crate) fn of<A: ActiveModelTrait>(model: &A) -> Self {
+        let mut columns = Vec::new();
+        let mut values = Vec::new();
+        for column in <<A::Entity as EntityTrait>::Column as Iterable>::iter() {
+            if let ActiveValue::Set(value) | ActiveValue::Unchanged(value) = model.get(column) {
+                columns.push(column.into_iden());
+                values.push(value);
+            }
+        }
+        Self {
+            table: A::Entity::default().into_iden(),
+            columns,
+            values,
+            unless_exists: None,
+        }
+    }
+
+    /// Inserts nothing (and changes no row: the link breaks) when `column` already holds this
+    /// row's value: a single-use marker whose unique key records the use.
+    pub(crate) fn unless_exists(mut self, column: impl IntoIden) -> Self {
+        self.unless_exists = Some(column.into_iden());
+        self
+    }
+
+    fn on_conflict(&self) -> Option<OnConflict> {
+        self.unless_exists
+            .clone()
+            .map(|c| OnConflict::column(c).do_nothing().to_owned())
+    }
+
+    /// `INSERT … VALUES …`.
+    fn insert(&self) -> Result<InsertStatement> {
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.table.clone())
+            .columns(self.columns.clone())
+            .values(self.values.iter().cloned().map(Into::into))
+            .map_err(|e| Error::Internal(format!("building an insert: {e}")))?;
+        if let Some(on_conflict) = self.on_conflict() {
+            insert.on_conflict(on_conflict);
+        }
+        Ok(insert)
+    }
+}
+
+/// A single-row write of a chain.
+#[derive(Debug, Clone)]
+pub(crate) enum Link {
+    Insert(Row),
+    /// A conditional update of at most one row (its `WHERE` names the row by key).
+    Update(UpdateStatement),
+}
+
+/// A write step: links that must each change one row, then effects (see the module's docs).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Chain {
+    links: Vec<Link>,
+    effects: Vec<Row>,
+}
+
+impl Chain {
+    pub(crate) fn link(mut self, link: Link) -> Self {
+        self.links.push(link);
+        self
+    }
+
+    pub(crate) fn effect(mut self, row: Row) -> Self {
+        self.effects.push(row);
+        self
+    }
+
+    /// The statements in order, for SQLite (links first, then effects).
+    fn sqlite_statements(&self) -> Result<Vec<(String, Vec<Value>)>> {
+        let mut out = Vec::with_capacity(self.links.len() + self.effects.len());
+        for link in &self.links {
+            out.push(match link {
+                Link::Insert(row) => row.insert()?.build(SqliteQueryBuilder),
+                Link::Update(update) => update.build(SqliteQueryBuilder),
+            });
+        }
+        for row in &self.effects {
+            out.push(row.insert()?.build(SqliteQueryBuilder));
+        }
+        Ok(out
+            .into_iter()
+            .map(|(sql, values)| (sql, values.0))
+            .collect())
+    }
+}
+
+/// How a chain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every link held; the effects are written.
+    Held,
+    /// Link `n` (from 0) changed no row; links before it are written, nothing else.
+    BrokeAt(usize),
+}
+
+/// Where the hot write steps go.
+#[derive(Clone)]
+pub(crate) enum StepWriter {
+    /// A SQLite file: the group-commit queue.
+    SqliteQueue(Arc<sqlite_queue::CommitQueue>),
+    /// PostgreSQL (one statement per step), or an in-memory SQLite database (a transaction).
+    Pool(DatabaseConnection),
+}
+
+impl StepWriter {
+    /// The step writer for `conn`'s database; `durability` is SQLite's `synchronous` setting,
+    /// which the queue's connection must share with the pool's.
+    pub(crate) fn for_pool(conn: &DatabaseConnection, durability: SqliteDurability) -> Self {
+        if conn.get_database_backend() != DbBackend::Sqlite {
+            return Self::Pool(conn.clone());
+        }
+        let options = conn.get_sqlite_connection_pool().connect_options();
+        let file = options.get_filename().to_string_lossy().into_owned();
+        if file == ":memory:" || file.starts_with("file:sqlx-in-memory") {
+            return Self::Pool(conn.clone());
+        }
+        Self::SqliteQueue(Arc::new(sqlite_queue::CommitQueue::new(
+            options.get_filename().to_path_buf(),
+            durability,
+        )))
+    }
+
+    /// Runs `chain` as one atomic step; answers once it is committed.
+    pub(crate) async fn run(&self, chain: Chain) -> Result<Outcome> {
+        match self {
+            Self::SqliteQueue(queue) => {
+                queue
+                    .run(chain.links.len(), chain.sqlite_statements()?)
+                    .await
+            }
+            Self::Pool(conn) if conn.get_database_backend() == DbBackend::Postgres => {
+                postgres::run(conn, &chain).await
+            }
+            Self::Pool(conn) => run_in_transaction(conn, &chain).await,
+        }
+    }
+}
+
+/// The chain's statements one by one in a sea-orm transaction.
+async fn run_in_transaction(conn: &DatabaseConnection, chain: &Chain) -> Result<Outcome> {
+    let backend = conn.get_database_backend();
+    let txn = crate::db::begin_write(conn).await?;
+    let links = chain.links.len();
+    for (n, (sql, values)) in chain.sqlite_statements()?.into_iter().enumerate() {
+        let changed = txn
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await?
+            .rows_affected();
+        if n < links && changed != 1 {
+            txn.commit().await?;
+            return Ok(Outcome::BrokeAt(n));
+        }
+    }
+    txn.commit().await?;
+    Ok(Outcome::Held)
+}
