@@ -13,6 +13,7 @@ pub mod end_users;
 pub mod entities;
 pub mod error;
 pub mod instance;
+pub mod instance_keys;
 pub mod invitations;
 pub mod operators;
 pub mod secrets;

@@ -34,7 +34,7 @@ pub struct Services {
     portal: Arc<PortalRelyingParty>,
     configs: Arc<crate::tenants::config_cache::ConfigCache>,
     relying_parties: Arc<crate::end_users::RelyingParties>,
-    decoys: Arc<crate::end_users::DecoyKey>,
+    keys: Arc<crate::instance_keys::InstanceKeys>,
     abuse: AbuseControls,
     /// How long a passkey verification counts for step-up (see [`crate::access::step_up`]).
     step_up_window: chrono::Duration,
@@ -59,7 +59,7 @@ impl Services {
             portal: Arc::new(PortalRelyingParty::new(public_url)?),
             configs: Arc::default(),
             relying_parties: Arc::default(),
-            decoys: Arc::default(),
+            keys: Arc::default(),
             abuse: AbuseControls::default(),
             step_up_window: crate::access::step_up::DEFAULT_WINDOW,
         })
@@ -176,7 +176,7 @@ impl Services {
             self.clock.as_ref(),
             &self.configs,
             &self.relying_parties,
-            &self.decoys,
+            &self.keys,
             &self.abuse,
         )
     }

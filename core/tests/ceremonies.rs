@@ -154,7 +154,7 @@ impl Fixture {
         Ok(users
             .finish_registration(
                 token,
-                options.ceremony_id,
+                &options.ceremony_id,
                 &credential.to_string(),
                 None,
                 RequestMeta::default(),
@@ -172,7 +172,7 @@ impl Fixture {
     async fn options(&self, user: Option<&str>) -> ClientCeremony {
         self.services
             .end_users()
-            .begin_authentication(self.tenant, user, RequestMeta::default())
+            .begin_authentication(self.tenant, user)
             .await
             .unwrap()
     }
@@ -186,7 +186,7 @@ impl Fixture {
             .end_users()
             .finish_authentication(
                 self.tenant,
-                options.ceremony_id,
+                &options.ceremony_id,
                 &credential.to_string(),
                 RequestMeta::default(),
             )
@@ -203,7 +203,7 @@ impl Fixture {
             .end_users()
             .finish_registration(
                 token,
-                options.ceremony_id,
+                &options.ceremony_id,
                 &credential.to_string(),
                 None,
                 RequestMeta::default(),
@@ -217,7 +217,14 @@ impl Fixture {
         all_rows_as_text(&self.conn)
             .await
             .into_iter()
-            .filter(|(table, _)| !matches!(table.as_str(), "ceremonies" | "audit_events"))
+            // A refusal uses up its ceremony (a stored one's row, a sealed one's recorded use)
+            // and is audited; the instances' shared keys are made on first use.
+            .filter(|(table, _)| {
+                !matches!(
+                    table.as_str(),
+                    "ceremonies" | "ceremony_uses" | "audit_events" | "instance_keys"
+                )
+            })
             .map(|(table, row)| format!("{table}: {row}"))
             .collect()
     }
@@ -353,7 +360,7 @@ async fn the_options_follow_the_tenants_configuration(backend: TestBackend) {
     let err = users
         .finish_registration(
             &token,
-            options.ceremony_id,
+            &options.ceremony_id,
             &credential.to_string(),
             None,
             RequestMeta::default(),
@@ -472,7 +479,7 @@ async fn each_sign_in_check_refuses_with_its_code_and_changes_nothing(backend: T
     users
         .finish_registration(
             &staging_token,
-            o.ceremony_id,
+            &o.ceremony_id,
             &c.to_string(),
             None,
             RequestMeta::default(),
@@ -696,7 +703,7 @@ async fn concurrent_sign_ins_never_move_the_counter_back(backend: TestBackend) {
                     .end_users()
                     .finish_authentication(
                         tenant,
-                        options.ceremony_id,
+                        &options.ceremony_id,
                         &assertion.to_string(),
                         RequestMeta::default(),
                     )
@@ -760,7 +767,7 @@ async fn sign_in_options_do_not_tell_which_users_exist(backend: TestBackend) {
     let other = latchkey_core::testing::services(f.conn.clone(), Arc::new(f.clock.clone()));
     let elsewhere = other
         .end_users()
-        .begin_authentication(f.tenant, Some("nobody"), RequestMeta::default())
+        .begin_authentication(f.tenant, Some("nobody"))
         .await
         .unwrap();
     assert_eq!(allowed(&elsewhere), decoys, "stable across instances");
@@ -936,6 +943,7 @@ async fn a_credential_id_registered_twice_is_refused(backend: TestBackend) {
 }
 
 /// The `xmin` of a row: the PostgreSQL transaction that wrote its current version.
+/// (Sealed ceremonies: the latest recorded use is the tenant's, `$1`.)
 async fn xmin(conn: &sea_orm::DatabaseConnection, sql: &str, id: Uuid) -> String {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let row = conn
@@ -950,8 +958,8 @@ async fn xmin(conn: &sea_orm::DatabaseConnection, sql: &str, id: Uuid) -> String
     row.try_get::<String>("", "x").unwrap()
 }
 
-/// Each Client API step is one write transaction, the cost model the benchmarks count on
-/// (options, verify, validate: three per complete sign-in). PostgreSQL stamps every row version
+/// Each Client API step writes at most one transaction, the cost model the benchmarks count on
+/// (options none — the ceremony is sealed into its ID —, verify one, validate one). PostgreSQL stamps every row version
 /// with the transaction that wrote it (`xmin`), so the rows a step wrote tell whether they were
 /// written together — whatever else runs on the server meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -959,7 +967,7 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
     let Some(f) = fixture(TestBackend::Postgres).await else {
         return;
     };
-    let ceremony = "SELECT xmin::text AS x FROM ceremonies WHERE id = $1";
+    let ceremony = "SELECT xmin::text AS x FROM ceremony_uses WHERE tenant_id = $1 ORDER BY xmin::text::bigint DESC LIMIT 1";
     let passkey = "SELECT xmin::text AS x FROM authenticators WHERE id = $1";
     let token_row = "SELECT xmin::text AS x FROM validation_tokens WHERE authenticator_id = $1 AND kind = 'sign_in'";
     let event = |action: &str| {
@@ -986,12 +994,14 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
         .await
         .unwrap();
 
+    // The first options make the instances' sealing key; later ones write nothing.
+    f.options(Some("ada")).await;
+    let before = all_rows_as_text(&f.conn).await;
     let options = f.options(Some("ada")).await;
-    let started = xmin(&f.conn, ceremony, options.ceremony_id).await;
+    assert_eq!(all_rows_as_text(&f.conn).await, before, "options write nothing");
     let response = device.authenticate(ORIGIN, &options.public_key).unwrap();
     let token = f.finish(&options, &response).await.unwrap();
-    let verified = xmin(&f.conn, ceremony, options.ceremony_id).await;
-    assert_ne!(verified, started, "options and verify are two transactions");
+    let verified = xmin(&f.conn, ceremony, f.tenant).await;
     assert_eq!(xmin(&f.conn, passkey, authenticator).await, verified);
     assert_eq!(xmin(&f.conn, token_row, authenticator).await, verified);
     assert_eq!(
@@ -1024,7 +1034,8 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
         .unwrap();
     let err = f.finish(&options, &wrong).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::OriginMismatch);
-    let refused = xmin(&f.conn, ceremony, options.ceremony_id).await;
+    let refused = xmin(&f.conn, ceremony, f.tenant).await;
+    assert_ne!(refused, verified);
     assert_eq!(
         xmin(&f.conn, &event("user.signed_in"), f.tenant).await,
         refused
@@ -1046,16 +1057,15 @@ async fn audit_rows(conn: &sea_orm::DatabaseConnection) -> usize {
         .count()
 }
 
-/// The one row an anonymous request can create is a ceremony, and one source (an IPv6 /64
-/// here) holds a bounded number of unfinished ones: across tenants' sign-ins, registrations and
-/// the portal, even when all are started at once (PostgreSQL: READ COMMITTED would let each
-/// count the same rows). Finishing one or waiting for one to expire makes room.
+/// A source (an IPv6 /64 here) holds a bounded number of unfinished stored ceremonies —
+/// registrations and the portal's —, even when all are started at once (PostgreSQL: READ
+/// COMMITTED would let each count the same rows). Finishing one or waiting for one to expire
+/// makes room. Sign-ins store nothing (sealed), so they are never refused for it and a flood of
+/// them writes no row.
 async fn one_source_holds_a_bounded_number_of_unfinished_ceremonies(backend: TestBackend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let mut phone = SoftPasskeys::new();
-    f.register("user-1", &mut phone).await;
     let token = f.token("user-2").await;
     let cap = 5;
     let services = f.services.clone().with_limits(AbuseLimits {
@@ -1063,12 +1073,12 @@ async fn one_source_holds_a_bounded_number_of_unfinished_ceremonies(backend: Tes
     });
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..3 * cap {
-        let (services, tenant) = (services.clone(), f.tenant);
+        let (services, token) = (services.clone(), token.clone());
         tasks.spawn(async move {
             let meta = from_address(&format!("2001:db8:1:2::{i:x}"));
             services
                 .end_users()
-                .begin_authentication(tenant, None, meta)
+                .begin_registration(&token, meta)
                 .await
                 .map_err(|e| (e.code(), e.retry_after()))
         });
@@ -1086,53 +1096,44 @@ async fn one_source_holds_a_bounded_number_of_unfinished_ceremonies(backend: Tes
         }
     }
     assert_eq!((started.len(), refused), (cap as usize, 2 * cap));
-    // The same source is refused everywhere anonymous; another source is not.
+    // The same source is refused by the portal too; another source is not.
     let flood = from_address("2001:db8:1:2::ffff");
-    let register = services
-        .end_users()
-        .begin_registration(&token, flood.clone())
-        .await;
-    assert_eq!(
-        register.err().map(|e| e.code()),
-        Some(ErrorCode::RateLimited)
-    );
     let portal = services.operators().begin_sign_in(&flood).await;
     assert_eq!(portal.err().map(|e| e.code()), Some(ErrorCode::RateLimited));
     let other = from_address("2001:db8:1:3::1");
-    services
-        .end_users()
-        .begin_authentication(f.tenant, None, other)
-        .await
-        .unwrap();
+    services.operators().begin_sign_in(&other).await.unwrap();
+    // Sign-in options store nothing: never refused for it, and a flood writes no row (the
+    // first makes the instances' sealing and decoy keys: user-1 has no passkey).
+    f.options(Some("user-1")).await;
+    let before = all_rows_as_text(&f.conn).await;
+    for _ in 0..50 {
+        services
+            .end_users()
+            .begin_authentication(f.tenant, Some("user-1"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(all_rows_as_text(&f.conn).await, before);
     // Finishing one makes room for one.
-    let assertion = phone.authenticate(ORIGIN, &started[0].public_key).unwrap();
+    let mut phone = SoftPasskeys::new();
+    let credential = phone.register(ORIGIN, &started[0].public_key).unwrap();
     services
         .end_users()
-        .finish_authentication(
-            f.tenant,
-            started[0].ceremony_id,
-            &assertion.to_string(),
+        .finish_registration(
+            &token,
+            &started[0].ceremony_id,
+            &credential.to_string(),
+            None,
             flood.clone(),
         )
         .await
         .unwrap();
-    services
-        .end_users()
-        .begin_authentication(f.tenant, None, flood.clone())
-        .await
-        .unwrap();
-    let full = services
-        .end_users()
-        .begin_authentication(f.tenant, None, flood.clone())
-        .await;
+    services.operators().begin_sign_in(&flood).await.unwrap();
+    let full = services.operators().begin_sign_in(&flood).await;
     assert_eq!(full.err().map(|e| e.code()), Some(ErrorCode::RateLimited));
     // So does waiting until they expire (the tenant's timeout, 300 s by default).
     f.clock.advance(TimeDelta::seconds(301));
-    services
-        .end_users()
-        .begin_authentication(f.tenant, None, flood)
-        .await
-        .unwrap();
+    services.operators().begin_sign_in(&flood).await.unwrap();
 }
 
 /// Refusals that present nothing real (an unparseable credential; an unknown or already used
@@ -1151,13 +1152,13 @@ async fn refusals_presenting_nothing_real_are_counted_not_written(backend: TestB
     let users = f.services.end_users();
     for i in 0..1000 {
         let (ceremony, credential) = if i % 2 == 0 {
-            (Uuid::new_v4(), "{not json".to_owned())
+            (Uuid::new_v4().to_string(), "{not json".to_owned())
         } else {
-            (Uuid::new_v4(), assertion.to_string())
+            (Uuid::new_v4().to_string(), assertion.to_string())
         };
         let ip = if i % 20 < 2 { "192.0.2.2" } else { "192.0.2.1" };
         let refused = users
-            .finish_authentication(f.tenant, ceremony, &credential, from_address(ip))
+            .finish_authentication(f.tenant, &ceremony, &credential, from_address(ip))
             .await;
         assert!(refused.is_err_and(|e| !e.is_internal()));
     }

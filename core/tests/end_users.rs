@@ -108,7 +108,7 @@ async fn register(f: &Fixture, user: &str, passkeys: &mut SoftPasskeys) -> Uuid 
     users
         .finish_registration(
             &issued.token,
-            options.ceremony_id,
+            &options.ceremony_id,
             &credential.to_string(),
             Some("Work phone"),
             RequestMeta::default(),
@@ -294,7 +294,7 @@ async fn support_revokes_authenticators_viewers_cannot(backend: TestBackend) {
     assert_eq!(user.authenticator_count, 1);
     // The other passkey still signs in; the revoked one would not be offered at all.
     let options = users
-        .begin_authentication(f.tenant, Some("user-1"), RequestMeta::default())
+        .begin_authentication(f.tenant, Some("user-1"))
         .await
         .unwrap();
     let allowed = options.public_key["allowCredentials"].as_array().unwrap();
@@ -384,12 +384,12 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::PasskeysDisabled);
     let refused = users
-        .begin_authentication(f.tenant, None, RequestMeta::default())
+        .begin_authentication(f.tenant, None)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::PasskeysDisabled);
     let unknown = users
-        .begin_authentication(Uuid::new_v4(), None, RequestMeta::default())
+        .begin_authentication(Uuid::new_v4(), None)
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), ErrorCode::NotFound);

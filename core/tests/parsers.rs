@@ -318,7 +318,7 @@ async fn user_ids_from_outside_are_stored_or_refused_writing_nothing(backend: Te
                 match f
                     .services
                     .end_users()
-                    .begin_authentication(f.tenant, Some(&id), RequestMeta::default())
+                    .begin_authentication(f.tenant, Some(&id))
                     .await
                 {
                     Ok(_) => prop_assert!(acceptable_user_id(&id), "{:?} accepted", id),
@@ -397,7 +397,7 @@ async fn secrets_that_match_nothing_are_refused_writing_nothing(backend: TestBac
             let finished = f
                 .services
                 .end_users()
-                .finish_registration(&presented, Uuid::new_v4(), "{}", None, meta.clone())
+                .finish_registration(&presented, &Uuid::new_v4().to_string(), "{}", None, meta.clone())
                 .await;
             prop_assert_eq!(
                 finished.err().map(|e| e.code()),
@@ -486,7 +486,7 @@ async fn configurations_from_outside_are_saved_or_refused_writing_nothing(backen
                     if saved.enabled {
                         let options = other
                             .end_users()
-                            .begin_authentication(f.tenant, None, RequestMeta::default())
+                            .begin_authentication(f.tenant, None)
                             .await;
                         prop_assert!(options.is_ok(), "{:?}", options.err());
                     }

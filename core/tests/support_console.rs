@@ -137,7 +137,7 @@ async fn register(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Uu
     users
         .finish_registration(
             &token,
-            options.ceremony_id,
+            &options.ceremony_id,
             &credential.to_string(),
             None,
             RequestMeta::default(),
@@ -151,7 +151,7 @@ async fn register(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Uu
 async fn sign_in(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Result<String, Error> {
     let users = f.services.end_users();
     let options = users
-        .begin_authentication(f.tenant, Some(user_id), RequestMeta::default())
+        .begin_authentication(f.tenant, Some(user_id))
         .await?;
     // A user without an active passkey is offered decoys, which nothing matches: present the
     // passkey anyway, as a tampered client would, to reach the server's refusal.
@@ -166,7 +166,7 @@ async fn sign_in(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Res
     users
         .finish_authentication(
             f.tenant,
-            options.ceremony_id,
+            &options.ceremony_id,
             &assertion.to_string(),
             RequestMeta::default(),
         )
@@ -457,14 +457,14 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     // is presented rather than left out of allowCredentials).
     for passkeys in [&mut phone, &mut laptop] {
         let options = users
-            .begin_authentication(f.tenant, None, RequestMeta::default())
+            .begin_authentication(f.tenant, None)
             .await
             .unwrap();
         let assertion = passkeys.authenticate(ORIGIN, &options.public_key).unwrap();
         let refused = users
             .finish_authentication(
                 f.tenant,
-                options.ceremony_id,
+                &options.ceremony_id,
                 &assertion.to_string(),
                 RequestMeta::default(),
             )

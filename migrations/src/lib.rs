@@ -16,6 +16,7 @@ mod m20261125_000007_support_console;
 mod m20261202_000008_level_and_bound;
 mod m20261202_000009_instance_keys;
 mod m20261202_000010_ceremony_sources;
+mod m20261203_000011_ceremony_uses;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_level_and_bound::Migration),
             Box::new(m20261202_000009_instance_keys::Migration),
             Box::new(m20261202_000010_ceremony_sources::Migration),
+            Box::new(m20261203_000011_ceremony_uses::Migration),
         ]
     }
 }

@@ -1,11 +1,12 @@
 //! Signing in to a tenant with a passkey (Client API): with a user ID (allowCredentials) or
 //! without (discoverable credentials, conditional UI).
 //!
-//! options → ceremony stored with tenant and the claimed user (one write). verify: read the
-//! pending ceremony → find the credential in the tenant (revoked ones refused) → verify off the
-//! runtime → one transaction: the ceremony consumed (the conditional update decides), counter,
-//! backup state and last use (only while still unrevoked), validation token, audit. A refusal
-//! is one transaction too: the ceremony used up and the refusal audited.
+//! options → the ceremony sealed into its ID with tenant and the claimed user
+//! ([`crate::webauthn::sealed`]; nothing written). verify: open the sealed ceremony → find the
+//! credential in the tenant (revoked ones refused) → verify off the runtime → one write step
+//! ([`crate::db::steps`]): the ceremony's use recorded (its unique key decides), counter, backup
+//! state and last use (only while still unrevoked), validation token, audit. A refusal uses the
+//! ceremony up and audits the refusal.
 
 use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QueryTrait,
@@ -14,7 +15,7 @@ use sea_orm::{
 use uuid::Uuid;
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
-    AuthenticationResult, AuthenticationState, Credential, PublicKeyCredential,
+    AllowCredentials, AuthenticationResult, AuthenticationState, Credential, PublicKeyCredential,
     UserVerificationPolicy,
 };
 
@@ -26,11 +27,11 @@ use super::{
 };
 use crate::{
     Error, ErrorCode, Result,
-    abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
     db::steps::{Chain, Link, Outcome, Row},
     entities::{authenticator, end_user},
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
+    webauthn::sealed,
     webauthn::{
         client_json, off_runtime, parse_credential, relying_parties::TenantRelyingParty,
         verification_error,
@@ -82,12 +83,11 @@ impl EndUsers<'_> {
         &self,
         tenant_id: Uuid,
         external_id: Option<&str>,
-        meta: RequestMeta,
     ) -> Result<ClientCeremony> {
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
         let external_id = external_id.map(user_id).transpose()?;
-        let mut credentials = Vec::new();
+        let mut allowed = Vec::new();
         if let Some(external_id) = external_id {
             // The user's active passkeys in one query (an unknown user simply has none).
             let user = Query::select()
@@ -103,39 +103,54 @@ impl EndUsers<'_> {
                 .all(self.db)
                 .await?
             {
-                credentials.push(decode_credential(&row)?);
+                let credential = decode_credential(&row)?;
+                allowed.push(AllowCredentials {
+                    type_: "public-key".into(),
+                    id: credential.cred_id.to_vec(),
+                    transports: credential.transports,
+                });
             }
         }
-        let credentials_were_empty = credentials.is_empty();
-        // The tenant's policy, not each credential's registration policy, decides.
+        // The tenant's policy, not each credential's registration policy, decides. The state
+        // names no credential (it travels sealed in the ceremony ID, kept small): the passkey
+        // that answers is looked up in the tenant at verification and must belong to the
+        // sealed subject.
         let policy = rp.user_verification();
         let builder = rp
             .core
-            .new_challenge_authenticate_builder(credentials, Some(policy))
+            .new_challenge_authenticate_builder(Vec::new(), Some(policy))
             .map_err(|e| Error::Internal(format!("sign-in options: {e}")))?;
         let (options, state) = rp
             .core
             .generate_challenge_authenticate(builder)
             .map_err(|e| Error::Internal(format!("sign-in options: {e}")))?;
         let mut public_key = client_json(&options.public_key)?;
-        if let Some(external_id) = external_id
-            && credentials_were_empty
-        {
-            let key = self.decoys.get(self.db, self.writer, self.clock).await?;
-            public_key["allowCredentials"] =
-                super::decoys::descriptors(&key, tenant_id, external_id).into();
+        if let Some(external_id) = external_id {
+            public_key["allowCredentials"] = if allowed.is_empty() {
+                let key = self.keys.decoys(self.key_store()).await?;
+                super::decoys::descriptors(&key, tenant_id, external_id).into()
+            } else {
+                client_json(&allowed)?
+            };
         }
-        self.start_ceremony(
-            &config,
+        let key = self.keys.sealing(self.key_store()).await?;
+        let kind = CeremonyKind::TenantAuthentication;
+        let ceremony_id = sealed::seal(
+            &key,
             tenant_id,
-            CeremonyKind::TenantAuthentication,
-            external_id.map(str::to_owned),
-            None,
-            state,
+            kind.as_str(),
+            &sealed::Sealed {
+                id: Uuid::new_v4(),
+                subject: external_id.map(str::to_owned),
+                expires_at: self.clock.now()
+                    + chrono::Duration::seconds(i64::from(config.timeout_seconds)),
+                state,
+            },
+        )?;
+        Ok(ClientCeremony {
+            ceremony_id,
             public_key,
-            SourceKey::of_request(&meta),
-        )
-        .await
+        })
     }
 
     /// Verifies the assertion; answers a validation token (`lk_val_…`) for the tenant's
@@ -143,7 +158,7 @@ impl EndUsers<'_> {
     pub async fn finish_authentication(
         &self,
         tenant_id: Uuid,
-        ceremony_id: Uuid,
+        ceremony_id: &str,
         credential_json: &str,
         meta: RequestMeta,
     ) -> Result<String> {
@@ -167,20 +182,20 @@ impl EndUsers<'_> {
     async fn authenticate(
         &self,
         tenant_id: Uuid,
-        ceremony_id: Uuid,
+        ceremony_id: &str,
         credential_json: &str,
         meta: &RequestMeta,
         attempt: &mut Attempt,
     ) -> Result<String> {
         let response: PublicKeyCredential = parse_credential(credential_json)?;
-        let pending = ceremonies::pending::<AuthenticationState>(
-            self.db,
+        let key = self.keys.sealing(self.key_store()).await?;
+        let pending = ceremonies::pending_sealed::<AuthenticationState>(
+            &key,
             self.clock,
             ceremony_id,
-            Some(tenant_id),
+            tenant_id,
             CeremonyKind::TenantAuthentication,
-        )
-        .await?;
+        )?;
         attempt.ceremony = Some(pending.key);
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
@@ -291,7 +306,7 @@ impl EndUsers<'_> {
         // One write step: the ceremony is used up by the write that records its success, so of
         // concurrent verifications of one response one commits; the others are refused.
         let step = Chain::default()
-            .link(pending.key.consume_link(self.clock))
+            .link(pending.key.consume_link(self.clock)?)
             .link(Link::Update(update))
             .effect(Row::of(&token_row))
             .effect(Row::of(&audit::row(self.clock, entry)));

@@ -2,8 +2,8 @@
 //! are all revoked) list credentials that look like a real user's, so that the options do not
 //! tell anyone which users exist.
 //!
-//! Each decoy is derived from the instance's decoy key (32 random bytes in `instance_keys`,
-//! created on first use and shared by every instance through the database), the tenant and the
+//! Each decoy is derived from the instance's decoy key ([`crate::instance_keys`]: 32 random
+//! bytes created on first use and shared by every instance through the database), the tenant and the
 //! user ID, with HMAC-SHA-256: the same request always gets the same answer, on every instance,
 //! and nobody without the key can tell a decoy from a credential ID. The count (one, sometimes
 //! two) and the ID lengths (16, 20, 32 or 64 bytes, as platform and roaming authenticators make
@@ -11,80 +11,12 @@
 //! browser offers nothing, as it would on a device without the user's passkey, and the ceremony's
 //! state holds no credential: verification answers `credential_unknown`.
 
-use std::sync::OnceLock;
-
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, sea_query::OnConflict};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::{Clock, Error, Result, entities::instance_key};
-
-const KEY_NAME: &str = "decoy_credentials";
-
-/// The decoy key, read (or created) once per process.
-#[derive(Default)]
-pub struct DecoyKey(OnceLock<[u8; 32]>);
-
-impl DecoyKey {
-    pub(crate) async fn get(
-        &self,
-        db: &DatabaseConnection,
-        writer: &DatabaseConnection,
-        clock: &dyn Clock,
-    ) -> Result<[u8; 32]> {
-        if let Some(key) = self.0.get() {
-            return Ok(*key);
-        }
-        let key = match read(db).await? {
-            Some(key) => key,
-            None => create(writer, clock).await?,
-        };
-        Ok(*self.0.get_or_init(|| key))
-    }
-}
-
-async fn read(conn: &DatabaseConnection) -> Result<Option<[u8; 32]>> {
-    let Some(row) = instance_key::Entity::find_by_id(KEY_NAME).one(conn).await? else {
-        return Ok(None);
-    };
-    decode(&row.secret).map(Some)
-}
-
-/// Inserts a fresh key unless another instance got there first; answers the stored one.
-async fn create(writer: &DatabaseConnection, clock: &dyn Clock) -> Result<[u8; 32]> {
-    let mut fresh = [0u8; 32];
-    getrandom::fill(&mut fresh).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
-    instance_key::Entity::insert(instance_key::ActiveModel {
-        name: Set(KEY_NAME.to_owned()),
-        secret: Set(fresh.iter().map(|b| format!("{b:02x}")).collect()),
-        created_at: Set(clock.now()),
-    })
-    .on_conflict(
-        OnConflict::column(instance_key::Column::Name)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(writer)
-    .await?;
-    read(writer)
-        .await?
-        .ok_or_else(|| Error::Internal("the decoy key was not stored".into()))
-}
-
-fn decode(hex: &str) -> Result<[u8; 32]> {
-    let bad = || Error::Internal("instance key: not 32 hex bytes".into());
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(bad());
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(key)
-}
 
 /// HMAC-SHA-256 of the parts under `key`, each part length-prefixed (no two inputs collide).
 fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
@@ -161,7 +93,5 @@ mod tests {
             counts[2] > 100 && counts[2] < 300,
             "about one in five has two: {counts:?}"
         );
-        assert_eq!(decode(&"ab".repeat(32)).ok(), Some([0xab; 32]));
-        assert!(decode("zz").is_err());
     }
 }

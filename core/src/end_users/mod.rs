@@ -22,8 +22,6 @@ mod validation;
 
 use std::sync::Arc;
 
-pub use decoys::DecoyKey;
-
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -55,7 +53,9 @@ use crate::{
 /// `publicKey` member in WebAuthn L3 JSON form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientCeremony {
-    pub ceremony_id: Uuid,
+    /// A stored ceremony's UUID (registration), or a sealed ceremony (sign-in): opaque to the
+    /// browser either way.
+    pub ceremony_id: String,
     #[serde(rename = "publicKey")]
     pub public_key: serde_json::Value,
 }
@@ -70,7 +70,7 @@ pub struct EndUsers<'a> {
     clock: &'a dyn Clock,
     configs: &'a ConfigCache,
     relying_parties: &'a Arc<RelyingParties>,
-    decoys: &'a DecoyKey,
+    keys: &'a crate::instance_keys::InstanceKeys,
     abuse: &'a AbuseControls,
 }
 
@@ -82,7 +82,7 @@ impl<'a> EndUsers<'a> {
         clock: &'a dyn Clock,
         configs: &'a ConfigCache,
         relying_parties: &'a Arc<RelyingParties>,
-        decoys: &'a DecoyKey,
+        keys: &'a crate::instance_keys::InstanceKeys,
         abuse: &'a AbuseControls,
     ) -> Self {
         Self {
@@ -92,7 +92,7 @@ impl<'a> EndUsers<'a> {
             clock,
             configs,
             relying_parties,
-            decoys,
+            keys,
             abuse,
         }
     }
@@ -128,9 +128,17 @@ impl<'a> EndUsers<'a> {
         )
         .await?;
         Ok(ClientCeremony {
-            ceremony_id,
+            ceremony_id: ceremony_id.to_string(),
             public_key,
         })
+    }
+
+    fn key_store(&self) -> crate::instance_keys::KeyStore<'_> {
+        crate::instance_keys::KeyStore {
+            db: self.db,
+            writer: self.writer,
+            clock: self.clock,
+        }
     }
 
     /// Records a refused ceremony step in one transaction with the only writes a refusal makes
@@ -153,16 +161,26 @@ impl<'a> EndUsers<'a> {
         if err.is_internal() {
             return Ok(());
         }
-        if ceremony.is_none() && counter_regressed.is_none() {
+        let count = || {
             // Nothing real was presented: counted, not a row each (see `crate::abuse`).
             self.abuse
                 .refusals
                 .count(&entry, err.code(), self.clock.now());
+        };
+        if ceremony.is_none() && counter_regressed.is_none() {
+            count();
             return Ok(());
         }
         let txn = crate::db::begin_write(self.writer).await?;
-        if let Some(ceremony) = ceremony {
-            ceremony.use_up_in(&txn, self.clock).await?;
+        if let Some(ceremony) = ceremony
+            && !ceremony.use_up_in(&txn, self.clock).await?
+            && counter_regressed.is_none()
+        {
+            // Used up already (a replay, or a concurrent attempt won): this refusal is no
+            // ceremony's own, so it cannot be repeated into rows.
+            txn.rollback().await?;
+            count();
+            return Ok(());
         }
         if let (Some(id), Some(tenant_id)) = (counter_regressed, entry.tenant_id) {
             authenticator::Entity::update_many()

@@ -241,7 +241,7 @@ impl EndUsers<'_> {
     pub async fn finish_registration(
         &self,
         enrollment_token: &str,
-        ceremony_id: Uuid,
+        ceremony_id: &str,
         credential_json: &str,
         name: Option<&str>,
         meta: RequestMeta,
@@ -272,7 +272,7 @@ impl EndUsers<'_> {
     async fn register(
         &self,
         token: Option<enrollment_token::Model>,
-        ceremony_id: Uuid,
+        ceremony_id: &str,
         credential_json: &str,
         name: Option<&str>,
         meta: &RequestMeta,
@@ -287,6 +287,8 @@ impl EndUsers<'_> {
         // The members webauthn-rs drops, read from the same text (a second, shallow look: the
         // two types share the `response` member, so one `#[serde(flatten)]` parse cannot hold both).
         let extras: ResponseExtras = serde_json::from_str(credential_json).unwrap_or_default();
+        // A registration's ceremony is stored: its ID is a UUID, anything else is unknown.
+        let ceremony_id = Uuid::parse_str(ceremony_id).map_err(|_| ceremonies::unknown())?;
         let pending = ceremonies::pending::<RegistrationState>(
             self.db,
             self.clock,

@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod audit_event;
 pub mod authenticator;
 pub mod ceremony;
+pub mod ceremony_use;
 pub mod end_user;
 pub mod enrollment_token;
 pub mod instance_key;

@@ -17,7 +17,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Statement,
+    QueryFilter, QuerySelect, Statement, sea_query::OnConflict,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::{
     Clock, Error, ErrorCode, Result,
     abuse::{AbuseLimits, SourceKey},
-    entities::ceremony,
+    entities::{ceremony, ceremony_use},
     single_use::{self, Attempt, Claim},
 };
 
@@ -45,7 +45,7 @@ pub(crate) enum CeremonyKind {
 }
 
 impl CeremonyKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::PortalRegistration => "portal_registration",
             Self::PortalAuthentication => "portal_authentication",
@@ -156,12 +156,15 @@ fn scope(tenant_id: Option<Uuid>, kind: CeremonyKind) -> sea_orm::Condition {
         .add(ceremony::Column::Kind.eq(kind.as_str()))
 }
 
-/// Names a stored ceremony for consuming it later, in the caller's transaction.
+/// Names a ceremony for consuming it later, in the caller's write.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CeremonyKey {
     id: Uuid,
     tenant_id: Option<Uuid>,
     kind: CeremonyKind,
+    /// A sealed ceremony ([`super::sealed`]): when it expires. Its use is a row of
+    /// `ceremony_uses`, not an update of `ceremonies`.
+    sealed_until: Option<DateTime<Utc>>,
 }
 
 /// A ceremony read for verification, not consumed yet.
@@ -194,6 +197,7 @@ pub(crate) async fn pending<S: DeserializeOwned>(
             id,
             tenant_id,
             kind,
+            sealed_until: None,
         },
         subject: row.subject,
         token_id: row.token_id,
@@ -219,10 +223,27 @@ impl CeremonyKey {
         }
     }
 
-    /// The conditional update that consumes the ceremony, as a link of a write step
-    /// ([`crate::db::steps`]); [`CeremonyKey::why_not_consumed`] explains a link that broke.
-    pub(crate) fn consume_link(self, clock: &dyn Clock) -> crate::db::steps::Link {
-        crate::db::steps::Link::Update(self.attempt().statement(clock.now()))
+    /// The write that consumes the ceremony, as a link of a write step ([`crate::db::steps`]):
+    /// the conditional update of a stored one, the insert that records a sealed one's use.
+    /// [`CeremonyKey::why_not_consumed`] explains a link that broke. A sealed ceremony that
+    /// expired while its response was verified is refused here.
+    pub(crate) fn consume_link(self, clock: &dyn Clock) -> Result<crate::db::steps::Link> {
+        use crate::db::steps::{Link, Row};
+        let now = clock.now();
+        match (self.sealed_until, self.tenant_id) {
+            (Some(expires_at), _) if expires_at <= now => Err(refusal(Claim::Expired)),
+            (Some(expires_at), Some(tenant_id)) => Ok(Link::Insert(
+                Row::of(&ceremony_use::ActiveModel {
+                    id: Set(self.id),
+                    tenant_id: Set(tenant_id),
+                    expires_at: Set(expires_at),
+                    used_at: Set(now),
+                })
+                .unless_exists(ceremony_use::Column::Id),
+            )),
+            (Some(_), None) => Err(Error::Internal("a sealed ceremony without a tenant".into())),
+            (None, _) => Ok(Link::Update(self.attempt().statement(now))),
+        }
     }
 
     /// Why the ceremony could not be consumed (used or expired meanwhile). Only reads.
@@ -231,18 +252,70 @@ impl CeremonyKey {
         conn: &impl ConnectionTrait,
         clock: &dyn Clock,
     ) -> Result<Error> {
+        if self.sealed_until.is_some() {
+            // Its use was already recorded: the insert found the row.
+            return Ok(refusal(Claim::Used));
+        }
         Ok(refusal(self.attempt().why_lost(conn, clock.now()).await?))
     }
 
     /// Consumes the ceremony if it is still unused (a refused attempt uses up its challenge);
-    /// one already consumed stays as it is.
+    /// one already consumed stays as it is. Answers whether this call used it up.
     pub(crate) async fn use_up_in(
         self,
         conn: &impl ConnectionTrait,
         clock: &dyn Clock,
-    ) -> Result<()> {
-        self.attempt().claim(conn, clock.now()).await.map(drop)
+    ) -> Result<bool> {
+        let (Some(expires_at), Some(tenant_id)) = (self.sealed_until, self.tenant_id) else {
+            let claim = self.attempt().claim(conn, clock.now()).await?;
+            return Ok(claim == Claim::Won(()));
+        };
+        let inserted = ceremony_use::Entity::insert(ceremony_use::ActiveModel {
+            id: Set(self.id),
+            tenant_id: Set(tenant_id),
+            expires_at: Set(expires_at),
+            used_at: Set(clock.now()),
+        })
+        .on_conflict(
+            OnConflict::column(ceremony_use::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+        Ok(inserted == 1)
     }
+}
+
+/// Opens the sealed ceremony `ceremony_id` of `tenant_id` for verification; an unknown or
+/// expired one is refused as a stored one would be. Whether it was used is decided when its use
+/// is recorded ([`CeremonyKey::consume_link`]).
+pub(crate) fn pending_sealed<S: DeserializeOwned>(
+    key: &[u8; 32],
+    clock: &dyn Clock,
+    ceremony_id: &str,
+    tenant_id: Uuid,
+    kind: CeremonyKind,
+) -> Result<Pending<S>> {
+    let Some(sealed) =
+        super::sealed::open::<S>(key, tenant_id, kind.as_str(), ceremony_id)
+    else {
+        return Err(refusal(Claim::Unknown));
+    };
+    if sealed.expires_at <= clock.now() {
+        return Err(refusal(Claim::Expired));
+    }
+    Ok(Pending {
+        key: CeremonyKey {
+            id: sealed.id,
+            tenant_id: Some(tenant_id),
+            kind,
+            sealed_until: Some(sealed.expires_at),
+        },
+        subject: sealed.subject,
+        token_id: None,
+        state: sealed.state,
+    })
 }
 
 /// Consumes the ceremony `id` (one attempt per challenge), or says why it cannot be.
@@ -257,6 +330,7 @@ pub(crate) async fn consume<S: DeserializeOwned>(
         id,
         tenant_id,
         kind,
+        sealed_until: None,
     };
     let row = match key.attempt().claim_returning(conn, clock.now()).await? {
         Claim::Won(row) => row,
@@ -277,6 +351,11 @@ fn state_of<S: DeserializeOwned>(stored: &str) -> Result<S> {
         .map_err(|e| Error::Internal(format!("stored ceremony state unreadable: {e}")))
 }
 
+/// The refusal of a ceremony ID that names no ceremony.
+pub(crate) fn unknown() -> Error {
+    refusal(Claim::Unknown)
+}
+
 /// Why a ceremony cannot be consumed.
 fn refusal(claim: Claim) -> Error {
     match claim {
@@ -294,16 +373,21 @@ fn refusal(claim: Claim) -> Error {
     }
 }
 
-/// Deletes ceremonies that expired more than `grace` ago (housekeeping).
+/// Deletes ceremonies, and the recorded uses of sealed ones, that expired more than `grace` ago
+/// (housekeeping; an expired sealed ceremony is refused for its age, used or not).
 pub(crate) async fn purge_expired(
     conn: &impl ConnectionTrait,
     clock: &dyn Clock,
     grace: Duration,
 ) -> Result<u64> {
     let cutoff = clock.now() - grace;
-    let deleted = ceremony::Entity::delete_many()
+    let stored = ceremony::Entity::delete_many()
         .filter(ceremony::Column::ExpiresAt.lt(cutoff))
         .exec(conn)
         .await?;
-    Ok(deleted.rows_affected)
+    let uses = ceremony_use::Entity::delete_many()
+        .filter(ceremony_use::Column::ExpiresAt.lt(cutoff))
+        .exec(conn)
+        .await?;
+    Ok(stored.rows_affected + uses.rows_affected)
 }

@@ -5,6 +5,7 @@ pub(crate) mod ceremonies;
 #[cfg(test)]
 mod config_properties;
 pub mod relying_parties;
+pub(crate) mod sealed;
 
 use std::time::Duration;
 

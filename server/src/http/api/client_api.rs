@@ -49,8 +49,9 @@ pub struct RegistrationOptionsRequest {}
 /// Options for `navigator.credentials.create()` / `get()`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CeremonyResponse {
-    /// Send it back with the browser's response.
-    pub ceremony_id: Uuid,
+    /// Send it back with the browser's response. Opaque: a UUID for a registration, a sealed
+    /// ceremony (base64url, a few hundred characters) for a sign-in.
+    pub ceremony_id: String,
     /// WebAuthn L3 JSON (`PublicKeyCredentialCreationOptionsJSON` or
     /// `PublicKeyCredentialRequestOptionsJSON`): pass it to
     /// `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`.
@@ -108,7 +109,8 @@ async fn registration_options(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegistrationVerifyRequest {
-    pub ceremony_id: Uuid,
+    /// From the options call, as it came.
+    pub ceremony_id: String,
     /// `RegistrationResponseJSON` (`PublicKeyCredential.toJSON()` of the new credential).
     #[schema(value_type = Object)]
     pub credential: Box<serde_json::value::RawValue>,
@@ -154,7 +156,7 @@ async fn registration_verify(
         .end_users()
         .finish_registration(
             &token,
-            body.ceremony_id,
+            &body.ceremony_id,
             body.credential.get(),
             body.name.as_deref(),
             meta,
@@ -183,12 +185,12 @@ pub struct AuthenticationOptionsRequest {
     request_body(content = AuthenticationOptionsRequest, content_type = "application/json", example = json!({"user_id": "user-42"})),
     responses(
         (status = 200, body = CeremonyResponse, example = json!({
-            "ceremony_id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091",
+            "ceremony_id": "q3Vb0T8…",
             "publicKey": {"challenge": "x1Y…", "timeout": 300000, "rpId": "example.com",
                 "allowCredentials": [], "userVerification": "preferred"}})),
         (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many requests, or too many unfinished ceremonies, from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "`invalid_request`: the body is not the documented JSON (the problem's `field` names the member at fault)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
     ),
@@ -196,19 +198,19 @@ pub struct AuthenticationOptionsRequest {
 async fn authentication_options(
     State(services): State<Services>,
     ApiPath(tenant_id): ApiPath<Uuid>,
-    Meta(meta): Meta,
     ApiJson(body): ApiJson<AuthenticationOptionsRequest>,
 ) -> Result<Json<CeremonyResponse>, ApiError> {
     let ceremony = services
         .end_users()
-        .begin_authentication(tenant_id, body.user_id.as_deref(), meta)
+        .begin_authentication(tenant_id, body.user_id.as_deref())
         .await?;
     Ok(Json(ceremony.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AuthenticationVerifyRequest {
-    pub ceremony_id: Uuid,
+    /// From the options call, as it came.
+    pub ceremony_id: String,
     /// `AuthenticationResponseJSON` (`PublicKeyCredential.toJSON()` of the assertion).
     #[schema(value_type = Object)]
     pub credential: Box<serde_json::value::RawValue>,
@@ -233,7 +235,7 @@ pub struct TokenResponse {
         (status = 401, description = "`credential_unknown`, `credential_revoked`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many requests, or too many unfinished ceremonies, from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -245,7 +247,7 @@ async fn authentication_verify(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let token = services
         .end_users()
-        .finish_authentication(tenant_id, body.ceremony_id, body.credential.get(), meta)
+        .finish_authentication(tenant_id, &body.ceremony_id, body.credential.get(), meta)
         .await?;
     Ok(Json(TokenResponse { token }))
 }
