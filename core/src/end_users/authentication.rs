@@ -190,12 +190,14 @@ impl EndUsers<'_> {
         let response: PublicKeyCredential = parse_credential(credential_json)?;
         let key = self.keys.sealing(self.key_store()).await?;
         let pending = ceremonies::pending_sealed::<AuthenticationState>(
+            self.db,
             &key,
             self.clock,
             ceremony_id,
             tenant_id,
             CeremonyKind::TenantAuthentication,
-        )?;
+        )
+        .await?;
         attempt.ceremony = Some(pending.key);
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;

@@ -287,10 +287,12 @@ impl CeremonyKey {
     }
 }
 
-/// Opens the sealed ceremony `ceremony_id` of `tenant_id` for verification; an unknown or
-/// expired one is refused as a stored one would be. Whether it was used is decided when its use
-/// is recorded ([`CeremonyKey::consume_link`]).
-pub(crate) fn pending_sealed<S: DeserializeOwned>(
+/// Opens the sealed ceremony `ceremony_id` of `tenant_id` for verification; an unknown, used or
+/// expired one is refused as a stored one would be (one read by primary key: a replay costs no
+/// signature verification and is answered `ceremony_invalid`). The write that records its use
+/// still decides ([`CeremonyKey::consume_link`]).
+pub(crate) async fn pending_sealed<S: DeserializeOwned>(
+    conn: &impl ConnectionTrait,
     key: &[u8; 32],
     clock: &dyn Clock,
     ceremony_id: &str,
@@ -304,6 +306,13 @@ pub(crate) fn pending_sealed<S: DeserializeOwned>(
     };
     if sealed.expires_at <= clock.now() {
         return Err(refusal(Claim::Expired));
+    }
+    if ceremony_use::Entity::find_by_id(sealed.id)
+        .one(conn)
+        .await?
+        .is_some()
+    {
+        return Err(refusal(Claim::Used));
     }
     Ok(Pending {
         key: CeremonyKey {
