@@ -85,7 +85,7 @@ async fn console(backend: TestBackend) -> Option<Console> {
         users
             .finish_registration(
                 &issued.token,
-                options.ceremony_id,
+                &options.ceremony_id,
                 &credential.to_string(),
                 Some("Ada's <laptop>"),
                 RequestMeta::default(),
