@@ -170,7 +170,11 @@ impl<E: SingleUse> Attempt<E> {
     }
 
     /// Explains a lost update. Only reads: the update decided.
-    pub(crate) async fn why_lost(&self, conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Claim> {
+    pub(crate) async fn why_lost(
+        &self,
+        conn: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+    ) -> Result<Claim> {
         let row = E::find()
             .filter(E::ID.eq(self.id))
             .filter(self.scope.clone())

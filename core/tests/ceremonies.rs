@@ -998,7 +998,11 @@ async fn each_sign_in_step_is_one_write_transaction_on_postgres() {
     f.options(Some("ada")).await;
     let before = all_rows_as_text(&f.conn).await;
     let options = f.options(Some("ada")).await;
-    assert_eq!(all_rows_as_text(&f.conn).await, before, "options write nothing");
+    assert_eq!(
+        all_rows_as_text(&f.conn).await,
+        before,
+        "options write nothing"
+    );
     let response = device.authenticate(ORIGIN, &options.public_key).unwrap();
     let token = f.finish(&options, &response).await.unwrap();
     let verified = xmin(&f.conn, ceremony, f.tenant).await;

@@ -397,7 +397,13 @@ async fn secrets_that_match_nothing_are_refused_writing_nothing(backend: TestBac
             let finished = f
                 .services
                 .end_users()
-                .finish_registration(&presented, &Uuid::new_v4().to_string(), "{}", None, meta.clone())
+                .finish_registration(
+                    &presented,
+                    &Uuid::new_v4().to_string(),
+                    "{}",
+                    None,
+                    meta.clone(),
+                )
                 .await;
             prop_assert_eq!(
                 finished.err().map(|e| e.code()),
@@ -484,10 +490,7 @@ async fn configurations_from_outside_are_saved_or_refused_writing_nothing(backen
                     let read = read.ok().flatten();
                     prop_assert_eq!(read.as_deref(), Some(&saved));
                     if saved.enabled {
-                        let options = other
-                            .end_users()
-                            .begin_authentication(f.tenant, None)
-                            .await;
+                        let options = other.end_users().begin_authentication(f.tenant, None).await;
                         prop_assert!(options.is_ok(), "{:?}", options.err());
                     }
                 }

@@ -150,9 +150,7 @@ async fn register(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Uu
 
 async fn sign_in(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Result<String, Error> {
     let users = f.services.end_users();
-    let options = users
-        .begin_authentication(f.tenant, Some(user_id))
-        .await?;
+    let options = users.begin_authentication(f.tenant, Some(user_id)).await?;
     // A user without an active passkey is offered decoys, which nothing matches: present the
     // passkey anyway, as a tampered client would, to reach the server's refusal.
     let assertion = passkeys
@@ -456,10 +454,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
     // Both passkeys are refused at the next sign-in (discoverable, so the revoked credential
     // is presented rather than left out of allowCredentials).
     for passkeys in [&mut phone, &mut laptop] {
-        let options = users
-            .begin_authentication(f.tenant, None)
-            .await
-            .unwrap();
+        let options = users.begin_authentication(f.tenant, None).await.unwrap();
         let assertion = passkeys.authenticate(ORIGIN, &options.public_key).unwrap();
         let refused = users
             .finish_authentication(

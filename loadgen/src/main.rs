@@ -226,7 +226,7 @@ async fn run_peer(load: &Load, dir: &std::path::Path) -> Result<RunResult, Strin
     measure_child(load, subject, server, logs, crypto).await
 }
 
-const PEER_LABEL: &str = "Node peer (Express + @simplewebauthn/server, in memory)";
+pub(crate) const PEER_LABEL: &str = "Node peer (Express + @simplewebauthn/server, in memory)";
 
 /// Measures a server this program started, then stops it (its log is kept if the run failed).
 async fn measure_child(

@@ -134,7 +134,7 @@ pub async fn seed_users(
 
 /// The name prefix of the server's threads that run SQLite statements (sqlx gives each connection
 /// a thread of its own); the busiest of them is the writer.
-const SQLITE_THREADS: &str = "sqlx-sqlite";
+const SQLITE_THREADS: &str = "latchkey-sqlite";
 
 pub struct Window {
     pub warmup: Duration,
@@ -183,14 +183,12 @@ pub async fn run(
     // not be).
     let pid = server_pid.map(|p| p.to_string());
     let server_cpu = || pid.as_deref().and_then(server::cpu_seconds);
-    let threads = |prefix| server_pid.map_or_else(Default::default, |p| server::thread_cpu_seconds(p, prefix));
+    let threads = |prefix| {
+        server_pid.map_or_else(Default::default, |p| server::thread_cpu_seconds(p, prefix))
+    };
     let postgres = writes.is_some();
     let db_cpu = || postgres.then(server::postgres_cpu_seconds).flatten();
-    let cpu_before = (
-        server_cpu(),
-        server::cpu_seconds("self"),
-        db_cpu(),
-    );
+    let cpu_before = (server_cpu(), server::cpu_seconds("self"), db_cpu());
     // SQLite's connections each run on a thread of their own; the busiest is the writer.
     let db_threads_before = threads(SQLITE_THREADS);
     let ticks_before = server::machine_ticks();
@@ -211,11 +209,7 @@ pub async fn run(
         })
     };
     sleep_until(end.into()).await;
-    let cpu_after = (
-        server_cpu(),
-        server::cpu_seconds("self"),
-        db_cpu(),
-    );
+    let cpu_after = (server_cpu(), server::cpu_seconds("self"), db_cpu());
     let db_threads_after = threads(SQLITE_THREADS);
     let ticks_after = server::machine_ticks();
     sampling.store(false, Ordering::Relaxed);

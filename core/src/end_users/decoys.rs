@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-
 /// HMAC-SHA-256 of the parts under `key`, each part length-prefixed (no two inputs collide).
 fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     // A 32-byte key is always valid for HMAC.

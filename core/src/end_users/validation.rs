@@ -138,9 +138,7 @@ impl EndUsers<'_> {
             .tenant(tenant_id)
             .meta(meta);
         let Some((row, user)) = found else {
-            return self
-                .refuse_validation(entry, Claim::Unknown)
-                .await;
+            return self.refuse_validation(entry, Claim::Unknown).await;
         };
         let attempt = Attempt::<validation_token::Entity>::new(row.id)
             .scoped(validation_token::Column::TenantId.eq(tenant_id))

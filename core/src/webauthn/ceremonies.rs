@@ -299,9 +299,7 @@ pub(crate) async fn pending_sealed<S: DeserializeOwned>(
     tenant_id: Uuid,
     kind: CeremonyKind,
 ) -> Result<Pending<S>> {
-    let Some(sealed) =
-        super::sealed::open::<S>(key, tenant_id, kind.as_str(), ceremony_id)
-    else {
+    let Some(sealed) = super::sealed::open::<S>(key, tenant_id, kind.as_str(), ceremony_id) else {
         return Err(refusal(Claim::Unknown));
     };
     if sealed.expires_at <= clock.now() {

@@ -148,12 +148,20 @@ mod tests {
             altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(altered).unwrap();
             if altered != id {
-                assert!(fails(&key, tenant, "tenant_authentication", &altered), "{i}");
+                assert!(
+                    fails(&key, tenant, "tenant_authentication", &altered),
+                    "{i}"
+                );
             }
         }
         for junk in ["", "x", "not base64 !", &"A".repeat(MAX_ID_CHARS + 1)] {
             assert!(fails(&key, tenant, "tenant_authentication", junk));
         }
-        assert!(fails(&key, tenant, "tenant_authentication", &Uuid::new_v4().to_string()));
+        assert!(fails(
+            &key,
+            tenant,
+            "tenant_authentication",
+            &Uuid::new_v4().to_string()
+        ));
     }
 }

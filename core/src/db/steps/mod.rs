@@ -31,8 +31,8 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     Iterable,
     sea_query::{
-        DynIden, InsertStatement, IntoIden, OnConflict, Query,
-        SqliteQueryBuilder, UpdateStatement, Value,
+        DynIden, InsertStatement, IntoIden, OnConflict, Query, SqliteQueryBuilder, UpdateStatement,
+        Value,
     },
 };
 

@@ -228,7 +228,9 @@ fn sqlite_value(value: &Value) -> rusqlite::Result<SqlValue> {
         Value::ChronoDateTimeWithTimeZone(v) => or_null(v, |t| {
             SqlValue::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
         }),
-        Value::ChronoDateTime(v) => or_null(v, |t| SqlValue::Text(t.format("%F %T%.f").to_string())),
+        Value::ChronoDateTime(v) => {
+            or_null(v, |t| SqlValue::Text(t.format("%F %T%.f").to_string()))
+        }
         Value::ChronoDate(v) => or_null(v, |d| SqlValue::Text(d.format("%F").to_string())),
         Value::ChronoTime(v) => or_null(v, |t| SqlValue::Text(t.format("%T%.f").to_string())),
         other => {
