@@ -309,7 +309,7 @@ impl EndUsers<'_> {
         // concurrent verifications of one response one commits; the others are refused.
         let step = Chain::default()
             .link(pending.key.consume_link(self.clock)?)
-            .link(Link::Update(update))
+            .link(Link::Update(Box::new(update)))
             .effect(Row::of(&token_row))
             .effect(Row::of(&audit::row(self.clock, entry)));
         match self.steps.run(step).await? {

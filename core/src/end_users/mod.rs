@@ -75,6 +75,8 @@ pub struct EndUsers<'a> {
 }
 
 impl<'a> EndUsers<'a> {
+    // The services' borrowed handles, one each; only `Services::end_users` calls it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         db: &'a DatabaseConnection,
         writer: &'a DatabaseConnection,

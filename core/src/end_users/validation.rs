@@ -176,7 +176,7 @@ impl EndUsers<'_> {
         // One write step: the conditional update decides and marks; the audit event is written
         // with it.
         let step = Chain::default()
-            .link(Link::Update(attempt.statement(now)))
+            .link(Link::Update(Box::new(attempt.statement(now))))
             .effect(Row::of(&audit::row(self.clock, success)));
         match self.steps.run(step).await? {
             Outcome::Held => Ok(ValidationOutcome::Valid(Validated {

@@ -242,7 +242,7 @@ impl CeremonyKey {
                 .unless_exists(ceremony_use::Column::Id),
             )),
             (Some(_), None) => Err(Error::Internal("a sealed ceremony without a tenant".into())),
-            (None, _) => Ok(Link::Update(self.attempt().statement(now))),
+            (None, _) => Ok(Link::Update(Box::new(self.attempt().statement(now)))),
         }
     }
 

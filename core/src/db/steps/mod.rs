@@ -99,7 +99,7 @@ impl Row {
 pub(crate) enum Link {
     Insert(Row),
     /// A conditional update of at most one row (its `WHERE` names the row by key).
-    Update(UpdateStatement),
+    Update(Box<UpdateStatement>),
 }
 
 /// A write step: links that must each change one row, then effects (see the module's docs).

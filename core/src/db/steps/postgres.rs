@@ -70,7 +70,7 @@ fn statement(chain: &Chain) -> Result<Statement> {
                 expression.query(insert_select(row, previous.as_ref())?);
             }
             Link::Update(update) => {
-                let mut update = update.clone();
+                let mut update = update.as_ref().clone();
                 if let Some(previous) = &previous {
                     update.and_where(exists(previous));
                 }
