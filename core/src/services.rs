@@ -164,7 +164,12 @@ impl Services {
     }
 
     pub fn api_keys(&self) -> crate::tenants::api_keys::ApiKeys<'_> {
-        crate::tenants::api_keys::ApiKeys::new(&self.db, &self.writer, self.clock.as_ref())
+        crate::tenants::api_keys::ApiKeys::new(
+            &self.db,
+            &self.writer,
+            &self.steps,
+            self.clock.as_ref(),
+        )
     }
 
     /// Tenants' end users: enrollment and validation tokens, registration, sign-in, revocation.

@@ -269,13 +269,15 @@ pub fn render(runs: &[RunResult], verification: Option<&Verification>, load: &st
         }
         let _ = writeln!(s, "{line}.");
     }
+    // Latchkey's own runs: the peer's memory is reported in its row, not judged.
     let peak = runs
         .iter()
+        .filter(|r| r.label != crate::PEER_LABEL)
         .map(|r| r.server_peak_rss_mib)
         .fold(0.0, f64::max);
     let _ = writeln!(
         s,
-        "- Server peak RSS < 150 MB over every run: {} ({:.0} MB, the process's `VmHWM`).",
+        "- Server peak RSS < 150 MB over every Latchkey run: {} ({:.0} MB, the process's `VmHWM`).",
         verdict(mb(peak) < 150.0),
         mb(peak)
     );

@@ -9,7 +9,7 @@
 //! ceremony up and audits the refusal.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
@@ -96,11 +96,14 @@ impl EndUsers<'_> {
                 .and_where(end_user::Column::TenantId.eq(tenant_id))
                 .and_where(end_user::Column::ExternalId.eq(external_id))
                 .to_owned();
-            for row in authenticator::Entity::find()
-                .filter(authenticator::Column::TenantId.eq(tenant_id))
-                .filter(authenticator::Column::UserId.in_subquery(user))
-                .filter(authenticator::Column::RevokedAt.is_null())
-                .all(self.db)
+            for row in self
+                .steps
+                .all(
+                    authenticator::Entity::find()
+                        .filter(authenticator::Column::TenantId.eq(tenant_id))
+                        .filter(authenticator::Column::UserId.in_subquery(user))
+                        .filter(authenticator::Column::RevokedAt.is_null()),
+                )
                 .await?
             {
                 let credential = decode_credential(&row)?;
@@ -190,7 +193,7 @@ impl EndUsers<'_> {
         let response: PublicKeyCredential = parse_credential(credential_json)?;
         let key = self.keys.sealing(self.key_store()).await?;
         let pending = ceremonies::pending_sealed::<AuthenticationState>(
-            self.db,
+            self.steps,
             &key,
             self.clock,
             ceremony_id,
@@ -202,12 +205,19 @@ impl EndUsers<'_> {
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
 
-        let (stored, user) = authenticator::Entity::find()
-            .find_also_related(end_user::Entity)
-            .filter(authenticator::Column::TenantId.eq(tenant_id))
-            .filter(authenticator::Column::CredentialId.eq(credential_key(&response.raw_id)))
-            .one(self.db)
+        let (stored, user) = self
+            .steps
+            .all_pairs(
+                authenticator::Entity::find()
+                    .find_also_related(end_user::Entity)
+                    .filter(authenticator::Column::TenantId.eq(tenant_id))
+                    .filter(
+                        authenticator::Column::CredentialId.eq(credential_key(&response.raw_id)),
+                    )
+                    .limit(1),
+            )
             .await?
+            .pop()
             .ok_or_else(unknown_credential)?;
         let user = user
             .filter(|u| u.tenant_id == tenant_id)

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Query,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::Query,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -127,12 +128,17 @@ impl EndUsers<'_> {
         // What the token would prove, read before the write transaction so that the
         // transaction holds the writer for the decisive update and the audit event alone. The
         // token's user and kind never change; whether it is still unused is decided below.
-        let found = validation_token::Entity::find()
-            .find_also_related(end_user::Entity)
-            .filter(validation_token::Column::TokenHash.eq(&hash))
-            .filter(validation_token::Column::TenantId.eq(tenant_id))
-            .one(self.db)
-            .await?;
+        let found = self
+            .steps
+            .all_pairs(
+                validation_token::Entity::find()
+                    .find_also_related(end_user::Entity)
+                    .filter(validation_token::Column::TokenHash.eq(&hash))
+                    .filter(validation_token::Column::TenantId.eq(tenant_id))
+                    .limit(1),
+            )
+            .await?
+            .pop();
         let now = self.clock.now();
         let entry = AuditEntry::new(access.actor(), "validation_token.validated")
             .tenant(tenant_id)

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -80,6 +80,8 @@ pub struct ApiKeys<'a> {
     db: &'a DatabaseConnection,
     /// Where the hot path's write (last use) goes (see [`crate::db::writer_for`]).
     writer: &'a DatabaseConnection,
+    /// The hot path's read (every Server API request authenticates).
+    steps: &'a crate::db::steps::StepWriter,
     clock: &'a dyn Clock,
 }
 
@@ -99,9 +101,15 @@ impl<'a> ApiKeys<'a> {
     pub(crate) fn new(
         db: &'a DatabaseConnection,
         writer: &'a DatabaseConnection,
+        steps: &'a crate::db::steps::StepWriter,
         clock: &'a dyn Clock,
     ) -> Self {
-        Self { db, writer, clock }
+        Self {
+            db,
+            writer,
+            steps,
+            clock,
+        }
     }
 
     /// Creates a key for the tenant (owners and admins; or the CLI for any existing tenant).
@@ -247,11 +255,16 @@ impl<'a> ApiKeys<'a> {
         if !secrets::is_well_formed(SecretKind::ApiKey, presented) {
             return Err(Error::Unauthorized);
         }
-        let row = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(secrets::hash(presented)))
-            .filter(api_key::Column::RevokedAt.is_null())
-            .one(self.db)
+        let row = self
+            .steps
+            .all(
+                api_key::Entity::find()
+                    .filter(api_key::Column::KeyHash.eq(secrets::hash(presented)))
+                    .filter(api_key::Column::RevokedAt.is_null())
+                    .limit(1),
+            )
             .await?
+            .pop()
             .ok_or(Error::Unauthorized)?;
         let now = self.clock.now();
         if row

@@ -292,7 +292,7 @@ impl CeremonyKey {
 /// signature verification and is answered `ceremony_invalid`). The write that records its use
 /// still decides ([`CeremonyKey::consume_link`]).
 pub(crate) async fn pending_sealed<S: DeserializeOwned>(
-    conn: &impl ConnectionTrait,
+    steps: &crate::db::steps::StepWriter,
     key: &[u8; 32],
     clock: &dyn Clock,
     ceremony_id: &str,
@@ -305,10 +305,10 @@ pub(crate) async fn pending_sealed<S: DeserializeOwned>(
     if sealed.expires_at <= clock.now() {
         return Err(refusal(Claim::Expired));
     }
-    if ceremony_use::Entity::find_by_id(sealed.id)
-        .one(conn)
+    if !steps
+        .all(ceremony_use::Entity::find_by_id(sealed.id))
         .await?
-        .is_some()
+        .is_empty()
     {
         return Err(refusal(Claim::Used));
     }

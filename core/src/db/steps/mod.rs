@@ -25,14 +25,15 @@
 mod postgres;
 pub(crate) mod sqlite_queue;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
+use rusqlite::types::ValueRef;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    Iterable,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, IdenStatic, Iterable, QueryTrait, Select, SelectTwo, TryIntoModel,
     sea_query::{
-        DynIden, InsertStatement, IntoIden, OnConflict, Query, SqliteQueryBuilder, UpdateStatement,
-        Value,
+        ColumnType, DynIden, InsertStatement, IntoIden, OnConflict, Query, SqliteQueryBuilder,
+        UpdateStatement, Value,
     },
 };
 
@@ -189,6 +190,191 @@ impl StepWriter {
             Self::Pool(conn) => run_in_transaction(conn, &chain).await,
         }
     }
+}
+
+impl StepWriter {
+    /// The models `select` finds: on the step thread for a SQLite file (see
+    /// [`sqlite_queue::CommitQueue::read`]), through the pool otherwise. For the hot path's
+    /// reads.
+    pub(crate) async fn all<E: EntityTrait>(&self, select: Select<E>) -> Result<Vec<E::Model>>
+    where
+        E::ActiveModel: ActiveModelTrait<Entity = E> + TryIntoModel<E::Model>,
+    {
+        let queue = match self {
+            Self::SqliteQueue(queue) => queue,
+            Self::Pool(conn) => return Ok(select.all(conn).await?),
+        };
+        let (sql, values) = select.into_query().build(SqliteQueryBuilder);
+        let types = column_types::<E>("");
+        let rows = queue
+            .read(sql, values.0, move |name, value| {
+                sea_value(types.get(name), value)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|row| model::<E>(&row, ""))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .map(|m| m.ok_or_else(|| Error::Internal("SQLite reader: an empty row".into())))
+            .collect()
+    }
+
+    /// The pairs `select` finds (a row and its related row, if any), as [`StepWriter::all`].
+    pub(crate) async fn all_pairs<E: EntityTrait, F: EntityTrait>(
+        &self,
+        select: SelectTwo<E, F>,
+    ) -> Result<Vec<(E::Model, Option<F::Model>)>>
+    where
+        E::ActiveModel: ActiveModelTrait<Entity = E> + TryIntoModel<E::Model>,
+        F::ActiveModel: ActiveModelTrait<Entity = F> + TryIntoModel<F::Model>,
+    {
+        let queue = match self {
+            Self::SqliteQueue(queue) => queue,
+            Self::Pool(conn) => return Ok(select.all(conn).await?),
+        };
+        let (sql, values) = select.into_query().build(SqliteQueryBuilder);
+        // sea-orm names the two sides' columns `A_…` and `B_…`.
+        let mut types = column_types::<E>("A_");
+        types.extend(column_types::<F>("B_"));
+        let rows = queue
+            .read(sql, values.0, move |name, value| {
+                sea_value(types.get(name), value)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let first = model::<E>(&row, "A_")?
+                    .ok_or_else(|| Error::Internal("SQLite reader: an empty row".into()))?;
+                Ok((first, model::<F>(&row, "B_")?))
+            })
+            .collect()
+    }
+}
+
+fn column_types<E: EntityTrait>(prefix: &str) -> HashMap<String, ColumnType> {
+    <E::Column as Iterable>::iter()
+        .map(|c| {
+            (
+                format!("{prefix}{}", c.as_str()),
+                c.def().get_column_type().clone(),
+            )
+        })
+        .collect()
+}
+
+/// The model of `E` in the columns named `prefix…` of `row`; `None` when they are all NULL (the
+/// missing side of a left join).
+fn model<E: EntityTrait>(row: &[(String, Value)], prefix: &str) -> Result<Option<E::Model>>
+where
+    E::ActiveModel: ActiveModelTrait<Entity = E> + TryIntoModel<E::Model>,
+{
+    let values: HashMap<&str, &Value> = row
+        .iter()
+        .filter_map(|(name, value)| Some((name.strip_prefix(prefix)?, value)))
+        .collect();
+    let mut model = E::ActiveModel::default();
+    let mut any = false;
+    for column in <E::Column as Iterable>::iter() {
+        let value = values.get(column.as_str()).ok_or_else(|| {
+            Error::Internal(format!(
+                "SQLite reader: no column {prefix}{}",
+                column.as_str()
+            ))
+        })?;
+        any |= !is_null(value);
+        model.try_set(column, (*value).clone())?;
+    }
+    if !any {
+        return Ok(None);
+    }
+    Ok(Some(model.try_into_model()?))
+}
+
+fn is_null(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::Uuid(None)
+            | Value::String(None)
+            | Value::ChronoDateTimeUtc(None)
+            | Value::Json(None)
+            | Value::Bool(None)
+            | Value::BigInt(None)
+            | Value::Int(None)
+            | Value::SmallInt(None)
+            | Value::Bytes(None)
+    )
+}
+
+/// A SQLite column value as the sea-query value its column type reads as (the inverse of the
+/// binding in [`sqlite_queue`], which follows sqlx).
+fn sea_value(column: Option<&ColumnType>, value: ValueRef<'_>) -> Result<Value> {
+    let bad = |what: &str| Error::Internal(format!("SQLite reader: {what} in a {column:?} column"));
+    let text = |value: ValueRef<'_>| -> Result<Option<String>> {
+        match value {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => Ok(Some(String::from_utf8_lossy(t).into_owned())),
+            _ => Err(bad("not text")),
+        }
+    };
+    let integer = |value: ValueRef<'_>| -> Result<Option<i64>> {
+        match value {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(i) => Ok(Some(i)),
+            _ => Err(bad("not an integer")),
+        }
+    };
+    let Some(column) = column else {
+        return Err(bad("an unknown column"));
+    };
+    Ok(match column {
+        ColumnType::Uuid => Value::Uuid(match value {
+            ValueRef::Null => None,
+            ValueRef::Blob(b) => Some(uuid::Uuid::from_slice(b).map_err(|_| bad("not a UUID"))?),
+            ValueRef::Text(t) => {
+                Some(uuid::Uuid::try_parse_ascii(t).map_err(|_| bad("not a UUID"))?)
+            }
+            _ => return Err(bad("not a UUID")),
+        }),
+        ColumnType::TimestampWithTimeZone | ColumnType::Timestamp | ColumnType::DateTime => {
+            Value::ChronoDateTimeUtc(
+                text(value)?
+                    .map(|t| {
+                        chrono::DateTime::parse_from_rfc3339(&t)
+                            .map(|t| t.to_utc())
+                            .map_err(|_| bad("not an RFC 3339 time"))
+                    })
+                    .transpose()?,
+            )
+        }
+        ColumnType::Json | ColumnType::JsonBinary => Value::Json(
+            text(value)?
+                .map(|t| serde_json::from_str(&t).map_err(|_| bad("not JSON")))
+                .transpose()?,
+        ),
+        ColumnType::Boolean => Value::Bool(integer(value)?.map(|i| i != 0)),
+        ColumnType::BigInteger => Value::BigInt(integer(value)?),
+        ColumnType::Integer => Value::Int(
+            integer(value)?
+                .map(|i| i32::try_from(i).map_err(|_| bad("out of range")))
+                .transpose()?,
+        ),
+        ColumnType::SmallInteger => Value::SmallInt(
+            integer(value)?
+                .map(|i| i16::try_from(i).map_err(|_| bad("out of range")))
+                .transpose()?,
+        ),
+        ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => {
+            Value::String(text(value)?)
+        }
+        ColumnType::Binary(_) | ColumnType::VarBinary(_) | ColumnType::Blob => {
+            Value::Bytes(match value {
+                ValueRef::Null => None,
+                ValueRef::Blob(b) => Some(b.to_vec()),
+                _ => return Err(bad("not bytes")),
+            })
+        }
+        _ => return Err(bad("a type the reader does not map")),
+    })
 }
 
 /// The chain's statements one by one in a sea-orm transaction.

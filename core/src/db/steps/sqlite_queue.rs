@@ -37,10 +37,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The name of the writer thread (the load generator reports its CPU time).
 pub const THREAD_NAME: &str = "latchkey-sqlite-writer";
 
-struct Job {
-    statements: Vec<(String, Vec<Value>)>,
-    links: usize,
-    reply: oneshot::Sender<Result<Outcome>>,
+/// What the thread is asked to do.
+enum Job {
+    /// A write step: statements in a savepoint of the batch's transaction.
+    Write {
+        statements: Vec<(String, Vec<Value>)>,
+        links: usize,
+        reply: oneshot::Sender<Result<Outcome>>,
+    },
+    /// A read, outside any transaction: it sees what is committed. It replies itself.
+    Read(Box<dyn FnOnce(&Connection) + Send>),
 }
 
 pub(crate) struct CommitQueue {
@@ -75,11 +81,34 @@ impl CommitQueue {
     ) -> Result<Outcome> {
         let (reply, answer) = oneshot::channel();
         self.sender()?
-            .send(Job {
+            .send(Job::Write {
                 statements,
                 links,
                 reply,
             })
+            .map_err(|_| Error::Internal("SQLite writer: the thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("SQLite writer: no answer".into()))?
+    }
+
+    /// Runs `query` and answers its rows, each column converted by `convert` (its name and
+    /// value); on the thread, between write batches. Reading on the connection that writes
+    /// keeps its page cache: SQLite empties a connection's cache whenever another connection
+    /// has committed, which under load made every read on sqlx's pool refill it (profiled for
+    /// issue 19), besides two thread wake-ups per statement.
+    pub(crate) async fn read<R: Send + 'static>(
+        &self,
+        sql: String,
+        values: Vec<Value>,
+        convert: impl Fn(&str, rusqlite::types::ValueRef<'_>) -> Result<R> + Send + 'static,
+    ) -> Result<Vec<Vec<(String, R)>>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Read(Box::new(move |conn: &Connection| {
+            let _ = reply.send(read_rows(conn, &sql, &values, &convert));
+        }));
+        self.sender()?
+            .send(job)
             .map_err(|_| Error::Internal("SQLite writer: the thread has stopped".into()))?;
         answer
             .await
@@ -120,21 +149,76 @@ fn open(path: &std::path::Path, durability: SqliteDurability) -> rusqlite::Resul
     Ok(conn)
 }
 
+struct WriteJob {
+    statements: Vec<(String, Vec<Value>)>,
+    links: usize,
+    reply: oneshot::Sender<Result<Outcome>>,
+}
+
 fn serve(conn: Connection, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                // Reads run at once, before the writes that queued with them: they were sent
+                // while those were unanswered, so either order is a valid one.
+                Job::Read(read) => read(&conn),
+                Job::Write {
+                    statements,
+                    links,
+                    reply,
+                } => batch.push(WriteJob {
+                    statements,
+                    links,
+                    reply,
+                }),
+            }
+            if batch.len() < MAX_BATCH {
+                next = jobs.try_recv().ok();
             }
         }
-        commit_batch(&conn, batch);
+        if !batch.is_empty() {
+            commit_batch(&conn, batch);
+        }
     }
 }
 
+fn read_rows<R>(
+    conn: &Connection,
+    sql: &str,
+    values: &[Value],
+    convert: &impl Fn(&str, rusqlite::types::ValueRef<'_>) -> Result<R>,
+) -> Result<Vec<Vec<(String, R)>>> {
+    let internal = |e: rusqlite::Error| Error::Internal(format!("SQLite reader: {e}"));
+    let mut statement = conn.prepare_cached(sql).map_err(internal)?;
+    let names: Vec<String> = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let values = values
+        .iter()
+        .map(sqlite_value)
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(internal)?;
+    let mut rows = statement
+        .query(params_from_iter(values))
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(internal)? {
+        let mut columns = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let value = row.get_ref(i).map_err(internal)?;
+            columns.push((name.clone(), convert(name, value)?));
+        }
+        out.push(columns);
+    }
+    Ok(out)
+}
+
 /// One transaction for the whole batch; each job in a savepoint; replies after the commit.
-fn commit_batch(conn: &Connection, batch: Vec<Job>) {
+fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let message = format!("SQLite writer: BEGIN: {e}");
         for job in batch {
@@ -161,7 +245,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
     }
 }
 
-fn run_in_savepoint(conn: &Connection, job: &Job) -> Result<Outcome> {
+fn run_in_savepoint(conn: &Connection, job: &WriteJob) -> Result<Outcome> {
     let internal = |e: rusqlite::Error| Error::Internal(format!("SQLite writer: {e}"));
     conn.execute_batch("SAVEPOINT step").map_err(internal)?;
     let outcome = run_statements(conn, job);
@@ -174,7 +258,7 @@ fn run_in_savepoint(conn: &Connection, job: &Job) -> Result<Outcome> {
     outcome
 }
 
-fn run_statements(conn: &Connection, job: &Job) -> Result<Outcome> {
+fn run_statements(conn: &Connection, job: &WriteJob) -> Result<Outcome> {
     for (n, (sql, values)) in job.statements.iter().enumerate() {
         let changed = conn
             .prepare_cached(sql)
