@@ -173,15 +173,20 @@ fn backend(db: Db, load: &Load) -> Backend {
     }
 }
 
+/// The machine's raw verify rates, measured now (before a run, while the machine is idle).
+async fn crypto_rates() -> Result<stats::CryptoRates, String> {
+    eprintln!("loadgen: measuring the raw ES256 verify rate (machine idle)");
+    tokio::task::spawn_blocking(machine_rates::measure)
+        .await
+        .map_err(|e| e.to_string())?
+}
+
 async fn run(load: &Load, backend: Backend) -> Result<RunResult, String> {
     let bin = load.server_bin()?;
     if load.concurrency == 0 || load.tenants == 0 {
         return Err("--concurrency and --tenants must be at least 1".into());
     }
-    eprintln!("loadgen: measuring the raw ES256 verify rate (machine idle)");
-    let crypto = tokio::task::spawn_blocking(machine_rates::measure)
-        .await
-        .map_err(|e| e.to_string())??;
+    let crypto = crypto_rates().await?;
     let db = BenchDb::create(&backend).await?;
     let result = run_on(load, &bin, &db, crypto).await;
     db.remove().await;
@@ -210,10 +215,7 @@ async fn run_on(
 
 /// The reference peer from a copy of its folder where `npm ci` has run (see `--peer`).
 async fn run_peer(load: &Load, dir: &std::path::Path) -> Result<RunResult, String> {
-    eprintln!("loadgen: measuring the raw ES256 verify rate (machine idle)");
-    let crypto = tokio::task::spawn_blocking(machine_rates::measure)
-        .await
-        .map_err(|e| e.to_string())??;
+    let crypto = crypto_rates().await?;
     let logs = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (server, tenant) = Server::start_peer(dir, logs.path()).await?;
     let subject = Subject {
@@ -423,9 +425,7 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             label,
             json,
         } => {
-            let crypto = tokio::task::spawn_blocking(machine_rates::measure)
-                .await
-                .map_err(|e| e.to_string())??;
+            let crypto = crypto_rates().await?;
             let subject = Subject {
                 label,
                 base_url: base_url.trim_end_matches('/').to_owned(),
@@ -469,9 +469,7 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Crypto => {
-            let rates = tokio::task::spawn_blocking(machine_rates::measure)
-                .await
-                .map_err(|e| e.to_string())??;
+            let rates = crypto_rates().await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&rates).map_err(|e| e.to_string())?

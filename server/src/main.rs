@@ -3,6 +3,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use latchkey_server::{cli, config::Cli, telemetry};
 
+/// See `Cargo.toml`: why this allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
