@@ -4,7 +4,9 @@
 //! - **Requests** are limited at the HTTP edge, per source (an IPv4 address or an IPv6 /64,
 //!   [`SourceKey`]): across all tenants and the portal together, and per tenant on the Client
 //!   API. Those limits are counted in memory per instance.
-//! - **Ceremonies** are the one row an anonymous request can create. A source holds at most
+//! - **Ceremonies** are the one row an anonymous request can create — registrations' and the
+//!   portal's; a tenant sign-in's is sealed into its ID and stores nothing until it is
+//!   verified (`crate::webauthn::sealed`). A source holds at most
 //!   [`AbuseLimits::open_ceremonies_per_source`] unfinished ones (unused, unexpired; counted in
 //!   the database, so across instances and restarts); beyond, options answer `rate_limited`
 //!   with the time until its oldest one expires. Finishing a ceremony frees its place, so a

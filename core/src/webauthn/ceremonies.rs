@@ -1,11 +1,14 @@
-//! Stored WebAuthn ceremonies: the server-side half of every registration and authentication.
+//! WebAuthn ceremonies: the server-side half of every registration and authentication.
 //!
-//! A ceremony is created with its options and consumed exactly once by the conditional update of
-//! [`crate::single_use`], so of any number of concurrent attempts one wins, on every instance and
-//! both databases. The state lives in the
-//! database, so any instance can finish a ceremony another one started.
+//! A stored ceremony is created with its options and consumed exactly once by the conditional
+//! update of [`crate::single_use`], so of any number of concurrent attempts one wins, on every
+//! instance and both databases. The state lives in the database, so any instance can finish a
+//! ceremony another one started. A tenant sign-in's ceremony is sealed into its ID instead
+//! ([`super::sealed`], [`pending_sealed`]): nothing is stored at options, and its use is an
+//! insert into `ceremony_uses` whose key decides, in the verify step
+//! ([`CeremonyKey::consume_link`]).
 //!
-//! Two ways to finish one:
+//! Two ways to finish a stored one:
 //! - [`consume`] first, then verify (the portal's ceremonies): two write transactions.
 //! - [`pending`] reads it without writing, the caller verifies, and [`CeremonyKey::consume_in`]
 //!   consumes it inside the one transaction that writes what the success implies (the tenants'
