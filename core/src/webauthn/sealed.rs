@@ -2,9 +2,12 @@
 //! starting a sign-in writes nothing — an anonymous caller can make options cost CPU, never
 //! storage.
 //!
-//! The ceremony ID is `base64url(nonce ‖ AES-256-GCM(key, state))` with a random 96-bit nonce;
-//! the key is the instances' shared `ceremony_sealing` key ([`crate::instance_keys`]), so any
-//! instance can open what another sealed (design invariant 4). The associated data binds the
+//! The ceremony ID is `base64url(salt ‖ nonce ‖ AES-256-GCM(k, state))`: `k` is derived for this
+//! ceremony alone, `HMAC-SHA-256(master, salt)` with a random 128-bit salt, from the instances'
+//! shared `ceremony_sealing` key ([`crate::instance_keys`]), so any instance can open what
+//! another sealed (design invariant 4). A key per ceremony keeps GCM's random 96-bit nonces safe
+//! however many ceremonies one master key seals (a repeated nonce under one key would let an
+//! attacker forge sealed states; salts repeat only after ~2^64 ceremonies). The associated data binds the
 //! sealed state to its tenant and kind: an ID presented to another tenant's endpoint does not
 //! open. Nothing in it is secret from the browser that holds it (the challenge is in the options
 //! anyway), but it cannot be forged or altered, and expiry is inside.
@@ -25,6 +28,7 @@ use uuid::Uuid;
 
 use crate::{Error, Result};
 
+const SALT_BYTES: usize = 16;
 const NONCE_BYTES: usize = 12;
 /// The longest ceremony ID worth opening: a sealed state is a few hundred bytes (the subject is
 /// at most 128 characters); anything longer is not one of ours.
@@ -38,6 +42,18 @@ pub(crate) struct Sealed<S> {
     pub subject: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub state: S,
+}
+
+/// The key of one ceremony: `HMAC-SHA-256(master, "latchkey/ceremony-key/v1" ‖ salt)`.
+fn ceremony_key(master: &[u8; 32], salt: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // A 32-byte key is always valid for HMAC.
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(master) else {
+        return [0; 32];
+    };
+    mac.update(b"latchkey/ceremony-key/v1");
+    mac.update(salt);
+    mac.finalize().into_bytes().into()
 }
 
 fn associated_data(tenant_id: Uuid, kind: &str) -> Vec<u8> {
@@ -57,9 +73,11 @@ pub(crate) fn seal<S: Serialize>(
 ) -> Result<String> {
     let plaintext = serde_json::to_vec(contents)
         .map_err(|e| Error::Internal(format!("sealing a ceremony: {e}")))?;
+    let mut salt = [0u8; SALT_BYTES];
     let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut salt).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
     getrandom::fill(&mut nonce).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
-    let cipher = Aes256Gcm::new(key.into());
+    let cipher = Aes256Gcm::new(&ceremony_key(key, &salt).into());
     let aad = associated_data(tenant_id, kind);
     let sealed = cipher
         .encrypt(
@@ -70,7 +88,8 @@ pub(crate) fn seal<S: Serialize>(
             },
         )
         .map_err(|_| Error::Internal("sealing a ceremony failed".into()))?;
-    let mut out = nonce.to_vec();
+    let mut out = salt.to_vec();
+    out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
     Ok(URL_SAFE_NO_PAD.encode(out))
 }
@@ -87,13 +106,14 @@ pub(crate) fn open<S: DeserializeOwned>(
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(ceremony_id).ok()?;
-    if bytes.len() <= NONCE_BYTES {
+    if bytes.len() <= SALT_BYTES + NONCE_BYTES {
         return None;
     }
-    let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
+    let (salt, rest) = bytes.split_at(SALT_BYTES);
+    let (nonce, sealed) = rest.split_at(NONCE_BYTES);
     let nonce: [u8; NONCE_BYTES] = nonce.try_into().ok()?;
     let aad = associated_data(tenant_id, kind);
-    let plaintext = Aes256Gcm::new(key.into())
+    let plaintext = Aes256Gcm::new(&ceremony_key(key, salt).into())
         .decrypt(
             &Nonce::from(nonce),
             Payload {
