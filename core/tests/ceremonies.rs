@@ -32,6 +32,7 @@ both_backends!(
     each_sign_in_check_refuses_with_its_code_and_changes_nothing,
     a_sign_count_that_goes_backwards_is_refused_and_flagged,
     concurrent_sign_ins_never_move_the_counter_back,
+    one_response_verified_fifty_times_on_two_instances_signs_in_once,
     sign_in_options_do_not_tell_which_users_exist,
     replayed_and_expired_ceremonies_are_refused,
     each_registration_check_refuses_and_keeps_the_token,
@@ -729,6 +730,75 @@ async fn concurrent_sign_ins_never_move_the_counter_back(backend: TestBackend) {
             "round {round}: accepted {accepted:?}"
         );
     }
+}
+
+/// A sealed ceremony is single-use by the database alone: one response presented 50 times at
+/// once, through two instances (each with its own writer — on SQLite two connections, on
+/// PostgreSQL READ COMMITTED sessions), signs in exactly once; the others are refused (as used,
+/// or as a counter no longer above the winner's), and exactly one use and one validation token
+/// are written.
+async fn one_response_verified_fifty_times_on_two_instances_signs_in_once(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut phone = SoftPasskeys::new();
+    f.register("user-1", &mut phone).await;
+    let other = latchkey_core::testing::services(f.conn.clone(), Arc::new(f.clock.clone()));
+    let options = f.options(Some("user-1")).await;
+    let assertion = phone.authenticate(ORIGIN, &options.public_key).unwrap();
+    let count = |table: &'static str| {
+        let conn = f.conn.clone();
+        async move {
+            all_rows_as_text(&conn)
+                .await
+                .iter()
+                .filter(|(t, _)| t == table)
+                .count()
+        }
+    };
+    let (uses, tokens) = (
+        count("ceremony_uses").await,
+        count("validation_tokens").await,
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let services = if i % 2 == 0 {
+            f.services.clone()
+        } else {
+            other.clone()
+        };
+        let (tenant, id, response) = (f.tenant, options.ceremony_id.clone(), assertion.to_string());
+        tasks.spawn(async move {
+            services
+                .end_users()
+                .finish_authentication(tenant, &id, &response, RequestMeta::default())
+                .await
+                .map_err(|e| e.code())
+        });
+    }
+    let (mut won, mut refused) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(token) => {
+                assert!(token.starts_with("lk_val_"));
+                won += 1;
+            }
+            // Used, or — read after the winner's counter committed — no longer above it.
+            Err(code) => {
+                assert!(
+                    matches!(
+                        code,
+                        ErrorCode::CeremonyInvalid | ErrorCode::CounterRegressed
+                    ),
+                    "{code:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((won, refused), (1, 49));
+    assert_eq!(count("ceremony_uses").await, uses + 1);
+    assert_eq!(count("validation_tokens").await, tokens + 1);
 }
 
 /// Options naming a user ID: a known user's passkeys, and for an unknown user decoys of the same
