@@ -354,6 +354,18 @@ fn write_json(path: &std::path::Path, result: &RunResult) -> Result<(), String> 
     std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Prints a run's result as JSON, and writes it to `json` too when asked.
+fn emit(result: &RunResult, json: Option<&std::path::Path>) -> Result<(), String> {
+    if let Some(path) = json {
+        write_json(path, result)?;
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(result).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
 fn read_json(path: &std::path::Path) -> Result<RunResult, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -367,14 +379,7 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             json,
         } => {
             let result = run(&load, backend(database, &load)).await?;
-            if let Some(path) = json {
-                write_json(&path, &result)?;
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?
-            );
-            Ok(())
+            emit(&result, json.as_deref())
         }
         Command::Suite {
             load,
@@ -439,14 +444,7 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             };
             let mut result = drive(&load, subject, crypto).await?;
             result.server_peak_rss_mib = pid.and_then(server::peak_rss_mib).unwrap_or(f64::NAN);
-            if let Some(path) = json {
-                write_json(&path, &result)?;
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?
-            );
-            Ok(())
+            emit(&result, json.as_deref())
         }
         Command::Report {
             results,

@@ -236,16 +236,26 @@ impl CeremonyKey {
         match (self.sealed_until, self.tenant_id) {
             (Some(expires_at), _) if expires_at <= now => Err(refusal(Claim::Expired)),
             (Some(expires_at), Some(tenant_id)) => Ok(Link::Insert(
-                Row::of(&ceremony_use::ActiveModel {
-                    id: Set(self.id),
-                    tenant_id: Set(tenant_id),
-                    expires_at: Set(expires_at),
-                    used_at: Set(now),
-                })
-                .unless_exists(ceremony_use::Column::Id),
+                Row::of(&self.use_row(tenant_id, expires_at, now))
+                    .unless_exists(ceremony_use::Column::Id),
             )),
             (Some(_), None) => Err(Error::Internal("a sealed ceremony without a tenant".into())),
             (None, _) => Ok(Link::Update(Box::new(self.attempt().statement(now)))),
+        }
+    }
+
+    /// The row that records a sealed ceremony's use at `now`.
+    fn use_row(
+        self,
+        tenant_id: Uuid,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> ceremony_use::ActiveModel {
+        ceremony_use::ActiveModel {
+            id: Set(self.id),
+            tenant_id: Set(tenant_id),
+            expires_at: Set(expires_at),
+            used_at: Set(now),
         }
     }
 
@@ -273,19 +283,15 @@ impl CeremonyKey {
             let claim = self.attempt().claim(conn, clock.now()).await?;
             return Ok(claim == Claim::Won(()));
         };
-        let inserted = ceremony_use::Entity::insert(ceremony_use::ActiveModel {
-            id: Set(self.id),
-            tenant_id: Set(tenant_id),
-            expires_at: Set(expires_at),
-            used_at: Set(clock.now()),
-        })
-        .on_conflict(
-            OnConflict::column(ceremony_use::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
+        let inserted =
+            ceremony_use::Entity::insert(self.use_row(tenant_id, expires_at, clock.now()))
+                .on_conflict(
+                    OnConflict::column(ceremony_use::Column::Id)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(conn)
+                .await?;
         Ok(inserted == 1)
     }
 }
