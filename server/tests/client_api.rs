@@ -20,7 +20,8 @@ both_backends!(
     client_calls_are_rate_limited_per_tenant_and_address,
     a_made_up_tenant_is_not_found_and_writes_nothing,
     one_address_is_limited_across_tenants_and_the_portal,
-    a_thousand_anonymous_requests_write_a_bounded_number_of_rows
+    a_thousand_anonymous_requests_write_a_bounded_number_of_rows,
+    strange_ceremony_ids_are_unknown_ceremonies_and_write_nothing
 );
 
 const ORIGIN: &str = "https://shop.example.com";
@@ -379,4 +380,61 @@ async fn a_thousand_anonymous_requests_write_a_bounded_number_of_rows(backend: T
     t.services.flush_refusals().await.unwrap();
     let (_, audit) = row_counts(&t).await;
     assert_eq!(audit - audit_before, 1, "one aggregated refusal event");
+}
+
+/// What an outsider can put in `ceremony_id`: the longest the body allows, a UUID (a stored
+/// ceremony's shape), control characters, base64 that is no sealed ceremony, a sealed ceremony of
+/// another tenant. Each is `400 ceremony_invalid` and writes nothing (refusals presenting nothing
+/// real are only counted).
+async fn strange_ceremony_ids_are_unknown_ceremonies_and_write_nothing(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let shop = tenant(&t, "Shop", ORIGIN).await;
+    let other = tenant(&t, "Other", "https://other.shop.example.com").await;
+    let sealed_elsewhere: Value = call(
+        &t,
+        Method::POST,
+        &format!("/api/client/v1/tenants/{other}/authentication/options"),
+        Some("https://other.shop.example.com"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let before = latchkey_core::testing::all_rows_as_text(&t.conn).await;
+    let ids = [
+        "A".repeat(60_000),
+        Uuid::new_v4().to_string(),
+        "\u{0}\u{202e}💥".to_owned(),
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo".to_owned(),
+        sealed_elsewhere["ceremony_id"].as_str().unwrap().to_owned(),
+    ];
+    for id in ids {
+        let res = t
+            .http
+            .post(t.url(&format!(
+                "/api/client/v1/tenants/{shop}/authentication/verify"
+            )))
+            .header("origin", ORIGIN)
+            .json(&serde_json::json!({
+                "ceremony_id": id,
+                // Well-formed, so that the ceremony is what is judged.
+                "credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+                    "response": {"clientDataJSON": "e30", "authenticatorData": "AAAA",
+                        "signature": "AAAA"},
+                    "clientExtensionResults": {}},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{}", &id[..id.len().min(40)]);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "ceremony_invalid", "{body}");
+    }
+    assert_eq!(
+        latchkey_core::testing::all_rows_as_text(&t.conn).await,
+        before
+    );
 }
