@@ -192,20 +192,20 @@ impl EndUsers<'_> {
     ) -> Result<String> {
         let response: PublicKeyCredential = parse_credential(credential_json)?;
         let key = self.keys.sealing(self.key_store()).await?;
-        let pending = ceremonies::pending_sealed::<AuthenticationState>(
-            self.steps,
+        let pending = ceremonies::open_sealed::<AuthenticationState>(
             &key,
             self.clock,
             ceremony_id,
             tenant_id,
             CeremonyKind::TenantAuthentication,
-        )
-        .await?;
+        )?;
         attempt.ceremony = Some(pending.key);
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
 
-        let (stored, user) = self
+        // The passkey and its user, read only while the ceremony is unused: a replay is refused
+        // here, before any signature work, in the same read.
+        let found = self
             .steps
             .all_pairs(
                 authenticator::Entity::find()
@@ -214,11 +214,15 @@ impl EndUsers<'_> {
                     .filter(
                         authenticator::Column::CredentialId.eq(credential_key(&response.raw_id)),
                     )
+                    .filter(pending.key.unused())
                     .limit(1),
             )
             .await?
-            .pop()
-            .ok_or_else(unknown_credential)?;
+            .pop();
+        let Some((stored, user)) = found else {
+            pending.key.refuse_if_used(self.steps).await?;
+            return Err(unknown_credential());
+        };
         let user = user
             .filter(|u| u.tenant_id == tenant_id)
             .ok_or_else(unknown_credential)?;

@@ -4,7 +4,7 @@
 //! update of [`crate::single_use`], so of any number of concurrent attempts one wins, on every
 //! instance and both databases. The state lives in the database, so any instance can finish a
 //! ceremony another one started. A tenant sign-in's ceremony is sealed into its ID instead
-//! ([`super::sealed`], [`pending_sealed`]): nothing is stored at options, and its use is an
+//! ([`super::sealed`], [`open_sealed`]): nothing is stored at options, and its use is an
 //! insert into `ceremony_uses` whose key decides, in the verify step
 //! ([`CeremonyKey::consume_link`]).
 //!
@@ -272,6 +272,39 @@ impl CeremonyKey {
         Ok(refusal(self.attempt().why_lost(conn, clock.now()).await?))
     }
 
+    /// A condition that holds while this sealed ceremony's use is not recorded, to fold into
+    /// the verify step's read: a replayed response is then refused before any signature work
+    /// without a read of its own (on the hot path a round trip is the cost that counts). The
+    /// verify step's use link still decides; this only refuses early.
+    pub(crate) fn unused(&self) -> sea_orm::sea_query::SimpleExpr {
+        use sea_orm::{
+            ExprTrait,
+            sea_query::{Expr, Query},
+        };
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(ceremony_use::Entity)
+                .and_where(ceremony_use::Column::Id.eq(self.id))
+                .to_owned(),
+        )
+        .not()
+    }
+
+    /// After a read gated on [`Self::unused`] found nothing: refuses a used ceremony as used,
+    /// so the caller answers its own reason only for an unused one.
+    pub(crate) async fn refuse_if_used(&self, steps: &crate::db::steps::StepWriter) -> Result<()> {
+        if steps
+            .all(ceremony_use::Entity::find_by_id(self.id))
+            .await?
+            .is_empty()
+        {
+            Ok(())
+        } else {
+            Err(refusal(Claim::Used))
+        }
+    }
+
     /// Consumes the ceremony if it is still unused (a refused attempt uses up its challenge);
     /// one already consumed stays as it is. Answers whether this call used it up.
     pub(crate) async fn use_up_in(
@@ -300,8 +333,7 @@ impl CeremonyKey {
 /// expired one is refused as a stored one would be (one read by primary key: a replay costs no
 /// signature verification and is answered `ceremony_invalid`). The write that records its use
 /// still decides ([`CeremonyKey::consume_link`]).
-pub(crate) async fn pending_sealed<S: DeserializeOwned>(
-    steps: &crate::db::steps::StepWriter,
+pub(crate) fn open_sealed<S: DeserializeOwned>(
     key: &[u8; 32],
     clock: &dyn Clock,
     ceremony_id: &str,
@@ -313,13 +345,6 @@ pub(crate) async fn pending_sealed<S: DeserializeOwned>(
     };
     if sealed.expires_at <= clock.now() {
         return Err(refusal(Claim::Expired));
-    }
-    if !steps
-        .all(ceremony_use::Entity::find_by_id(sealed.id))
-        .await?
-        .is_empty()
-    {
-        return Err(refusal(Claim::Used));
     }
     Ok(Pending {
         key: CeremonyKey {
