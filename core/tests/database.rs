@@ -20,8 +20,54 @@ both_backends!(
     migrations_are_idempotent,
     audit_log_is_append_only,
     instance_status_counts_rows,
-    planner_statistics_follow_the_data
+    planner_statistics_follow_the_data,
+    pending_migrations_make_the_instance_not_ready
 );
+
+/// A database whose newest migration is not recorded (restored or replaced under a running
+/// instance) is not ready; a migration from a newer release is reported, and readiness is kept
+/// (an older instance keeps serving during a rolling upgrade).
+async fn pending_migrations_make_the_instance_not_ready(backend: TestBackend) {
+    let Some(test_db) = TestDb::create(backend).await else {
+        return;
+    };
+    let db = test_db.connect().await;
+    let services = latchkey_core::testing::services(
+        db.clone(),
+        std::sync::Arc::new(latchkey_core::SystemClock),
+    );
+    db.execute_unprepared(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000099_newer', 0)",
+    )
+    .await
+    .expect("recorded");
+    let state = db::schema::state(&db).await.expect("state");
+    assert_eq!(state.unknown, vec!["m20991231_000099_newer".to_owned()]);
+    assert!(state.pending.is_empty());
+    services.instance().readiness().await.expect("still ready");
+    assert!(matches!(
+        db::migrate(&db).await,
+        Err(db::DbOpenError::NewerSchema { unknown }) if unknown == state.unknown
+    ));
+
+    let newest = db::schema::known_migrations()
+        .last()
+        .cloned()
+        .expect("some");
+    db.execute_unprepared(&format!(
+        "DELETE FROM seaql_migrations WHERE version = '{newest}'"
+    ))
+    .await
+    .expect("forgotten");
+    assert_eq!(
+        db::schema::state(&db).await.expect("state").pending,
+        vec![newest]
+    );
+    assert_eq!(
+        services.instance().readiness().await,
+        Err(latchkey_core::instance::NotReady::MigrationsPending)
+    );
+}
 
 async fn migrations_are_idempotent(backend: TestBackend) {
     let Some(test_db) = TestDb::create(backend).await else {
@@ -30,14 +76,17 @@ async fn migrations_are_idempotent(backend: TestBackend) {
     let db = test_db.connect().await;
     // A second run (what every `latchkey serve` does on start-up) must be a no-op.
     db::migrate(&db).await.expect("second migration run");
-    let services =
-        latchkey_core::testing::services(db, std::sync::Arc::new(latchkey_core::SystemClock));
+    let services = latchkey_core::testing::services(
+        db.clone(),
+        std::sync::Arc::new(latchkey_core::SystemClock),
+    );
     let expected = match backend {
         TestBackend::Sqlite => BackendKind::Sqlite,
         TestBackend::Postgres => BackendKind::Postgres,
     };
     assert_eq!(services.backend(), expected);
-    services.instance().check_ready().await.expect("ready");
+    services.instance().readiness().await.expect("ready");
+    assert!(db::schema::state(&db).await.expect("state").is_current());
 }
 
 async fn audit_log_is_append_only(backend: TestBackend) {

@@ -109,6 +109,55 @@ async fn migrate_works_on_postgres() {
     assert!(stderr.contains("migrations applied"), "{stderr}");
 }
 
+async fn migration_rows(db: &sea_orm::DatabaseConnection) -> i64 {
+    use sea_orm::ConnectionTrait;
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT COUNT(*) AS n FROM seaql_migrations",
+    ))
+    .await
+    .expect("counted")
+    .expect("row")
+    .try_get::<i64>("", "n")
+    .expect("n")
+}
+
+/// Rolling upgrades: a release refuses to start (serve or migrate) on a schema a newer release
+/// migrated, with a one-line reason naming the unknown migration, and writes nothing.
+#[tokio::test]
+async fn a_schema_newer_than_the_release_is_refused_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = sqlite_url(dir.path());
+    let postgres = TestDb::create(TestBackend::Postgres).await;
+    let mut urls = vec![sqlite];
+    if let Some(db) = &postgres {
+        urls.push(db.url().expose().to_owned());
+    }
+    const FUTURE: &str = "m20991231_000099_from_a_newer_release";
+    for url in urls {
+        let env = [("LATCHKEY_DATABASE_URL", url.as_str())];
+        assert!(run(&["migrate"], &env).status.success(), "{url}");
+        let db = sea_orm::Database::connect(&url).await.expect("connects");
+        let record =
+            format!("INSERT INTO seaql_migrations (version, applied_at) VALUES ('{FUTURE}', 0)");
+        sea_orm::ConnectionTrait::execute_unprepared(&db, &record)
+            .await
+            .expect("recorded");
+        let before = migration_rows(&db).await;
+        for args in [&["migrate"][..], &["serve"][..]] {
+            let out = run(args, &[env[0], ("LATCHKEY_BIND", "127.0.0.1:0")]);
+            assert_one_line_failure(&out, "migrated by a newer release");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(FUTURE),
+                "names the migration"
+            );
+        }
+        let after = migration_rows(&db).await;
+        assert_eq!(before, after, "nothing migrated");
+        db.close().await.expect("closed");
+    }
+}
+
 #[test]
 fn bad_configuration_exits_with_a_one_line_reason() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -170,7 +170,7 @@ async fn shutdown_finishes_in_flight_requests_then_closes_the_pool(backend: Test
         "no longer listening"
     );
     assert!(
-        services.instance().check_ready().await.is_err(),
+        services.instance().readiness().await.is_err(),
         "pool closed"
     );
 }

@@ -1,5 +1,6 @@
 //! Opening the database: SQLite (embedded default) or PostgreSQL, chosen by the URL scheme.
 
+pub mod schema;
 pub mod statistics;
 pub(crate) mod steps;
 
@@ -44,6 +45,13 @@ pub enum DbOpenError {
     },
     #[error("cannot apply migrations: {0}")]
     Migrate(sea_orm::DbErr),
+    /// Started on a schema migrated by a newer release (see [`schema`]).
+    #[error(
+        "the database was migrated by a newer release of Latchkey ({}), which this release does \
+         not know: run that release or a newer one",
+        .unknown.join(", ")
+    )]
+    NewerSchema { unknown: Vec<String> },
 }
 
 impl DatabaseUrl {
@@ -244,8 +252,15 @@ pub fn writer_for(conn: &DatabaseConnection) -> DatabaseConnection {
     SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration, after refusing a schema newer than this release (nothing is
+/// written then).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbOpenError> {
+    let state = schema::state(db).await.map_err(DbOpenError::Migrate)?;
+    if !state.unknown.is_empty() {
+        return Err(DbOpenError::NewerSchema {
+            unknown: state.unknown,
+        });
+    }
     Migrator::up(db, None).await.map_err(DbOpenError::Migrate)
 }
 

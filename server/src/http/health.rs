@@ -21,17 +21,17 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// The process can do useful work: its database answers.
+/// The process can do useful work: its database answers, is fully migrated and takes writes.
 async fn readyz(State(services): State<Services>) -> axum::response::Response {
-    match services.instance().check_ready().await {
+    match services.instance().readiness().await {
         Ok(()) => Json(json!({
             "status": "ready",
             "database": services.backend().label(),
         }))
         .into_response(),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            Problem::new(ErrorCode::Internal, "The database is not reachable.")
+        Err(not_ready) => {
+            tracing::warn!(reason = ?not_ready, "readiness check failed");
+            Problem::new(ErrorCode::Internal, not_ready.message())
                 .with_status(StatusCode::SERVICE_UNAVAILABLE)
                 .into_response()
         }
