@@ -24,18 +24,26 @@ both_backends!(
     pending_migrations_make_the_instance_not_ready
 );
 
-/// A database whose newest migration is not recorded (restored or replaced under a running
-/// instance) is not ready; a migration from a newer release is reported, and readiness is kept
-/// (an older instance keeps serving during a rolling upgrade).
-async fn pending_migrations_make_the_instance_not_ready(backend: TestBackend) {
-    let Some(test_db) = TestDb::create(backend).await else {
-        return;
-    };
+/// A fresh, migrated database and services on it (the system clock); `None` without PostgreSQL.
+async fn migrated(
+    backend: TestBackend,
+) -> Option<(TestDb, DatabaseConnection, latchkey_core::Services)> {
+    let test_db = TestDb::create(backend).await?;
     let db = test_db.connect().await;
     let services = latchkey_core::testing::services(
         db.clone(),
         std::sync::Arc::new(latchkey_core::SystemClock),
     );
+    Some((test_db, db, services))
+}
+
+/// A database whose newest migration is not recorded (restored or replaced under a running
+/// instance) is not ready; a migration from a newer release is reported, and readiness is kept
+/// (an older instance keeps serving during a rolling upgrade).
+async fn pending_migrations_make_the_instance_not_ready(backend: TestBackend) {
+    let Some((_test_db, db, services)) = migrated(backend).await else {
+        return;
+    };
     db.execute_unprepared(
         "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000099_newer', 0)",
     )
@@ -159,14 +167,9 @@ async fn audit_log_is_append_only(backend: TestBackend) {
 }
 
 async fn instance_status_counts_rows(backend: TestBackend) {
-    let Some(test_db) = TestDb::create(backend).await else {
+    let Some((_test_db, db, services)) = migrated(backend).await else {
         return;
     };
-    let db = test_db.connect().await;
-    let services = latchkey_core::testing::services(
-        db.clone(),
-        std::sync::Arc::new(latchkey_core::SystemClock),
-    );
     let status = services.instance().status().await.expect("status");
     assert_eq!((status.tenants, status.operators), (0, 0));
     assert!(status.needs_setup());
