@@ -226,6 +226,18 @@ pub struct Config {
         global = true
     )]
     pub step_up_seconds: u32,
+
+    /// Seconds between SIGTERM and closing the listener: `/readyz` answers 503 at once while
+    /// requests are still accepted, so a load balancer stops routing here before connections
+    /// are refused. In-flight requests are always finished, whatever this is.
+    #[arg(
+        long,
+        env = "LATCHKEY_SHUTDOWN_DELAY_SECONDS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=300),
+        global = true
+    )]
+    pub shutdown_delay_seconds: u32,
 }
 
 /// Every variable the binary reads; anything else starting with `LATCHKEY_` is most likely a typo
@@ -243,6 +255,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_SOURCE_RATE_LIMIT",
     "LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS",
     "LATCHKEY_STEP_UP_SECONDS",
+    "LATCHKEY_SHUTDOWN_DELAY_SECONDS",
 ];
 
 pub fn unknown_env_vars() -> Vec<String> {

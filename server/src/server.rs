@@ -174,9 +174,11 @@ pub async fn start(
         leptos_options: leptos_options(config, &site_root),
         services: services.clone(),
     };
+    let draining = crate::http::health::Draining::default();
     let router = crate::http::router(
         state,
         crate::http::EdgeOptions {
+            draining: draining.clone(),
             https: config.public_url.scheme() == "https",
             trusted_proxies: config.trusted_proxies.clone(),
             rates: crate::http::anonymous_limit::Rates {
@@ -201,6 +203,7 @@ pub async fn start(
         "latchkey is listening"
     );
 
+    let delay = std::time::Duration::from_secs(u64::from(config.shutdown_delay_seconds));
     let (stop, stopped) = oneshot::channel::<()>();
     let housekeeping = spawn_housekeeping(services.clone());
     let statistics = services.spawn_statistics_refresh();
@@ -210,6 +213,14 @@ pub async fn start(
             tokio::select! {
                 _ = shutdown => {}
                 _ = stopped => {}
+            }
+            draining.start();
+            if !delay.is_zero() {
+                tracing::info!(
+                    seconds = delay.as_secs(),
+                    "shutting down: not ready, still accepting requests"
+                );
+                tokio::time::sleep(delay).await;
             }
             tracing::info!("shutting down: finishing in-flight requests");
         };

@@ -20,6 +20,7 @@ both_backends!(
     unknown_api_paths_get_problem_json,
     instance_status_server_function_answers_json,
     shutdown_finishes_in_flight_requests_then_closes_the_pool,
+    during_the_shutdown_delay_new_requests_are_served_but_not_ready,
     responses_carry_security_headers_and_pages_a_nonce_policy,
     portal_endpoints_refuse_cross_origin_requests
 );
@@ -132,14 +133,39 @@ async fn instance_status_server_function_answers_json(backend: TestBackend) {
     assert_eq!(body["checked_at"], expected.as_str());
 }
 
+/// Sends the rest of a request on a raw connection and reads the whole response.
+async fn finish(mut conn: TcpStream, rest: &[u8]) -> String {
+    conn.write_all(rest).await.expect("write");
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.expect("read");
+    response
+}
+
 async fn shutdown_finishes_in_flight_requests_then_closes_the_pool(backend: TestBackend) {
     let Some(t) = TestServer::start(backend).await else {
         return;
     };
     let addr = t.server.addr;
-    // A request whose head has started to arrive when shutdown begins…
-    let mut conn = TcpStream::connect(addr).await.expect("connect");
-    conn.write_all(b"GET /readyz HTTP/1.1\r\nHost: test\r\n")
+    // Requests whose heads have started to arrive when shutdown begins: a readiness probe, and
+    // one that reads the database (sign-in options for a tenant that does not exist).
+    let mut probe = TcpStream::connect(addr).await.expect("connect");
+    probe
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: test\r\n")
+        .await
+        .expect("write");
+    let mut reader = TcpStream::connect(addr).await.expect("connect");
+    let path = format!(
+        "/api/client/v1/tenants/{}/authentication/options",
+        uuid::Uuid::new_v4()
+    );
+    reader
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                 Content-Length: 2\r\n"
+            )
+            .as_bytes(),
+        )
         .await
         .expect("write");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -148,17 +174,17 @@ async fn shutdown_finishes_in_flight_requests_then_closes_the_pool(backend: Test
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !shutdown.is_finished(),
-        "shutdown waits for the open request"
+        "shutdown waits for the open requests"
     );
 
-    // …is still answered, from a working database.
-    conn.write_all(b"Connection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut response = String::new();
-    conn.read_to_string(&mut response).await.expect("read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains("\"ready\""), "{response}");
+    // Both are answered: the probe says the instance is going away…
+    let response = finish(probe, b"Connection: close\r\n\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("shutting down"), "{response}");
+    // …and the other is answered from a working database (a closed pool would be a 500).
+    let response = finish(reader, b"Connection: close\r\n\r\n{}").await;
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    assert!(response.contains("not_found"), "{response}");
 
     tokio::time::timeout(Duration::from_secs(10), shutdown)
         .await
@@ -172,6 +198,50 @@ async fn shutdown_finishes_in_flight_requests_then_closes_the_pool(backend: Test
     assert!(
         services.instance().readiness().await.is_err(),
         "pool closed"
+    );
+}
+
+/// With a shutdown delay the instance keeps accepting requests after the signal, reporting
+/// itself not ready, so a load balancer can take it out of rotation before it closes.
+async fn during_the_shutdown_delay_new_requests_are_served_but_not_ready(backend: TestBackend) {
+    let Some(t) = TestServer::start_with(backend, &["--shutdown-delay-seconds", "2"]).await else {
+        return;
+    };
+    assert_eq!(t.get("/readyz").await.status(), 200);
+    let base = t.server.base_url();
+    let started = std::time::Instant::now();
+    let shutdown = tokio::spawn(t.server.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections, after the signal.
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client")
+    };
+    let ready = fresh()
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(ready.status(), 503);
+    let body = ready.text().await.expect("body");
+    assert!(body.contains("shutting down"), "{body}");
+    let live = fresh()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(live.status(), 200);
+
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("shutdown completes")
+        .expect("join")
+        .expect("clean shutdown");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the listener stayed open for the delay"
     );
 }
 

@@ -4,7 +4,7 @@
 pub mod anonymous_limit;
 pub mod api;
 mod guards;
-mod health;
+pub mod health;
 pub mod portal_auth;
 pub mod problem;
 mod support;
@@ -35,6 +35,8 @@ pub struct EdgeOptions {
     pub trusted_proxies: latchkey_core::abuse::TrustedProxies,
     /// Requests per second on anonymous endpoints (see [`anonymous_limit`]).
     pub rates: anonymous_limit::Rates,
+    /// Set when shutdown begins (`/readyz` answers 503 from then on).
+    pub draining: health::Draining,
 }
 
 /// The portal's routes, listed once per process. Listing them sets a process-wide flag under
@@ -53,7 +55,7 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
 
     let limiter = anonymous_limit::AnonymousLimiter::new(options.rates);
     let mut router = Router::new()
-        .merge(health::router())
+        .merge(health::router(options.draining.clone()))
         .merge(support::portal_router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             move || shell(shell_options.clone())
