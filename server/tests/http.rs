@@ -213,25 +213,19 @@ async fn during_the_shutdown_delay_new_requests_are_served_but_not_ready(backend
     let shutdown = tokio::spawn(t.server.shutdown());
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections, after the signal.
-    let fresh = || {
+    let fresh = |path: &str| {
         reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .build()
             .expect("client")
+            .get(format!("{base}{path}"))
+            .send()
     };
-    let ready = fresh()
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .expect("served");
+    let ready = fresh("/readyz").await.expect("served");
     assert_eq!(ready.status(), 503);
     let body = ready.text().await.expect("body");
     assert!(body.contains("shutting down"), "{body}");
-    let live = fresh()
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .expect("served");
+    let live = fresh("/healthz").await.expect("served");
     assert_eq!(live.status(), 200);
 
     tokio::time::timeout(Duration::from_secs(10), shutdown)
