@@ -220,6 +220,12 @@ impl Services {
         crate::db::statistics::spawn_refresh(self.writer.clone())
     }
 
+    /// On PostgreSQL, listens for configuration changes made by other instances (see
+    /// [`crate::tenants::config_events`]) until aborted; `None` on SQLite.
+    pub fn spawn_config_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        crate::tenants::config_events::spawn_listener(&self.db, Arc::downgrade(&self.configs))
+    }
+
     /// Closes the pool (graceful shutdown). Clones still held elsewhere see a closed pool.
     /// Writes the refusals counted since the last flush as aggregated audit events (see
     /// [`crate::abuse`]); answers how many refusals they hold.

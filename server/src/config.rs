@@ -1,7 +1,7 @@
 //! Typed configuration: command-line flags, each mirrored by a `LATCHKEY_*` environment variable
 //! (the spec's contract), with the spec's defaults.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use latchkey_core::{
@@ -205,6 +205,19 @@ pub struct Config {
     )]
     pub source_rate_limit: u32,
 
+    /// How many instances serve this deployment behind one load balancer. The request limits
+    /// above (and the failed API-key limit) are per deployment: each instance enforces its
+    /// share, the limit divided by this, so a source never gets more than the limit in all, and
+    /// gets all of it when the balancer spreads its requests over the instances.
+    #[arg(
+        long,
+        env = "LATCHKEY_INSTANCES",
+        default_value_t = NonZeroU32::MIN,
+        value_parser = instances,
+        global = true
+    )]
+    pub instances: NonZeroU32,
+
     /// Unfinished ceremonies (sign-ins and registrations started, not finished, not expired)
     /// one source address may hold; beyond, options answer `rate_limited`. 0 turns it off.
     #[arg(
@@ -253,6 +266,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_CLIENT_RATE_LIMIT",
     "LATCHKEY_SOURCE_RATE_LIMIT",
+    "LATCHKEY_INSTANCES",
     "LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS",
     "LATCHKEY_STEP_UP_SECONDS",
     "LATCHKEY_SHUTDOWN_DELAY_SECONDS",
@@ -265,6 +279,13 @@ pub fn unknown_env_vars() -> Vec<String> {
         // Test-only knobs of the test suites, not of the binary.
         .filter(|key| !key.starts_with("LATCHKEY_TEST_"))
         .collect()
+}
+
+fn instances(raw: &str) -> Result<NonZeroU32, String> {
+    raw.parse::<NonZeroU32>()
+        .ok()
+        .filter(|n| n.get() <= 1_000)
+        .ok_or_else(|| "must be a whole number from 1 to 1000".to_owned())
 }
 
 fn parse_public_url(raw: &str) -> Result<Url, String> {

@@ -184,6 +184,7 @@ pub async fn start(
             rates: crate::http::anonymous_limit::Rates {
                 per_source: config.source_rate_limit,
                 per_tenant_and_source: config.client_rate_limit,
+                instances: config.instances,
             },
         },
     );
@@ -208,6 +209,7 @@ pub async fn start(
     let housekeeping = spawn_housekeeping(services.clone());
     let statistics = services.spawn_statistics_refresh();
     let refusals = spawn_refusal_flush(services.clone());
+    let config_listener = services.spawn_config_listener();
     let task = tokio::spawn(async move {
         let signal = async move {
             tokio::select! {
@@ -240,6 +242,9 @@ pub async fn start(
         housekeeping.abort();
         statistics.abort();
         refusals.abort();
+        if let Some(listener) = config_listener {
+            listener.abort();
+        }
         flush_refusals(&services).await;
         if let Err(err) = services.close().await {
             tracing::warn!(error = %err, "closing the database pool failed");

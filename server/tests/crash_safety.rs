@@ -28,18 +28,17 @@
 //! `normal` (both survive it; they differ on power loss, which no test here simulates).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
+mod common;
+
 use std::{
-    collections::VecDeque,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
     time::{Duration, Instant},
 };
 
+use common::process::{ServerProcess, cli_json};
 use latchkey_core::{
     both_backends,
     testing::{TestBackend, TestDb, soft_passkey::SoftPasskeys},
@@ -49,7 +48,6 @@ use serde_json::{Value, json};
 
 both_backends!(acknowledged_writes_survive_sigkill);
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 /// The tenant's RP ID and web origin; the clients send the origin as browsers do.
 const RP_ID: &str = "shop.example.com";
 const ORIGIN: &str = "https://shop.example.com";
@@ -128,132 +126,10 @@ async fn acknowledged_writes_survive_sigkill(backend: TestBackend) {
 // ---------------------------------------------------------------------------------------------
 // The server process
 
-/// A `latchkey serve` child on its own free port, its stderr kept for diagnostics.
-struct ServerProcess {
-    child: Child,
-    base_url: String,
-    log: Arc<Mutex<VecDeque<String>>>,
-}
-
-impl ServerProcess {
-    fn start(database_url: &str) -> Self {
-        let mut child = latchkey(database_url)
-            .arg("serve")
-            .env("LATCHKEY_BIND", "127.0.0.1:0")
-            // Every client comes from 127.0.0.1: no request limit, and no bound on the
-            // ceremonies that kills leave unfinished (the limits have tests of their own).
-            .env("LATCHKEY_CLIENT_RATE_LIMIT", "0")
-            .env("LATCHKEY_SOURCE_RATE_LIMIT", "0")
-            .env("LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn latchkey serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let kept = log.clone();
-        // Drains stderr for the child's whole life (a full pipe would block the server).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("latchkey is listening")
-                    && let Some(addr) = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("addr="))
-                {
-                    let _ = addr_tx.send(addr.to_owned());
-                }
-                let mut kept = kept.lock().unwrap();
-                if kept.len() == 200 {
-                    kept.pop_front();
-                }
-                kept.push_back(line);
-            }
-        });
-        let mut server = Self {
-            child,
-            base_url: String::new(),
-            log,
-        };
-        match addr_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => server.base_url = format!("http://{addr}"),
-            Err(_) => panic!(
-                "the server did not start within 30 s\n{}",
-                server.log_tail()
-            ),
-        }
-        server
-    }
-
-    /// The crash: SIGKILL, then reap the process.
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-
-    /// The orderly stop, for the end of the test.
-    fn sigterm(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().expect("try_wait").is_none() {
-            assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap();
-        format!(
-            "--- server log (last {} lines) ---\n{}",
-            log.len(),
-            Vec::from(log.clone()).join("\n")
-        )
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // A failed test must not leave a server behind.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The binary with a clean `LATCHKEY_*` environment of our own.
-fn latchkey(database_url: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LATCHKEY_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("LATCHKEY_DATABASE_URL", database_url)
-        .env("LATCHKEY_SQLITE_SYNCHRONOUS", "full")
-        .env("RUST_LOG", "warn,latchkey_server=info");
-    cmd
-}
-
 /// A tenant with passkeys on and a Server API key, made with the CLI as an operator would:
 /// answers `(tenant_id, api_key)`.
 fn create_tenant_and_key(database_url: &str) -> (String, String) {
-    let run = |args: &[&str]| -> Value {
-        let out = latchkey(database_url)
-            .args(args)
-            .output()
-            .expect("run latchkey");
-        assert!(
-            out.status.success(),
-            "latchkey {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-    };
+    let run = |args: &[&str]| cli_json(database_url, args);
     let tenant = run(&[
         "tenant",
         "create",

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod config;
 pub mod config_cache;
+pub mod config_events;
 pub mod dashboard;
 
 use std::{collections::HashSet, sync::Arc};
@@ -284,6 +285,8 @@ impl<'a> Tenants<'a> {
                 .meta(meta),
         )
         .await?;
+        // Its origins join the set CORS preflights are answered from, on every instance.
+        config_events::announce(&txn, id).await?;
         txn.commit().await?;
         Ok(id)
     }
@@ -297,6 +300,7 @@ impl<'a> Tenants<'a> {
         if let Some(listed) = self.cache.web_origin_listed(origin, now) {
             return Ok(listed);
         }
+        let generation = self.cache.generation();
         let mut origins = HashSet::new();
         for row in tenant::Entity::find()
             .filter(tenant::Column::PasskeysEnabled.eq(true))
@@ -309,7 +313,7 @@ impl<'a> Tenants<'a> {
             }));
         }
         let listed = origins.contains(origin);
-        self.cache.put_web_origins(origins, now);
+        self.cache.put_web_origins(origins, now, generation);
         Ok(listed)
     }
 
@@ -365,11 +369,12 @@ impl<'a> Tenants<'a> {
         if let Some(config) = self.cache.get(tenant_id, now) {
             return Ok(Some(config));
         }
+        let generation = self.cache.generation();
         let Some(row) = tenant::Entity::find_by_id(tenant_id).one(self.db).await? else {
             return Ok(None);
         };
         let config = Arc::new(config_of(&row)?);
-        self.cache.put(tenant_id, config.clone(), now);
+        self.cache.put(tenant_id, config.clone(), now, generation);
         Ok(Some(config))
     }
 
@@ -386,6 +391,7 @@ impl<'a> Tenants<'a> {
         let tenant_id = access.tenant_id();
         access.require(Permission::ManagePasskeyConfig)?;
         let mut config = input.validate(expected_version + 1)?;
+        let generation = self.cache.generation();
         let txn = crate::db::begin_write(self.db).await?;
         let row = tenant::Entity::find_by_id(tenant_id)
             .one(&txn)
@@ -443,8 +449,10 @@ impl<'a> Tenants<'a> {
                 .meta(meta),
         )
         .await?;
+        config_events::announce(&txn, tenant_id).await?;
         txn.commit().await?;
-        self.cache.put(tenant_id, Arc::new(config.clone()), now);
+        self.cache
+            .put(tenant_id, Arc::new(config.clone()), now, generation);
         Ok(config)
     }
 
@@ -513,6 +521,7 @@ impl<'a> Tenants<'a> {
                 .meta(meta),
         )
         .await?;
+        config_events::announce(&txn, tenant_id).await?;
         txn.commit().await?;
         self.cache.forget(tenant_id);
         Ok(())

@@ -8,9 +8,12 @@
 //!   source).
 //!
 //! GCRA from `governor`: a steady rate with a burst of twice the rate. Counted per instance, in
-//! memory: with several instances behind a load balancer a source gets the rate once per
-//! instance it reaches. What the requests may write is bounded separately, in the database
-//! (`latchkey_core::abuse`).
+//! memory, each instance enforcing its share — the rate divided by the configured number of
+//! instances (`LATCHKEY_INSTANCES`) — so that across a deployment a source never gets more than
+//! the configured rate, and gets all of it when the load balancer spreads its requests (see the
+//! README's "Several instances"). Shared counting in the database would cost a write per
+//! anonymous request, which is what these limits exist to avoid. What the requests may write is
+//! bounded separately, in the database (`latchkey_core::abuse`).
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 
@@ -38,24 +41,47 @@ const PORTAL_ANONYMOUS: [&str; 5] = [
     "/portal/api/link_status",
 ];
 
-/// Requests per second; 0 turns a limit off.
-#[derive(Debug, Clone, Copy, Default)]
+/// Requests per second across the deployment; 0 turns a limit off.
+#[derive(Debug, Clone, Copy)]
 pub struct Rates {
     pub per_source: u32,
     pub per_tenant_and_source: u32,
+    /// The instances sharing the rates: each enforces `1 / instances` of them.
+    pub instances: NonZeroU32,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Self {
+            per_source: 0,
+            per_tenant_and_source: 0,
+            instances: NonZeroU32::MIN,
+        }
+    }
 }
 
 pub struct AnonymousLimiter {
     per_source: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_tenant: Option<DefaultKeyedRateLimiter<(Uuid, IpAddr)>>,
+    instances: NonZeroU32,
 }
 
-fn keyed<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+/// This instance's share of `per_second` (a burst of twice the rate): the rate divided by
+/// `instances`, the burst too, rounded up to at least one request.
+fn share(per_second: u32, instances: NonZeroU32) -> Option<Quota> {
     let rate = NonZeroU32::new(per_second)?;
-    let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
-    Some(RateLimiter::keyed(
-        Quota::per_second(rate).allow_burst(burst),
-    ))
+    let period =
+        std::time::Duration::from_secs_f64(f64::from(instances.get()) / f64::from(rate.get()));
+    let burst = NonZeroU32::new(rate.get().saturating_mul(2).div_ceil(instances.get()))
+        .unwrap_or(NonZeroU32::MIN);
+    Some(Quota::with_period(period)?.allow_burst(burst))
+}
+
+fn keyed<K: std::hash::Hash + Eq + Clone>(
+    per_second: u32,
+    instances: NonZeroU32,
+) -> Option<DefaultKeyedRateLimiter<K>> {
+    share(per_second, instances).map(RateLimiter::keyed)
 }
 
 /// `Err(seconds to wait)` when `key` is over its rate.
@@ -78,9 +104,15 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 impl AnonymousLimiter {
     pub fn new(rates: Rates) -> Arc<Self> {
         Arc::new(Self {
-            per_source: keyed(rates.per_source),
-            per_tenant: keyed(rates.per_tenant_and_source),
+            per_source: keyed(rates.per_source, rates.instances),
+            per_tenant: keyed(rates.per_tenant_and_source, rates.instances),
+            instances: rates.instances,
         })
+    }
+
+    /// The instances the limits are shared by.
+    pub fn instances(&self) -> NonZeroU32 {
+        self.instances
     }
 
     /// The source's budget for everything anonymous.
@@ -197,6 +229,7 @@ mod tests {
         let limiter = AnonymousLimiter::new(Rates {
             per_source: 0,
             per_tenant_and_source: 5,
+            ..Rates::default()
         });
         let tenant = Uuid::new_v4();
         for _ in 0..10 {
@@ -213,6 +246,7 @@ mod tests {
         let limiter = AnonymousLimiter::new(Rates {
             per_source: 5,
             per_tenant_and_source: 0,
+            ..Rates::default()
         });
         for _ in 0..10 {
             assert_eq!(limiter.check_source(source(1)), Ok(()));
@@ -220,5 +254,30 @@ mod tests {
         assert_eq!(limiter.check_source(source(1)), Err(1));
         assert_eq!(limiter.check_source(source(2)), Ok(()));
         assert_eq!(limiter.check_tenant(Uuid::new_v4(), source(1)), Ok(()));
+    }
+
+    #[test]
+    fn each_of_several_instances_enforces_its_share() {
+        let instances = NonZeroU32::new(2).expect("two");
+        let limiter = AnonymousLimiter::new(Rates {
+            per_source: 5,
+            per_tenant_and_source: 0,
+            instances,
+        });
+        // Half of the burst of 10 here; the other instance allows the other half.
+        for _ in 0..5 {
+            assert_eq!(limiter.check_source(source(1)), Ok(()));
+        }
+        assert!(limiter.check_source(source(1)).is_err());
+        // Refilled at half the rate: one request every 0.4 s.
+        let quota = share(5, instances).expect("a limit");
+        assert_eq!(
+            quota.replenish_interval(),
+            std::time::Duration::from_millis(400)
+        );
+        // A rate smaller than the instances still lets one request through each.
+        let tiny = share(1, NonZeroU32::new(3).expect("three")).expect("a limit");
+        assert_eq!(tiny.burst_size(), NonZeroU32::MIN);
+        assert_eq!(share(0, instances), None, "0 is off");
     }
 }

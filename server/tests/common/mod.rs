@@ -1,7 +1,9 @@
 //! Shared helpers: a real Latchkey server on a free port against a fresh database.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by several test crates; failed expectations fail the test
 
-use std::{future::pending, sync::Arc};
+pub mod process;
+
+use std::{future::pending, ops::Deref, sync::Arc};
 
 use chrono::{TimeZone, Utc};
 use clap::Parser;
@@ -19,7 +21,8 @@ pub struct TestServer {
     pub server: RunningServer,
     pub services: Services,
     pub clock: ManualClock,
-    pub http: reqwest::Client,
+    /// The server as HTTP clients reach it (its methods are the server's, through `Deref`).
+    pub site: Site,
     /// The server's database, for inspecting what requests did.
     pub conn: sea_orm::DatabaseConnection,
     // Dropped last: the database outlives the server using it.
@@ -59,24 +62,65 @@ impl TestServer {
         let server = start(&cli.config, services.clone(), pending())
             .await
             .expect("server starts");
+        let site = Site::new(&server.base_url());
+        Some(Self {
+            server,
+            services,
+            clock,
+            site,
+            conn,
+            db,
+        })
+    }
+
+    /// The first-run setup, as the logged link's visitor does it: answers their browser.
+    pub async fn set_up_first_operator(&self, email: &str) -> Browser {
+        set_up_first_operator(&self.services, &self.site, email).await
+    }
+}
+
+impl Deref for TestServer {
+    type Target = Site;
+
+    fn deref(&self) -> &Site {
+        &self.site
+    }
+}
+
+/// The first-run setup on `site`, with a setup token `services` issue (as the logged link
+/// would carry): answers the visitor's browser, signed in.
+pub async fn set_up_first_operator(services: &Services, site: &Site, email: &str) -> Browser {
+    let issued = services
+        .operators()
+        .issue_setup_token()
+        .await
+        .expect("setup token")
+        .expect("no operator yet");
+    site.enroll(&issued.token, email).await
+}
+
+/// A Latchkey instance as HTTP clients reach it: browsers on the portal, backends on the APIs.
+pub struct Site {
+    pub base_url: String,
+    pub http: reqwest::Client,
+}
+
+impl Site {
+    pub fn new(base_url: &str) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A request that never answers fails the test instead of stalling the suite.
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .expect("http client");
-        Some(Self {
-            server,
-            services,
-            clock,
+        Self {
+            base_url: base_url.to_owned(),
             http,
-            conn,
-            db,
-        })
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.server.base_url(), path)
+        format!("{}{}", self.base_url, path)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -108,7 +152,7 @@ pub fn session_cookie(res: &reqwest::Response) -> Option<(String, String)> {
         })
 }
 
-impl TestServer {
+impl Site {
     /// Calls a portal server function as same-origin page script would (form-encoded arguments,
     /// JSON answer), with the browser's cookie.
     pub async fn call(
@@ -183,18 +227,6 @@ impl TestServer {
         .await;
         assert!(browser.cookie.is_some(), "enrollment signs the operator in");
         browser
-    }
-
-    /// The first-run setup, as the logged link's visitor does it: answers their browser.
-    pub async fn set_up_first_operator(&self, email: &str) -> Browser {
-        let issued = self
-            .services
-            .operators()
-            .issue_setup_token()
-            .await
-            .expect("setup token")
-            .expect("no operator yet");
-        self.enroll(&issued.token, email).await
     }
 
     /// Signs in with the browser's passkey (discoverable, no username); answers the response of

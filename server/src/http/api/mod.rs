@@ -134,11 +134,11 @@ where
     .layer(axum::middleware::from_fn(
         super::anonymous_limit::limit_client_source,
     ))
+    .layer(axum::Extension(Arc::new(
+        rate_limit::FailedAuthLimiter::for_share(limiter.instances()),
+    )))
     .layer(axum::Extension(limiter))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
-    .layer(axum::Extension(Arc::new(
-        rate_limit::FailedAuthLimiter::default(),
-    )))
 }
 
 /// The OpenAPI document (for tests and tooling).

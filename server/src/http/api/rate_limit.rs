@@ -5,9 +5,10 @@
 //!
 //! Hand-written rather than `governor`: only failures count, and whether a source is over the
 //! limit is a peek that spends nothing — a keyed GCRA limiter charges on every check.
-//! The counts live in this instance's memory: behind a load balancer each instance throttles
-//! on its own, which bounds guessing to instances × limit (still hopeless against 256-bit keys;
-//! the limit is about noise and log spam). Memory is bounded: at most [`MAX_TRACKED`] sources,
+//! The counts live in this instance's memory: behind a load balancer each instance allows its
+//! share of the failures (the limit divided by `LATCHKEY_INSTANCES`, at least one), as the
+//! anonymous request limits do (guessing is hopeless against 256-bit keys anyway; the limit is
+//! about noise and log spam). Memory is bounded: at most [`MAX_TRACKED`] sources,
 //! IPv6 counted per /64 (one subscriber's whole network, see [`source_bucket`]).
 
 use std::{
@@ -29,10 +30,17 @@ pub fn source_bucket(ip: IpAddr) -> IpAddr {
     latchkey_core::abuse::SourceKey::of(ip).address()
 }
 
-#[derive(Default)]
 pub struct FailedAuthLimiter {
     // Held for a map operation only, never across an await.
     windows: Mutex<Windows>,
+    /// Failures allowed per window on this instance: its share of [`MAX_FAILURES`].
+    max_failures: u32,
+}
+
+impl Default for FailedAuthLimiter {
+    fn default() -> Self {
+        Self::for_share(std::num::NonZeroU32::MIN)
+    }
 }
 
 #[derive(Default)]
@@ -47,12 +55,20 @@ struct Windows {
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl FailedAuthLimiter {
+    /// A limiter allowing this instance's share of the failures when `instances` share them.
+    pub fn for_share(instances: std::num::NonZeroU32) -> Self {
+        Self {
+            windows: Mutex::default(),
+            max_failures: MAX_FAILURES.div_ceil(instances.get()),
+        }
+    }
+
     /// `Some(seconds to wait)` while `source` is over the limit.
     pub fn blocked_for(&self, source: IpAddr, now: Instant) -> Option<u64> {
         let windows = self.windows.lock().ok()?;
         let (started, failures) = windows.by_source.get(&source_bucket(source))?;
         let ends = *started + WINDOW;
-        (*failures >= MAX_FAILURES && ends > now)
+        (*failures >= self.max_failures && ends > now)
             .then(|| (ends - now).as_secs_f64().ceil().max(1.0) as u64)
     }
 
