@@ -26,7 +26,7 @@ pub mod webauthn;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, Result};
-pub use services::{DEFAULT_PUBLIC_URL, Services};
+pub use services::{DEFAULT_PUBLIC_URL, DatabaseGauges, Services};
 
 #[cfg(feature = "testing")]
 pub mod testing;

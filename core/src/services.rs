@@ -18,6 +18,14 @@ use crate::{
     webauthn::PortalRelyingParty,
 };
 
+/// See [`Services::database_gauges`].
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseGauges {
+    pub pool: Option<crate::db::PoolGauge>,
+    pub writer_pool: Option<crate::db::PoolGauge>,
+    pub step_queue: Option<usize>,
+}
+
 /// The portal's public URL when none is configured (the spec's default).
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
 
@@ -231,6 +239,18 @@ impl Services {
     /// [`crate::abuse`]); answers how many refusals they hold.
     pub async fn flush_refusals(&self) -> Result<u64> {
         crate::abuse::record_tally(&self.writer, self.clock.as_ref(), &self.abuse.refusals).await
+    }
+
+    /// The database side of the metrics: the pools' occupancy (the writer's where it is a pool
+    /// of its own, SQLite) and the depth of SQLite's step queue.
+    pub fn database_gauges(&self) -> DatabaseGauges {
+        let step_queue = self.steps.queue_depth();
+        DatabaseGauges {
+            pool: crate::db::PoolGauge::of(&self.db),
+            // A SQLite file (the one case with a step queue) has a writer pool of its own.
+            writer_pool: step_queue.and_then(|_| crate::db::PoolGauge::of(&self.writer)),
+            step_queue,
+        }
     }
 
     /// Refusals counted and not yet written.

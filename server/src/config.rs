@@ -120,6 +120,16 @@ pub struct Config {
     )]
     pub bind: SocketAddr,
 
+    /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. `127.0.0.1:9090`: its own
+    /// listener, so that the metrics are never public by accident. Unset: no metrics.
+    #[arg(
+        long,
+        env = "LATCHKEY_METRICS_BIND",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// The portal's own origin as browsers reach it; its host is the portal's RP ID.
     #[arg(
         long,
@@ -258,6 +268,7 @@ pub struct Config {
 pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_DATABASE_URL",
     "LATCHKEY_BIND",
+    "LATCHKEY_METRICS_BIND",
     "LATCHKEY_PUBLIC_URL",
     "LATCHKEY_SITE_ROOT",
     "LATCHKEY_SQLITE_SYNCHRONOUS",

@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod telemetry;

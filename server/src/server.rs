@@ -111,6 +111,8 @@ async fn flush_refusals(services: &Services) {
 /// A server accepting connections in the background.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where the metrics are served, when they are.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartupError>>,
 }
@@ -179,6 +181,7 @@ pub async fn start(
         state,
         crate::http::EdgeOptions {
             draining: draining.clone(),
+            metrics: config.metrics_bind.is_some(),
             https: config.public_url.scheme() == "https",
             trusted_proxies: config.trusted_proxies.clone(),
             rates: crate::http::anonymous_limit::Rates {
@@ -203,6 +206,21 @@ pub async fn start(
         site_root = %site_root.display(),
         "latchkey is listening"
     );
+
+    let metrics = match (
+        config.metrics_bind,
+        config.metrics_bind.and(crate::metrics::recorder()),
+    ) {
+        (Some(addr), Some(handle)) => {
+            let (bound, task) = crate::metrics::serve(addr, handle, services.clone())
+                .await
+                .map_err(|source| StartupError::Bind { addr, source })?;
+            tracing::info!(addr = %bound, "metrics are served on /metrics");
+            Some((bound, task))
+        }
+        _ => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(bound, _)| *bound);
 
     let delay = std::time::Duration::from_secs(u64::from(config.shutdown_delay_seconds));
     let (stop, stopped) = oneshot::channel::<()>();
@@ -245,6 +263,9 @@ pub async fn start(
         if let Some(listener) = config_listener {
             listener.abort();
         }
+        if let Some((_, metrics)) = metrics {
+            metrics.abort();
+        }
         flush_refusals(&services).await;
         if let Err(err) = services.close().await {
             tracing::warn!(error = %err, "closing the database pool failed");
@@ -255,6 +276,7 @@ pub async fn start(
 
     Ok(RunningServer {
         addr,
+        metrics_addr,
         stop: Some(stop),
         task,
     })

@@ -303,12 +303,18 @@ async fn serve_answers_logs_requests_and_stops_on_sigterm_and_sigint() {
         let ready = get_json(served.addr, "/readyz").await;
         assert_eq!(ready["database"], "SQLite");
         // One log line per request, with status and latency but without the query string.
-        let _ = reqwest::get(format!(
+        let res = reqwest::get(format!(
             "http://{}/login?token=lk_secret_value",
             served.addr
         ))
-        .await;
-        let line = served.wait_for_line("path=/login}");
+        .await
+        .expect("the sign-in page");
+        let id = res.headers()["x-request-id"]
+            .to_str()
+            .expect("an ID")
+            .to_owned();
+        // With the request's ID, as its answer carried it.
+        let line = served.wait_for_line(&format!("path=/login request_id={id}}}"));
         assert!(
             line.contains("status=200") && line.contains("latency_ms="),
             "{line}"

@@ -4,8 +4,8 @@
 //! - A ceremony started on one instance finishes on the other, and its validation token is
 //!   validated on the first; a portal session made on one is served by the other, and signing
 //!   out on one ends it on both.
-//! - A revocation made on one (a passkey through the Server API, an API key in the portal) is
-//!   refused by the other on the very next request: neither caches them.
+//! - A revocation made on one (a passkey through the Server API, an enrollment token and an API
+//!   key in the portal) is refused by the other on the very next request: neither caches them.
 //! - A configuration change saved on one reaches the other's next ceremony through PostgreSQL's
 //!   `LISTEN/NOTIFY` (`latchkey_core::tenants::config_events`): the other caches a configuration
 //!   for a minute while it listens, so only the notification can explain seeing the change
@@ -295,6 +295,39 @@ async fn two_instances_on_one_postgres_behave_as_one_service() {
     assert_eq!(res.status(), 204);
     let (status, refused) = a.sign_in_verify(&tenant_id, &options, credential).await;
     assert!(status >= 400, "revoked on B, accepted on A: {refused}");
+
+    // An enrollment token revoked in B's portal is refused by A at once.
+    let token = issue(&a, &api_key, "user-2", &[]).await;
+    let tokens = b
+        .site
+        .call_ok(&mut ada, "list_enrollment_tokens", &[("id", &tenant_id)])
+        .await;
+    let token_id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user_id"] == "user-2")
+        .and_then(|t| t["id"].as_str())
+        .expect("user-2's token is listed")
+        .to_owned();
+    b.site
+        .call_ok(
+            &mut ada,
+            "revoke_enrollment_token",
+            &[("id", &tenant_id), ("token", &token_id)],
+        )
+        .await;
+    let (status, refused) = a
+        .post(
+            "/api/client/v1/registration/options",
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    assert!(
+        (400..500).contains(&status),
+        "revoked on B, accepted on A: {refused}"
+    );
 
     // An API key revoked in B's portal is refused by A's Server API at once.
     let keys = b

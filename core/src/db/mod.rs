@@ -252,6 +252,37 @@ pub fn writer_for(conn: &DatabaseConnection) -> DatabaseConnection {
     SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)
 }
 
+/// A connection pool's occupancy now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGauge {
+    /// Connections open, idle or lent out.
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolGauge {
+    pub fn of(conn: &DatabaseConnection) -> Option<Self> {
+        fn gauge<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolGauge {
+            PoolGauge {
+                open: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        match conn.get_database_backend() {
+            DbBackend::Postgres => Some(gauge(conn.get_postgres_connection_pool())),
+            DbBackend::Sqlite => Some(gauge(conn.get_sqlite_connection_pool())),
+            _ => None,
+        }
+    }
+
+    /// Connections lent out to requests now.
+    pub fn in_use(&self) -> u32 {
+        self.open.saturating_sub(self.idle)
+    }
+}
+
 /// Applies every pending migration, after refusing a schema newer than this release (nothing is
 /// written then).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbOpenError> {

@@ -156,6 +156,7 @@ pub async fn limit_client_source(request: Request, next: Next) -> Response {
     match limiter.check_source(source) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
+            crate::metrics::rate_limited("source");
             let mut response = with_retry_after(
                 Problem::new(ErrorCode::RateLimited, MESSAGE).into_response(),
                 wait,
@@ -179,10 +180,13 @@ pub async fn limit_client_tenant(request: Request, next: Next) -> Response {
     let (request, source) = with_source(request);
     match limiter.check_tenant(tenant, source) {
         Ok(()) => next.run(request).await,
-        Err(wait) => with_retry_after(
-            Problem::new(ErrorCode::RateLimited, MESSAGE).into_response(),
-            wait,
-        ),
+        Err(wait) => {
+            crate::metrics::rate_limited("tenant_source");
+            with_retry_after(
+                Problem::new(ErrorCode::RateLimited, MESSAGE).into_response(),
+                wait,
+            )
+        }
     }
 }
 
@@ -196,6 +200,7 @@ pub async fn limit_portal(request: Request, next: Next) -> Response {
     match limiter.check_source(source) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
+            crate::metrics::rate_limited("portal");
             let error = app::PortalError::new(ErrorCode::RateLimited.as_str(), MESSAGE);
             let response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(error)).into_response();
             with_retry_after(response, wait)

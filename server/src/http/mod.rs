@@ -7,6 +7,7 @@ mod guards;
 pub mod health;
 pub mod portal_auth;
 pub mod problem;
+pub mod request_id;
 mod support;
 
 use std::{sync::LazyLock, time::Duration};
@@ -37,6 +38,8 @@ pub struct EdgeOptions {
     pub rates: anonymous_limit::Rates,
     /// Set when shutdown begins (`/readyz` answers 503 from then on).
     pub draining: health::Draining,
+    /// Count and time requests for the metrics endpoint (see [`crate::metrics`]).
+    pub metrics: bool,
 }
 
 /// The portal's routes, listed once per process. Listing them sets a process-wide flag under
@@ -82,15 +85,13 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
         .merge(api::router(state.services.clone(), limiter))
         .merge(sdk_router(&state.leptos_options.site_root))
         .merge(support::public_router());
-    if !options.trusted_proxies.is_empty() {
-        router = router.layer(axum::Extension(std::sync::Arc::new(
-            options.trusted_proxies.clone(),
-        )));
-    }
     for (name, value) in guards::default_headers(options.https) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
-    router
+    if options.metrics {
+        router = router.layer(axum::middleware::from_fn(crate::metrics::track));
+    }
+    router = router
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -98,8 +99,15 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
                 .on_response(log_response)
                 .on_failure(()),
         )
-        .layer(CompressionLayer::new())
-        .with_state(state)
+        // Outside the log span, which names the ID.
+        .layer(axum::middleware::from_fn(request_id::assign));
+    if !options.trusted_proxies.is_empty() {
+        // Outside the request ID too: a trusted proxy's `X-Request-Id` is kept.
+        router = router.layer(axum::Extension(std::sync::Arc::new(
+            options.trusted_proxies.clone(),
+        )));
+    }
+    router.layer(CompressionLayer::new()).with_state(state)
 }
 
 /// The browser SDK (`/sdk/latchkey.js` and its types), loadable as a module from any site: module
@@ -123,10 +131,15 @@ fn sdk_router<S: Clone + Send + Sync + 'static>(site_root: &str) -> Router<S> {
 /// One line per request with method, path, status and latency. The query string is left out on
 /// purpose: setup and invitation links carry their secret there.
 fn request_span(request: &Request<Body>) -> Span {
+    let id = request
+        .extensions()
+        .get::<request_id::RequestId>()
+        .map(|id| id.0.clone());
     tracing::info_span!(
         "http",
         method = %request.method(),
         path = %request.uri().path(),
+        request_id = %id.as_deref().unwrap_or_default(),
     )
 }
 

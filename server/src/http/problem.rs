@@ -34,6 +34,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub field: Option<String>,
+    /// The request's ID (also in the `X-Request-Id` header and the server's log line for the
+    /// request): quote it to whoever runs the instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "5f1c0a9e-1a")]
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -45,6 +50,7 @@ impl Problem {
             detail: detail.into(),
             code,
             field: None,
+            request_id: super::request_id::current(),
         }
     }
 
@@ -61,6 +67,8 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // For the metrics: the outcome of a ceremony step is its problem code.
+        response.extensions_mut().insert(self.code);
         response
     }
 }
@@ -80,6 +88,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.0.is_internal() {
             tracing::error!(error = %self.0, "request failed");
+        }
+        if self.0.code() == ErrorCode::RateLimited {
+            // The only limit the services decide: unfinished ceremonies per source.
+            crate::metrics::rate_limited("open_ceremonies");
         }
         let mut problem = Problem::new(self.0.code(), self.0.public_message());
         problem.field = self.0.field().map(str::to_owned);

@@ -176,6 +176,14 @@ impl StepWriter {
         )))
     }
 
+    /// Steps and reads waiting for SQLite's step thread; `None` where there is no such queue.
+    pub(crate) fn queue_depth(&self) -> Option<usize> {
+        match self {
+            Self::SqliteQueue(queue) => Some(queue.depth()),
+            Self::Pool(_) => None,
+        }
+    }
+
     /// Runs `chain` as one atomic step; answers once it is committed.
     pub(crate) async fn run(&self, chain: Chain) -> Result<Outcome> {
         match self {

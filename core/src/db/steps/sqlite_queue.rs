@@ -18,7 +18,11 @@
 
 use std::{
     path::PathBuf,
-    sync::{OnceLock, mpsc},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     time::Duration,
 };
 
@@ -54,6 +58,8 @@ pub(crate) struct CommitQueue {
     durability: SqliteDurability,
     /// Started on first use: a service that never writes a step starts no thread.
     sender: OnceLock<std::result::Result<mpsc::Sender<Job>, String>>,
+    /// Jobs sent and not yet taken by the thread (the metrics' queue depth).
+    queued: Arc<AtomicUsize>,
 }
 
 impl CommitQueue {
@@ -62,14 +68,27 @@ impl CommitQueue {
             path,
             durability,
             sender: OnceLock::new(),
+            queued: Arc::default(),
         }
     }
 
-    fn sender(&self) -> Result<&mpsc::Sender<Job>> {
-        self.sender
-            .get_or_init(|| start(self.path.clone(), self.durability))
+    /// Jobs waiting for the thread now.
+    pub(crate) fn depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Hands `job` to the thread (starting it on first use).
+    fn send(&self, job: Job) -> Result<()> {
+        let sender = self
+            .sender
+            .get_or_init(|| start(self.path.clone(), self.durability, self.queued.clone()))
             .as_ref()
-            .map_err(|e| Error::Internal(format!("SQLite writer: {e}")))
+            .map_err(|e| Error::Internal(format!("SQLite writer: {e}")))?;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        sender.send(job).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            Error::Internal("SQLite writer: the thread has stopped".into())
+        })
     }
 
     /// Runs one step's statements (the first `links` of them must each change one row) and
@@ -80,13 +99,11 @@ impl CommitQueue {
         statements: Vec<(String, Vec<Value>)>,
     ) -> Result<Outcome> {
         let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .send(Job::Write {
-                statements,
-                links,
-                reply,
-            })
-            .map_err(|_| Error::Internal("SQLite writer: the thread has stopped".into()))?;
+        self.send(Job::Write {
+            statements,
+            links,
+            reply,
+        })?;
         answer
             .await
             .map_err(|_| Error::Internal("SQLite writer: no answer".into()))?
@@ -107,9 +124,7 @@ impl CommitQueue {
         let job = Job::Read(Box::new(move |conn: &Connection| {
             let _ = reply.send(read_rows(conn, &sql, &values, &convert));
         }));
-        self.sender()?
-            .send(job)
-            .map_err(|_| Error::Internal("SQLite writer: the thread has stopped".into()))?;
+        self.send(job)?;
         answer
             .await
             .map_err(|_| Error::Internal("SQLite writer: no answer".into()))?
@@ -120,12 +135,13 @@ impl CommitQueue {
 fn start(
     path: PathBuf,
     durability: SqliteDurability,
+    queued: Arc<AtomicUsize>,
 ) -> std::result::Result<mpsc::Sender<Job>, String> {
     let conn = open(&path, durability).map_err(|e| format!("{}: {e}", path.display()))?;
     let (sender, jobs) = mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name(THREAD_NAME.into())
-        .spawn(move || serve(conn, jobs))
+        .spawn(move || serve(conn, jobs, &queued))
         .map_err(|e| format!("starting the writer thread: {e}"))?;
     Ok(sender)
 }
@@ -155,11 +171,12 @@ struct WriteJob {
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
-fn serve(conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn serve(conn: Connection, jobs: mpsc::Receiver<Job>, queued: &AtomicUsize) {
     while let Ok(first) = jobs.recv() {
         let mut batch = Vec::new();
         let mut next = Some(first);
         while let Some(job) = next.take() {
+            queued.fetch_sub(1, Ordering::Relaxed);
             match job {
                 // Reads run at once, before the writes that queued with them: they were sent
                 // while those were unanswered, so either order is a valid one.

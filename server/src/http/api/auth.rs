@@ -41,6 +41,7 @@ where
                     && let Some(limiter) = limiter
                 {
                     if let Some(wait) = limiter.blocked_for(source, Instant::now()) {
+                        crate::metrics::rate_limited("failed_auth");
                         let mut response = Problem::new(
                             ErrorCode::RateLimited,
                             "Too many failed authentications from this address. Try again later.",

@@ -128,6 +128,7 @@ async fn issue_enrollment_token(
         .end_users()
         .issue_enrollment_token(&key.access(), &user_id, request, meta)
         .await?;
+    metrics::counter!("latchkey_enrollment_tokens_issued_total").increment(1);
     Ok((
         StatusCode::CREATED,
         Json(EnrollmentTokenResponse {
@@ -219,6 +220,17 @@ async fn validate_token(
         .end_users()
         .validate_token(&key.access(), &body.token, meta)
         .await?;
+    let counted = match &outcome {
+        ValidationOutcome::Valid(v) => match v.kind {
+            ValidationKind::SignUp => "valid_sign_up",
+            ValidationKind::SignIn => "valid_sign_in",
+        },
+        ValidationOutcome::Invalid(InvalidReason::Unknown) => "unknown",
+        ValidationOutcome::Invalid(InvalidReason::Expired) => "expired",
+        ValidationOutcome::Invalid(InvalidReason::AlreadyUsed) => "already_used",
+        ValidationOutcome::Invalid(InvalidReason::AuthenticatorRevoked) => "authenticator_revoked",
+    };
+    metrics::counter!("latchkey_token_validations_total", "outcome" => counted).increment(1);
     Ok(Json(match outcome {
         ValidationOutcome::Valid(v) => ValidateResponse {
             valid: true,
