@@ -26,6 +26,9 @@ if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
   command -v psql >/dev/null || apt_packages+=(postgresql-client)
   command -v curl >/dev/null || apt_packages+=(curl)
+  # The deployment files' checks (server/tests/deploy_files.rs): `nginx -t`, `systemd-analyze`.
+  [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
+  command -v systemd-analyze >/dev/null || apt_packages+=(systemd)
   # The API fuzzer's virtual environment needs python3 (3.11, as tools/requirements.txt was
   # resolved for) with venv and ensurepip (Debian's python3-venv).
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3 python3-venv)

@@ -74,6 +74,14 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             println!("{}", serde_json::json!({ "api_key": created?.secret }));
             Ok(())
         }
+        Command::Backup { to } => {
+            let backup = latchkey_core::db::backup::sqlite(&cli.config.db_options(), &to).await?;
+            println!(
+                "{}",
+                serde_json::json!({ "backup": backup.path, "bytes": backup.bytes })
+            );
+            Ok(())
+        }
         Command::Migrate => {
             let services = server::open_database(&cli.config).await?;
             tracing::info!(database = %cli.config.database_url, "migrations applied");

@@ -39,6 +39,13 @@ pub enum Command {
     /// Manage tenants' Server API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Copy the SQLite database to a new file while instances serve from it (a consistent
+    /// snapshot); print `{"backup": path, "bytes": n}`. For PostgreSQL use pg_dump.
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]

@@ -21,6 +21,8 @@ pub enum StartupError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Backup(#[from] db::backup::BackupError),
     /// A refused or failed domain operation (a CLI command's input, say).
     #[error("{}", describe(.0))]
     Domain(#[from] latchkey_core::Error),

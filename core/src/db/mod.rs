@@ -1,5 +1,6 @@
 //! Opening the database: SQLite (embedded default) or PostgreSQL, chosen by the URL scheme.
 
+pub mod backup;
 pub mod schema;
 pub mod statistics;
 pub(crate) mod steps;
@@ -75,7 +76,7 @@ impl DatabaseUrl {
     }
 
     /// The file behind a SQLite URL, if it names one (not `:memory:`).
-    fn sqlite_file(&self) -> Option<PathBuf> {
+    pub(crate) fn sqlite_file(&self) -> Option<PathBuf> {
         let rest = self.0.strip_prefix("sqlite:")?;
         let rest = rest.strip_prefix("//").unwrap_or(rest);
         let path = rest.split('?').next().unwrap_or_default();

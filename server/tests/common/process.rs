@@ -51,9 +51,7 @@ impl ServerProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("latchkey is listening")
-                    && let Some(addr) = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("addr="))
+                    && let Some(addr) = listening_address(&line)
                 {
                     let _ = addr_tx.send(addr.to_owned());
                 }
@@ -116,6 +114,16 @@ impl Drop for ServerProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// The address in the "listening" line, in either log format.
+fn listening_address(line: &str) -> Option<&str> {
+    match line.split_once("\"addr\":\"") {
+        Some((_, json)) => json.split('"').next(),
+        None => line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr=")),
     }
 }
 
