@@ -253,6 +253,16 @@ impl Services {
         }
     }
 
+    /// The command line's audit retention run: exports the events older than `older_than` to
+    /// `export_to`, then deletes them (see [`crate::audit::retention`]).
+    pub async fn purge_audit(
+        &self,
+        older_than: chrono::Duration,
+        export_to: &std::path::Path,
+    ) -> Result<crate::audit::retention::Purged> {
+        crate::audit::retention::purge(&self.db, self.clock.as_ref(), older_than, export_to).await
+    }
+
     /// Refusals counted and not yet written.
     pub fn refusals_pending(&self) -> u64 {
         self.abuse.refusals.pending()

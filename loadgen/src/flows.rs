@@ -22,7 +22,10 @@ pub const REG_VERIFY: &str = "registration/verify";
 /// Everything the clients share.
 pub struct Target {
     pub http: reqwest::Client,
-    pub base: String,
+    /// The instances, taken in turn request by request as a round-robin load balancer would:
+    /// with several, one ceremony's steps land on different instances.
+    pub bases: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
     pub tenants: Vec<BenchTenant>,
 }
 
@@ -35,10 +38,13 @@ pub struct SimUser {
 
 impl Target {
     pub fn new(
-        base: String,
+        bases: Vec<String>,
         tenants: Vec<BenchTenant>,
         concurrency: usize,
     ) -> Result<Self, String> {
+        if bases.is_empty() {
+            return Err("no server to drive".into());
+        }
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency * 2)
             .tcp_nodelay(true)
@@ -47,9 +53,16 @@ impl Target {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             http,
-            base,
+            bases,
+            next: Default::default(),
             tenants,
         })
+    }
+
+    /// The instance for the next request.
+    fn base(&self) -> &str {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.bases[n % self.bases.len()]
     }
 
     /// POSTs `body`, answers the JSON of a 2xx or says what came back instead.
@@ -60,7 +73,7 @@ impl Target {
         origin: Option<&str>,
         body: &Value,
     ) -> Result<Value, String> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        let mut request = self.http.post(format!("{}{path}", self.base())).json(body);
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }

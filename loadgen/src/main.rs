@@ -146,6 +146,10 @@ struct Load {
     /// Users with a passkey, enrolled before the sign-in phase (spread over clients and tenants).
     #[arg(long, default_value_t = 1024)]
     users: usize,
+    /// Latchkey instances on the one database (PostgreSQL only above 1); requests go to them in
+    /// turn, as through a round-robin load balancer.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 impl Load {
@@ -183,8 +187,11 @@ async fn crypto_rates() -> Result<stats::CryptoRates, String> {
 
 async fn run(load: &Load, backend: Backend) -> Result<RunResult, String> {
     let bin = load.server_bin()?;
-    if load.concurrency == 0 || load.tenants == 0 {
-        return Err("--concurrency and --tenants must be at least 1".into());
+    if load.concurrency == 0 || load.tenants == 0 || load.instances == 0 {
+        return Err("--concurrency, --tenants and --instances must be at least 1".into());
+    }
+    if load.instances > 1 && !matches!(backend, Backend::Postgres { .. }) {
+        return Err("several --instances need PostgreSQL (SQLite serves one)".into());
     }
     let crypto = crypto_rates().await?;
     let db = BenchDb::create(&backend).await?;
@@ -202,15 +209,22 @@ async fn run_on(
     eprintln!("loadgen: {}: seeding {} tenants", db.label, load.tenants);
     let tenants = server::seed_tenants(bin, db, load.tenants)?;
     let logs = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let server = Server::start(bin, db, logs.path()).await?;
+    let mut servers = Vec::new();
+    for instance in 0..load.instances {
+        servers.push(Server::start(bin, db, logs.path(), instance, load.instances).await?);
+    }
+    let label = match load.instances {
+        1 => db.label.clone(),
+        n => format!("{}, {n} instances", db.label),
+    };
     let subject = Subject {
-        label: db.label.clone(),
-        base_url: server.base_url.clone(),
-        pid: Some(server.pid),
+        label,
+        base_urls: servers.iter().map(|s| s.base_url.clone()).collect(),
+        pids: servers.iter().map(|s| s.pid).collect(),
         tenants,
         db: Some(db),
     };
-    measure_child(load, subject, server, logs, crypto).await
+    measure_child(load, subject, servers, logs, crypto).await
 }
 
 /// The reference peer from a copy of its folder where `npm ci` has run (see `--peer`).
@@ -220,34 +234,42 @@ async fn run_peer(load: &Load, dir: &std::path::Path) -> Result<RunResult, Strin
     let (server, tenant) = Server::start_peer(dir, logs.path()).await?;
     let subject = Subject {
         label: PEER_LABEL.into(),
-        base_url: server.base_url.clone(),
-        pid: Some(server.pid),
+        base_urls: vec![server.base_url.clone()],
+        pids: vec![server.pid],
         tenants: vec![tenant],
         db: None,
     };
-    measure_child(load, subject, server, logs, crypto).await
+    measure_child(load, subject, vec![server], logs, crypto).await
 }
 
 pub(crate) const PEER_LABEL: &str = "Node peer (Express + @simplewebauthn/server, in memory)";
 
-/// Measures a server this program started, then stops it (its log is kept if the run failed).
+/// Measures servers this program started, then stops them (their logs are kept if the run
+/// failed).
 async fn measure_child(
     load: &Load,
     subject: Subject<'_>,
-    server: Server,
+    servers: Vec<Server>,
     logs: tempfile::TempDir,
     crypto: stats::CryptoRates,
 ) -> Result<RunResult, String> {
     let outcome = drive(load, subject, crypto).await;
-    let peak = server::peak_rss_mib(server.pid).unwrap_or(f64::NAN);
+    // All instances together: what the deployment holds.
+    let peak = servers
+        .iter()
+        .map(|s| server::peak_rss_mib(s.pid))
+        .sum::<Option<f64>>()
+        .unwrap_or(f64::NAN);
     if outcome.is_err() {
         eprintln!(
-            "loadgen: the server's log was {} (kept)",
-            server.log.display()
+            "loadgen: the servers' logs are in {} (kept)",
+            logs.path().display()
         );
         let _ = logs.keep();
     }
-    server.stop().await;
+    for server in servers {
+        server.stop().await;
+    }
     let mut result = outcome?;
     result.server_peak_rss_mib = peak;
     Ok(result)
@@ -256,9 +278,10 @@ async fn measure_child(
 /// What a run measures: a server that speaks the contract, with its tenants.
 struct Subject<'a> {
     label: String,
-    base_url: String,
-    /// Its process, when it runs on this machine (CPU and memory are read from `/proc`).
-    pid: Option<u32>,
+    /// One base URL per instance.
+    base_urls: Vec<String>,
+    /// Its processes, when they run on this machine (CPU and memory are read from `/proc`).
+    pids: Vec<u32>,
     tenants: Vec<server::BenchTenant>,
     /// Latchkey's database, when the load generator made it (statistics, write counts).
     db: Option<&'a BenchDb>,
@@ -271,7 +294,7 @@ async fn drive(
 ) -> Result<RunResult, String> {
     let label = subject.label.clone();
     let target = Arc::new(flows::Target::new(
-        subject.base_url.clone(),
+        subject.base_urls.clone(),
         subject.tenants,
         load.concurrency,
     )?);
@@ -309,7 +332,7 @@ async fn drive(
             workers,
             work,
             &window,
-            subject.pid,
+            &subject.pids,
             writes.as_ref(),
         )
         .await?;
@@ -433,8 +456,8 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
             let crypto = crypto_rates().await?;
             let subject = Subject {
                 label,
-                base_url: base_url.trim_end_matches('/').to_owned(),
-                pid,
+                base_urls: vec![base_url.trim_end_matches('/').to_owned()],
+                pids: pid.into_iter().collect(),
                 tenants: vec![server::BenchTenant {
                     id: tenant_id,
                     api_key,

@@ -146,7 +146,7 @@ pub async fn run(
     workers: Vec<Worker>,
     work: Work,
     window: &Window,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     writes: Option<&WriteCounter>,
 ) -> Result<(Vec<Worker>, PhaseResult), String> {
     let begin = Instant::now();
@@ -180,12 +180,20 @@ pub async fn run(
 
     sleep_until(measure_from.into()).await;
     // Another process's CPU can be read only when its pid is known (an external server's may
-    // not be).
-    let pid = server_pid.map(|p| p.to_string());
-    let server_cpu = || pid.as_deref().and_then(server::cpu_seconds);
-    let threads = |prefix| {
-        server_pid.map_or_else(Default::default, |p| server::thread_cpu_seconds(p, prefix))
+    // not be). Several instances count together.
+    let pids: Vec<String> = server_pids.iter().map(u32::to_string).collect();
+    let server_cpu = || {
+        (!pids.is_empty())
+            .then(|| {
+                pids.iter()
+                    .map(|p| server::cpu_seconds(p))
+                    .sum::<Option<f64>>()
+            })
+            .flatten()
     };
+    let first_pid = server_pids.first().copied();
+    let threads =
+        |prefix| first_pid.map_or_else(Default::default, |p| server::thread_cpu_seconds(p, prefix));
     let postgres = writes.is_some();
     let db_cpu = || postgres.then(server::postgres_cpu_seconds).flatten();
     let cpu_before = (server_cpu(), server::cpu_seconds("self"), db_cpu());
@@ -199,10 +207,13 @@ pub async fn run(
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let sampling = sampling.clone();
+        let pids = server_pids.to_vec();
         tokio::spawn(async move {
             let mut peak = 0f64;
             while sampling.load(Ordering::Relaxed) {
-                peak = peak.max(server_pid.and_then(server::rss_mib).unwrap_or(0.0));
+                // All instances together: what the deployment holds.
+                let rss: f64 = pids.iter().filter_map(|&p| server::rss_mib(p)).sum();
+                peak = peak.max(rss);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             peak

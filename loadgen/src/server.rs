@@ -264,7 +264,14 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(bin: &Path, db: &BenchDb, log_dir: &Path) -> Result<Self, String> {
+    /// Instance `instance` of `instances` on `db` (its log is `server-<instance>.log`).
+    pub async fn start(
+        bin: &Path,
+        db: &BenchDb,
+        log_dir: &Path,
+        instance: usize,
+        instances: usize,
+    ) -> Result<Self, String> {
         let port = free_port()?;
         let mut command = tokio::process::Command::new(bin);
         command
@@ -274,11 +281,17 @@ impl Server {
             // Every client comes from 127.0.0.1: the limiter still runs on every request, with a
             // rate no run reaches.
             .env("LATCHKEY_CLIENT_RATE_LIMIT", "0")
-            .env("LATCHKEY_SOURCE_RATE_LIMIT", "0");
+            .env("LATCHKEY_SOURCE_RATE_LIMIT", "0")
+            .env("LATCHKEY_INSTANCES", instances.to_string());
         if let Some(sync) = &db.synchronous {
             command.env("LATCHKEY_SQLITE_SYNCHRONOUS", sync);
         }
-        Self::spawn(command, port, log_dir).await
+        Self::spawn(
+            command,
+            port,
+            &log_dir.join(format!("server-{instance}.log")),
+        )
+        .await
     }
 
     /// The reference peer (`../shared/peers/simplewebauthn-node`: Express +
@@ -301,15 +314,18 @@ impl Server {
             .env("PEER_ORIGIN", &tenant.origin)
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1");
-        Ok((Self::spawn(command, port, log_dir).await?, tenant))
+        Ok((
+            Self::spawn(command, port, &log_dir.join("server.log")).await?,
+            tenant,
+        ))
     }
 
     async fn spawn(
         mut command: tokio::process::Command,
         port: u16,
-        log_dir: &Path,
+        log: &Path,
     ) -> Result<Self, String> {
-        let log = log_dir.join("server.log");
+        let log = log.to_path_buf();
         let file = std::fs::File::create(&log).map_err(|e| format!("server log: {e}"))?;
         let err = file.try_clone().map_err(|e| format!("server log: {e}"))?;
         command

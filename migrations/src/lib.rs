@@ -17,6 +17,7 @@ mod m20261202_000008_level_and_bound;
 mod m20261202_000009_instance_keys;
 mod m20261202_000010_ceremony_sources;
 mod m20261203_000011_ceremony_uses;
+mod m20261204_000012_audit_retention;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_instance_keys::Migration),
             Box::new(m20261202_000010_ceremony_sources::Migration),
             Box::new(m20261203_000011_ceremony_uses::Migration),
+            Box::new(m20261204_000012_audit_retention::Migration),
         ]
     }
 }

@@ -4,7 +4,9 @@
 use latchkey_core::{audit::RequestMeta, operators::Inviter, tenants::NewTenant};
 
 use crate::{
-    config::{ApiKeyCommand, Cli, Command, OperatorCommand, TenantCommand, unknown_env_vars},
+    config::{
+        ApiKeyCommand, AuditCommand, Cli, Command, OperatorCommand, TenantCommand, unknown_env_vars,
+    },
     server::{self, StartupError},
 };
 
@@ -72,6 +74,30 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             .await;
             let _ = services.close().await;
             println!("{}", serde_json::json!({ "api_key": created?.secret }));
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Purge {
+            older_than_days,
+            export_to,
+        }) => {
+            let services = server::open_database(&cli.config).await?;
+            let purged = services
+                .purge_audit(
+                    chrono::Duration::days(i64::from(older_than_days)),
+                    &export_to,
+                )
+                .await;
+            let _ = services.close().await;
+            let purged = purged?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "cutoff": purged.cutoff.to_rfc3339(),
+                    "deleted": purged.deleted,
+                    "export": purged.export,
+                    "export_sha256": purged.export_sha256,
+                })
+            );
             Ok(())
         }
         Command::Backup { to } => {

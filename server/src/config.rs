@@ -39,12 +39,30 @@ pub enum Command {
     /// Manage tenants' Server API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// The audit log's retention.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Copy the SQLite database to a new file while instances serve from it (a consistent
     /// snapshot); print `{"backup": path, "bytes": n}`. For PostgreSQL use pg_dump.
     Backup {
         /// The file to write; it must not exist.
         #[arg(long)]
         to: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum AuditCommand {
+    /// Write the audit events older than N days to a new JSON Lines file, then delete them from
+    /// the log (one transaction; the purge is audited with the file's SHA-256). Print
+    /// `{"deleted": n, "export": path, "export_sha256": …}`.
+    Purge {
+        /// Events that occurred more than this many days ago are purged.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        older_than_days: u32,
+        /// The export file to write (it must not exist).
+        #[arg(long)]
+        export_to: PathBuf,
     },
 }
 

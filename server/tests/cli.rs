@@ -610,3 +610,48 @@ fn api_key_create_prints_the_key_once_as_json() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn audit_purge_exports_then_deletes_and_refuses_an_existing_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let env = [("LATCHKEY_DATABASE_URL", url.as_str())];
+    let export = dir.path().join("audit.jsonl");
+    let export_arg = export.to_string_lossy().into_owned();
+    let args = [
+        "audit",
+        "purge",
+        "--older-than-days",
+        "30",
+        "--export-to",
+        export_arg.as_str(),
+    ];
+    let out = run(&args, &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(printed["deleted"], 0, "a fresh log has nothing that old");
+    assert!(
+        printed["export_sha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64)
+    );
+    assert!(export.is_file());
+    // The export is never overwritten: one line, nothing deleted.
+    assert_one_line_failure(&run(&args, &env), "must be a new file");
+    let short = run(
+        &[
+            "audit",
+            "purge",
+            "--older-than-days",
+            "0",
+            "--export-to",
+            "x",
+        ],
+        &env,
+    );
+    assert_one_line_failure(&short, "--older-than-days");
+}

@@ -257,18 +257,13 @@ async fn two_instances_on_one_postgres_behave_as_one_service() {
     .await;
 
     // B's listening connection is killed: it reconnects, and the next change reaches it too.
-    let killed = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE application_name = $1",
-            [b.listener_name().into()],
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap();
+    let killed = scalar(
+        &conn,
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE application_name = $1",
+        vec![b.listener_name().into()],
+    )
+    .await;
     assert_eq!(killed, 1, "B had one listening connection");
     wait_until("B listens again", || async { listening(&conn, &b).await }).await;
     save_timeout(&conn, &a, &ada, &tenant_id, 150).await;
@@ -420,17 +415,12 @@ async fn save_timeout(
     tenant_id: &str,
     seconds: u32,
 ) {
-    let version = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT config_version FROM tenants WHERE id = $1::uuid",
-            [tenant_id.into()],
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "config_version")
-        .unwrap();
+    let version = scalar(
+        conn,
+        "SELECT config_version AS n FROM tenants WHERE id = $1::uuid",
+        vec![tenant_id.into()],
+    )
+    .await;
     let res = instance
         .site
         .http
@@ -449,34 +439,31 @@ async fn save_timeout(
     assert_eq!(status, 200, "{}", res.text().await.unwrap());
 }
 
-/// Whether `instance`'s configuration listener is connected and idle (listening).
-async fn listening(conn: &DatabaseConnection, instance: &Instance) -> bool {
+/// The one `i64` column `n` of a query's one row.
+async fn scalar(conn: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
     conn.query_one_raw(Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 \
-         AND state = 'idle' AND query ILIKE 'LISTEN%'",
-        [instance.listener_name().into()],
+        sql,
+        values,
     ))
     .await
     .unwrap()
-    .unwrap()
+    .expect("one row")
     .try_get::<i64>("", "n")
     .unwrap()
-        == 1
+}
+
+/// Whether `instance`'s configuration listener is connected and idle (listening).
+async fn listening(conn: &DatabaseConnection, instance: &Instance) -> bool {
+    let sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 \
+               AND state = 'idle' AND query ILIKE 'LISTEN%'";
+    scalar(conn, sql, vec![instance.listener_name().into()]).await == 1
 }
 
 async fn active_passkeys(conn: &DatabaseConnection, tenant_id: &str, user_id: &str) -> i64 {
-    conn.query_one_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "SELECT count(*) AS n FROM authenticators a JOIN end_users u ON u.id = a.user_id \
-         WHERE a.tenant_id = $1::uuid AND u.external_id = $2 AND a.revoked_at IS NULL",
-        [tenant_id.into(), user_id.into()],
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get::<i64>("", "n")
-    .unwrap()
+    let sql = "SELECT count(*) AS n FROM authenticators a JOIN end_users u ON u.id = a.user_id \
+               WHERE a.tenant_id = $1::uuid AND u.external_id = $2 AND a.revoked_at IS NULL";
+    scalar(conn, sql, vec![tenant_id.into(), user_id.into()]).await
 }
 
 /// Polls `check` for up to 5 s — far below the minute a listening instance caches a

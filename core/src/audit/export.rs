@@ -202,7 +202,7 @@ fn csv_line(fields: impl Iterator<Item = String>) -> Vec<u8> {
     writer.into_inner().unwrap_or_default()
 }
 
-fn json_line(e: &AuditRecord) -> serde_json::Value {
+pub(crate) fn json_line(e: &AuditRecord) -> serde_json::Value {
     serde_json::json!({
         "id": e.id,
         "occurred_at": e.occurred_at.to_rfc3339(),

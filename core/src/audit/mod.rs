@@ -2,6 +2,7 @@
 //! refuses both (see the initial migration's triggers).
 
 pub mod export;
+pub mod retention;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{

@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod audit_retention_run;
 pub mod authenticator;
 pub mod ceremony;
 pub mod ceremony_use;
