@@ -253,6 +253,30 @@ impl Services {
         }
     }
 
+    /// Writes the tenant's users and passkeys to `out` as JSON Lines (the command line; see
+    /// [`crate::tenants::portability`]).
+    pub async fn export_tenant(
+        &self,
+        tenant_id: Uuid,
+        out: &mut impl std::io::Write,
+    ) -> Result<crate::tenants::portability::Counts> {
+        crate::tenants::portability::export(&self.db, self.clock.as_ref(), tenant_id, out).await
+    }
+
+    /// Imports an export as a new tenant, owned by the operator with `owner_email` when given;
+    /// all or nothing (see [`crate::tenants::portability`]).
+    pub async fn import_tenant(
+        &self,
+        input: impl std::io::BufRead,
+        owner_email: Option<&str>,
+    ) -> Result<(Uuid, crate::tenants::portability::Counts)> {
+        let owner = match owner_email {
+            Some(email) => Some(self.tenants().owner_by_email(email).await?),
+            None => None,
+        };
+        crate::tenants::portability::import(&self.db, self.clock.as_ref(), input, owner).await
+    }
+
     /// The command line's audit retention run: exports the events older than `older_than` to
     /// `export_to`, then deletes them (see [`crate::audit::retention`]).
     pub async fn purge_audit(

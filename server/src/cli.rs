@@ -60,9 +60,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             Ok(())
         }
         Command::ApiKey(ApiKeyCommand::Create { tenant, name }) => {
-            let tenant = uuid::Uuid::parse_str(tenant.trim()).map_err(|_| {
-                latchkey_core::Error::invalid("tenant", "Not a tenant id (a UUID).")
-            })?;
+            let tenant = parse_tenant(&tenant)?;
             let services = server::open_database(&cli.config).await?;
             let created = async {
                 let access = services.tenant_for_host(tenant).await?;
@@ -74,6 +72,72 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             .await;
             let _ = services.close().await;
             println!("{}", serde_json::json!({ "api_key": created?.secret }));
+            Ok(())
+        }
+        Command::Export { tenant, to } => {
+            let tenant = parse_tenant(&tenant)?;
+            let services = server::open_database(&cli.config).await?;
+            let exported = async {
+                match &to {
+                    Some(path) => {
+                        let file = std::fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .open(path)
+                            .map_err(|e| {
+                                latchkey_core::Error::invalid(
+                                    "to",
+                                    format!(
+                                        "{}: {e} (the export must be a new file)",
+                                        path.display()
+                                    ),
+                                )
+                            })?;
+                        let mut out = std::io::BufWriter::new(file);
+                        let counts = services.export_tenant(tenant, &mut out).await?;
+                        out.into_inner()
+                            .map_err(|e| e.into_error())
+                            .and_then(|f| f.sync_all())
+                            .map_err(|e| latchkey_core::Error::Internal(e.to_string()))?;
+                        Ok(counts)
+                    }
+                    None => {
+                        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                        let counts = services.export_tenant(tenant, &mut out).await?;
+                        std::io::Write::flush(&mut out)
+                            .map_err(|e| latchkey_core::Error::Internal(e.to_string()))?;
+                        Ok::<_, latchkey_core::Error>(counts)
+                    }
+                }
+            }
+            .await;
+            let _ = services.close().await;
+            let counts = exported?;
+            tracing::info!(
+                users = counts.users,
+                passkeys = counts.passkeys,
+                "tenant exported"
+            );
+            Ok(())
+        }
+        Command::Import { from, owner } => {
+            let file = std::fs::File::open(&from).map_err(|e| {
+                latchkey_core::Error::invalid("from", format!("{}: {e}", from.display()))
+            })?;
+            let services = server::open_database(&cli.config).await?;
+            let imported = services
+                .import_tenant(std::io::BufReader::new(file), owner.as_deref())
+                .await;
+            let _ = services.close().await;
+            let (tenant_id, counts) = imported?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "tenant_id": tenant_id,
+                    "users": counts.users,
+                    "passkeys": counts.passkeys,
+                })
+            );
             Ok(())
         }
         Command::Audit(AuditCommand::Purge {
@@ -115,4 +179,9 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             Ok(())
         }
     }
+}
+
+fn parse_tenant(raw: &str) -> Result<uuid::Uuid, latchkey_core::Error> {
+    uuid::Uuid::parse_str(raw.trim())
+        .map_err(|_| latchkey_core::Error::invalid("tenant", "Not a tenant id (a UUID)."))
 }

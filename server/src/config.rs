@@ -39,6 +39,26 @@ pub enum Command {
     /// Manage tenants' Server API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Write a tenant's users and passkeys as JSON Lines (to move it to another instance, or to
+    /// leave); no secrets of Latchkey's. Counts go to stderr.
+    Export {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// The file to write (it must not exist); standard output without it.
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Import an export as a new tenant with the same id: all or nothing. Prints
+    /// `{"tenant_id": …, "users": n, "passkeys": n}`.
+    Import {
+        /// The export file.
+        #[arg(long)]
+        from: PathBuf,
+        /// An existing operator who becomes the tenant's owner.
+        #[arg(long)]
+        owner: Option<String>,
+    },
     /// The audit log's retention.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod config_cache;
 pub mod config_events;
 pub mod dashboard;
+pub mod portability;
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -223,24 +224,27 @@ impl<'a> Tenants<'a> {
         };
         let config = input.validate(1)?;
         let owner = match new.owner_email {
-            Some(email) => {
-                let email = validate::email("owner", &email)?;
-                let found = operator::Entity::find()
-                    .filter(operator::Column::Email.eq(&email))
-                    .one(self.db)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "owner",
-                            format!("No operator has the email address {email}."),
-                        )
-                    })?;
-                Some(found.id)
-            }
+            Some(email) => Some(self.owner_by_email(&email).await?),
             None => None,
         };
         self.insert(&name, &config, owner, Actor::Cli, RequestMeta::default())
             .await
+    }
+
+    /// The operator the command line names as a tenant's owner (`--owner`).
+    pub(crate) async fn owner_by_email(&self, email: &str) -> Result<Uuid> {
+        let email = validate::email("owner", email)?;
+        let found = operator::Entity::find()
+            .filter(operator::Column::Email.eq(&email))
+            .one(self.db)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "owner",
+                    format!("No operator has the email address {email}."),
+                )
+            })?;
+        Ok(found.id)
     }
 
     async fn insert(

@@ -1,10 +1,15 @@
-//! `latchkey backup --to FILE`: a consistent copy of the SQLite database taken while a server
-//! writes to it, which a server then runs from.
+//! Data leaving and entering an instance, through the real binary.
 //!
-//! Clients register passkeys through the real binary without pause; a backup runs in the middle
-//! of that. A server started on the backup finds every passkey whose registration was
-//! acknowledged before the backup began (listed, and signing in), none whose registration
-//! started after it ended (a snapshot, not a later copy), and SQLite's integrity check passes.
+//! `latchkey backup --to FILE`: a consistent copy of the SQLite database taken while a server
+//! writes to it, which a server then runs from. Clients register passkeys without pause; a
+//! backup runs in the middle of that. A server started on the backup finds every passkey whose
+//! registration was acknowledged before the backup began (listed, and signing in), and none
+//! whose registration started after it ended (a snapshot, not a later copy).
+//!
+//! `latchkey export` / `latchkey import`: a tenant moved from SQLite to PostgreSQL (SQLite again
+//! without PostgreSQL) keeps its id, its users and passkeys exactly (as the Server API lists
+//! them, revoked ones included), and its passkeys sign in there; importing it twice, or a file
+//! with another tenant's row in it, is refused and writes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 mod common;
@@ -307,4 +312,198 @@ fn a_backup_never_overwrites_and_points_postgres_at_pg_dump() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+}
+
+#[tokio::test]
+async fn a_tenant_moves_to_another_instance_and_its_passkeys_sign_in_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("sqlite://{}/source.db?mode=rwc", dir.path().display());
+    let tenant = cli_json(
+        &source,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Movers",
+            "--rp-id",
+            RP_ID,
+            "--origin",
+            ORIGIN,
+            "--enable-passkeys",
+        ],
+    );
+    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
+    let key = cli_json(
+        &source,
+        &["api-key", "create", "--tenant", &tenant_id, "--name", "m"],
+    );
+    let mut server = ServerProcess::start(&source);
+    let load = Arc::new(Load {
+        http: reqwest::Client::new(),
+        base: server.base_url.clone(),
+        tenant_id: tenant_id.clone(),
+        api_key: key["api_key"].as_str().unwrap().to_owned(),
+        stop: AtomicBool::new(false),
+        done: Mutex::new(Vec::new()),
+    });
+    let mut users = Vec::new();
+    for n in 0..4 {
+        users.push(load.register(format!("mover-{n}")).await);
+    }
+    // One revoked, with its reason: it moves as revoked.
+    let res = load
+        .http
+        .delete(format!(
+            "{}/api/v1/users/mover-3/authenticators/{}",
+            load.base, users[3].authenticator
+        ))
+        .bearer_auth(&load.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let listed = |base: String, api_key: String, user: String| {
+        let http = load.http.clone();
+        async move {
+            http.get(format!("{base}/api/v1/users/{user}/authenticators"))
+                .bearer_auth(api_key)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut before = Vec::new();
+    for u in &users {
+        before.push(listed(load.base.clone(), load.api_key.clone(), u.user_id.clone()).await);
+    }
+    server.sigterm();
+
+    let export = dir.path().join("movers.jsonl");
+    let out = latchkey(&source)
+        .args(["export", "--tenant", &tenant_id, "--to"])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(text.lines().count(), 1 + 4 + 4, "header, users, passkeys");
+    assert!(
+        !text.contains(load.api_key.as_str()),
+        "no API key: {}",
+        text.lines()
+            .find(|l| l.contains(load.api_key.as_str()))
+            .unwrap_or_default()
+    );
+
+    // Into PostgreSQL when there is one: the move from the embedded database to scale-out.
+    let pg =
+        latchkey_core::testing::TestDb::create(latchkey_core::testing::TestBackend::Postgres).await;
+    let target = match &pg {
+        Some(db) => db.url().expose().to_owned(),
+        None => format!("sqlite://{}/target.db?mode=rwc", dir.path().display()),
+    };
+    // Another tenant's user smuggled into a file: refused, and nothing of it stays (the real
+    // import below reuses its first user's id).
+    let other = uuid::Uuid::new_v4().to_string();
+    let smuggled: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match i {
+            0 => line.replace(&tenant_id, &other),
+            2 => line.to_owned(),
+            _ => line.replace(&tenant_id, &other),
+        })
+        .collect();
+    let bad = dir.path().join("smuggled.jsonl");
+    std::fs::write(&bad, smuggled.join("\n")).unwrap();
+    let refused = latchkey(&target)
+        .args(["import", "--from", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("line 3: a user of another tenant"),
+        "{stderr}"
+    );
+
+    let imported = cli_json(&target, &["import", "--from", export.to_str().unwrap()]);
+    assert_eq!(imported["tenant_id"], json!(tenant_id));
+    assert_eq!(
+        (imported["users"].as_u64(), imported["passkeys"].as_u64()),
+        (Some(4), Some(4))
+    );
+
+    // Imported twice: refused, nothing written.
+    let again = latchkey(&target)
+        .args(["import", "--from", export.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let key = cli_json(
+        &target,
+        &["api-key", "create", "--tenant", &tenant_id, "--name", "t"],
+    );
+    let api_key = key["api_key"].as_str().unwrap().to_owned();
+    let server = ServerProcess::start(&target);
+    for (u, expected) in users.iter().zip(&before) {
+        let after = listed(server.base_url.clone(), api_key.clone(), u.user_id.clone()).await;
+        assert_eq!(&after, expected, "{}", u.user_id);
+    }
+    // The smuggled file's tenant does not exist.
+    let res = load
+        .http
+        .post(format!(
+            "{}/api/client/v1/tenants/{other}/authentication/options",
+            server.base_url
+        ))
+        .header("origin", ORIGIN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // A moved passkey signs in on the new instance; the revoked one does not.
+    let sign_in = |n: usize| {
+        let mut passkeys = users[n].passkeys.clone();
+        let user = users[n].user_id.clone();
+        let base = format!(
+            "{}/api/client/v1/tenants/{tenant_id}/authentication",
+            server.base_url
+        );
+        let http = load.http.clone();
+        async move {
+            let options: Value = http
+                .post(format!("{base}/options"))
+                .header("origin", ORIGIN)
+                .json(&json!({ "user_id": user }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let Ok(credential) = passkeys.authenticate(ORIGIN, &options["publicKey"]) else {
+                return 0;
+            };
+            http.post(format!("{base}/verify"))
+                .header("origin", ORIGIN)
+                .json(&json!({ "ceremony_id": options["ceremony_id"], "credential": credential }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(sign_in(0).await, 200);
+    assert_ne!(sign_in(3).await, 200, "revoked before the move");
 }
