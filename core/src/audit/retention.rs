@@ -4,8 +4,8 @@
 //! The log stays append-only for everything else: the database's triggers refuse a DELETE on
 //! `audit_events` unless an unfinished retention run covers the event, and a run is recorded,
 //! used and finished inside the one transaction that deletes (migration 000012), so no other
-//! transaction ever sees it open. The export is complete and flushed to disk before anything is
-//! deleted; a purge that fails deletes nothing.
+//! transaction ever sees it open. The export is complete and flushed to disk before that
+//! transaction starts; a purge that fails deletes nothing and removes its export.
 
 use std::{
     io::Write,
@@ -69,13 +69,15 @@ pub async fn purge(
             )
         })?;
     let outcome = async {
-        let txn = crate::db::begin_write(db).await?;
+        // The export reads outside the write transaction: audit events never change and only a
+        // purge deletes them, so the set (at most `up_to_id`, older than the cutoff) is fixed
+        // once `up_to_id` is read, and SQLite's writers are held up only for the delete.
         let old = || audit_event::Entity::find().filter(audit_event::Column::OccurredAt.lt(cutoff));
         let up_to_id: Option<i64> = old()
             .select_only()
             .column_as(audit_event::Column::Id.max(), "max")
             .into_tuple::<Option<i64>>()
-            .one(&txn)
+            .one(db)
             .await?
             .flatten();
         let mut digest = Sha256::new();
@@ -88,7 +90,7 @@ pub async fn purge(
                     .filter(audit_event::Column::Id.lte(up_to_id))
                     .order_by_asc(audit_event::Column::Id)
                     .limit(BATCH)
-                    .all(&txn)
+                    .all(db)
                     .await?;
                 let Some(last) = batch.last() else { break };
                 after = last.id;
@@ -101,6 +103,9 @@ pub async fn purge(
                 }
             }
             file.sync_all().map_err(internal)?;
+        }
+        let txn = crate::db::begin_write(db).await?;
+        if let Some(up_to_id) = up_to_id {
             let run = Uuid::new_v4();
             audit_retention_run::Entity::insert(audit_retention_run::ActiveModel {
                 id: Set(run),
@@ -118,11 +123,15 @@ pub async fn purge(
                 .exec(&txn)
                 .await?;
             if removed.rows_affected != deleted {
-                // Read and deleted in one transaction: a difference is a bug, never a purge.
-                return Err(Error::Internal(format!(
-                    "audit purge exported {deleted} events but would delete {}",
-                    removed.rows_affected
-                )));
+                // Another purge ran meanwhile: this one deletes nothing (its export is removed).
+                return Err(Error::refused(
+                    crate::ErrorCode::InvalidRequest,
+                    format!(
+                        "another purge ran meanwhile ({deleted} events exported, {} left to \
+                         delete); nothing was deleted: run it again",
+                        removed.rows_affected
+                    ),
+                ));
             }
             audit_retention_run::Entity::update_many()
                 .col_expr(
