@@ -33,6 +33,8 @@ fn describe(err: &latchkey_core::Error) -> String {
     match err.field() {
         // The service's field names, as the command line spells them.
         Some("origins") => format!("--origin: {err}"),
+        // An import's lines are in the file `--from` names.
+        Some("file") => format!("--from: {err}"),
         Some(field) => format!("--{}: {err}", field.replace('_', "-")),
         None => err.to_string(),
     }
