@@ -48,6 +48,39 @@ struct Load {
 }
 
 impl Load {
+    /// A tenant with passkeys on and an API key, made with the CLI on `url`, and a server on it.
+    fn start(url: &str, name: &str) -> (Arc<Self>, ServerProcess) {
+        let tenant = cli_json(
+            url,
+            &[
+                "tenant",
+                "create",
+                "--name",
+                name,
+                "--rp-id",
+                RP_ID,
+                "--origin",
+                ORIGIN,
+                "--enable-passkeys",
+            ],
+        );
+        let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
+        let key = cli_json(
+            url,
+            &["api-key", "create", "--tenant", &tenant_id, "--name", "k"],
+        );
+        let server = ServerProcess::start(url);
+        let load = Arc::new(Self {
+            http: reqwest::Client::new(),
+            base: server.base_url.clone(),
+            tenant_id,
+            api_key: key["api_key"].as_str().unwrap().to_owned(),
+            stop: AtomicBool::new(false),
+            done: Mutex::new(Vec::new()),
+        });
+        (load, server)
+    }
+
     async fn post(&self, path: &str, bearer: &str, body: Value) -> Value {
         let res = self
             .http
@@ -112,36 +145,7 @@ async fn client(load: Arc<Load>, n: usize) {
 async fn a_backup_taken_under_load_holds_every_acknowledged_passkey() {
     let dir = tempfile::tempdir().unwrap();
     let live = format!("sqlite://{}/live.db?mode=rwc", dir.path().display());
-    let tenant = cli_json(
-        &live,
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Shop",
-            "--rp-id",
-            RP_ID,
-            "--origin",
-            ORIGIN,
-            "--enable-passkeys",
-        ],
-    );
-    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
-    let key = cli_json(
-        &live,
-        &["api-key", "create", "--tenant", &tenant_id, "--name", "b"],
-    );
-    let api_key = key["api_key"].as_str().unwrap().to_owned();
-
-    let mut server = ServerProcess::start(&live);
-    let load = Arc::new(Load {
-        http: reqwest::Client::new(),
-        base: server.base_url.clone(),
-        tenant_id,
-        api_key,
-        stop: AtomicBool::new(false),
-        done: Mutex::new(Vec::new()),
-    });
+    let (load, mut server) = Load::start(&live, "Shop");
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| tokio::spawn(client(load.clone(), n)))
         .collect();
@@ -318,34 +322,8 @@ fn a_backup_never_overwrites_and_points_postgres_at_pg_dump() {
 async fn a_tenant_moves_to_another_instance_and_its_passkeys_sign_in_there() {
     let dir = tempfile::tempdir().unwrap();
     let source = format!("sqlite://{}/source.db?mode=rwc", dir.path().display());
-    let tenant = cli_json(
-        &source,
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Movers",
-            "--rp-id",
-            RP_ID,
-            "--origin",
-            ORIGIN,
-            "--enable-passkeys",
-        ],
-    );
-    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
-    let key = cli_json(
-        &source,
-        &["api-key", "create", "--tenant", &tenant_id, "--name", "m"],
-    );
-    let mut server = ServerProcess::start(&source);
-    let load = Arc::new(Load {
-        http: reqwest::Client::new(),
-        base: server.base_url.clone(),
-        tenant_id: tenant_id.clone(),
-        api_key: key["api_key"].as_str().unwrap().to_owned(),
-        stop: AtomicBool::new(false),
-        done: Mutex::new(Vec::new()),
-    });
+    let (load, mut server) = Load::start(&source, "Movers");
+    let tenant_id = load.tenant_id.clone();
     let mut users = Vec::new();
     for n in 0..4 {
         users.push(load.register(format!("mover-{n}")).await);
