@@ -211,10 +211,9 @@ pub async fn start(
         "latchkey is listening"
     );
 
-    let metrics = match (
-        config.metrics_bind,
-        config.metrics_bind.and(crate::metrics::recorder()),
-    ) {
+    // The recorder is installed only when metrics are on: without one every count is a no-op.
+    let recorder = config.metrics_bind.and_then(|_| crate::metrics::recorder());
+    let metrics = match (config.metrics_bind, recorder) {
         (Some(addr), Some(handle)) => {
             let (bound, task) = crate::metrics::serve(addr, handle, services.clone())
                 .await
