@@ -22,6 +22,10 @@ cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
 step "clippy (hydrate: frontend, app on wasm32)"
 cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
+step "the previous release's binary, for the rolling-upgrade test"
+LATCHKEY_TEST_PREVIOUS_BIN=$(scripts/previous-release.sh)
+export LATCHKEY_TEST_PREVIOUS_BIN
+
 step "Rust tests (SQLite and PostgreSQL)"
 cargo test --workspace --exclude frontend
 

@@ -24,8 +24,9 @@ use std::{
 };
 
 use common::{
-    Browser, Site,
-    process::{ServerProcess, cli_json},
+    Browser,
+    instance::{Instance, ORIGIN, RP_ID, issue},
+    process::cli_json,
     set_up_first_operator,
 };
 use latchkey_core::{
@@ -34,83 +35,6 @@ use latchkey_core::{
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
-
-const RP_ID: &str = "shop.example.com";
-const ORIGIN: &str = "https://shop.example.com";
-
-/// An instance under test: its process and how clients reach it.
-struct Instance {
-    process: ServerProcess,
-    site: Site,
-}
-
-impl Instance {
-    fn start(database_url: &str, env: Option<&[(&str, &str)]>) -> Self {
-        let process = match env {
-            Some(env) => ServerProcess::start_with(database_url, env),
-            None => ServerProcess::start(database_url),
-        };
-        let site = Site::new(&process.base_url);
-        Self { process, site }
-    }
-
-    /// POSTs JSON as a tenant's backend (`bearer`: an API key) or a browser on the tenant's
-    /// origin (`bearer`: an enrollment token, or none): answers the status and JSON body.
-    async fn post(&self, path: &str, bearer: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut req = self
-            .site
-            .http
-            .post(self.site.url(path))
-            .header("origin", ORIGIN)
-            .json(body);
-        if let Some(bearer) = bearer {
-            req = req.bearer_auth(bearer);
-        }
-        answer(req).await
-    }
-
-    async fn sign_in_options(&self, tenant_id: &str, user_id: &str) -> Value {
-        let (status, options) = self
-            .post(
-                &format!("/api/client/v1/tenants/{tenant_id}/authentication/options"),
-                None,
-                &json!({ "user_id": user_id }),
-            )
-            .await;
-        assert_eq!(status, 200, "options: {options}");
-        options
-    }
-
-    async fn sign_in_verify(
-        &self,
-        tenant_id: &str,
-        options: &Value,
-        credential: Value,
-    ) -> (u16, Value) {
-        self.post(
-            &format!("/api/client/v1/tenants/{tenant_id}/authentication/verify"),
-            None,
-            &json!({ "ceremony_id": options["ceremony_id"], "credential": credential }),
-        )
-        .await
-    }
-
-    /// `application_name` of this instance's configuration listener.
-    fn listener_name(&self) -> String {
-        format!(
-            "{}-{}",
-            latchkey_core::tenants::config_events::APPLICATION_NAME,
-            self.process.child.id()
-        )
-    }
-}
-
-async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let text = res.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn two_instances_on_one_postgres_behave_as_one_service() {
@@ -391,19 +315,6 @@ async fn the_request_limits_hold_per_deployment_across_two_instances() {
         "{served} requests served in {:?}",
         started.elapsed()
     );
-}
-
-/// An enrollment token for `user_id`, issued through `instance`'s Server API.
-async fn issue(instance: &Instance, api_key: &str, user_id: &str, scopes: &[&str]) -> String {
-    let (status, issued) = instance
-        .post(
-            &format!("/api/v1/users/{user_id}/enrollment-tokens"),
-            Some(api_key),
-            &json!({ "username": format!("{user_id}@example.com"), "scopes": scopes }),
-        )
-        .await;
-    assert_eq!(status, 201, "{issued}");
-    issued["token"].as_str().expect("lk_enr_ token").to_owned()
 }
 
 /// Saves the tenant's passkey configuration with another ceremony timeout, through

@@ -1,6 +1,7 @@
 //! Shared helpers: a real Latchkey server on a free port against a fresh database.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by several test crates; failed expectations fail the test
 
+pub mod instance;
 pub mod process;
 
 use std::{future::pending, ops::Deref, sync::Arc};

@@ -35,7 +35,12 @@ impl ServerProcess {
 
     /// A server with the given `LATCHKEY_*` variables (and the test defaults of [`latchkey`]).
     pub fn start_with(database_url: &str, env: &[(&str, &str)]) -> Self {
-        let mut child = latchkey(database_url)
+        Self::start_bin(BIN, database_url, env)
+    }
+
+    /// Like [`Self::start_with`], with another build of the binary (an older release).
+    pub fn start_bin(bin: &str, database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut child = latchkey_bin(bin, database_url)
             .arg("serve")
             .env("LATCHKEY_BIND", "127.0.0.1:0")
             .envs(env.iter().copied())
@@ -129,7 +134,12 @@ fn listening_address(line: &str) -> Option<&str> {
 
 /// The binary with a clean `LATCHKEY_*` environment of our own.
 pub fn latchkey(database_url: &str) -> Command {
-    let mut cmd = Command::new(BIN);
+    latchkey_bin(BIN, database_url)
+}
+
+/// Like [`latchkey`], with another build of the binary.
+pub fn latchkey_bin(bin: &str, database_url: &str) -> Command {
+    let mut cmd = Command::new(bin);
     for (key, _) in std::env::vars() {
         if key.starts_with("LATCHKEY_") || key == "RUST_LOG" {
             cmd.env_remove(key);
