@@ -62,7 +62,7 @@ async fn create(writer: &DatabaseConnection, clock: &dyn Clock, name: &str) -> R
     getrandom::fill(&mut fresh).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
     instance_key::Entity::insert(instance_key::ActiveModel {
         name: Set(name.to_owned()),
-        secret: Set(fresh.iter().map(|b| format!("{b:02x}")).collect()),
+        secret: Set(crate::secrets::hex(&fresh)),
         created_at: Set(clock.now()),
     })
     .on_conflict(

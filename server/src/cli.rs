@@ -1,6 +1,8 @@
 //! The command line's subcommands. Each one is a thin call into the server or a service; output
 //! meant for scripts goes to stdout, logs go to stderr.
 
+use std::io::Write;
+
 use latchkey_core::{audit::RequestMeta, operators::Inviter, tenants::NewTenant};
 
 use crate::{
@@ -78,7 +80,8 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             let tenant = parse_tenant(&tenant)?;
             let services = server::open_database(&cli.config).await?;
             let exported = async {
-                match &to {
+                // A named file must be new, and is flushed to disk before the command succeeds.
+                let (mut out, file): (Box<dyn std::io::Write>, _) = match &to {
                     Some(path) => {
                         let file = std::fs::OpenOptions::new()
                             .write(true)
@@ -93,22 +96,20 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
                                     ),
                                 )
                             })?;
-                        let mut out = std::io::BufWriter::new(file);
-                        let counts = services.export_tenant(tenant, &mut out).await?;
-                        out.into_inner()
-                            .map_err(|e| e.into_error())
-                            .and_then(|f| f.sync_all())
-                            .map_err(|e| latchkey_core::Error::Internal(e.to_string()))?;
-                        Ok(counts)
+                        let handle = file.try_clone().map_err(io_error)?;
+                        (Box::new(std::io::BufWriter::new(file)), Some(handle))
                     }
-                    None => {
-                        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                        let counts = services.export_tenant(tenant, &mut out).await?;
-                        std::io::Write::flush(&mut out)
-                            .map_err(|e| latchkey_core::Error::Internal(e.to_string()))?;
-                        Ok::<_, latchkey_core::Error>(counts)
-                    }
+                    None => (
+                        Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                        None,
+                    ),
+                };
+                let counts = services.export_tenant(tenant, &mut out).await?;
+                out.flush().map_err(io_error)?;
+                if let Some(file) = file {
+                    file.sync_all().map_err(io_error)?;
                 }
+                Ok::<_, latchkey_core::Error>(counts)
             }
             .await;
             let _ = services.close().await;
@@ -184,4 +185,8 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
 fn parse_tenant(raw: &str) -> Result<uuid::Uuid, latchkey_core::Error> {
     uuid::Uuid::parse_str(raw.trim())
         .map_err(|_| latchkey_core::Error::invalid("tenant", "Not a tenant id (a UUID)."))
+}
+
+fn io_error(err: std::io::Error) -> latchkey_core::Error {
+    latchkey_core::Error::Internal(err.to_string())
 }

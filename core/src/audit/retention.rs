@@ -146,11 +146,7 @@ pub async fn purge(
                 .exec(&txn)
                 .await?;
         }
-        let export_sha256 = digest
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let export_sha256 = crate::secrets::hex(&digest.finalize());
         record_in(
             &txn,
             clock,
