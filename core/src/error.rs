@@ -26,6 +26,7 @@ pub enum ErrorCode {
     CredentialRevoked,
     CredentialExists,
     CounterRegressed,
+    AuthenticatorNotAllowed,
     PayloadTooLarge,
     RateLimited,
     StepUpRequired,
@@ -33,7 +34,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -53,6 +54,7 @@ impl ErrorCode {
         Self::CredentialRevoked,
         Self::CredentialExists,
         Self::CounterRegressed,
+        Self::AuthenticatorNotAllowed,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::StepUpRequired,
@@ -80,6 +82,7 @@ impl ErrorCode {
             Self::CredentialRevoked => "credential_revoked",
             Self::CredentialExists => "credential_exists",
             Self::CounterRegressed => "counter_regressed",
+            Self::AuthenticatorNotAllowed => "authenticator_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::StepUpRequired => "step_up_required",
@@ -107,6 +110,7 @@ impl ErrorCode {
             Self::Forbidden
             | Self::PasskeysDisabled
             | Self::ScopeRequired
+            | Self::AuthenticatorNotAllowed
             | Self::StepUpRequired => 403,
             Self::NotFound => 404,
             Self::CredentialExists => 409,
@@ -138,6 +142,7 @@ impl ErrorCode {
             Self::CredentialRevoked => "The credential has been revoked",
             Self::CredentialExists => "The credential is already registered",
             Self::CounterRegressed => "The signature counter went backwards",
+            Self::AuthenticatorNotAllowed => "The tenant's policy does not allow this authenticator",
             Self::PayloadTooLarge => "The request body is too large",
             Self::RateLimited => "Too many requests",
             Self::StepUpRequired => "Confirm with a passkey first",

@@ -18,6 +18,7 @@ mod m20261202_000009_instance_keys;
 mod m20261202_000010_ceremony_sources;
 mod m20261203_000011_ceremony_uses;
 mod m20261204_000012_audit_retention;
+mod m20261204_000013_authenticator_policy;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_ceremony_sources::Migration),
             Box::new(m20261203_000011_ceremony_uses::Migration),
             Box::new(m20261204_000012_audit_retention::Migration),
+            Box::new(m20261204_000013_authenticator_policy::Migration),
         ]
     }
 }

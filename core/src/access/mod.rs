@@ -148,6 +148,8 @@ impl Role {
                     | RevokeCredentials
                     | ReadAuditLog
                     | IssueRecoveryTokens
+                    | ReadCredentialHealth
+                    | DismissHealthFlags
             ),
             Self::Viewer => matches!(permission, ViewTenant | ReadUsers | ReadDashboard),
         }
@@ -177,6 +179,12 @@ pub enum Permission {
     DeleteTenant,
     /// Redeem the validation token of a sign-in (the tenant's backend only; no role).
     ValidateTokens,
+    /// See what a proposed authenticator policy would do to today's passkeys.
+    DryRunPolicy,
+    /// Read the credential health queue.
+    ReadCredentialHealth,
+    /// Dismiss a passkey's health flag with a note.
+    DismissHealthFlags,
 }
 
 impl Permission {
@@ -189,10 +197,12 @@ impl Permission {
                 | Self::IssueEnrollmentTokens
                 | Self::IssueRecoveryTokens
                 | Self::ValidateTokens
+                | Self::DryRunPolicy
+                | Self::ReadCredentialHealth
         )
     }
 
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 16] = [
         Self::ViewTenant,
         Self::ReadUsers,
         Self::ReadDashboard,
@@ -206,6 +216,9 @@ impl Permission {
         Self::RenameTenant,
         Self::DeleteTenant,
         Self::ValidateTokens,
+        Self::DryRunPolicy,
+        Self::ReadCredentialHealth,
+        Self::DismissHealthFlags,
     ];
 }
 

@@ -30,6 +30,7 @@ use crate::{
     audit::{self, Actor, AuditEntry, RequestMeta},
     db::steps::{Chain, Link, Outcome, Row},
     entities::{authenticator, end_user},
+    tenants::policy::{ExistingPasskeys, PasskeyFacts},
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
     webauthn::sealed,
     webauthn::{
@@ -271,12 +272,31 @@ impl EndUsers<'_> {
         if required && !result.user_verified() {
             return Err(verification_error(WebauthnError::UserNotVerified));
         }
+        // A passkey registered before a policy it breaks: refused only when the policy says so
+        // (otherwise it signs in and the health queue lists it). Judged after the signature, so
+        // only the passkey's holder learns it.
+        if config.policy.existing == ExistingPasskeys::Block
+            && let Some(breach) = config.policy.breach(&PasskeyFacts::of(&stored))
+        {
+            return Err(Error::refused(
+                ErrorCode::AuthenticatorNotAllowed,
+                breach.message(stored.aaguid),
+            ));
+        }
         credential.counter = result.counter();
         credential.backup_state = result.backup_state();
         credential.backup_eligible = result.backup_eligible();
 
         let now = self.clock.now();
-        let update = authenticator::Entity::update_many()
+        let mut update = authenticator::Entity::update_many();
+        if result.backup_state() != stored.backup_state {
+            // Synced, or no longer: the health queue shows when.
+            update = update.col_expr(
+                authenticator::Column::BackupStateChangedAt,
+                Expr::value(now),
+            );
+        }
+        let update = update
             .col_expr(
                 authenticator::Column::SignCount,
                 Expr::value(i64::from(result.counter())),

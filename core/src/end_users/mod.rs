@@ -16,6 +16,7 @@ mod credential_properties;
 mod decoys;
 mod directory;
 mod enrollment;
+pub mod health;
 mod registration;
 mod search;
 mod validation;

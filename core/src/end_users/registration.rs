@@ -11,7 +11,9 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use uuid::Uuid;
-use webauthn_rs_core::proto::{Credential, RegisterPublicKeyCredential, RegistrationState};
+use webauthn_rs_core::proto::{
+    Credential, ParsedAttestationData, RegisterPublicKeyCredential, RegistrationState,
+};
 
 use super::{
     AuthenticatorView, ClientCeremony, EndUsers, aaguid,
@@ -25,6 +27,7 @@ use crate::{
     entities::{authenticator, end_user, enrollment_token},
     error::on_unique,
     tenants::config::Requirement,
+    tenants::policy::{PasskeyFacts, Trust},
     validate,
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
     webauthn::{client_json, off_runtime, parse_credential, verification_error},
@@ -316,6 +319,21 @@ impl EndUsers<'_> {
         extras.check(&config)?;
 
         let aaguid = aaguid_of(extras.response.attestation_object.as_deref());
+        let trust = match credential.attestation.data {
+            ParsedAttestationData::Self_ => Trust::SelfAttested,
+            _ => Trust::None,
+        };
+        // The tenant's policy, on the server: the options only ask, this decides.
+        if let Some(breach) = config.policy.breach(&PasskeyFacts {
+            aaguid,
+            backup_eligible: credential.backup_eligible,
+            trust,
+        }) {
+            return Err(Error::refused(
+                ErrorCode::AuthenticatorNotAllowed,
+                breach.message(aaguid),
+            ));
+        }
         let provider = aaguid::provider(aaguid);
         let now = self.clock.now();
         let authenticator_id = Uuid::new_v4();
@@ -347,6 +365,11 @@ impl EndUsers<'_> {
             revoked_at: None,
             revoked_by: None,
             revoked_reason: None,
+            backup_state_changed_at: None,
+            attestation_trust: trust.as_str().to_owned(),
+            certification: None,
+            metadata_flagged_at: None,
+            metadata_status: None,
         };
 
         let txn = crate::db::begin_write(self.writer).await?;

@@ -28,6 +28,26 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub revoked_by: Option<String>,
     pub revoked_reason: Option<String>,
+    /// When a sign-in last saw the backup state flip (health queue).
+    #[serde(default)]
+    pub backup_state_changed_at: Option<DateTimeUtc>,
+    /// `none` / `self` / `certified`: what registration could verify of the attestation.
+    #[serde(default = "untrusted")]
+    pub attestation_trust: String,
+    /// JSON: the metadata's description and certification level, when certified.
+    #[serde(default)]
+    #[sea_orm(column_type = "Text", nullable)]
+    pub certification: Option<String>,
+    /// When a newer FIDO metadata BLOB downgraded the model, and to which status.
+    #[serde(default)]
+    pub metadata_flagged_at: Option<DateTimeUtc>,
+    #[serde(default)]
+    pub metadata_status: Option<String>,
+}
+
+/// Exports written before attestation trust was recorded read back as `none`.
+fn untrusted() -> String {
+    "none".into()
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

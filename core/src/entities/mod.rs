@@ -7,6 +7,7 @@ pub mod audit_retention_run;
 pub mod authenticator;
 pub mod ceremony;
 pub mod ceremony_use;
+pub mod credential_dismissal;
 pub mod end_user;
 pub mod enrollment_token;
 pub mod instance_key;

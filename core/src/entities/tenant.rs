@@ -21,6 +21,15 @@ pub struct Model {
     pub algorithms: String,
     pub timeout_seconds: i32,
     pub config_version: i64,
+    /// JSON: the authenticator policy (`{}` is the default, allowing every authenticator).
+    /// Exports written before it existed read back as the default.
+    #[serde(default = "default_policy")]
+    #[sea_orm(column_type = "Text")]
+    pub authenticator_policy: String,
+}
+
+fn default_policy() -> String {
+    "{}".into()
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

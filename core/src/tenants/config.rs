@@ -361,6 +361,8 @@ pub struct PasskeyConfig {
     pub attachment: Attachment,
     pub algorithms: Vec<Algorithm>,
     pub timeout_seconds: u32,
+    /// Which authenticators may hold the tenant's passkeys (saved on its own, with a dry run).
+    pub policy: super::policy::AuthenticatorPolicy,
     /// Bumped by every change.
     pub version: i64,
 }
@@ -380,6 +382,7 @@ impl Default for PasskeyConfig {
             attachment: Attachment::Any,
             algorithms: vec![Algorithm::Es256, Algorithm::Rs256],
             timeout_seconds: 300,
+            policy: super::policy::AuthenticatorPolicy::default(),
             version: 1,
         }
     }
@@ -427,7 +430,7 @@ pub struct PasskeyConfigInput {
 impl PasskeyConfigInput {
     /// Checks every field; the first refusal names its field (`rp_id`, `rp_name`, `origins`,
     /// `algorithms`, `timeout_seconds`, `enabled`). `version` is the stored one (the caller
-    /// bumps it when saving).
+    /// bumps it when saving). The policy is the default one: the caller keeps the stored one.
     pub fn validate(&self, version: i64) -> Result<PasskeyConfig> {
         let rp_id = match self.rp_id.trim() {
             "" => None,
@@ -487,6 +490,7 @@ impl PasskeyConfigInput {
             attachment: self.attachment,
             algorithms,
             timeout_seconds: self.timeout_seconds,
+            policy: super::policy::AuthenticatorPolicy::default(),
             version,
         })
     }

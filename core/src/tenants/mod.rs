@@ -7,6 +7,8 @@ pub mod config;
 pub mod config_cache;
 pub mod config_events;
 pub mod dashboard;
+pub mod policy;
+pub mod policy_changes;
 pub mod portability;
 
 use std::{collections::HashSet, sync::Arc};
@@ -29,6 +31,7 @@ use crate::{
         self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name, enum_stored,
     },
     tenants::config_cache::ConfigCache,
+    tenants::policy::AuthenticatorPolicy,
     validate,
 };
 
@@ -113,6 +116,7 @@ fn config_of(row: &tenant::Model) -> Result<PasskeyConfig> {
         algorithms,
         timeout_seconds: u32::try_from(row.timeout_seconds)
             .map_err(|_| unreadable("timeout_seconds"))?,
+        policy: AuthenticatorPolicy::from_stored(row.id, &row.authenticator_policy)?,
         version: row.config_version,
     })
 }
@@ -175,6 +179,10 @@ fn config_columns(
         (
             tenant::Column::TimeoutSeconds,
             Expr::value(i32::try_from(config.timeout_seconds).unwrap_or(300)),
+        ),
+        (
+            tenant::Column::AuthenticatorPolicy,
+            Expr::value(config.policy.to_stored()?),
         ),
     ])
 }
@@ -404,6 +412,14 @@ impl<'a> Tenants<'a> {
         let before = config_of(&row)?;
         if before.version != expected_version {
             return Err(changed_meanwhile());
+        }
+        // The policy is saved on its own (with its dry run); this form keeps it.
+        config.policy = before.policy.clone();
+        if config.policy.require_certified && config.attestation != rules::Attestation::Direct {
+            return Err(Error::invalid(
+                "attestation",
+                "The authenticator policy requires a certified authenticator, which needs                  attestation \"direct\". Change the policy first.",
+            ));
         }
         if before.rp_id.is_some() && config.rp_id != before.rp_id && !input.confirm_rp_id_change {
             use sea_orm::PaginatorTrait;

@@ -122,7 +122,8 @@ pub async fn large_tenant(
                 algorithm: Set(-7),
                 backup_eligible: Set(*synced),
                 backup_state: Set(*synced),
-                user_verified: Set(true),
+                // A few of each health reason, as a real tenant has them.
+                user_verified: Set((n + c) % 211 != 0),
                 sign_count: Set(if *synced { 0 } else { (n % 500) as i64 }),
                 attachment: Set(Some(
                     if *synced {
@@ -134,11 +135,22 @@ pub async fn large_tenant(
                 )),
                 user_agent: Set(Some("Mozilla/5.0 (seed)".to_owned())),
                 created_at: Set(created_at + Duration::minutes(c as i64)),
-                last_used_at: Set(Some(now - Duration::hours(((n + c) % 720) as i64))),
-                counter_regressed_at: Set(None),
+                last_used_at: Set(Some(if (n + c) % 89 == 0 {
+                    now - Duration::days(400)
+                } else {
+                    now - Duration::hours(((n + c) % 720) as i64)
+                })),
+                counter_regressed_at: Set(((n + c) % 997 == 0).then(|| now - Duration::days(2))),
                 revoked_at: Set(revoked.then_some(now - Duration::days(1))),
                 revoked_by: Set(revoked.then(|| "support@example.com".to_owned())),
                 revoked_reason: Set(revoked.then(|| "Lost device (seeded)".to_owned())),
+                backup_state_changed_at: Set(
+                    (*synced && (n + c) % 503 == 0).then(|| now - Duration::days(3))
+                ),
+                attestation_trust: Set("none".to_owned()),
+                certification: Set(None),
+                metadata_flagged_at: Set(None),
+                metadata_status: Set(None),
             });
             if credentials.len() == CREDENTIAL_BATCH {
                 // Their users first (pushed above): the foreign key is checked at once.
