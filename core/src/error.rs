@@ -142,7 +142,9 @@ impl ErrorCode {
             Self::CredentialRevoked => "The credential has been revoked",
             Self::CredentialExists => "The credential is already registered",
             Self::CounterRegressed => "The signature counter went backwards",
-            Self::AuthenticatorNotAllowed => "The tenant's policy does not allow this authenticator",
+            Self::AuthenticatorNotAllowed => {
+                "The tenant's policy does not allow this authenticator"
+            }
             Self::PayloadTooLarge => "The request body is too large",
             Self::RateLimited => "Too many requests",
             Self::StepUpRequired => "Confirm with a passkey first",

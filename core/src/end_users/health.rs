@@ -165,7 +165,8 @@ impl Cursor {
     fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!(
             "{}|{}|{}",
-            self.date.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            self.date
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             self.id,
             self.reason.as_str()
         ))
@@ -312,7 +313,10 @@ impl EndUsers<'_> {
                 .into_tuple()
                 .all(self.db)
                 .await?;
-            found.extend(page.into_iter().map(|(id, date)| Cursor { date, id, reason }));
+            found.extend(
+                page.into_iter()
+                    .map(|(id, date)| Cursor { date, id, reason }),
+            );
         }
         found.sort_by(|a, b| {
             b.date
@@ -363,7 +367,10 @@ impl EndUsers<'_> {
     }
 
     /// The queue's size per reason (each capped at [`COUNT_CAP`] + 1), for the dashboard.
-    pub async fn credential_health_counts(&self, access: &TenantAccess) -> Result<Vec<HealthCount>> {
+    pub async fn credential_health_counts(
+        &self,
+        access: &TenantAccess,
+    ) -> Result<Vec<HealthCount>> {
         access.require(Permission::ReadCredentialHealth)?;
         let tenant_id = access.tenant_id();
         let policy = self.policy_of(tenant_id).await?;
@@ -457,7 +464,12 @@ mod tests {
             reason: HealthReason::Unused,
         };
         assert_eq!(Cursor::decode(&cursor.encode()).ok(), Some(cursor));
-        for garbage in ["", "!!", &"A".repeat(500), &URL_SAFE_NO_PAD.encode("x|y|z|w")] {
+        for garbage in [
+            "",
+            "!!",
+            &"A".repeat(500),
+            &URL_SAFE_NO_PAD.encode("x|y|z|w"),
+        ] {
             assert!(Cursor::decode(garbage).is_err(), "{garbage}");
         }
         for reason in HealthReason::ALL {

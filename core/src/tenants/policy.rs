@@ -269,10 +269,7 @@ impl From<&AuthenticatorPolicy> for PolicyInput {
 impl PolicyInput {
     /// Checks every field; the first refusal names its field (`aaguids`, `require_certified`,
     /// `unused_after_days`). `attestation` is the tenant's: certification needs `direct`.
-    pub fn validate(
-        &self,
-        attestation: super::config::Attestation,
-    ) -> Result<AuthenticatorPolicy> {
+    pub fn validate(&self, attestation: super::config::Attestation) -> Result<AuthenticatorPolicy> {
         if self.aaguids.len() > MAX_MODELS {
             return Err(Error::invalid(
                 "aaguids",
@@ -280,7 +277,12 @@ impl PolicyInput {
             ));
         }
         let mut aaguids = Vec::with_capacity(self.aaguids.len());
-        for value in self.aaguids.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        for value in self
+            .aaguids
+            .iter()
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+        {
             let parsed = (value.len() <= 40)
                 .then(|| Uuid::parse_str(value).ok())
                 .flatten()
@@ -368,19 +370,32 @@ mod tests {
     #[test]
     fn refusals_name_their_field() {
         let field = |i: PolicyInput, a: Attestation| {
-            i.validate(a).err().and_then(|e| e.field().map(str::to_owned))
+            i.validate(a)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned))
         };
         let mut allow_none = input();
         allow_none.models = ModelRule::Allow;
-        assert_eq!(field(allow_none, Attestation::None).as_deref(), Some("aaguids"));
+        assert_eq!(
+            field(allow_none, Attestation::None).as_deref(),
+            Some("aaguids")
+        );
         let mut garbage = input();
         garbage.models = ModelRule::Block;
         garbage.aaguids = vec!["x".repeat(10_000)];
         let refused = garbage.validate(Attestation::None).err();
-        assert!(refused.as_ref().is_some_and(|e| e.to_string().len() < 200), "{refused:?}");
+        assert!(
+            refused.as_ref().is_some_and(|e| e.to_string().len() < 200),
+            "{refused:?}"
+        );
         let mut too_many = input();
-        too_many.aaguids = (0..=MAX_MODELS as u128).map(|n| Uuid::from_u128(n).to_string()).collect();
-        assert_eq!(field(too_many, Attestation::None).as_deref(), Some("aaguids"));
+        too_many.aaguids = (0..=MAX_MODELS as u128)
+            .map(|n| Uuid::from_u128(n).to_string())
+            .collect();
+        assert_eq!(
+            field(too_many, Attestation::None).as_deref(),
+            Some("aaguids")
+        );
         let mut certified = input();
         certified.require_certified = true;
         assert_eq!(
@@ -391,7 +406,10 @@ mod tests {
         for days in [0, 6, 3651] {
             let mut unused = input();
             unused.unused_after_days = Some(days);
-            assert_eq!(field(unused, Attestation::None).as_deref(), Some("unused_after_days"));
+            assert_eq!(
+                field(unused, Attestation::None).as_deref(),
+                Some("unused_after_days")
+            );
         }
         let mut listed = input();
         listed.models = ModelRule::Block;
@@ -401,7 +419,10 @@ mod tests {
             "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4".into(),
         ];
         assert_eq!(
-            listed.validate(Attestation::None).ok().map(|p| p.aaguids.len()),
+            listed
+                .validate(Attestation::None)
+                .ok()
+                .map(|p| p.aaguids.len()),
             Some(1)
         );
     }
@@ -454,7 +475,11 @@ mod tests {
             }),
             None
         );
-        assert!(AuthenticatorPolicy::permissive().breach_condition().is_none());
+        assert!(
+            AuthenticatorPolicy::permissive()
+                .breach_condition()
+                .is_none()
+        );
         assert!(device_bound.breach_condition().is_some());
     }
 }

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use sea_orm::{
-    sea_query::ExprTrait,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    sea_query::ExprTrait,
     sea_query::{Alias, CaseStatement, Expr, Query},
 };
 use uuid::Uuid;
@@ -74,7 +74,11 @@ fn count(value: i64) -> u64 {
 impl Tenants<'_> {
     /// What `input` would do if saved, without saving anything (owners and admins, and the
     /// tenant's backend). A policy that refuses nothing answers zeros without reading a passkey.
-    pub async fn dry_run_policy(&self, access: &TenantAccess, input: &PolicyInput) -> Result<DryRun> {
+    pub async fn dry_run_policy(
+        &self,
+        access: &TenantAccess,
+        input: &PolicyInput,
+    ) -> Result<DryRun> {
         access.require(Permission::DryRunPolicy)?;
         let config = self.stored_config(access.tenant_id()).await?;
         let policy = input.validate(config.attestation)?;

@@ -99,6 +99,9 @@ pub struct SoftPasskeys {
     pub user_verified: bool,
     /// Reported in the BE/BS flags: the credential is synced (like iCloud Keychain).
     pub backed_up: bool,
+    /// Overrides the BS flag (backed up now) of a backup-eligible credential: its backup state
+    /// flips while eligibility stays.
+    pub backup_state: Option<bool>,
     /// The AAGUID written into new credentials' attested data.
     pub aaguid: [u8; 16],
     /// How much the signature counter moves per assertion (0, like synced passkeys, is valid).
@@ -117,6 +120,7 @@ impl Default for SoftPasskeys {
             credentials: Vec::new(),
             user_verified: true,
             backed_up: false,
+            backup_state: None,
             aaguid: [0; 16],
             counter_step: 1,
             next_id: None,
@@ -218,6 +222,9 @@ impl SoftPasskeys {
         }
         if self.backed_up {
             flags |= BE | BS;
+            if self.backup_state == Some(false) {
+                flags &= !BS;
+            }
         }
         flags
     }
