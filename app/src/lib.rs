@@ -27,9 +27,9 @@ use leptos_router::{
 use crate::{
     layout::Layout,
     pages::{
-        ApiKeysPage, AuditPage, DashboardPage, EnrollPage, EnrollmentTokensPage, HomePage,
-        LoginPage, MembersPage, NewTenantPage, NotFound, OperatorsPage, PasskeysPage, SecurityPage,
-        TenantAuditPage, TenantsPage, UserPage, UsersPage,
+        AffectedUsersPage, ApiKeysPage, AuditPage, DashboardPage, EnrollPage, EnrollmentTokensPage,
+        HealthPage, HomePage, LoginPage, MembersPage, NewTenantPage, NotFound, OperatorsPage,
+        PasskeysPage, SecurityPage, TenantAuditPage, TenantsPage, UserPage, UsersPage,
     },
 };
 
@@ -112,6 +112,14 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("users"), ParamSegment("user"))
                         view=UserPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("health"))
+                        view=HealthPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("passkeys"), StaticSegment("affected"))
+                        view=AffectedUsersPage
                     />
                     <Route
                         path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("audit"))

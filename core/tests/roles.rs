@@ -47,6 +47,9 @@ const EXPECTED: &[(Permission, bool, bool, bool, bool)] = &[
     (RenameTenant, true, false, false, false),
     (DeleteTenant, true, false, false, false),
     (ValidateTokens, false, false, false, false),
+    (DryRunPolicy, true, true, false, false),
+    (ReadCredentialHealth, true, true, true, false),
+    (DismissHealthFlags, true, true, true, false),
 ];
 
 struct Fixture {

@@ -16,7 +16,7 @@ pub use not_found::NotFound;
 pub use operators::OperatorsPage;
 pub use security::SecurityPage;
 pub use tenant::{
-    ApiKeysPage, DashboardPage, EnrollmentTokensPage, MembersPage, PasskeysPage, UserPage,
-    UsersPage,
+    AffectedUsersPage, ApiKeysPage, DashboardPage, EnrollmentTokensPage, HealthPage, MembersPage,
+    PasskeysPage, UserPage, UsersPage,
 };
 pub use tenants::{NewTenantPage, TenantsPage};

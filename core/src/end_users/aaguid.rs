@@ -29,6 +29,20 @@ pub fn provider(aaguid: Uuid) -> Option<&'static Provider> {
     PROVIDERS.get(&aaguid)
 }
 
+/// Every known model, sorted by name (then AAGUID): what people pick from.
+pub fn by_name() -> Vec<(Uuid, &'static str)> {
+    let mut all: Vec<(Uuid, &'static str)> = PROVIDERS
+        .iter()
+        .map(|(aaguid, provider)| (*aaguid, provider.name.as_str()))
+        .collect();
+    all.sort_by(|a, b| {
+        a.1.to_lowercase()
+            .cmp(&b.1.to_lowercase())
+            .then(a.0.cmp(&b.0))
+    });
+    all
+}
+
 /// The name a new authenticator gets when the user gives none.
 pub fn default_name(aaguid: Uuid) -> String {
     provider(aaguid).map_or_else(|| "Passkey".to_owned(), |p| p.name.clone())

@@ -72,6 +72,12 @@ fn count(value: i64) -> u64 {
 }
 
 impl Tenants<'_> {
+    /// The tenant's policy as saved (owners, admins and the tenant's backend).
+    pub async fn policy(&self, access: &TenantAccess) -> Result<AuthenticatorPolicy> {
+        access.require(Permission::DryRunPolicy)?;
+        Ok(self.stored_config(access.tenant_id()).await?.policy)
+    }
+
     /// What `input` would do if saved, without saving anything (owners and admins, and the
     /// tenant's backend). A policy that refuses nothing answers zeros without reading a passkey.
     pub async fn dry_run_policy(

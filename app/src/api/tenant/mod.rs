@@ -5,15 +5,19 @@
 mod api_keys;
 mod dashboard;
 mod enrollment_tokens;
+mod health;
 mod members;
 mod passkeys;
+mod policy;
 mod users;
 
 pub use api_keys::*;
 pub use dashboard::*;
 pub use enrollment_tokens::*;
+pub use health::*;
 pub use members::*;
 pub use passkeys::*;
+pub use policy::*;
 pub use users::*;
 
 use leptos::prelude::*;

@@ -3,15 +3,19 @@
 mod api_keys;
 mod dashboard;
 mod enrollment_tokens;
+mod health;
 mod members;
 mod passkeys;
+mod policy;
 mod users;
 
 pub use api_keys::ApiKeysPage;
 pub use dashboard::DashboardPage;
 pub use enrollment_tokens::EnrollmentTokensPage;
+pub use health::HealthPage;
 pub use members::MembersPage;
 pub use passkeys::PasskeysPage;
+pub use policy::AffectedUsersPage;
 pub use users::{UserPage, UsersPage};
 
 use leptos::prelude::*;
@@ -49,9 +53,10 @@ where
 }
 
 /// The tabs of a tenant's pages: (label, path under `/tenants/{id}/`).
-const TENANT_TABS: [(&str, &str); 7] = [
+const TENANT_TABS: [(&str, &str); 8] = [
     ("Dashboard", "dashboard"),
     ("Users", "users"),
+    ("Health", "health"),
     ("Passkeys", "passkeys"),
     ("API keys", "api-keys"),
     ("Enrollment tokens", "enrollment-tokens"),

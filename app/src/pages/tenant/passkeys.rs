@@ -303,6 +303,8 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
             </JsControls>
         </form>
 
+        <super::policy::PolicySection tenant=tenant.get_value() />
+
         <section class="card stack" aria-labelledby="apps-heading">
             <h2 id="apps-heading">"App setup"</h2>
             <p>"Android: serve this at https://" {move || rp_id.get()} "/.well-known/assetlinks.json."</p>

@@ -116,6 +116,30 @@ where
     }
 }
 
+/// The query string, with a problem+json refusal naming what is wrong.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|e| {
+                let message = e.body_text();
+                Problem::new(
+                    ErrorCode::InvalidRequest,
+                    format!("The query string is not valid: {}.", clean(&message)),
+                )
+            })
+    }
+}
+
 /// The audit facts of the request (source address, user agent).
 pub struct Meta(pub RequestMeta);
 

@@ -6,6 +6,7 @@ mod auth;
 mod client_api;
 mod cors;
 mod extract;
+mod policy_api;
 pub mod rate_limit;
 mod reference;
 mod server_api;
@@ -154,6 +155,7 @@ where
 {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(server_api::router())
+        .merge(policy_api::router())
         .merge(client_api::router())
 }
 
