@@ -6,7 +6,7 @@ export type LatchkeyErrorCode =
   | 'token_invalid' | 'token_expired' | 'token_used' | 'scope_required' | 'ceremony_invalid'
   | 'ceremony_expired' | 'origin_mismatch' | 'rp_id_mismatch' | 'challenge_mismatch'
   | 'user_verification_required' | 'credential_unknown' | 'credential_revoked'
-  | 'credential_exists' | 'counter_regressed' | 'payload_too_large' | 'rate_limited' | 'internal'
+  | 'credential_exists' | 'counter_regressed' | 'authenticator_not_allowed' | 'payload_too_large' | 'rate_limited' | 'internal'
   | 'cancelled' | 'not_supported' | 'network_error' | 'browser_error';
 
 export class LatchkeyError extends Error {

@@ -36,12 +36,25 @@ pub struct DashboardView {
     pub providers: Vec<ProviderView>,
     pub synced: u64,
     pub device_bound: u64,
+    /// The health queue's size by reason, for roles that may read it.
+    pub health: Option<Vec<super::HealthCountRow>>,
 }
 
 #[server(prefix = "/portal/api", endpoint = "tenant_dashboard")]
 pub async fn tenant_dashboard(id: String) -> Result<DashboardView, PortalError> {
+    use latchkey_core::access::Permission;
     let (request, access) = crate::state::tenant_request(&id).await?;
     let board = request.services.dashboards().tenant(&access).await?;
+    let health = if access.allows(Permission::ReadCredentialHealth) {
+        let counts = request
+            .services
+            .end_users()
+            .credential_health_counts(&access)
+            .await?;
+        Some(super::health::count_rows(counts))
+    } else {
+        None
+    };
     Ok(DashboardView {
         days: board
             .days
@@ -76,5 +89,6 @@ pub async fn tenant_dashboard(id: String) -> Result<DashboardView, PortalError> 
             .collect(),
         synced: board.synced,
         device_bound: board.device_bound,
+        health,
     })
 }

@@ -17,13 +17,14 @@ fn Dashboard(view: TenantView) -> impl IntoView {
     let TenantView { id, name, .. } = view;
     let tenant = id.clone();
     let board = Resource::new(move || tenant.clone(), tenant_dashboard);
+    let tenant = StoredValue::new(id.clone());
     view! {
         <TenantNav id name current="Dashboard" />
         <h1>"Dashboard"</h1>
         <Transition fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match board.await {
-                    Ok(board) => view! { <Figures board /> }.into_any(),
+                    Ok(board) => view! { <Figures board tenant=tenant.get_value() /> }.into_any(),
                     Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
                 }
             })}
@@ -32,13 +33,14 @@ fn Dashboard(view: TenantView) -> impl IntoView {
 }
 
 #[component]
-fn Figures(board: DashboardView) -> impl IntoView {
+fn Figures(board: DashboardView, tenant: String) -> impl IntoView {
     let DashboardView {
         days,
         outcomes,
         providers,
         synced,
         device_bound,
+        health,
     } = board;
     let active = synced + device_bound;
     let share = |n: u64| (n * 100 + active / 2).checked_div(active).unwrap_or(0);
@@ -52,6 +54,7 @@ fn Figures(board: DashboardView) -> impl IntoView {
             <p class="stat"><span class="stat-value">{totals.2}</span> " failures"</p>
             <p class="stat"><span class="stat-value">{active}</span> " active passkeys"</p>
         </div>
+        {health.map(|counts| view! { <HealthCounts counts tenant /> })}
         <section class="card" aria-labelledby="activity-heading">
             <h2 id="activity-heading">"Last 30 days"</h2>
             <ActivityChart days=days.clone() />
@@ -179,5 +182,27 @@ fn ActivityChart(days: Vec<DayView>) -> impl IntoView {
             <span class="key sign-ins"></span>" Sign-ins "
             <span class="key failures"></span>" Failures"
         </p>
+    }
+}
+
+/// The health queue's size by reason, each a link to the queue filtered by it.
+#[component]
+fn HealthCounts(counts: Vec<crate::api::HealthCountRow>, tenant: String) -> impl IntoView {
+    let waiting: Vec<_> = counts.into_iter().filter(|c| c.count != "0").collect();
+    view! {
+        <section class="card" aria-labelledby="health-heading" data-testid="health-counts">
+            <h2 id="health-heading">"Passkeys needing attention"</h2>
+            {if waiting.is_empty() {
+                view! { <p class="empty">"None."</p> }.into_any()
+            } else {
+                view! {
+                    <ul>
+                        {waiting.into_iter().map(|c| view! {
+                            <li><a href=format!("/tenants/{tenant}/health?reason={}", c.reason)>{format!("{}: {}", c.label, c.count)}</a></li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </section>
     }
 }
