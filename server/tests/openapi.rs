@@ -12,8 +12,12 @@ use latchkey_core::testing::TestBackend;
 use serde_json::Value;
 
 /// The spec's routes (Server API, Client API).
-const SPEC_ROUTES: [(&str, &str); 9] = [
+const SPEC_ROUTES: [(&str, &str); 12] = [
     ("post", "/api/v1/users/{user_id}/enrollment-tokens"),
+    // Issue 21: the authenticator policy and the credential health queue.
+    ("get", "/api/v1/authenticator-policy"),
+    ("post", "/api/v1/authenticator-policy/dry-run"),
+    ("get", "/api/v1/credential-health"),
     ("post", "/api/v1/tokens/validate"),
     ("get", "/api/v1/users/{user_id}"),
     ("get", "/api/v1/users/{user_id}/authenticators"),

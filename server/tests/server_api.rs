@@ -31,7 +31,8 @@ both_backends!(
     users_authenticators_and_revocation,
     sign_in_tokens_validate_as_sign_in,
     a_token_of_a_revoked_passkey_does_not_validate,
-    no_secret_is_stored_in_the_clear
+    no_secret_is_stored_in_the_clear,
+    the_policy_dry_run_and_health_queue_over_http
 );
 
 const ORIGIN: &str = "https://shop.example.com";
@@ -1030,4 +1031,173 @@ async fn no_secret_is_stored_in_the_clear(backend: TestBackend) {
             assert!(!row.contains(random), "{table} holds a secret: {row}");
         }
     }
+}
+
+async fn the_policy_dry_run_and_health_queue_over_http(backend: TestBackend) {
+    let Some(t) = TestServer::start(backend).await else {
+        return;
+    };
+    let a = tenant(&t, "Shop").await;
+    let b = tenant(&t, "Other").await;
+    let mut google = SoftPasskeys::new();
+    google.aaguid = *Uuid::parse_str(GOOGLE).unwrap().as_bytes();
+    google.backed_up = true;
+    let token = issue_ok(&t, &a.key, "ada", false).await;
+    assert_eq!(register(&t, &token, &mut google).await.status, 200);
+
+    let policy = send(
+        &t,
+        Method::GET,
+        "/api/v1/authenticator-policy",
+        Some(&a.key),
+        None,
+    )
+    .await;
+    assert_eq!(policy.status, 200);
+    assert_eq!(policy.body["models"], "any");
+    assert_eq!(policy.body["allow_synced"], true);
+
+    let dry_run = |key: String, body: Value| {
+        let t = &t;
+        async move {
+            send(
+                t,
+                Method::POST,
+                "/api/v1/authenticator-policy/dry-run",
+                Some(&key),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let block_google = json!({ "models": "block", "aaguids": [GOOGLE], "existing": "block" });
+    let run = dry_run(a.key.clone(), block_google.clone()).await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(run.body["refused_passkeys"], 1);
+    assert_eq!(run.body["users_left_without_passkey"], 1);
+    assert_eq!(
+        run.body["by_model"][0]["provider_name"],
+        "Google Password Manager"
+    );
+    // Another tenant's key sees its own passkeys only.
+    let other = dry_run(b.key.clone(), block_google.clone()).await;
+    assert_eq!(other.body["active_passkeys"], 0);
+
+    // Bad and strange input: refused with the field, nothing written, never a 5xx.
+    let before = all_rows_as_text(&t.conn).await;
+    for (body, field) in [
+        (json!({ "models": "allow" }), Some("aaguids")),
+        (
+            json!({ "models": "block", "aaguids": ["x".repeat(20_000)] }),
+            Some("aaguids"),
+        ),
+        (
+            json!({ "models": "block", "aaguids": (0..501).map(|n| Uuid::from_u128(n).to_string()).collect::<Vec<_>>() }),
+            Some("aaguids"),
+        ),
+        (
+            json!({ "models": "any", "require_certified": true }),
+            Some("require_certified"),
+        ),
+        (
+            json!({ "models": "any", "unused_after_days": 1 }),
+            Some("unused_after_days"),
+        ),
+        (
+            json!({ "models": "any", "unused_after_days": 4_294_967_296u64 }),
+            None,
+        ),
+        (json!({ "models": "everything" }), None),
+        (json!({ "models": "any", "extra": 1 }), None),
+    ] {
+        let answer = dry_run(a.key.clone(), body.clone()).await;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.body);
+        assert_eq!(answer.code(), "invalid_request");
+        if let Some(field) = field {
+            assert_eq!(answer.body["field"], field, "{body}");
+        }
+    }
+    let unauthenticated = send(
+        &t,
+        Method::POST,
+        "/api/v1/authenticator-policy/dry-run",
+        None,
+        Some(block_google.clone()),
+    )
+    .await;
+    assert_eq!(unauthenticated.status, 401);
+    assert_eq!(
+        all_rows_as_text(&t.conn).await,
+        before,
+        "a dry run writes nothing"
+    );
+
+    // The health queue: the passkey breaks the saved policy; cursors and reasons are checked.
+    let owner = latchkey_core::testing::access(&t.services, &a.owner, a.id).await;
+    let tenants = t.services.tenants();
+    let version = tenants.get(&owner).await.unwrap().config.version;
+    let input = latchkey_core::tenants::policy::PolicyInput {
+        models: latchkey_core::tenants::policy::ModelRule::Block,
+        aaguids: vec![GOOGLE.into()],
+        allow_synced: true,
+        require_certified: false,
+        existing: latchkey_core::tenants::policy::ExistingPasskeys::Block,
+        unused_after_days: None,
+    };
+    tenants
+        .update_authenticator_policy(&owner, &input, version, RequestMeta::default())
+        .await
+        .unwrap();
+    let queue = send(
+        &t,
+        Method::GET,
+        "/api/v1/credential-health?reason=breaks_policy&limit=10",
+        Some(&a.key),
+        None,
+    )
+    .await;
+    assert_eq!(queue.status, 200, "{}", queue.body);
+    assert_eq!(queue.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(queue.body["items"][0]["user_id"], "ada");
+    assert!(queue.body.get("next").is_none());
+    let elsewhere = send(
+        &t,
+        Method::GET,
+        "/api/v1/credential-health",
+        Some(&b.key),
+        None,
+    )
+    .await;
+    assert_eq!(elsewhere.body["items"].as_array().map(Vec::len), Some(0));
+    let long_cursor = format!("/api/v1/credential-health?after={}", "A".repeat(5000));
+    for path in [
+        "/api/v1/credential-health?reason=garbage",
+        long_cursor.as_str(),
+        "/api/v1/credential-health?after=%00%01",
+        "/api/v1/credential-health?limit=99999999999999999999999",
+        "/api/v1/credential-health?unknown=1",
+    ] {
+        let answer = send(&t, Method::GET, path, Some(&a.key), None).await;
+        assert_eq!(answer.status, 400, "{path}: {}", answer.body);
+        assert_eq!(answer.code(), "invalid_request");
+    }
+
+    // Enforced over HTTP: sign-in and registration refused with the code, nothing written.
+    let refused = sign_in(&t, a.id, None, &mut google).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.code(), "authenticator_not_allowed");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Google Password Manager")
+    );
+    let passkeys_before = count(&t, "authenticators").await;
+    let token = issue_ok(&t, &a.key, "bob", false).await;
+    let mut another = SoftPasskeys::new();
+    another.aaguid = *Uuid::parse_str(GOOGLE).unwrap().as_bytes();
+    let refused = register(&t, &token, &mut another).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.code(), "authenticator_not_allowed");
+    assert_eq!(count(&t, "authenticators").await, passkeys_before);
 }
