@@ -497,6 +497,15 @@ async fn the_sql_rule_agrees_with_the_in_memory_rule(backend: TestBackend) {
             }
         }
     }
+    // Certification cannot be saved before metadata can be imported: it would refuse everyone.
+    let err = f
+        .save(&PolicyInput {
+            require_certified: true,
+            ..policy(ModelRule::Any, &[])
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("require_certified"));
 }
 
 async fn concurrent_policy_saves_one_wins(backend: TestBackend) {

@@ -1,14 +1,13 @@
-//! Authenticator policy, attestation trust from FIDO metadata, and the credential health queue.
+//! Authenticator policy, attestation trust on passkeys, and the credential health queue.
 //!
 //! - `tenants.authenticator_policy`: the tenant's policy as JSON (`{}` is the default policy,
 //!   which allows every authenticator, as before).
 //! - `authenticators`: when the backup state last flipped, the attestation trust recorded at
 //!   registration (`none` / `self` / `certified`, with the metadata's description and
 //!   certification level), and when FIDO metadata downgraded the model (and to what status).
+//!   The metadata itself gets its own tables with its import.
 //! - `credential_dismissals`: support's "dismiss with a note", per passkey and reason. A
 //!   dismissal hides a flag raised before it; a flag raised again later shows again.
-//! - `metadata_blobs` / `metadata_entries`: the imported FIDO MDS3 BLOBs (their history) and the
-//!   current entry per AAGUID, read by registration.
 //! - Partial indexes, one per health reason, ending in the row id: the queue is a keyset walk of
 //!   each reason's index, never a scan of the tenant's passkeys (the "policy" reason excepted: it
 //!   depends on the policy of the day; see `latchkey_core::end_users::health`).
@@ -48,32 +47,6 @@ enum CredentialDismissals {
     DismissedAt,
     DismissedBy,
     Note,
-}
-
-#[derive(DeriveIden)]
-enum MetadataBlobs {
-    Table,
-    /// The BLOB's own serial number (`no`): a newer BLOB has a larger one.
-    No,
-    NextUpdate,
-    Entries,
-    Sha256,
-    ImportedAt,
-    ImportedBy,
-}
-
-#[derive(DeriveIden)]
-enum MetadataEntries {
-    Table,
-    Aaguid,
-    BlobNo,
-    Description,
-    CertificationLevel,
-    Status,
-    StatusDate,
-    /// The metadata statement (JSON), with its attestation root certificates.
-    Statement,
-    UpdatedAt,
 }
 
 /// The health queue's indexes. Each predicate is written exactly as the queue's query writes it:
@@ -172,34 +145,6 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table(MetadataBlobs::Table)
-                    .col(big_integer(MetadataBlobs::No).primary_key())
-                    .col(string_len(MetadataBlobs::NextUpdate, 10))
-                    .col(integer(MetadataBlobs::Entries))
-                    .col(string_len(MetadataBlobs::Sha256, 64))
-                    .col(timestamp_with_time_zone(MetadataBlobs::ImportedAt))
-                    .col(text(MetadataBlobs::ImportedBy))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table(MetadataEntries::Table)
-                    .col(uuid(MetadataEntries::Aaguid).primary_key())
-                    .col(big_integer(MetadataEntries::BlobNo))
-                    .col(text(MetadataEntries::Description))
-                    .col(string_len_null(MetadataEntries::CertificationLevel, 64))
-                    .col(string_len(MetadataEntries::Status, 64))
-                    .col(string_len_null(MetadataEntries::StatusDate, 10))
-                    .col(text(MetadataEntries::Statement))
-                    .col(timestamp_with_time_zone(MetadataEntries::UpdatedAt))
-                    .to_owned(),
-            )
-            .await?;
         let db = manager.get_connection();
         for (name, columns, predicate) in HEALTH_INDEXES {
             db.execute_unprepared(&format!(
@@ -215,15 +160,9 @@ impl MigrationTrait for Migration {
         for (name, _, _) in HEALTH_INDEXES {
             db.execute_unprepared(&format!("DROP INDEX {name}")).await?;
         }
-        for table in [
-            MetadataEntries::Table.into_iden(),
-            MetadataBlobs::Table.into_iden(),
-            CredentialDismissals::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
+        manager
+            .drop_table(Table::drop().table(CredentialDismissals::Table).to_owned())
+            .await?;
         for column in [
             Authenticators::BackupStateChangedAt.into_iden(),
             Authenticators::AttestationTrust.into_iden(),

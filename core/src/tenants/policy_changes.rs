@@ -259,6 +259,15 @@ impl Tenants<'_> {
         }
         let now = self.clock.now();
         let mut policy = input.validate(before.attestation)?;
+        if policy.require_certified {
+            // Nothing can be certified before FIDO metadata can be imported: saving this would
+            // refuse every registration.
+            return Err(Error::invalid(
+                "require_certified",
+                "Certification needs FIDO metadata, which this instance cannot import yet: \
+                 every registration would be refused. Leave it off for now.",
+            ));
+        }
         policy.saved_at = Some(now);
         let dry_run = self.dry_run(&txn, tenant_id, &policy).await?;
         let config = PasskeyConfig {

@@ -194,9 +194,9 @@ fn PolicyEditor(view: PolicyView, tenant: StoredValue<String>) -> impl IntoView 
                     </div>
                     <p class="hint" id="policy-certified-hint">
                         {if attestation_direct {
-                            "Registration verifies the attestation against the instance's FIDO metadata; models without it are refused."
+                            "Registration would verify the attestation against FIDO metadata, which this instance cannot import yet: saving it is refused."
                         } else {
-                            "Needs attestation \"direct\" in the ceremony options above, and FIDO metadata imported on this instance."
+                            "Needs attestation \"direct\" in the ceremony options above, and FIDO metadata, which this instance cannot import yet."
                         }}
                     </p>
                     <FieldError error field="require_certified" id="policy-certified-error" />
