@@ -24,12 +24,14 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum Tenants {
     Table,
+    Id,
     AuthenticatorPolicy,
 }
 
 #[derive(DeriveIden)]
 enum Authenticators {
     Table,
+    Id,
     BackupStateChangedAt,
     AttestationTrust,
     Certification,
@@ -131,6 +133,24 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(CredentialDismissals::DismissedAt))
                     .col(text(CredentialDismissals::DismissedBy))
                     .col(text(CredentialDismissals::Note))
+                    // A dismissal goes with its passkey and its tenant.
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_credential_dismissals_tenant")
+                            .from(CredentialDismissals::Table, CredentialDismissals::TenantId)
+                            .to(Tenants::Table, Tenants::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_credential_dismissals_authenticator")
+                            .from(
+                                CredentialDismissals::Table,
+                                CredentialDismissals::AuthenticatorId,
+                            )
+                            .to(Authenticators::Table, Authenticators::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
                     .to_owned(),
             )
             .await?;

@@ -26,6 +26,9 @@ use latchkey_core::{
     },
 };
 
+/// 1Password's AAGUID: one of the seeded providers, blocked by the measured policy.
+const ONE_PASSWORD: &str = "bada5566-a7aa-401f-bd96-45619a55120d";
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -82,8 +85,85 @@ async fn main() {
     use sea_orm::ConnectionTrait;
     t.conn.execute_unprepared("ANALYZE").await.expect("analyze");
 
+    // A policy for the health queue and the dry run: 1Password blocked (a sixth of the
+    // passkeys), passkeys unused for a year flagged (every 89th).
+    let policy = latchkey_core::tenants::policy::PolicyInput {
+        models: latchkey_core::tenants::policy::ModelRule::Block,
+        aaguids: vec![ONE_PASSWORD.into()],
+        allow_synced: true,
+        require_certified: false,
+        existing: latchkey_core::tenants::policy::ExistingPasskeys::Flag,
+        unused_after_days: Some(365),
+    };
+    let host = latchkey_core::testing::host_access(&t.services, tenant).await;
+    let version = t
+        .services
+        .tenants()
+        .get(&host)
+        .await
+        .map(|d| d.config.version)
+        .unwrap_or(1);
+    let started = Instant::now();
+    let (_, saved_run) = t
+        .services
+        .tenants()
+        .update_authenticator_policy(&host, &policy, version, Default::default())
+        .await
+        .expect("policy saved");
+    eprintln!(
+        "policy saved with its dry run ({} passkeys refused) in {:.0} ms",
+        saved_run.refused_passkeys,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    let mut dry_runs = Vec::new();
+    let device_bound = latchkey_core::tenants::policy::PolicyInput {
+        models: latchkey_core::tenants::policy::ModelRule::Any,
+        aaguids: Vec::new(),
+        allow_synced: false,
+        ..policy.clone()
+    };
+    for (name, input) in [
+        ("Dry run: block one model (1/6 of passkeys)", &policy),
+        (
+            "Dry run: device-bound only (1/2 of passkeys)",
+            &device_bound,
+        ),
+    ] {
+        eprintln!("measuring: {name}");
+        let mut times = Vec::new();
+        for round in 0..(3 + rounds.min(10)) {
+            let start = Instant::now();
+            let run = t
+                .services
+                .tenants()
+                .dry_run_policy(&host, input)
+                .await
+                .expect("dry run");
+            assert!(run.refused_passkeys > 0);
+            if round >= 3 {
+                times.push(start.elapsed());
+            }
+        }
+        times.sort();
+        dry_runs.push(Measured {
+            page: name.into(),
+            times,
+            bytes: 0,
+        });
+    }
+
     let cookie = owner.cookie.clone();
     let probe = seeded_user_id(users / 2 + 123);
+    let health_next = t
+        .call_ok(
+            &mut owner,
+            "credential_health",
+            &[("id", &tenant.to_string()), ("reason", "")],
+        )
+        .await["next"]
+        .as_str()
+        .expect("a second page of the health queue")
+        .to_owned();
     let next = t
         .call_ok(
             &mut owner,
@@ -135,6 +215,31 @@ async fn main() {
             format!("{base}/dashboard"),
             "active passkeys".into(),
         ),
+        (
+            "Health, first page (every reason)".into(),
+            format!("{base}/health"),
+            "health-item".into(),
+        ),
+        (
+            "Health, second page (keyset cursor)".into(),
+            format!("{base}/health?after={health_next}"),
+            "health-item".into(),
+        ),
+        (
+            "Health, counter went backwards (rare)".into(),
+            format!("{base}/health?reason=counter_regressed"),
+            "counter_regressed".into(),
+        ),
+        (
+            "Health, unused for a year".into(),
+            format!("{base}/health?reason=unused"),
+            "data-reason=\"unused\"".into(),
+        ),
+        (
+            "Health, refused by the policy (1/6 of passkeys)".into(),
+            format!("{base}/health?reason=breaks_policy"),
+            "breaks_policy".into(),
+        ),
     ];
     let mut results = Vec::new();
     for (name, path, expect) in pages {
@@ -180,6 +285,18 @@ async fn main() {
             ms(m.times[(n * 9 / 10).min(n - 1)]),
             ms(m.times[n - 1]),
             m.bytes / 1024
+        );
+    }
+    println!("\n| service call | median | p90 | max |");
+    println!("|---|---:|---:|---:|");
+    for m in &dry_runs {
+        let n = m.times.len();
+        println!(
+            "| {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            m.page,
+            ms(m.times[n / 2]),
+            ms(m.times[(n * 9 / 10).min(n - 1)]),
+            ms(m.times[n - 1]),
         );
     }
     if std::env::var_os("LATCHKEY_BENCH_KEEP_DB").is_some() {

@@ -101,6 +101,23 @@ impl HealthReason {
         Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 
+    /// The date the flag was raised, per row, qualified by its table (for the dismissals'
+    /// correlated subquery).
+    fn qualified_date(self) -> SimpleExpr {
+        let col = |c: authenticator::Column| Expr::col((authenticator::Entity, c)).into();
+        match self {
+            Self::CounterRegressed => col(authenticator::Column::CounterRegressedAt),
+            Self::BackupStateChanged => col(authenticator::Column::BackupStateChangedAt),
+            Self::MetadataDowngraded => col(authenticator::Column::MetadataFlaggedAt),
+            Self::BreaksPolicy | Self::NotUserVerified | Self::UnknownModel => {
+                col(authenticator::Column::CreatedAt)
+            }
+            Self::Unused => {
+                Expr::cust("COALESCE(authenticators.last_used_at, authenticators.created_at)")
+            }
+        }
+    }
+
     /// The date the flag was raised, per row.
     fn date(self) -> SimpleExpr {
         match self {
@@ -236,7 +253,7 @@ fn flagged(
         HealthReason::BreaksPolicy => {
             Expr::value(policy.saved_at.unwrap_or(DateTime::<Utc>::MIN_UTC))
         }
-        other => other.date(),
+        other => other.qualified_date(),
     };
     let dismissed = Query::select()
         .expr(Expr::value(1))
