@@ -443,37 +443,50 @@ impl<'a> Tenants<'a> {
             access.require_step_up()?;
         }
         config.version = before.version + 1;
+        let entry = AuditEntry::new(access.actor(), "tenant.passkey_config_changed")
+            .tenant(tenant_id)
+            .target("tenant", tenant_id.to_string())
+            .details(serde_json::json!({
+                "before": before.audit_view(),
+                "after": config.audit_view(),
+            }))
+            .meta(meta);
+        self.store_config(txn, tenant_id, expected_version, &config, entry, generation)
+            .await?;
+        Ok(config)
+    }
+
+    /// Stores `config` (its version already bumped) if the row is still at `expected_version`,
+    /// with its audit event, and announces the change to every instance: one transaction. The
+    /// cache of this instance gets the new configuration at once.
+    async fn store_config(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        tenant_id: Uuid,
+        expected_version: i64,
+        config: &PasskeyConfig,
+        entry: AuditEntry,
+        generation: u64,
+    ) -> Result<()> {
         let now = self.clock.now();
         let updated = tenant::Entity::update_many()
-            .set_config(&config)?
+            .set_config(config)?
             .col_expr(tenant::Column::ConfigVersion, Expr::value(config.version))
             .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
             .filter(tenant::Column::Id.eq(tenant_id))
             .filter(tenant::Column::ConfigVersion.eq(expected_version))
             .exec(&txn)
             .await?;
-        // The read above takes no row lock on PostgreSQL: this condition is the real guard.
+        // The read before it takes no row lock on PostgreSQL: this condition is the real guard.
         if updated.rows_affected != 1 {
             return Err(changed_meanwhile());
         }
-        audit::record_in(
-            &txn,
-            self.clock,
-            AuditEntry::new(access.actor(), "tenant.passkey_config_changed")
-                .tenant(tenant_id)
-                .target("tenant", tenant_id.to_string())
-                .details(serde_json::json!({
-                    "before": before.audit_view(),
-                    "after": config.audit_view(),
-                }))
-                .meta(meta),
-        )
-        .await?;
+        audit::record_in(&txn, self.clock, entry).await?;
         config_events::announce(&txn, tenant_id).await?;
         txn.commit().await?;
         self.cache
             .put(tenant_id, Arc::new(config.clone()), now, generation);
-        Ok(config)
+        Ok(())
     }
 
     /// Renames the tenant (owners).

@@ -5,8 +5,6 @@
 //! Each figure is one grouped query over the tenant's active passkeys, using the policy's own
 //! SQL form ([`AuthenticatorPolicy::breach_condition`]): the same rule the ceremonies apply.
 
-use std::sync::Arc;
-
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     sea_query::ExprTrait,
@@ -14,11 +12,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Tenants, changed_meanwhile, config_events, config_of};
+use super::{Tenants, changed_meanwhile, config_of};
 use crate::{
     Error, Result,
     access::{Permission, TenantAccess},
-    audit::{self, AuditEntry, RequestMeta},
+    audit::{AuditEntry, RequestMeta},
     entities::{authenticator, end_user, tenant},
     tenants::config::PasskeyConfig,
     tenants::policy::{AuthenticatorPolicy, ExistingPasskeys, PolicyInput},
@@ -275,39 +273,17 @@ impl Tenants<'_> {
             version: before.version + 1,
             ..before.clone()
         };
-        let updated = tenant::Entity::update_many()
-            .col_expr(
-                tenant::Column::AuthenticatorPolicy,
-                Expr::value(config.policy.to_stored()?),
-            )
-            .col_expr(tenant::Column::ConfigVersion, Expr::value(config.version))
-            .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
-            .filter(tenant::Column::Id.eq(tenant_id))
-            .filter(tenant::Column::ConfigVersion.eq(expected_version))
-            .exec(&txn)
+        let entry = AuditEntry::new(access.actor(), "tenant.authenticator_policy_changed")
+            .tenant(tenant_id)
+            .target("tenant", tenant_id.to_string())
+            .details(serde_json::json!({
+                "before": policy_view(&before.policy),
+                "after": policy_view(&config.policy),
+                "dry_run": dry_run,
+            }))
+            .meta(meta);
+        self.store_config(txn, tenant_id, expected_version, &config, entry, generation)
             .await?;
-        // The read above takes no row lock on PostgreSQL: this condition is the real guard.
-        if updated.rows_affected != 1 {
-            return Err(changed_meanwhile());
-        }
-        audit::record_in(
-            &txn,
-            self.clock,
-            AuditEntry::new(access.actor(), "tenant.authenticator_policy_changed")
-                .tenant(tenant_id)
-                .target("tenant", tenant_id.to_string())
-                .details(serde_json::json!({
-                    "before": policy_view(&before.policy),
-                    "after": policy_view(&config.policy),
-                    "dry_run": dry_run,
-                }))
-                .meta(meta),
-        )
-        .await?;
-        config_events::announce(&txn, tenant_id).await?;
-        txn.commit().await?;
-        self.cache
-            .put(tenant_id, Arc::new(config.clone()), now, generation);
         Ok((config, dry_run))
     }
 
