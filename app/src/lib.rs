@@ -1,6 +1,10 @@
 //! The portal: Leptos components, rendered on the server (`ssr`) and hydrated in the browser
 //! (`hydrate`), plus the server functions the components call. Server functions are thin: they
 //! authorize and call a `latchkey_core` service, nothing more.
+// The portal's larger pages (the Passkeys page with its policy section, the Health table) nest
+// view types deeper than the compiler's default query depth when it lays out their hydration
+// futures in the wasm build; the pages also erase types (`into_any`) where it reads well.
+#![recursion_limit = "256"]
 
 pub mod api;
 mod browser;
