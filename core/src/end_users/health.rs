@@ -104,7 +104,7 @@ impl HealthReason {
     /// The date the flag was raised, per row, qualified by its table (for the dismissals'
     /// correlated subquery).
     fn qualified_date(self) -> SimpleExpr {
-        let col = |c: authenticator::Column| Expr::col((authenticator::Entity, c)).into();
+        let col = |c: authenticator::Column| Expr::col((authenticator::Entity, c));
         match self {
             Self::CounterRegressed => col(authenticator::Column::CounterRegressedAt),
             Self::BackupStateChanged => col(authenticator::Column::BackupStateChangedAt),
@@ -121,13 +121,11 @@ impl HealthReason {
     /// The date the flag was raised, per row.
     fn date(self) -> SimpleExpr {
         match self {
-            Self::CounterRegressed => Expr::col(authenticator::Column::CounterRegressedAt).into(),
-            Self::BackupStateChanged => {
-                Expr::col(authenticator::Column::BackupStateChangedAt).into()
-            }
-            Self::MetadataDowngraded => Expr::col(authenticator::Column::MetadataFlaggedAt).into(),
+            Self::CounterRegressed => Expr::col(authenticator::Column::CounterRegressedAt),
+            Self::BackupStateChanged => Expr::col(authenticator::Column::BackupStateChangedAt),
+            Self::MetadataDowngraded => Expr::col(authenticator::Column::MetadataFlaggedAt),
             Self::BreaksPolicy | Self::NotUserVerified | Self::UnknownModel => {
-                Expr::col(authenticator::Column::CreatedAt).into()
+                Expr::col(authenticator::Column::CreatedAt)
             }
             Self::Unused => last_activity(),
         }
@@ -310,7 +308,7 @@ impl EndUsers<'_> {
             let mut rows = rows;
             if let Some(after) = after {
                 // After the cursor in (date desc, id desc, reason) order.
-                let key = Expr::tuple([date.clone(), Expr::col(authenticator::Column::Id).into()]);
+                let key = Expr::tuple([date.clone(), Expr::col(authenticator::Column::Id)]);
                 let at = Expr::tuple([Expr::value(after.date), Expr::value(after.id)]);
                 rows = rows.filter(date.clone().lte(after.date)).filter(
                     if reason.rank() > after.reason.rank() {

@@ -160,7 +160,7 @@ impl AuthenticatorPolicy {
             ModelRule::Allow => {
                 empty = false;
                 any = any.add(if self.aaguids.is_empty() {
-                    Expr::value(true).into()
+                    Expr::value(true)
                 } else {
                     authenticator::Column::Aaguid.is_not_in(self.aaguids.clone())
                 });
