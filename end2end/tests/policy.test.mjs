@@ -102,9 +102,9 @@ for (const [backend, label, available] of backends) {
       await summary.waitFor();
       assert.equal(
         await summary.textContent(),
-        '1 of 1 active passkeys (1 users) would be refused at their next sign-in.',
+        '1 of 1 active passkeys (1 user) would be refused at their next sign-in.',
       );
-      assert.match(await owner.getByTestId('dry-run-lockout').textContent(), /^1 users would be left with no usable passkey/);
+      assert.match(await owner.getByTestId('dry-run-lockout').textContent(), /^1 user would be left with no usable passkey/);
       assert.equal(await owner.getByTestId('dry-run-models').getByRole('row').count(), 2);
       await screenshot(owner, `policy-dry-run-${backend}`);
       // The list of affected users, then back.

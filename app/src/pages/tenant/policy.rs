@@ -265,15 +265,15 @@ fn DryRunReport(run: DryRunView, tenant: String) -> impl IntoView {
         <div class="stack" data-testid="policy-dry-run" aria-live="polite">
             <p data-testid="dry-run-summary">
                 {format!(
-                    "{} of {} active passkeys ({} users) {verb}.",
-                    run.refused_passkeys, run.active_passkeys, run.affected_users
+                    "{} of {} active passkeys ({}) {verb}.",
+                    run.refused_passkeys, run.active_passkeys, users(run.affected_users)
                 )}
             </p>
             {(run.users_left_without_passkey > 0).then(|| view! {
                 <p class="error" data-testid="dry-run-lockout">
                     {format!(
-                        "{} users would be left with no usable passkey{}.",
-                        run.users_left_without_passkey,
+                        "{} would be left with no usable passkey{}.",
+                        users(run.users_left_without_passkey),
                         if run.blocks_existing { " and cannot sign in until they register an allowed one" } else { " once you block existing passkeys" }
                     )}
                 </p>
@@ -294,6 +294,15 @@ fn DryRunReport(run: DryRunView, tenant: String) -> impl IntoView {
         </div>
     }
     .into_any()
+}
+
+/// "1 user", "2 users".
+fn users(n: u64) -> String {
+    if n == 1 {
+        "1 user".to_owned()
+    } else {
+        format!("{n} users")
+    }
 }
 
 /// The users a proposed policy affects, 50 per page.
