@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Tenants, changed_meanwhile, config_of};
 use crate::{
-    Error, Result,
+    Error, ErrorCode, Result,
     access::{Permission, TenantAccess},
     audit::{AuditEntry, RequestMeta},
     entities::{authenticator, end_user, tenant},
@@ -65,6 +65,12 @@ pub struct AffectedUser {
     pub username: Option<String>,
 }
 
+/// One dry run at a time per instance. Each reads every active passkey of its tenant (seconds
+/// with a million), so a backend's flood of them must not take the database from every other
+/// tenant: the others wait their turn, up to [`DRY_RUN_WAIT`], and are then refused.
+static DRY_RUNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+const DRY_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -95,6 +101,15 @@ impl Tenants<'_> {
         tenant_id: Uuid,
         policy: &AuthenticatorPolicy,
     ) -> Result<DryRun> {
+        let _turn = tokio::time::timeout(DRY_RUN_WAIT, DRY_RUNS.acquire())
+            .await
+            .map_err(|_| {
+                Error::refused(
+                    ErrorCode::RateLimited,
+                    "Other dry runs are running on this instance: try again in a minute.",
+                )
+            })?
+            .map_err(|_| Error::Internal("the dry-run turn is closed".into()))?;
         let active = || {
             authenticator::Entity::find()
                 .filter(authenticator::Column::TenantId.eq(tenant_id))
@@ -232,9 +247,9 @@ impl Tenants<'_> {
         })
     }
 
-    /// Saves a new authenticator policy (owners and admins). The dry run is computed in the same
-    /// transaction and recorded in the audit event with the policy before and after; every
-    /// instance drops its cached configuration at commit. `expected_version` is the
+    /// Saves a new authenticator policy (owners and admins). Its dry run is computed first and
+    /// recorded in the audit event with the policy before and after; every instance drops its
+    /// cached configuration at commit. `expected_version` is the
     /// configuration version the form was loaded with.
     pub async fn update_authenticator_policy(
         &self,
@@ -245,18 +260,15 @@ impl Tenants<'_> {
     ) -> Result<(PasskeyConfig, DryRun)> {
         let tenant_id = access.tenant_id();
         access.require(Permission::ManagePasskeyConfig)?;
-        let generation = self.cache.generation();
-        let txn = crate::db::begin_write(self.db).await?;
-        let row = tenant::Entity::find_by_id(tenant_id)
-            .one(&txn)
-            .await?
-            .ok_or(Error::NotFound)?;
-        let before = config_of(&row)?;
-        if before.version != expected_version {
+        // The dry run reads every active passkey of the tenant (seconds with a million): it runs
+        // before the write transaction, so that SQLite's one writer is not held meanwhile. Its
+        // figures are what the admin is shown and what the audit event records.
+        let stored = self.stored_config(tenant_id).await?;
+        if stored.version != expected_version {
             return Err(changed_meanwhile());
         }
         let now = self.clock.now();
-        let mut policy = input.validate(before.attestation)?;
+        let mut policy = input.validate(stored.attestation)?;
         if policy.require_certified {
             // Nothing can be certified before FIDO metadata can be imported: saving this would
             // refuse every registration.
@@ -267,7 +279,18 @@ impl Tenants<'_> {
             ));
         }
         policy.saved_at = Some(now);
-        let dry_run = self.dry_run(&txn, tenant_id, &policy).await?;
+        let dry_run = self.dry_run(self.db, tenant_id, &policy).await?;
+        let generation = self.cache.generation();
+        let txn = crate::db::begin_write(self.db).await?;
+        let row = tenant::Entity::find_by_id(tenant_id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let before = config_of(&row)?;
+        // Changed since the dry run (the version guard of the update decides under races).
+        if before.version != expected_version {
+            return Err(changed_meanwhile());
+        }
         let config = PasskeyConfig {
             policy,
             version: before.version + 1,
