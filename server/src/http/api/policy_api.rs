@@ -76,6 +76,7 @@ pub struct PolicyBody {
     pub existing: ExistingName,
     /// The health queue lists passkeys unused for longer (7..=3650; absent: never).
     #[schema(nullable = false, minimum = 7, maximum = 3650)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unused_after_days: Option<u32>,
 }
 
