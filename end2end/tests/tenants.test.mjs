@@ -58,7 +58,7 @@ for (const [backend, label, available] of backends) {
       await page.getByLabel('Relying Party ID').fill('localhost');
       await page.getByLabel('Expected origins').fill('https://evil.example');
       await page.getByLabel('Enable passkeys').check();
-      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
       const message = page.locator('#origins-error');
       await message.getByText('its host must be localhost or a subdomain').waitFor();
       assert.match(await message.textContent(), /^https:\/\/evil\.example: /);
@@ -88,7 +88,7 @@ for (const [backend, label, available] of backends) {
       assert.match(origins, /^http:\/\/localhost:5173\nandroid:apk-key-hash:[A-Za-z0-9_-]{43}$/);
       await page.getByLabel('User verification').selectOption('required');
       await page.getByLabel('Timeout (seconds)').fill('120');
-      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
       await page.getByText('Saved.').waitFor();
 
       await page.reload();
@@ -152,7 +152,7 @@ for (const [backend, label, available] of backends) {
       await page.getByLabel('Android signing certificate SHA-256').fill(FINGERPRINT);
       await page.getByRole('button', { name: 'Add Android origin' }).click();
       await page.getByTestId('android-origins').getByText(FINGERPRINT).waitFor();
-      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
       await page.getByText('Saved.').waitFor();
       await page.reload();
       await waitForHydration(page);
@@ -168,7 +168,7 @@ for (const [backend, label, available] of backends) {
       await page.getByLabel('Relying Party ID').fill('example.org');
       await page.getByLabel('Expected origins').fill('https://example.org');
       page.once('dialog', (dialog) => dialog.dismiss());
-      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
       await page.reload();
       await waitForHydration(page);
       assert.equal(await page.getByLabel('Relying Party ID').inputValue(), 'example.com');
@@ -180,7 +180,7 @@ for (const [backend, label, available] of backends) {
         asked = dialog.message();
         return dialog.accept();
       });
-      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
       await page.getByText('Saved.').waitFor();
       assert.match(asked, /orphans every passkey/);
       await page.reload();
