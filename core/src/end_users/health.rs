@@ -101,9 +101,9 @@ impl HealthReason {
         Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 
-    /// The date the flag was raised, per row, qualified by its table (for the dismissals'
-    /// correlated subquery).
-    fn qualified_date(self) -> SimpleExpr {
+    /// The date the flag was raised, per row. Qualified by its table, for the dismissals'
+    /// correlated subquery; SQLite still matches it to the partial indexes' unqualified terms.
+    fn date(self) -> SimpleExpr {
         let col = |c: authenticator::Column| Expr::col((authenticator::Entity, c));
         match self {
             Self::CounterRegressed => col(authenticator::Column::CounterRegressedAt),
@@ -112,21 +112,6 @@ impl HealthReason {
             Self::BreaksPolicy | Self::NotUserVerified | Self::UnknownModel => {
                 col(authenticator::Column::CreatedAt)
             }
-            Self::Unused => {
-                Expr::cust("COALESCE(authenticators.last_used_at, authenticators.created_at)")
-            }
-        }
-    }
-
-    /// The date the flag was raised, per row.
-    fn date(self) -> SimpleExpr {
-        match self {
-            Self::CounterRegressed => Expr::col(authenticator::Column::CounterRegressedAt),
-            Self::BackupStateChanged => Expr::col(authenticator::Column::BackupStateChangedAt),
-            Self::MetadataDowngraded => Expr::col(authenticator::Column::MetadataFlaggedAt),
-            Self::BreaksPolicy | Self::NotUserVerified | Self::UnknownModel => {
-                Expr::col(authenticator::Column::CreatedAt)
-            }
             Self::Unused => last_activity(),
         }
     }
@@ -134,7 +119,7 @@ impl HealthReason {
 
 /// When the passkey was last used (registered, if never): what "unused" is measured from.
 fn last_activity() -> SimpleExpr {
-    Expr::cust("COALESCE(last_used_at, created_at)")
+    Expr::cust("COALESCE(authenticators.last_used_at, authenticators.created_at)")
 }
 
 /// One passkey in the queue, for one reason.
@@ -251,7 +236,7 @@ fn flagged(
         HealthReason::BreaksPolicy => {
             Expr::value(policy.saved_at.unwrap_or(DateTime::<Utc>::MIN_UTC))
         }
-        other => other.qualified_date(),
+        other => other.date(),
     };
     let dismissed = Query::select()
         .expr(Expr::value(1))

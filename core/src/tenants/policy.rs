@@ -112,11 +112,6 @@ impl Default for AuthenticatorPolicy {
 }
 
 impl AuthenticatorPolicy {
-    /// The permissive default: every model, synced passkeys allowed.
-    pub fn permissive() -> Self {
-        Self::default()
-    }
-
     /// The stored JSON back. `{}` (a tenant that never saved one) is the permissive default.
     pub fn from_stored(tenant_id: Uuid, json: &str) -> Result<Self> {
         serde_json::from_str(json).map_err(|e| {
@@ -126,11 +121,6 @@ impl AuthenticatorPolicy {
 
     pub fn to_stored(&self) -> Result<String> {
         serde_json::to_string(self).map_err(|e| Error::Internal(format!("serialising policy: {e}")))
-    }
-
-    /// The policy allows every passkey (nothing to check, nothing to flag).
-    pub fn allows_everything(&self) -> bool {
-        self.breach_condition().is_none()
     }
 
     /// Why this policy refuses a passkey with these facts, if it does.
@@ -345,19 +335,19 @@ mod tests {
     use crate::tenants::config::Attestation;
 
     fn input() -> PolicyInput {
-        PolicyInput::from(&AuthenticatorPolicy::permissive())
+        PolicyInput::from(&AuthenticatorPolicy::default())
     }
 
     #[test]
     fn the_stored_default_allows_everything() {
         let policy = AuthenticatorPolicy::from_stored(Uuid::nil(), "{}").ok();
-        assert_eq!(policy, Some(AuthenticatorPolicy::permissive()));
-        assert!(policy.is_some_and(|p| p.allows_everything()));
+        assert_eq!(policy, Some(AuthenticatorPolicy::default()));
+        assert!(policy.is_some_and(|p| p.breach_condition().is_none()));
         let saved = AuthenticatorPolicy {
             models: ModelRule::Block,
             aaguids: vec![Uuid::from_u128(7)],
             allow_synced: false,
-            ..AuthenticatorPolicy::permissive()
+            ..AuthenticatorPolicy::default()
         };
         let json = saved.to_stored().unwrap_or_default();
         assert_eq!(
@@ -443,7 +433,7 @@ mod tests {
         let block = AuthenticatorPolicy {
             models: ModelRule::Block,
             aaguids: vec![google],
-            ..AuthenticatorPolicy::permissive()
+            ..AuthenticatorPolicy::default()
         };
         assert_eq!(block.breach(&synced), Some(Breach::ModelBlocked));
         assert_eq!(block.breach(&key), None);
@@ -459,13 +449,13 @@ mod tests {
         assert_eq!(allow.breach(&key), Some(Breach::ModelNotAllowed));
         let device_bound = AuthenticatorPolicy {
             allow_synced: false,
-            ..AuthenticatorPolicy::permissive()
+            ..AuthenticatorPolicy::default()
         };
         assert_eq!(device_bound.breach(&synced), Some(Breach::Synced));
         assert_eq!(device_bound.breach(&key), None);
         let certified = AuthenticatorPolicy {
             require_certified: true,
-            ..AuthenticatorPolicy::permissive()
+            ..AuthenticatorPolicy::default()
         };
         assert_eq!(certified.breach(&key), Some(Breach::NotCertified));
         assert_eq!(
@@ -475,11 +465,7 @@ mod tests {
             }),
             None
         );
-        assert!(
-            AuthenticatorPolicy::permissive()
-                .breach_condition()
-                .is_none()
-        );
+        assert!(AuthenticatorPolicy::default().breach_condition().is_none());
         assert!(device_bound.breach_condition().is_some());
     }
 }

@@ -228,13 +228,12 @@ impl Tenants<'_> {
             .await?;
         let more = ids.len() as u64 > limit;
         let ids: Vec<Uuid> = ids.into_iter().take(limit as usize).collect();
-        let mut users = end_user::Entity::find()
+        let users = end_user::Entity::find()
             .filter(end_user::Column::TenantId.eq(tenant_id))
             .filter(end_user::Column::Id.is_in(ids.clone()))
             .order_by_asc(end_user::Column::Id)
             .all(self.db)
             .await?;
-        users.sort_by_key(|u| u.id);
         Ok(AffectedUsers {
             next: more.then(|| ids.last().copied()).flatten(),
             users: users
