@@ -87,6 +87,7 @@ fn SignedInHeader(
             {admin.then(|| view! {
                 <NavLink href="/operators" path>"Operators"</NavLink>
                 <NavLink href="/audit" path>"Audit log"</NavLink>
+                <NavLink href="/metadata" path>"FIDO metadata"</NavLink>
             })}
             <NavLink href="/security" path>"Security"</NavLink>
             <span class="whoami" title=operator.email.clone()>{operator.display_name}</span>

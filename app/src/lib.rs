@@ -32,8 +32,9 @@ use crate::{
     layout::Layout,
     pages::{
         AffectedUsersPage, ApiKeysPage, AuditPage, DashboardPage, EnrollPage, EnrollmentTokensPage,
-        HealthPage, HomePage, LoginPage, MembersPage, NewTenantPage, NotFound, OperatorsPage,
-        PasskeysPage, SecurityPage, TenantAuditPage, TenantsPage, UserPage, UsersPage,
+        HealthPage, HomePage, LoginPage, MembersPage, MetadataPage, NewTenantPage, NotFound,
+        OperatorsPage, PasskeysPage, SecurityPage, TenantAuditPage, TenantsPage, UserPage,
+        UsersPage,
     },
 };
 
@@ -86,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("invite") view=|| view! { <EnrollPage setup=false /> } />
                     <Route path=StaticSegment("security") view=SecurityPage />
                     <Route path=StaticSegment("operators") view=OperatorsPage />
+                    <Route path=StaticSegment("metadata") view=MetadataPage />
                     <Route path=StaticSegment("audit") view=AuditPage />
                     <Route path=StaticSegment("tenants") view=TenantsPage />
                     <Route path=(StaticSegment("tenants"), StaticSegment("new")) view=NewTenantPage />

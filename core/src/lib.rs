@@ -15,6 +15,7 @@ pub mod error;
 pub mod instance;
 pub mod instance_keys;
 pub mod invitations;
+pub mod metadata;
 pub mod operators;
 pub mod secrets;
 mod services;

@@ -12,6 +12,7 @@ use crate::{
     audit::AuditLog,
     db::BackendKind,
     instance::Instance,
+    metadata::{Metadata, TrustRoots},
     operators::Operators,
     sessions::DbSessionStore,
     tenants::Tenants,
@@ -46,6 +47,8 @@ pub struct Services {
     abuse: AbuseControls,
     /// How long a passkey verification counts for step-up (see [`crate::access::step_up`]).
     step_up_window: chrono::Duration,
+    /// What FIDO metadata BLOBs must be signed under (see [`crate::metadata`]).
+    metadata_roots: Arc<TrustRoots>,
 }
 
 impl Services {
@@ -70,6 +73,7 @@ impl Services {
             keys: Arc::default(),
             abuse: AbuseControls::default(),
             step_up_window: crate::access::step_up::DEFAULT_WINDOW,
+            metadata_roots: Arc::new(TrustRoots::fido()),
         })
     }
 
@@ -83,6 +87,13 @@ impl Services {
     /// connection must flush as the pool's do; see [`crate::db::connect`]).
     pub fn with_sqlite_durability(mut self, durability: crate::db::SqliteDurability) -> Self {
         self.steps = crate::db::steps::StepWriter::for_pool(&self.db, durability);
+        self
+    }
+
+    /// The same services trusting BLOBs signed under other roots: only tests sign BLOBs.
+    #[cfg(feature = "testing")]
+    pub fn with_metadata_roots(mut self, roots: TrustRoots) -> Self {
+        self.metadata_roots = Arc::new(roots);
         self
     }
 
@@ -145,6 +156,10 @@ impl Services {
 
     pub fn instance(&self) -> Instance<'_> {
         Instance::new(&self.db, self.clock.as_ref())
+    }
+
+    pub fn metadata(&self) -> Metadata<'_> {
+        Metadata::new(&self.db, self.clock.as_ref(), &self.metadata_roots)
     }
 
     pub fn audit(&self) -> AuditLog<'_> {

@@ -6,6 +6,7 @@
 //! loudly; with `CI` set they fail instead, so CI can never silently lose its PostgreSQL half.
 
 pub mod fuzz;
+pub mod metadata;
 pub mod seed;
 pub mod soft_passkey;
 pub mod verification;

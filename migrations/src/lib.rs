@@ -19,6 +19,7 @@ mod m20261202_000010_ceremony_sources;
 mod m20261203_000011_ceremony_uses;
 mod m20261204_000012_audit_retention;
 mod m20261204_000013_authenticator_policy;
+mod m20261205_000014_fido_metadata;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_ceremony_uses::Migration),
             Box::new(m20261204_000012_audit_retention::Migration),
             Box::new(m20261204_000013_authenticator_policy::Migration),
+            Box::new(m20261205_000014_fido_metadata::Migration),
         ]
     }
 }

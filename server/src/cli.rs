@@ -3,11 +3,14 @@
 
 use std::io::Write;
 
-use latchkey_core::{audit::RequestMeta, operators::Inviter, tenants::NewTenant};
+use latchkey_core::{
+    audit::RequestMeta, metadata::Importer, operators::Inviter, tenants::NewTenant,
+};
 
 use crate::{
     config::{
-        ApiKeyCommand, AuditCommand, Cli, Command, OperatorCommand, TenantCommand, unknown_env_vars,
+        ApiKeyCommand, AuditCommand, Cli, Command, MdsCommand, OperatorCommand, TenantCommand,
+        unknown_env_vars,
     },
     server::{self, StartupError},
 };
@@ -165,6 +168,26 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             );
             Ok(())
         }
+        Command::Mds(MdsCommand::Import { file }) => {
+            let text = read_blob(&file)?;
+            let services = server::open_database(&cli.config).await?;
+            let imported = services
+                .metadata()
+                .import(Importer::Cli, text, RequestMeta::default())
+                .await;
+            let _ = services.close().await;
+            let imported = imported?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "serial": imported.serial,
+                    "next_update": imported.next_update.to_string(),
+                    "models": imported.models,
+                    "flagged_passkeys": imported.flagged_passkeys,
+                })
+            );
+            Ok(())
+        }
         Command::Backup { to } => {
             let backup = latchkey_core::db::backup::sqlite(&cli.config.db_options(), &to).await?;
             println!(
@@ -180,6 +203,21 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             Ok(())
         }
     }
+}
+
+/// The BLOB file's text, refused before reading when it is larger than any BLOB.
+fn read_blob(path: &std::path::Path) -> Result<String, latchkey_core::Error> {
+    let invalid = |message: String| latchkey_core::Error::invalid("file", message);
+    let size = std::fs::metadata(path)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?
+        .len();
+    if size > latchkey_core::metadata::MAX_BLOB_BYTES as u64 {
+        return Err(invalid(format!(
+            "{}: {size} bytes is larger than any FIDO metadata BLOB.",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
 fn parse_tenant(raw: &str) -> Result<uuid::Uuid, latchkey_core::Error> {

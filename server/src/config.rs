@@ -62,12 +62,27 @@ pub enum Command {
     /// The audit log's retention.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// FIDO Metadata Service BLOBs (attestation trust).
+    #[command(subcommand)]
+    Mds(MdsCommand),
     /// Copy the SQLite database to a new file while instances serve from it (a consistent
     /// snapshot); print `{"backup": path, "bytes": n}`. For PostgreSQL use pg_dump.
     Backup {
         /// The file to write; it must not exist.
         #[arg(long)]
         to: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum MdsCommand {
+    /// Verify a BLOB downloaded from https://mds.fidoalliance.org/ against the FIDO root
+    /// certificate this binary ships, and make it current if it is newer than the current one
+    /// (a BLOB that does not verify changes nothing). Print
+    /// `{"serial": n, "next_update": "YYYY-MM-DD", "models": n, "flagged_passkeys": n}`.
+    Import {
+        /// The BLOB file (a JWT).
+        file: PathBuf,
     },
 }
 

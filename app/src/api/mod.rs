@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod metadata;
 mod operators;
 mod security;
 mod tenant;
@@ -10,6 +11,7 @@ mod tenants;
 
 pub use audit::*;
 pub use auth::*;
+pub use metadata::*;
 pub use operators::*;
 pub use security::*;
 pub use tenant::*;

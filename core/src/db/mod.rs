@@ -311,6 +311,24 @@ pub(crate) async fn begin_write(
     .await
 }
 
+/// Holds the lock called `name` until `txn` ends. PostgreSQL: an advisory transaction lock, as
+/// READ COMMITTED lets concurrent transactions read the same rows before either writes. SQLite
+/// needs none: a transaction from [`begin_write`] already holds the database's one write lock.
+pub(crate) async fn lock_named(
+    txn: &sea_orm::DatabaseTransaction,
+    name: &str,
+) -> Result<(), sea_orm::DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [name.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 pub fn backend_of(db: &impl ConnectionTrait) -> BackendKind {
     match db.get_database_backend() {
         DbBackend::Postgres => BackendKind::Postgres,

@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use uuid::Uuid;
 use webauthn_rs_core::proto::{
-    Credential, ParsedAttestationData, RegisterPublicKeyCredential, RegistrationState,
+    ParsedAttestationData, RegisterPublicKeyCredential, RegistrationState,
 };
 
 use super::{
@@ -26,8 +26,9 @@ use crate::{
     audit::{self, Actor, AuditEntry, RequestMeta},
     entities::{authenticator, end_user, enrollment_token},
     error::on_unique,
-    tenants::config::Requirement,
-    tenants::policy::{PasskeyFacts, Trust},
+    metadata::{self, ModelMetadata},
+    tenants::config::{Attestation, Requirement},
+    tenants::policy::{Breach, PasskeyFacts, Trust},
     validate,
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
     webauthn::{client_json, off_runtime, parse_credential, verification_error},
@@ -115,6 +116,22 @@ struct TransportsOnly {
 /// The AAGUID from the attestation object's authenticator data (bytes 37..53 when the
 /// attested-credential-data flag is set). webauthn-rs only exposes it for attested formats;
 /// with attestation `none` it is still there, and providers are named by it.
+/// The attestation verified, but does not chain to the roots it was checked against (or cannot
+/// chain to any: `none` and self attestation).
+fn untrusted_attestation(err: &webauthn_rs_core::error::WebauthnError) -> bool {
+    use webauthn_rs_core::error::WebauthnError as W;
+    matches!(
+        err,
+        W::AttestationTrustFailure
+            | W::AttestationCertificateTrustStoreEmpty
+            | W::AttestationLeafCertMissing
+            | W::AttestationNotVerifiable
+            | W::AttestationUntrustedAaguid
+            | W::AttestationFormatMissingAaguid
+            | W::AttestationChainNotTrusted(_)
+    )
+}
+
 fn aaguid_of(attestation_object_b64: Option<&str>) -> Uuid {
     const AT_FLAG: u8 = 0x40;
     let parse = || -> Option<Uuid> {
@@ -309,18 +326,39 @@ impl EndUsers<'_> {
         }
         let config = self.enabled_config(token.tenant_id).await?;
         let rp = self.relying_parties.for_config(token.tenant_id, &config)?;
+        // The AAGUID as the authenticator states it: it only picks which metadata to consult;
+        // the trust list below ties the attestation's roots to this AAGUID.
+        let aaguid = aaguid_of(extras.response.attestation_object.as_deref());
+        // Attestation is conveyed only when the tenant asks for it ("direct").
+        let model = match config.attestation {
+            Attestation::Direct => metadata::model(self.db, aaguid).await?,
+            _ => None,
+        };
+        let trust_list = model
+            .as_ref()
+            .filter(|m| m.refused_status.is_none())
+            .and_then(ModelMetadata::trust_list);
         let state = pending.state;
-        let credential: Credential = off_runtime(move || {
+        let (credential, certified) = off_runtime(move || {
+            if let Some(list) = &trust_list {
+                match rp.core.register_credential(&response, &state, Some(list)) {
+                    Ok(credential) => return Ok((credential, true)),
+                    // Not certified, but may still be acceptable: verified again without roots.
+                    Err(err) if untrusted_attestation(&err) => {}
+                    Err(err) => return Err(verification_error(err)),
+                }
+            }
             rp.core
                 .register_credential(&response, &state, None)
+                .map(|credential| (credential, false))
                 .map_err(verification_error)
         })
         .await?;
         extras.check(&config)?;
 
-        let aaguid = aaguid_of(extras.response.attestation_object.as_deref());
-        let trust = match credential.attestation.data {
-            ParsedAttestationData::Self_ => Trust::SelfAttested,
+        let trust = match (&credential.attestation.data, certified) {
+            (_, true) => Trust::Certified,
+            (ParsedAttestationData::Self_, _) => Trust::SelfAttested,
             _ => Trust::None,
         };
         // The tenant's policy, on the server: the options only ask, this decides.
@@ -329,10 +367,11 @@ impl EndUsers<'_> {
             backup_eligible: credential.backup_eligible,
             trust,
         }) {
-            return Err(Error::refused(
-                ErrorCode::AuthenticatorNotAllowed,
-                breach.message(aaguid),
-            ));
+            let message = match model.as_ref().and_then(ModelMetadata::refusal) {
+                Some(refusal) if breach == Breach::NotCertified => refusal,
+                _ => breach.message(aaguid),
+            };
+            return Err(Error::refused(ErrorCode::AuthenticatorNotAllowed, message));
         }
         let provider = aaguid::provider(aaguid);
         let now = self.clock.now();
@@ -367,9 +406,17 @@ impl EndUsers<'_> {
             revoked_reason: None,
             backup_state_changed_at: None,
             attestation_trust: trust.as_str().to_owned(),
-            certification: None,
-            metadata_flagged_at: None,
-            metadata_status: None,
+            certification: model
+                .as_ref()
+                .filter(|_| certified)
+                .map(ModelMetadata::certification_record),
+            // A model the metadata refuses, accepted because the tenant does not require
+            // certification: support sees it in the health queue from the start.
+            metadata_flagged_at: model
+                .as_ref()
+                .and_then(|m| m.refused_status.as_ref())
+                .map(|_| now),
+            metadata_status: model.as_ref().and_then(|m| m.refused_status.clone()),
         };
 
         let txn = crate::db::begin_write(self.writer).await?;

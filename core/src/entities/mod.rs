@@ -11,6 +11,8 @@ pub mod credential_dismissal;
 pub mod end_user;
 pub mod enrollment_token;
 pub mod instance_key;
+pub mod metadata_blob;
+pub mod metadata_model;
 pub mod operator;
 pub mod operator_passkey;
 pub mod operator_token;

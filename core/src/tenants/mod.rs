@@ -418,7 +418,8 @@ impl<'a> Tenants<'a> {
         if config.policy.require_certified && config.attestation != rules::Attestation::Direct {
             return Err(Error::invalid(
                 "attestation",
-                "The authenticator policy requires a certified authenticator, which needs                  attestation \"direct\". Change the policy first.",
+                "The authenticator policy requires a certified authenticator, which needs \
+                 attestation \"direct\". Change the policy first.",
             ));
         }
         if before.rp_id.is_some() && config.rp_id != before.rp_id && !input.confirm_rp_id_change {

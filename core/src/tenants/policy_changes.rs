@@ -268,13 +268,13 @@ impl Tenants<'_> {
         }
         let now = self.clock.now();
         let mut policy = input.validate(stored.attestation)?;
-        if policy.require_certified {
-            // Nothing can be certified before FIDO metadata can be imported: saving this would
-            // refuse every registration.
+        if policy.require_certified && !crate::metadata::imported(self.db).await? {
+            // Nothing can be certified without FIDO metadata: saving this would refuse every
+            // registration.
             return Err(Error::invalid(
                 "require_certified",
-                "Certification needs FIDO metadata, which this instance cannot import yet: \
-                 every registration would be refused. Leave it off for now.",
+                "Certification is checked against FIDO metadata, and none has been imported: \
+                 every registration would be refused. An instance admin imports it first.",
             ));
         }
         policy.saved_at = Some(now);

@@ -4,7 +4,8 @@
 //!
 //! Written here because `webauthn-authenticator-rs`' soft authenticators refuse resident keys
 //! and never return a `userHandle`, so they cannot take part in discoverable (username-less)
-//! sign-in, which is how operators sign in to the portal. ES256 or ES384; attestation `none`.
+//! sign-in, which is how operators sign in to the portal. ES256 or ES384; attestation `none`, or
+//! `packed` with a batch certificate (see [`super::metadata::TestPki`]).
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use p256::ecdsa::{Signature, SigningKey, signature::Signer};
@@ -91,6 +92,13 @@ pub struct SoftCredential {
     pub counter: u32,
 }
 
+/// A batch attestation key and its certificate chain (leaf first), for `packed` attestation.
+#[derive(Clone)]
+pub struct PackedAttestation {
+    pub key: SigningKey,
+    pub x5c: Vec<Vec<u8>>,
+}
+
 /// A passkey provider with any number of discoverable credentials.
 #[derive(Clone)]
 pub struct SoftPasskeys {
@@ -112,6 +120,8 @@ pub struct SoftPasskeys {
     pub attachment: &'static str,
     /// The COSE algorithm of new credentials: [`ES256`] or [`ES384`].
     pub algorithm: i64,
+    /// Attest new credentials with this batch key (`packed`); `none` otherwise.
+    pub attestation: Option<PackedAttestation>,
 }
 
 impl Default for SoftPasskeys {
@@ -126,6 +136,7 @@ impl Default for SoftPasskeys {
             next_id: None,
             attachment: "platform",
             algorithm: ES256,
+            attestation: None,
         }
     }
 }
@@ -265,10 +276,32 @@ impl SoftPasskeys {
         auth_data.extend_from_slice(&id);
         auth_data.extend_from_slice(&cose_key(&key)?);
 
+        let client_data = client_data("webauthn.create", &challenge, origin);
+        let (format, statement) = match &self.attestation {
+            None => ("none", Cbor::Map(Default::default())),
+            // Packed (WebAuthn §8.2): the batch key signs authenticatorData || hash(clientData).
+            Some(packed) => {
+                let mut signed = auth_data.clone();
+                signed.extend_from_slice(&Sha256::digest(&client_data));
+                let signature: Signature = packed.key.sign(&signed);
+                let statement = [
+                    (Cbor::Text("alg".into()), Cbor::Integer(ES256.into())),
+                    (
+                        Cbor::Text("sig".into()),
+                        Cbor::Bytes(signature.to_der().as_bytes().to_vec()),
+                    ),
+                    (
+                        Cbor::Text("x5c".into()),
+                        Cbor::Array(packed.x5c.iter().cloned().map(Cbor::Bytes).collect()),
+                    ),
+                ];
+                ("packed", Cbor::Map(statement.into_iter().collect()))
+            }
+        };
         let attestation = Cbor::Map(
             [
-                (Cbor::Text("fmt".into()), Cbor::Text("none".into())),
-                (Cbor::Text("attStmt".into()), Cbor::Map(Default::default())),
+                (Cbor::Text("fmt".into()), Cbor::Text(format.into())),
+                (Cbor::Text("attStmt".into()), statement),
                 (
                     Cbor::Text("authData".into()),
                     Cbor::Bytes(auth_data.clone()),
@@ -278,7 +311,6 @@ impl SoftPasskeys {
             .collect(),
         );
         let attestation = serde_cbor_2::to_vec(&attestation).map_err(|e| e.to_string())?;
-        let client_data = client_data("webauthn.create", &challenge, origin);
         let public_point = key.public_point();
 
         self.credentials.push(SoftCredential {

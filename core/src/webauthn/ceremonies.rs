@@ -19,8 +19,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Statement, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect, sea_query::OnConflict,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -112,14 +112,7 @@ pub(crate) async fn start<S: Serialize>(
     // starts cannot all see room for one more (PostgreSQL: an advisory lock per source, as READ
     // COMMITTED would let each count the same rows; SQLite: the IMMEDIATE write lock).
     let txn = crate::db::begin_write(db).await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("latchkey.ceremony_source:{source}").into()],
-        ))
-        .await?;
-    }
+    crate::db::lock_named(&txn, &format!("latchkey.ceremony_source:{source}")).await?;
     let open = ceremony::Entity::find()
         .select_only()
         .column_as(ceremony::Column::Id.count(), "open")

@@ -5,6 +5,7 @@ pub mod anonymous_limit;
 pub mod api;
 mod guards;
 pub mod health;
+mod metadata_upload;
 pub mod portal_auth;
 pub mod problem;
 pub mod request_id;
@@ -60,6 +61,7 @@ pub fn router(state: AppState, options: EdgeOptions) -> Router {
     let mut router = Router::new()
         .merge(health::router(options.draining.clone()))
         .merge(support::portal_router())
+        .merge(metadata_upload::portal_router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             move || shell(shell_options.clone())
         })

@@ -194,9 +194,9 @@ fn PolicyEditor(view: PolicyView, tenant: StoredValue<String>) -> impl IntoView 
                     </div>
                     <p class="hint" id="policy-certified-hint">
                         {if attestation_direct {
-                            "Registration would verify the attestation against FIDO metadata, which this instance cannot import yet: saving it is refused."
+                            "Registration verifies the attestation against the instance's FIDO metadata and refuses models it reports revoked or compromised. Saving is refused until an instance admin has imported metadata. Most synced passkeys send no attestation and are refused."
                         } else {
-                            "Needs attestation \"direct\" in the ceremony options above, and FIDO metadata, which this instance cannot import yet."
+                            "Needs attestation \"direct\" in the ceremony options above, and FIDO metadata imported by an instance admin."
                         }}
                     </p>
                     <FieldError error field="require_certified" id="policy-certified-error" />
