@@ -58,7 +58,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let db = TestDb::create(backend).await?;
     let conn = db.connect().await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 5, 9, 0, 0).unwrap());
-    let pki = TestPki::new();
+    let pki = TestPki::new().unwrap();
     let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock))
         .with_metadata_roots(pki.metadata_roots());
     let admin = insert_operator(&conn, "admin@latchkey.test", true).await;
@@ -256,7 +256,9 @@ async fn a_signed_blob_imports_and_a_tampered_or_replayed_one_changes_nothing(
     assert_eq!(err.field(), Some("blob"));
     assert!(err.to_string().contains("Nothing was imported"), "{err}");
     // Signed under another root (as a BLOB not from the FIDO Alliance is, for the shipped root).
-    let stranger = TestPki::new().blob(7, "2027-01-01", &f.models(CERTIFIED));
+    let stranger = TestPki::new()
+        .unwrap()
+        .blob(7, "2027-01-01", &f.models(CERTIFIED));
     let err = f.import(stranger.clone()).await.unwrap_err();
     assert!(err.to_string().contains("root certificate"), "{err}");
     let production =
@@ -426,7 +428,7 @@ async fn certified_registration_records_trust_and_refuses_what_metadata_refuses(
             "other-ca",
             {
                 let mut k = f.key(KEY, false);
-                k.attestation = Some(TestPki::new().packed_attestation());
+                k.attestation = Some(TestPki::new().unwrap().packed_attestation());
                 k
             },
             "attestation could not be verified",

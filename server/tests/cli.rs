@@ -655,3 +655,37 @@ fn audit_purge_exports_then_deletes_and_refuses_an_existing_export() {
     );
     assert_one_line_failure(&short, "--older-than-days");
 }
+
+#[test]
+fn mds_import_refuses_a_blob_not_signed_under_the_fido_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let env = [("LATCHKEY_DATABASE_URL", url.as_str())];
+    let missing = dir.path().join("missing.jwt");
+    assert_one_line_failure(
+        &run(&["mds", "import", &missing.to_string_lossy()], &env),
+        "missing.jwt",
+    );
+    // Well formed and signed, but under a root of this test's own: the binary trusts only the
+    // FIDO Alliance's.
+    let pki = latchkey_core::testing::metadata::TestPki::new().expect("pki");
+    let blob = pki.blob(
+        1,
+        "2027-01-01",
+        &[pki.model(
+            uuid::Uuid::new_v4(),
+            "Test Key",
+            &[("FIDO_CERTIFIED_L1", "2024-01-10")],
+        )],
+    );
+    let file = dir.path().join("blob.jwt");
+    std::fs::write(&file, blob).expect("write");
+    let out = run(&["mds", "import", &file.to_string_lossy()], &env);
+    assert_one_line_failure(&out, "root certificate");
+    assert!(out.stdout.is_empty());
+    std::fs::write(&file, "not a blob").expect("write");
+    assert_one_line_failure(
+        &run(&["mds", "import", &file.to_string_lossy()], &env),
+        "not a FIDO metadata BLOB",
+    );
+}

@@ -66,19 +66,25 @@ impl BuilderProfile for Profile {
     }
 }
 
-fn random_key() -> SigningKey {
-    loop {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).expect("randomness");
-        if let Ok(key) = SigningKey::from_slice(&bytes) {
-            return key;
-        }
-    }
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
 }
 
-fn at(year_offset_from_1970: u64) -> Time {
-    let secs = year_offset_from_1970 * 365 * 24 * 3600;
-    Time::try_from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).expect("time")
+fn random_key() -> Result<SigningKey, String> {
+    // A random scalar is invalid only if zero or not below the group order: draw again.
+    for _ in 0..8 {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(err)?;
+        if let Ok(key) = SigningKey::from_slice(&bytes) {
+            return Ok(key);
+        }
+    }
+    Err("could not draw a key".into())
+}
+
+fn years_after_1970(years: u64) -> Result<Time, String> {
+    let secs = years * 365 * 24 * 3600;
+    Time::try_from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).map_err(err)
 }
 
 /// A certificate for `key`'s public key, signed by `issuer` (`None`: self-signed).
@@ -87,33 +93,27 @@ fn certificate(
     key: &SigningKey,
     issuer: Option<(&Certificate, &SigningKey)>,
     ca: bool,
-) -> Certificate {
-    let subject: Name = subject.parse().expect("subject");
+) -> Result<Certificate, String> {
+    let subject: Name = subject.parse().map_err(err)?;
     let profile = Profile {
         subject,
         issuer: issuer.map(|(cert, _)| cert.tbs_certificate().subject().clone()),
         ca,
     };
     let mut serial = [0u8; 16];
-    getrandom::fill(&mut serial).expect("randomness");
+    getrandom::fill(&mut serial).map_err(err)?;
     serial[0] &= 0x7f;
-    let spki = SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).expect("spki");
+    let spki = SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).map_err(err)?;
     let builder = CertificateBuilder::new(
         profile,
-        SerialNumber::new(&serial).expect("serial"),
+        SerialNumber::new(&serial).map_err(err)?,
         // 2020 to 2040: valid on the tests' manual clocks.
-        Validity::new(at(50), at(70)),
+        Validity::new(years_after_1970(50)?, years_after_1970(70)?),
         spki,
     )
-    .expect("builder");
+    .map_err(err)?;
     let signer = issuer.map_or(key, |(_, k)| k);
-    builder
-        .build::<_, DerSignature>(signer)
-        .expect("certificate")
-}
-
-fn der(cert: &Certificate) -> Vec<u8> {
-    cert.to_der().expect("der")
+    builder.build::<_, DerSignature>(signer).map_err(err)
 }
 
 /// One model in a test BLOB.
@@ -127,78 +127,72 @@ pub struct TestModel {
     pub roots: Vec<Vec<u8>>,
 }
 
-/// The test PKI: a BLOB-signing chain and an attestation CA.
+/// The test PKI: a BLOB-signing chain and an attestation CA (certificates as DER).
 pub struct TestPki {
-    mds_root: Certificate,
-    mds_signer: Certificate,
+    mds_root: Vec<u8>,
+    mds_signer: Vec<u8>,
     mds_signer_key: SigningKey,
-    attestation_root: Certificate,
-    batch: Certificate,
+    attestation_root: Vec<u8>,
+    batch: Vec<u8>,
     batch_key: SigningKey,
 }
 
-impl Default for TestPki {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl TestPki {
-    pub fn new() -> Self {
-        let root_key = random_key();
+    pub fn new() -> Result<Self, String> {
+        let root_key = random_key()?;
         let mds_root = certificate(
             "CN=Test Metadata Root,O=Latchkey Tests",
             &root_key,
             None,
             true,
-        );
-        let mds_signer_key = random_key();
+        )?;
+        let mds_signer_key = random_key()?;
         let mds_signer = certificate(
             "CN=Test Metadata Signer,O=Latchkey Tests",
             &mds_signer_key,
             Some((&mds_root, &root_key)),
             false,
-        );
-        let attestation_key = random_key();
+        )?;
+        let attestation_key = random_key()?;
         let attestation_root = certificate(
             "CN=Test Attestation Root,O=Latchkey Tests",
             &attestation_key,
             None,
             true,
-        );
-        let batch_key = random_key();
+        )?;
+        let batch_key = random_key()?;
         // The subject packed attestation requires (WebAuthn §8.2.1).
         let batch = certificate(
             "C=US,O=Latchkey Tests,OU=Authenticator Attestation,CN=Test Batch",
             &batch_key,
             Some((&attestation_root, &attestation_key)),
             false,
-        );
-        Self {
-            mds_root,
-            mds_signer,
+        )?;
+        Ok(Self {
+            mds_root: mds_root.to_der().map_err(err)?,
+            mds_signer: mds_signer.to_der().map_err(err)?,
             mds_signer_key,
-            attestation_root,
-            batch,
+            attestation_root: attestation_root.to_der().map_err(err)?,
+            batch: batch.to_der().map_err(err)?,
             batch_key,
-        }
+        })
     }
 
     /// The roots to give [`crate::Services::with_metadata_roots`].
     pub fn metadata_roots(&self) -> TrustRoots {
-        TrustRoots::from_der(&[der(&self.mds_root)])
+        TrustRoots::from_der(std::slice::from_ref(&self.mds_root))
     }
 
     /// The attestation CA's root (DER), for a model's metadata.
     pub fn attestation_root(&self) -> Vec<u8> {
-        der(&self.attestation_root)
+        self.attestation_root.clone()
     }
 
     /// What the soft authenticator signs packed attestations with.
     pub fn packed_attestation(&self) -> super::soft_passkey::PackedAttestation {
         super::soft_passkey::PackedAttestation {
             key: self.batch_key.clone(),
-            x5c: vec![der(&self.batch)],
+            x5c: vec![self.batch.clone()],
         }
     }
 
@@ -234,7 +228,7 @@ impl TestPki {
         let header = json!({
             "alg": "ES256",
             "typ": "JWT",
-            "x5c": [STANDARD.encode(der(&self.mds_signer)), STANDARD.encode(der(&self.mds_root))],
+            "x5c": [STANDARD.encode(&self.mds_signer), STANDARD.encode(&self.mds_root)],
         });
         let signing_input = format!(
             "{}.{}",

@@ -51,12 +51,16 @@ pub fn default_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
     headers
 }
 
-/// Refuses requests to the portal's server functions that a browser sent on behalf of another
-/// site (cross-site request forgery). Browsers label every request with `Sec-Fetch-Site`; older
+/// Refuses writes to the portal's endpoints (its server functions under `/portal/api/`, and its
+/// plain routes under `/portal/`, such as the metadata upload) that a browser sent on behalf of
+/// another site (cross-site request forgery). Browsers label every request with `Sec-Fetch-Site`; older
 /// ones at least send `Origin` on cross-origin writes, which must then name this host. A request
 /// with neither did not come from a browser page and cannot ride on an operator's cookie.
+/// Where every portal endpoint lives (server functions: [`app::api::SERVER_FN_PREFIX`]).
+const PORTAL_PREFIX: &str = "/portal/";
+
 pub async fn same_origin_only(request: Request, next: Next) -> Response {
-    let guarded = request.uri().path().starts_with(app::api::SERVER_FN_PREFIX);
+    let guarded = request.uri().path().starts_with(PORTAL_PREFIX);
     if guarded && is_cross_origin(request.method(), request.headers()) {
         tracing::warn!(
             path = %request.uri().path(),

@@ -44,13 +44,37 @@ impl TestServer {
 
     /// Like [`Self::start`], with extra command-line options.
     pub async fn start_with(backend: TestBackend, extra: &[&str]) -> Option<Self> {
+        Self::start_configured(backend, extra, |services| services).await
+    }
+
+    /// Like [`Self::start`], trusting FIDO metadata BLOBs signed under `roots` (a test PKI's).
+    pub async fn start_trusting(
+        backend: TestBackend,
+        roots: latchkey_core::metadata::TrustRoots,
+    ) -> Option<Self> {
+        Self::start_configured(
+            backend,
+            &["--client-rate-limit", "0", "--source-rate-limit", "0"],
+            move |services| services.with_metadata_roots(roots),
+        )
+        .await
+    }
+
+    async fn start_configured(
+        backend: TestBackend,
+        extra: &[&str],
+        configure: impl FnOnce(Services) -> Services,
+    ) -> Option<Self> {
         let db = TestDb::create(backend).await?;
         let conn = db.connect().await;
         // Starts at the wall clock's time (to the second) so that cookie lifetimes, which
         // tower-sessions computes from the wall clock, agree with the server's own deadlines.
         let wall = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
         let clock = ManualClock::new(wall);
-        let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock.clone()));
+        let services = configure(latchkey_core::testing::services(
+            conn.clone(),
+            Arc::new(clock.clone()),
+        ));
         let mut args = vec![
             "latchkey",
             "--bind",
