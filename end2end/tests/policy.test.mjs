@@ -5,7 +5,8 @@
 // and the owner saves. The user's next sign-in is refused (authenticator_not_allowed, naming
 // nothing it does not know), a new registration with the same model too; the Server API's dry run
 // agrees; the Health page lists the passkey under "Refused by the current policy" and the owner
-// dismisses it with a note.
+// dismisses it with a note. Last, the instance admin's FIDO metadata page refuses a forged BLOB
+// and still says no metadata is imported (the release binary trusts only the FIDO root).
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -177,6 +178,27 @@ for (const [backend, label, available] of backends) {
       await owner.getByTestId('health-empty').waitFor();
       const queue = await api('GET', '/api/v1/credential-health?reason=breaks_policy');
       assert.equal(queue.body.items.length, 0);
+    });
+
+    test('the FIDO metadata page refuses a BLOB that does not verify, and changes nothing', async () => {
+      // The release binary trusts only the FIDO Alliance's root: a BLOB made here cannot verify.
+      await owner.goto(`${server.baseUrl}/`);
+      await owner.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'FIDO metadata' }).click();
+      await owner.getByRole('heading', { name: 'FIDO metadata', exact: true }).waitFor();
+      await owner.getByText('No metadata has been imported.').waitFor();
+      const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const forged = `${b64({ alg: 'ES256', typ: 'JWT', x5c: ['bm90IGEgY2VydGlmaWNhdGU='] })}.${b64({ no: 99, nextUpdate: '2099-01-01', entries: [], legalHeader: '' })}.c2ln`;
+      await owner.getByLabel('BLOB file').setInputFiles({
+        name: 'blob.jwt',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.from(forged),
+      });
+      await owner.getByRole('button', { name: 'Import BLOB', exact: true }).click();
+      await owner.waitForURL(/\/metadata\?error=/);
+      const alert = owner.getByRole('alert');
+      await alert.waitFor();
+      assert.match(await alert.textContent(), /not a FIDO metadata BLOB.*Nothing was imported\./);
+      await owner.getByText('No metadata has been imported.').waitFor();
     });
   });
 }

@@ -2,8 +2,9 @@
 //! passkeys that exist today), the users it affects, and saving it (audited with the dry run's
 //! figures, announced to every instance's configuration cache).
 //!
-//! Each figure is one grouped query over the tenant's active passkeys, using the policy's own
-//! SQL form ([`AuthenticatorPolicy::breach_condition`]): the same rule the ceremonies apply.
+//! The figures come from two grouped queries over the tenant's active passkeys (per user, and
+//! per model for the refused ones), using the policy's own SQL form
+//! ([`AuthenticatorPolicy::breach_condition`]): the same rule the ceremonies apply.
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -115,15 +116,53 @@ impl Tenants<'_> {
                 .filter(authenticator::Column::TenantId.eq(tenant_id))
                 .filter(authenticator::Column::RevokedAt.is_null())
         };
-        let (active_passkeys,): (i64,) = active()
-            .select_only()
-            .expr(Expr::cust("COUNT(*)"))
-            .into_tuple()
-            .one(conn)
-            .await?
-            .unwrap_or((0,));
         let blocks_existing = policy.existing == ExistingPasskeys::Block;
-        let Some(breach) = policy.breach_condition() else {
+        let breach = policy.breach_condition();
+        // The tenant-wide figures in one pass: per user, their active passkeys and how many the
+        // policy refuses; then sums and counts over the users. (A passkey-level count, a model
+        // grouping and a per-user grouping as separate queries read every passkey three times.)
+        let refused = match breach.clone() {
+            Some(breach) => Expr::expr(CaseStatement::new().case(breach, 1).finally(0)).sum(),
+            None => Expr::val(0i64).into(),
+        };
+        let per_user = active()
+            .select_only()
+            .column(authenticator::Column::UserId)
+            .expr_as(Expr::cust("COUNT(*)"), "total")
+            .expr_as(refused, "refused")
+            .group_by(authenticator::Column::UserId)
+            .into_query();
+        // PostgreSQL sums BIGINTs as NUMERIC: cast back, for both databases alike.
+        let figures = Query::select()
+            .expr_as(
+                Expr::cust("CAST(COALESCE(SUM(total), 0) AS BIGINT)"),
+                Alias::new("active"),
+            )
+            .expr_as(
+                Expr::cust("CAST(COALESCE(SUM(refused), 0) AS BIGINT)"),
+                Alias::new("refused"),
+            )
+            .expr_as(
+                Expr::cust("COUNT(CASE WHEN refused > 0 THEN 1 END)"),
+                Alias::new("affected"),
+            )
+            .expr_as(
+                Expr::cust("COUNT(CASE WHEN refused = total THEN 1 END)"),
+                Alias::new("left"),
+            )
+            .from_subquery(per_user, Alias::new("per_user"))
+            .to_owned();
+        let (active_passkeys, refused_passkeys, affected_users, users_left): (i64, i64, i64, i64) =
+            match conn.query_one(&figures).await? {
+                Some(row) => (
+                    row.try_get("", "active")?,
+                    row.try_get("", "refused")?,
+                    row.try_get("", "affected")?,
+                    row.try_get("", "left")?,
+                ),
+                None => (0, 0, 0, 0),
+            };
+        let Some(breach) = breach else {
             return Ok(DryRun {
                 active_passkeys: count(active_passkeys),
                 refused_passkeys: 0,
@@ -133,8 +172,9 @@ impl Tenants<'_> {
                 blocks_existing,
             });
         };
+        // By model: only the refused passkeys.
         let rows: Vec<(Uuid, Option<String>, i64, i64)> = active()
-            .filter(breach.clone())
+            .filter(breach)
             .select_only()
             .column(authenticator::Column::Aaguid)
             .column(authenticator::Column::ProviderName)
@@ -155,35 +195,11 @@ impl Tenants<'_> {
             })
             .collect();
         by_model.sort_by(|a, b| b.passkeys.cmp(&a.passkeys).then(a.aaguid.cmp(&b.aaguid)));
-        let (affected_users,): (i64,) = active()
-            .filter(breach.clone())
-            .select_only()
-            .expr(Expr::col(authenticator::Column::UserId).count_distinct())
-            .into_tuple()
-            .one(conn)
-            .await?
-            .unwrap_or((0,));
-        // Users whose every active passkey is refused: grouped per user, none allowed.
-        let allowed = CaseStatement::new().case(breach, 0).finally(1);
-        let per_user = active()
-            .select_only()
-            .column(authenticator::Column::UserId)
-            .group_by(authenticator::Column::UserId)
-            .having(Expr::expr(allowed).sum().eq(0))
-            .into_query();
-        let left = Query::select()
-            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-            .from_subquery(per_user, Alias::new("per_user"))
-            .to_owned();
-        let users_left_without_passkey: i64 = match conn.query_one(&left).await? {
-            Some(row) => row.try_get("", "n")?,
-            None => 0,
-        };
         Ok(DryRun {
             active_passkeys: count(active_passkeys),
-            refused_passkeys: by_model.iter().map(|m| m.passkeys).sum(),
+            refused_passkeys: count(refused_passkeys),
             affected_users: count(affected_users),
-            users_left_without_passkey: count(users_left_without_passkey),
+            users_left_without_passkey: count(users_left),
             by_model,
             blocks_existing,
         })
