@@ -405,6 +405,19 @@ async fn certified_registration_records_trust_and_refuses_what_metadata_refuses(
     assert_eq!(certification["level"], "FIDO_CERTIFIED_L1");
     assert_eq!(certification["description"], "Test Key");
     assert_eq!(status, None);
+    // What support and backends see of it.
+    let listed = f
+        .services
+        .end_users()
+        .authenticators(&f.access().await, "certified")
+        .await
+        .unwrap();
+    assert_eq!(listed[0].attestation_trust, "certified");
+    assert_eq!(
+        listed[0].certification_level.as_deref(),
+        Some("FIDO_CERTIFIED_L1")
+    );
+    assert_eq!(listed[0].certified_model.as_deref(), Some("Test Key"));
     // A revoked model is accepted (not required) but flagged from the start.
     let id = f
         .register("revoked-accepted", &mut f.key(REVOKED_KEY, true))

@@ -35,6 +35,12 @@ export interface Authenticator {
   created_at: string;
   last_used_at?: string;
   revoked_at?: string;
+  /** What the attestation proved at registration. */
+  attestation_trust: 'none' | 'self' | 'certified';
+  /** A certified passkey's FIDO certification level, e.g. `FIDO_CERTIFIED_L1`. */
+  certification_level?: string;
+  /** Set when FIDO metadata reports the model revoked or compromised, e.g. `REVOKED`. */
+  metadata_status?: string;
 }
 
 export interface SignUpResult {

@@ -59,10 +59,30 @@ pub struct AuthenticatorView {
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
     pub revoked_reason: Option<String>,
+    /// `none`, `self` or `certified` (against FIDO metadata), as judged at registration.
+    pub attestation_trust: String,
+    /// A certified passkey's certification level (`FIDO_CERTIFIED_L1`, …).
+    pub certification_level: Option<String>,
+    /// A certified passkey's model, as FIDO metadata describes it.
+    pub certified_model: Option<String>,
+    /// The status FIDO metadata reports for the model when it refuses it (`REVOKED`, …).
+    pub metadata_status: Option<String>,
+}
+
+/// What a certified passkey recorded of its model (see `crate::metadata`).
+#[derive(serde::Deserialize, Default)]
+struct CertificationRecord {
+    level: Option<String>,
+    description: Option<String>,
 }
 
 impl From<authenticator::Model> for AuthenticatorView {
     fn from(row: authenticator::Model) -> Self {
+        let certification: CertificationRecord = row
+            .certification
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
         Self {
             id: row.id,
             name: row.name,
@@ -80,6 +100,10 @@ impl From<authenticator::Model> for AuthenticatorView {
             revoked_at: row.revoked_at,
             revoked_by: row.revoked_by,
             revoked_reason: row.revoked_reason,
+            attestation_trust: row.attestation_trust,
+            certification_level: certification.level,
+            certified_model: certification.description,
+            metadata_status: row.metadata_status,
         }
     }
 }

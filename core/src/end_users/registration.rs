@@ -113,9 +113,6 @@ struct TransportsOnly {
     attestation_object: Option<String>,
 }
 
-/// The AAGUID from the attestation object's authenticator data (bytes 37..53 when the
-/// attested-credential-data flag is set). webauthn-rs only exposes it for attested formats;
-/// with attestation `none` it is still there, and providers are named by it.
 /// The attestation verified, but does not chain to the roots it was checked against (or cannot
 /// chain to any: `none` and self attestation).
 fn untrusted_attestation(err: &webauthn_rs_core::error::WebauthnError) -> bool {
@@ -132,6 +129,9 @@ fn untrusted_attestation(err: &webauthn_rs_core::error::WebauthnError) -> bool {
     )
 }
 
+/// The AAGUID from the attestation object's authenticator data (bytes 37..53 when the
+/// attested-credential-data flag is set). webauthn-rs only exposes it for attested formats;
+/// with attestation `none` it is still there, and providers are named by it.
 fn aaguid_of(attestation_object_b64: Option<&str>) -> Uuid {
     const AT_FLAG: u8 = 0x40;
     let parse = || -> Option<Uuid> {

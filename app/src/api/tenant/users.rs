@@ -104,6 +104,9 @@ pub struct AuthenticatorRow {
     pub revoked_at: Option<String>,
     pub revoked_by: Option<String>,
     pub revoked_reason: Option<String>,
+    /// "certified: FIDO_CERTIFIED_L1 (YubiKey 5)", "self", "none".
+    pub attestation: String,
+    pub metadata_status: Option<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -132,6 +135,12 @@ impl From<latchkey_core::end_users::AuthenticatorView> for AuthenticatorRow {
             revoked_at: a.revoked_at.map(display_time),
             revoked_by: a.revoked_by,
             revoked_reason: a.revoked_reason,
+            attestation: match (a.certification_level, a.certified_model) {
+                (Some(level), Some(model)) => format!("{}: {level} ({model})", a.attestation_trust),
+                (Some(level), None) => format!("{}: {level}", a.attestation_trust),
+                _ => a.attestation_trust,
+            },
+            metadata_status: a.metadata_status,
         }
     }
 }

@@ -404,12 +404,16 @@ fn AuthenticatorCard(
                         <p class="flag warning" title=title>"Possible clone: counter regressed " {at}</p>
                     }
                 })}
+                {a.metadata_status.clone().map(|status| view! {
+                    <p class="flag warning">"FIDO metadata: " {status}</p>
+                })}
             </div>
             <dl class="pairs">
                 <dt>"Kind"</dt><dd>{kind}</dd>
                 <dt>"Attachment"</dt><dd>{a.attachment.clone().unwrap_or_else(|| "unknown".into())}</dd>
                 <dt>"Transports"</dt><dd>{if a.transports.is_empty() { "—".to_owned() } else { a.transports.join(", ") }}</dd>
                 <dt>"User verified"</dt><dd>{yes_no(a.user_verified)}</dd>
+                <dt>"Attestation"</dt><dd>{a.attestation.clone()}</dd>
                 <dt>"Created"</dt><dd>{a.created_at.clone()}</dd>
                 <dt>"Last used"</dt><dd>{a.last_used_at.clone().unwrap_or_else(|| "never".into())}</dd>
                 <dt>"Sign count"</dt><dd>{a.sign_count}</dd>

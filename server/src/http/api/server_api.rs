@@ -328,6 +328,19 @@ pub struct AuthenticatorResponse {
     pub last_used_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the attestation proved at registration: `none`, `self`, or `certified` (it chained
+    /// to the model's roots in the instance's FIDO metadata).
+    #[schema(example = "none")]
+    pub attestation_trust: String,
+    /// A certified passkey's FIDO certification level (`FIDO_CERTIFIED_L1`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub certification_level: Option<String>,
+    /// The status FIDO metadata reports for the model when it reports it revoked or
+    /// compromised (`REVOKED`, `USER_VERIFICATION_BYPASS`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub metadata_status: Option<String>,
 }
 
 impl From<AuthenticatorView> for AuthenticatorResponse {
@@ -343,6 +356,9 @@ impl From<AuthenticatorView> for AuthenticatorResponse {
             created_at: a.created_at,
             last_used_at: a.last_used_at,
             revoked_at: a.revoked_at,
+            attestation_trust: a.attestation_trust,
+            certification_level: a.certification_level,
+            metadata_status: a.metadata_status,
         }
     }
 }
@@ -365,7 +381,8 @@ pub struct AuthenticatorsResponse {
             "id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091", "name": "Google Password Manager",
             "aaguid": "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4", "provider_name": "Google Password Manager",
             "backup_eligible": true, "backup_state": true, "transports": ["hybrid", "internal"],
-            "created_at": "2026-11-24T10:00:00Z", "last_used_at": "2026-11-24T11:00:00Z"}]})),
+            "created_at": "2026-11-24T10:00:00Z", "last_used_at": "2026-11-24T11:00:00Z",
+            "attestation_trust": "none"}]})),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
