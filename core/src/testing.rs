@@ -8,6 +8,7 @@
 pub mod fuzz;
 pub mod metadata;
 pub mod seed;
+pub mod shop;
 pub mod soft_passkey;
 pub mod verification;
 

@@ -12,13 +12,9 @@ use latchkey_core::{
     access::OperatorIdentity,
     audit::RequestMeta,
     both_backends,
-    end_users::{
-        EnrollmentRequest, Scope,
-        health::{HealthItem, HealthReason},
-    },
-    tenants::NewTenant,
+    end_users::health::{HealthItem, HealthReason},
     tenants::policy::{ExistingPasskeys, ModelRule, PasskeyFacts, PolicyInput, Trust},
-    testing::{TestBackend, TestDb, insert_operator, soft_passkey::SoftPasskeys},
+    testing::{TestBackend, TestDb, insert_operator, shop, soft_passkey::SoftPasskeys},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
@@ -32,7 +28,7 @@ both_backends!(
     the_health_queue_pages_through_every_reason_and_dismissals_hold,
 );
 
-const ORIGIN: &str = "https://shop.example.com";
+use latchkey_core::testing::shop::ORIGIN;
 const GOOGLE: &str = "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4";
 /// A model the community list does not know.
 const KEY_MODEL: &str = "00000000-0000-4000-8000-00000000000a";
@@ -52,17 +48,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap());
     let services = latchkey_core::testing::services(conn.clone(), Arc::new(clock.clone()));
     let owner = insert_operator(&conn, "owner@shop.test", false).await;
-    let tenant = services
-        .tenants()
-        .create_for_automation(NewTenant {
-            name: "Shop".into(),
-            rp_id: Some("shop.example.com".into()),
-            origins: vec![ORIGIN.into()],
-            enable_passkeys: true,
-            owner_email: Some(owner.email.clone()),
-        })
-        .await
-        .unwrap();
+    let tenant = shop::create(&services, &owner).await;
     Some(Fixture {
         _db: db,
         conn,
@@ -90,20 +76,7 @@ impl Fixture {
     }
 
     async fn token(&self, user: &str) -> String {
-        self.services
-            .end_users()
-            .issue_enrollment_token(
-                &self.access().await,
-                user,
-                EnrollmentRequest {
-                    scopes: vec![Scope::AddAuthenticators],
-                    ..EnrollmentRequest::default()
-                },
-                RequestMeta::default(),
-            )
-            .await
-            .unwrap()
-            .token
+        shop::token(&self.services, &self.access().await, user).await
     }
 
     /// Registers with `token`; the refusal's code when refused.
@@ -112,22 +85,8 @@ impl Fixture {
         token: &str,
         passkeys: &mut SoftPasskeys,
     ) -> Result<Uuid, (ErrorCode, String)> {
-        let users = self.services.end_users();
-        let options = users
-            .begin_registration(token, RequestMeta::default())
+        shop::register_with(&self.services, token, passkeys)
             .await
-            .unwrap();
-        let credential = passkeys.register(ORIGIN, &options.public_key).unwrap();
-        users
-            .finish_registration(
-                token,
-                &options.ceremony_id,
-                &credential.to_string(),
-                None,
-                RequestMeta::default(),
-            )
-            .await
-            .map(|r| r.authenticator.id)
             .map_err(|e| (e.code(), e.to_string()))
     }
 

@@ -12,14 +12,14 @@ use latchkey_core::{
     access::OperatorIdentity,
     audit::RequestMeta,
     both_backends,
-    end_users::{EnrollmentRequest, Scope, health::HealthReason},
+    end_users::health::HealthReason,
     metadata::Importer,
-    tenants::NewTenant,
     tenants::config::{Attestation, PasskeyConfigInput},
     tenants::policy::{ModelRule, PolicyInput},
     testing::{
         TestBackend, TestDb, insert_operator,
         metadata::{TestModel, TestPki},
+        shop,
         soft_passkey::SoftPasskeys,
     },
 };
@@ -33,7 +33,6 @@ both_backends!(
     a_newer_blob_that_revokes_a_model_flags_its_passkeys,
 );
 
-const ORIGIN: &str = "https://shop.example.com";
 /// A model of the test attestation CA.
 const KEY: &str = "00000000-0000-4000-8000-0000000000c1";
 /// Another, which FIDO metadata will revoke.
@@ -63,17 +62,7 @@ async fn fixture(backend: TestBackend) -> Option<Fixture> {
         .with_metadata_roots(pki.metadata_roots());
     let admin = insert_operator(&conn, "admin@latchkey.test", true).await;
     let owner = insert_operator(&conn, "owner@shop.test", false).await;
-    let tenant = services
-        .tenants()
-        .create_for_automation(NewTenant {
-            name: "Shop".into(),
-            rp_id: Some("shop.example.com".into()),
-            origins: vec![ORIGIN.into()],
-            enable_passkeys: true,
-            owner_email: Some(owner.email.clone()),
-        })
-        .await
-        .unwrap();
+    let tenant = shop::create(&services, &owner).await;
     Some(Fixture {
         _db: db,
         conn,
@@ -165,35 +154,8 @@ impl Fixture {
         user: &str,
         passkeys: &mut SoftPasskeys,
     ) -> Result<Uuid, (ErrorCode, String)> {
-        let users = self.services.end_users();
-        let token = users
-            .issue_enrollment_token(
-                &self.access().await,
-                user,
-                EnrollmentRequest {
-                    scopes: vec![Scope::AddAuthenticators],
-                    ..EnrollmentRequest::default()
-                },
-                RequestMeta::default(),
-            )
+        shop::register(&self.services, &self.access().await, user, passkeys)
             .await
-            .unwrap()
-            .token;
-        let options = users
-            .begin_registration(&token, RequestMeta::default())
-            .await
-            .unwrap();
-        let credential = passkeys.register(ORIGIN, &options.public_key).unwrap();
-        users
-            .finish_registration(
-                &token,
-                &options.ceremony_id,
-                &credential.to_string(),
-                None,
-                RequestMeta::default(),
-            )
-            .await
-            .map(|r| r.authenticator.id)
             .map_err(|e| (e.code(), e.to_string()))
     }
 
