@@ -123,7 +123,7 @@ impl Tenants<'_> {
         // grouping and a per-user grouping as separate queries read every passkey three times.)
         let refused = match breach.clone() {
             Some(breach) => Expr::expr(CaseStatement::new().case(breach, 1).finally(0)).sum(),
-            None => Expr::val(0i64).into(),
+            None => Expr::val(0i64),
         };
         let per_user = active()
             .select_only()
