@@ -125,6 +125,7 @@ for (const [backend, label, available] of backends) {
       // Stored: a reload shows it.
       await owner.reload();
       await owner.getByRole('heading', { name: 'Authenticator policy' }).waitFor();
+      await waitForHydration(owner);
       assert.equal(await owner.getByLabel('Authenticator models').inputValue(), 'block');
       assert.equal(await owner.getByLabel('Models (AAGUIDs)').inputValue(), aaguid);
     });

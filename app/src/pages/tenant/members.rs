@@ -114,7 +114,7 @@ fn MemberLine(
                 {if owner {
                     view! {
                         <select aria-label=role_label bind:value=role on:change=change>
-                            {ROLES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+                            {ROLES.iter().map(|(v, l)| view! { <option value=*v selected=move || role.get() == *v>{*l}</option> }).collect_view()}
                         </select>
                     }.into_any()
                 } else {
@@ -176,7 +176,7 @@ fn AddMember(
                         <div class="field">
                             <label for="member-role">"Role"</label>
                             <select id="member-role" bind:value=role>
-                                {ROLES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+                                {ROLES.iter().map(|(v, l)| view! { <option value=*v selected=move || role.get() == *v>{*l}</option> }).collect_view()}
                             </select>
                         </div>
                     </div>

@@ -16,7 +16,9 @@ pub fn PasskeysPage() -> impl IntoView {
     view! { <TenantScope title="Passkeys" page=|view| view! { <PasskeySettings view /> } /> }
 }
 
-/// A `<select>` bound to a signal, with (value, label) options.
+/// A `<select>` bound to a signal, with (value, label) options. Each option also carries
+/// `selected`: the server-rendered page shows the stored choice before the script binds the
+/// select's value (or without script).
 #[component]
 fn Choice(
     id: &'static str,
@@ -32,7 +34,7 @@ fn Choice(
         <div class="field">
             <label for=id>{label}</label>
             <select id=id disabled=disabled aria-describedby=error_id bind:value=value>
-                {options.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+                {options.iter().map(|(v, l)| view! { <option value=*v selected=move || value.get() == *v>{*l}</option> }).collect_view()}
             </select>
             <FieldError error field id=error_id />
         </div>

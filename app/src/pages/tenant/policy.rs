@@ -146,7 +146,7 @@ fn PolicyEditor(view: PolicyView, tenant: StoredValue<String>) -> impl IntoView 
                     <div class="field">
                         <label for="policy-models">"Authenticator models"</label>
                         <select id="policy-models" disabled=readonly bind:value=rule>
-                            {MODEL_RULES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+                            {MODEL_RULES.iter().map(|(v, l)| view! { <option value=*v selected=move || rule.get() == *v>{*l}</option> }).collect_view()}
                         </select>
                     </div>
                     <Show when=move || rule.get() != "any">
