@@ -104,6 +104,52 @@ impl TestServer {
     }
 }
 
+/// A second server on a [`TestServer`]'s database (see [`TestServer::beside`]).
+pub struct Beside {
+    pub server: RunningServer,
+    pub services: Services,
+    pub site: Site,
+}
+
+impl Deref for Beside {
+    type Target = Site;
+
+    fn deref(&self) -> &Site {
+        &self.site
+    }
+}
+
+impl TestServer {
+    /// Another server on this one's database, with a connection pool of its own opened now.
+    /// SQLite loads the planner's statistics when a connection opens: a pool opened before a
+    /// bulk load and its `ANALYZE` plans without them, as no long-running instance does.
+    pub async fn beside(&self) -> Beside {
+        let services =
+            latchkey_core::testing::services(self.db.connect().await, Arc::new(self.clock.clone()));
+        let cli = Cli::try_parse_from([
+            "latchkey",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            self.db.url().expose(),
+            "--client-rate-limit",
+            "0",
+            "--source-rate-limit",
+            "0",
+        ])
+        .expect("test configuration parses");
+        let server = start(&cli.config, services.clone(), pending())
+            .await
+            .expect("server starts");
+        let site = Site::new(&server.base_url());
+        Beside {
+            server,
+            services,
+            site,
+        }
+    }
+}
+
 impl Deref for TestServer {
     type Target = Site;
 
