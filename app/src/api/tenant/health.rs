@@ -25,7 +25,7 @@ pub struct HealthRow {
 pub struct HealthCountRow {
     pub reason: String,
     pub label: String,
-    /// "3", or "1000+".
+    /// "3", or "100+".
     pub count: String,
 }
 
