@@ -269,10 +269,12 @@ async fn a_signed_blob_imports_and_a_tampered_or_replayed_one_changes_nothing(
             .await,
         0
     );
-    // A stale BLOB (past its nextUpdate) imports, and says so.
-    f.import(f.pki.blob(8, "2026-11-01", &f.models(CERTIFIED)))
-        .await
-        .unwrap();
+    // A stale BLOB (past its nextUpdate) imports, and says so; a model listed twice is stored
+    // once.
+    let mut twice = f.models(CERTIFIED);
+    twice.push(twice[0].clone());
+    let imported = f.import(f.pki.blob(8, "2026-11-01", &twice)).await.unwrap();
+    assert_eq!(imported.models, 2);
     assert!(metadata.current().await.unwrap().unwrap().stale);
     assert_eq!(
         f.count("SELECT COUNT(*) FROM audit_events WHERE action = 'metadata.imported'")

@@ -137,7 +137,11 @@ pub fn verify(text: &str, roots: &TrustRoots, now: SystemTime) -> Result<Verifie
         .map_err(|_| BlobError::NotMetadata)?;
     let serial = raw.no;
     let parsed = fido_mds::FidoMds::from(raw);
-    let models = parsed.fido2.iter().map(|m| model_of(m)).collect();
+    let mut models: Vec<ModelMetadata> = parsed.fido2.iter().map(|m| model_of(m)).collect();
+    // One entry per AAGUID (the models are stored by it): a BLOB listing a model twice keeps
+    // the first entry, in the BLOB's order.
+    let mut seen = std::collections::HashSet::new();
+    models.retain(|m| seen.insert(m.aaguid));
     Ok(VerifiedBlob {
         serial,
         next_update,
