@@ -53,6 +53,19 @@ pub async fn insert_operator(
     }
 }
 
+/// The single number `sql` selects (`SELECT COUNT(*) …`), for asserting what a test wrote.
+pub async fn count(conn: &DatabaseConnection, sql: &str) -> i64 {
+    let statement = sea_orm::Statement::from_string(conn.get_database_backend(), sql.to_owned());
+    match conn.query_one_raw(statement).await {
+        Ok(Some(row)) => match row.try_get_by_index::<i64>(0) {
+            Ok(n) => n,
+            Err(e) => panic!("{sql}: not a number: {e}"),
+        },
+        Ok(None) => panic!("{sql}: no row"),
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
 /// Every row of every table, as text (`(table, row)`): for asserting that no secret is stored.
 /// SQLite's own tables (`sqlite_stat1`, … written by `PRAGMA optimize` whenever a connection
 /// opens) are not Latchkey's state and are left out.

@@ -121,16 +121,7 @@ impl Fixture {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .conn
-            .query_one_raw(sea_orm::Statement::from_string(
-                self.conn.get_database_backend(),
-                sql.to_owned(),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
+        latchkey_core::testing::count(&self.conn, sql).await
     }
 
     async fn queue(&self, reason: Option<HealthReason>) -> Vec<HealthItem> {
