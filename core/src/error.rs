@@ -178,6 +178,10 @@ pub enum Error {
     /// Any other spec-defined refusal, with a message safe to show the caller.
     #[error("{message}")]
     Refused { code: ErrorCode, message: String },
+    /// `credential_unknown` at sign-in. `to_tenant`: the tenant has never stored this credential
+    /// ID, so the browser may be told to forget it (see `end_users::signals` for why only then).
+    #[error("This passkey is not registered here.")]
+    UnknownCredential { to_tenant: bool },
     /// Too much from one source (`rate_limited`): it may try again in `retry_after_seconds`.
     #[error("{message}")]
     Throttled {
@@ -214,6 +218,7 @@ impl Error {
             Self::Forbidden => ErrorCode::Forbidden,
             Self::NotFound => ErrorCode::NotFound,
             Self::Refused { code, .. } => *code,
+            Self::UnknownCredential { .. } => ErrorCode::CredentialUnknown,
             Self::Throttled { .. } => ErrorCode::RateLimited,
             Self::Database(_) | Self::Internal(_) => ErrorCode::Internal,
         }
@@ -232,6 +237,11 @@ impl Error {
             Self::InvalidRequest { field, .. } => field.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether the browser may be told the presented credential is unknown (Signal API).
+    pub fn signals_unknown_credential(&self) -> bool {
+        matches!(self, Self::UnknownCredential { to_tenant: true })
     }
 
     /// Seconds until a throttled caller may try again (`Retry-After`).

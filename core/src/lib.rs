@@ -17,11 +17,13 @@ pub mod instance_keys;
 pub mod invitations;
 pub mod metadata;
 pub mod operators;
+pub mod outbound;
 pub mod secrets;
 mod services;
 pub mod sessions;
 mod single_use;
 pub mod tenants;
+pub mod user_agent;
 pub mod validate;
 pub mod webauthn;
 

@@ -4,6 +4,7 @@ use sea_orm::DatabaseConnection;
 use url::Url;
 use uuid::Uuid;
 
+use crate::outbound::Outbound;
 use crate::{
     Clock, Result, SystemClock,
     abuse::{AbuseControls, AbuseLimits},
@@ -49,6 +50,9 @@ pub struct Services {
     step_up_window: chrono::Duration,
     /// What FIDO metadata BLOBs must be signed under (see [`crate::metadata`]).
     metadata_roots: Arc<TrustRoots>,
+    /// Requests to other sites (the origin doctor), guarded (see [`crate::outbound`]).
+    outbound: Outbound,
+    origin_checks: Arc<crate::tenants::doctor::CheckThrottle>,
 }
 
 impl Services {
@@ -74,7 +78,26 @@ impl Services {
             abuse: AbuseControls::default(),
             step_up_window: crate::access::step_up::DEFAULT_WINDOW,
             metadata_roots: Arc::new(TrustRoots::fido()),
+            outbound: Outbound::new(false)?,
+            origin_checks: Arc::default(),
         })
+    }
+
+    /// The same services, fetching from private and loopback addresses too
+    /// (`LATCHKEY_OUTBOUND_ALLOW_PRIVATE`: development and tests).
+    pub fn with_private_outbound(mut self, allow: bool) -> Result<Self> {
+        self.outbound = Outbound::new(allow)?;
+        Ok(self)
+    }
+
+    /// Runs the origin doctor for the tenant (see [`crate::tenants::doctor`]).
+    pub async fn check_origins(
+        &self,
+        access: &crate::access::TenantAccess,
+    ) -> Result<crate::tenants::doctor::DoctorReport> {
+        self.tenants()
+            .check_origins(access, &self.outbound, &self.origin_checks)
+            .await
     }
 
     /// The same services with other bounds on anonymous writes (configuration).

@@ -5,6 +5,7 @@
 //! names a server where the test may create databases. When it does not answer, tests skip
 //! loudly; with `CI` set they fail instead, so CI can never silently lose its PostgreSQL half.
 
+pub mod device_key;
 pub mod fuzz;
 pub mod metadata;
 pub mod seed;

@@ -104,9 +104,11 @@ impl Fixture {
                 self.tenant,
                 &options.ceremony_id,
                 &assertion.to_string(),
+                None,
                 RequestMeta::default(),
             )
             .await
+            .map(|signed_in| signed_in.token)
             .map_err(|e| e.code())
     }
 

@@ -103,6 +103,8 @@ impl Fixture {
                 .map(|o| o.as_client_origin())
                 .collect::<Vec<_>>()
                 .join("\n"),
+            related_origins: String::new(),
+            ios_app_ids: String::new(),
             attestation: config.attestation,
             user_verification: config.user_verification,
             resident_key: config.resident_key,
@@ -158,6 +160,7 @@ impl Fixture {
                 &options.ceremony_id,
                 &credential.to_string(),
                 None,
+                None,
                 RequestMeta::default(),
             )
             .await?
@@ -189,9 +192,11 @@ impl Fixture {
                 self.tenant,
                 &options.ceremony_id,
                 &credential.to_string(),
+                None,
                 RequestMeta::default(),
             )
             .await
+            .map(|signed_in| signed_in.token)
     }
 
     async fn finish_registration(
@@ -206,6 +211,7 @@ impl Fixture {
                 token,
                 &options.ceremony_id,
                 &credential.to_string(),
+                None,
                 None,
                 RequestMeta::default(),
             )
@@ -364,6 +370,7 @@ async fn the_options_follow_the_tenants_configuration(backend: TestBackend) {
             &options.ceremony_id,
             &credential.to_string(),
             None,
+            None,
             RequestMeta::default(),
         )
         .await
@@ -482,6 +489,7 @@ async fn each_sign_in_check_refuses_with_its_code_and_changes_nothing(backend: T
             &staging_token,
             &o.ceremony_id,
             &c.to_string(),
+            None,
             None,
             RequestMeta::default(),
         )
@@ -706,6 +714,7 @@ async fn concurrent_sign_ins_never_move_the_counter_back(backend: TestBackend) {
                         tenant,
                         &options.ceremony_id,
                         &assertion.to_string(),
+                        None,
                         RequestMeta::default(),
                     )
                     .await;
@@ -771,7 +780,7 @@ async fn one_response_verified_fifty_times_on_two_instances_signs_in_once(backen
         tasks.spawn(async move {
             services
                 .end_users()
-                .finish_authentication(tenant, &id, &response, RequestMeta::default())
+                .finish_authentication(tenant, &id, &response, None, RequestMeta::default())
                 .await
                 .map_err(|e| e.code())
         });
@@ -780,7 +789,7 @@ async fn one_response_verified_fifty_times_on_two_instances_signs_in_once(backen
     while let Some(done) = tasks.join_next().await {
         match done.unwrap() {
             Ok(token) => {
-                assert!(token.starts_with("lk_val_"));
+                assert!(token.token.starts_with("lk_val_"));
                 won += 1;
             }
             // Used, or — read after the winner's counter committed — no longer above it.
@@ -1198,6 +1207,7 @@ async fn one_source_holds_a_bounded_number_of_unfinished_ceremonies(backend: Tes
             &started[0].ceremony_id,
             &credential.to_string(),
             None,
+            None,
             flood.clone(),
         )
         .await
@@ -1232,7 +1242,7 @@ async fn refusals_presenting_nothing_real_are_counted_not_written(backend: TestB
         };
         let ip = if i % 20 < 2 { "192.0.2.2" } else { "192.0.2.1" };
         let refused = users
-            .finish_authentication(f.tenant, &ceremony, &credential, from_address(ip))
+            .finish_authentication(f.tenant, &ceremony, &credential, None, from_address(ip))
             .await;
         assert!(refused.is_err_and(|e| !e.is_internal()));
     }

@@ -111,6 +111,7 @@ async fn register(f: &Fixture, user: &str, passkeys: &mut SoftPasskeys) -> Uuid 
             &options.ceremony_id,
             &credential.to_string(),
             Some("Work phone"),
+            None,
             RequestMeta::default(),
         )
         .await
@@ -349,6 +350,8 @@ async fn tenants_with_passkeys_off_refuse_enrollment(backend: TestBackend) {
         rp_id: "shop.example.com".into(),
         rp_name: String::new(),
         origins: ORIGIN.into(),
+        related_origins: String::new(),
+        ios_app_ids: String::new(),
         attestation: Default::default(),
         user_verification: Default::default(),
         resident_key: Default::default(),

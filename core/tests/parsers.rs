@@ -402,6 +402,7 @@ async fn secrets_that_match_nothing_are_refused_writing_nothing(backend: TestBac
                     &Uuid::new_v4().to_string(),
                     "{}",
                     None,
+                    None,
                     meta.clone(),
                 )
                 .await;

@@ -50,6 +50,7 @@ const EXPECTED: &[(Permission, bool, bool, bool, bool)] = &[
     (DryRunPolicy, true, true, false, false),
     (ReadCredentialHealth, true, true, true, false),
     (DismissHealthFlags, true, true, true, false),
+    (CheckOrigins, true, true, false, false),
 ];
 
 struct Fixture {

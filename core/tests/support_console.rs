@@ -140,6 +140,7 @@ async fn register(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Uu
             &options.ceremony_id,
             &credential.to_string(),
             None,
+            None,
             RequestMeta::default(),
         )
         .await
@@ -166,9 +167,11 @@ async fn sign_in(f: &Fixture, user_id: &str, passkeys: &mut SoftPasskeys) -> Res
             f.tenant,
             &options.ceremony_id,
             &assertion.to_string(),
+            None,
             RequestMeta::default(),
         )
         .await
+        .map(|signed_in| signed_in.token)
 }
 
 async fn search(f: &Fixture, who: &OperatorIdentity, query: &str) -> Result<UserPage, Error> {
@@ -461,6 +464,7 @@ async fn revoke_all_and_rename_follow_the_roles_and_stop_sign_in(backend: TestBa
                 f.tenant,
                 &options.ceremony_id,
                 &assertion.to_string(),
+                None,
                 RequestMeta::default(),
             )
             .await

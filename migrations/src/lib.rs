@@ -20,6 +20,7 @@ mod m20261203_000011_ceremony_uses;
 mod m20261204_000012_audit_retention;
 mod m20261204_000013_authenticator_policy;
 mod m20261205_000014_fido_metadata;
+mod m20261205_000015_devices;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000012_audit_retention::Migration),
             Box::new(m20261204_000013_authenticator_policy::Migration),
             Box::new(m20261205_000014_fido_metadata::Migration),
+            Box::new(m20261205_000015_devices::Migration),
         ]
     }
 }

@@ -15,6 +15,11 @@ export class LatchkeyError extends Error {
   readonly code: LatchkeyErrorCode;
   /** The HTTP status when Latchkey refused. */
   readonly status?: number;
+  /** Latchkey's problem document when it refused (quote its `request_id` to the operator). */
+  readonly problem?: {
+    type: string; title: string; status: number; detail: string; code: string;
+    field?: string; request_id?: string; signal_unknown_credential?: boolean;
+  };
 }
 
 export interface LatchkeyOptions {
@@ -22,6 +27,12 @@ export interface LatchkeyOptions {
   baseUrl: string;
   /** Your tenant's id (needed to sign in). */
   tenantId?: string;
+  /**
+   * Pass Latchkey's signals on to the password manager after each ceremony (the WebAuthn
+   * Signal API: all accepted credentials, current user details, unknown credential). Default
+   * `true`; browsers without the Signal API skip them.
+   */
+  signals?: boolean;
 }
 
 export interface Authenticator {
@@ -54,17 +65,43 @@ export interface SignInResult {
   token: string;
 }
 
+export interface SignUpOptions {
+  /** `lk_enr_…` from your backend. */
+  token: string;
+  /** The passkey's name; by default the provider's ("Google Password Manager") or "Passkey". */
+  name?: string;
+  /**
+   * Bind this browser's device key (a non-extractable P-256 key kept in IndexedDB, created now
+   * if needed) to the user; later sign-ins from this browser are then reported `known`.
+   * Needs `tenantId`.
+   */
+  bindDevice?: boolean;
+}
+
 export class Latchkey {
   constructor(options: LatchkeyOptions);
   readonly baseUrl: string;
   readonly tenantId?: string;
   static supported(): boolean;
   static autofillSupported(): Promise<boolean>;
+  /** Whether this browser may create a passkey silently (`getClientCapabilities().conditionalCreate`). */
+  static conditionalCreateSupported(): Promise<boolean>;
   static cancel(): void;
+  readonly signals: boolean;
   /** Registers a passkey with an enrollment token (`lk_enr_…`) from your backend. */
-  signUp(options: { token: string; name?: string }): Promise<SignUpResult>;
+  signUp(options: SignUpOptions & { conditional?: false }): Promise<SignUpResult>;
+  /**
+   * An automatic passkey upgrade: the browser creates the passkey without a prompt, where it
+   * offers conditional create; `null` where it does not, or declines.
+   */
+  signUp(options: SignUpOptions & { conditional: true }): Promise<SignUpResult | null>;
   /** Signs in with a passkey: a known user, a picker, or the browser's autofill. */
-  signIn(options?: { userId?: string; autofill?: boolean }): Promise<SignInResult>;
+  signIn(options?: {
+    userId?: string;
+    autofill?: boolean;
+    /** Create this browser's device key first if it has none (see `SignUpOptions.bindDevice`). */
+    bindDevice?: boolean;
+  }): Promise<SignInResult>;
 }
 
 export default Latchkey;

@@ -321,6 +321,19 @@ pub struct Config {
         global = true
     )]
     pub shutdown_delay_seconds: u32,
+
+    /// Let the origin doctor fetch from private, loopback and link-local addresses (a tenant's
+    /// site on the local network, development, tests). Off: such addresses are refused at
+    /// connection time, so a tenant's configuration cannot make the instance probe its own
+    /// network.
+    #[arg(
+        long,
+        env = "LATCHKEY_OUTBOUND_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub outbound_allow_private: bool,
 }
 
 /// Every variable the binary reads; anything else starting with `LATCHKEY_` is most likely a typo
@@ -341,6 +354,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_OPEN_CEREMONIES_PER_ADDRESS",
     "LATCHKEY_STEP_UP_SECONDS",
     "LATCHKEY_SHUTDOWN_DELAY_SECONDS",
+    "LATCHKEY_OUTBOUND_ALLOW_PRIVATE",
 ];
 
 pub fn unknown_env_vars() -> Vec<String> {

@@ -175,7 +175,8 @@ pub async fn start(
     let services = services
         .with_limits(config.abuse_limits())
         .with_sqlite_durability(config.sqlite_synchronous)
-        .with_step_up_window(config.step_up_window());
+        .with_step_up_window(config.step_up_window())
+        .with_private_outbound(config.outbound_allow_private)?;
     let state = AppState {
         leptos_options: leptos_options(config, &site_root),
         services: services.clone(),

@@ -12,7 +12,7 @@ use latchkey_core::testing::TestBackend;
 use serde_json::Value;
 
 /// The spec's routes (Server API, Client API).
-const SPEC_ROUTES: [(&str, &str); 12] = [
+const SPEC_ROUTES: [(&str, &str); 16] = [
     ("post", "/api/v1/users/{user_id}/enrollment-tokens"),
     // Issue 21: the authenticator policy and the credential health queue.
     ("get", "/api/v1/authenticator-policy"),
@@ -25,6 +25,12 @@ const SPEC_ROUTES: [(&str, &str); 12] = [
         "delete",
         "/api/v1/users/{user_id}/authenticators/{authenticator_id}",
     ),
+    // Issue 22: a user's bound devices.
+    ("get", "/api/v1/users/{user_id}/devices"),
+    ("delete", "/api/v1/users/{user_id}/devices/{device_id}"),
+    // Issue 22: related origins and the origin doctor.
+    ("get", "/api/v1/well-known/webauthn"),
+    ("post", "/api/v1/origin-check"),
     ("post", "/api/client/v1/registration/options"),
     ("post", "/api/client/v1/registration/verify"),
     (

@@ -88,6 +88,7 @@ async fn console(backend: TestBackend) -> Option<Console> {
                 &options.ceremony_id,
                 &credential.to_string(),
                 Some("Ada's <laptop>"),
+                None,
                 RequestMeta::default(),
             )
             .await

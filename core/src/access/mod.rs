@@ -185,6 +185,9 @@ pub enum Permission {
     ReadCredentialHealth,
     /// Dismiss a passkey's health flag with a note.
     DismissHealthFlags,
+    /// Run the origin doctor (it makes requests to the tenant's sites) and read the
+    /// `/.well-known/webauthn` document.
+    CheckOrigins,
 }
 
 impl Permission {
@@ -199,10 +202,11 @@ impl Permission {
                 | Self::ValidateTokens
                 | Self::DryRunPolicy
                 | Self::ReadCredentialHealth
+                | Self::CheckOrigins
         )
     }
 
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 17] = [
         Self::ViewTenant,
         Self::ReadUsers,
         Self::ReadDashboard,
@@ -219,6 +223,7 @@ impl Permission {
         Self::DryRunPolicy,
         Self::ReadCredentialHealth,
         Self::DismissHealthFlags,
+        Self::CheckOrigins,
     ];
 }
 

@@ -9,8 +9,8 @@
 //! ceremony up and audits the refusal.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
-    sea_query::{Expr, Query},
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
 use webauthn_rs_core::error::WebauthnError;
@@ -21,7 +21,10 @@ use webauthn_rs_core::proto::{
 
 use super::{
     ClientCeremony, EndUsers,
+    devices::{self, DeviceProof, DeviceStatus, PresentedDevice},
     registration::credential_key,
+    report::{CeremonyReport, ReportedAuthenticator, ReportedDevice, RiskSignal},
+    signals::{self, Signals},
     user_id,
     validation::{self, ValidationKind},
 };
@@ -39,11 +42,26 @@ use crate::{
     },
 };
 
+/// A credential the tenant has, but not for this sign-in (another user's, or not the named
+/// user's): the browser is not told to forget it (see [`super::signals`]).
 fn unknown_credential() -> Error {
-    Error::refused(
-        ErrorCode::CredentialUnknown,
-        "This passkey is not registered here.",
-    )
+    Error::UnknownCredential { to_tenant: false }
+}
+
+/// A sign-in that succeeded.
+pub struct SignedIn {
+    /// The validation token (`lk_val_…`) for the tenant's backend. Shown once.
+    pub token: String,
+    /// What the browser's password manager should be told.
+    pub signals: Signals,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("signals", &self.signals)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a sign-in attempt learned on its way, for the refusal's transaction and audit event.
@@ -164,13 +182,21 @@ impl EndUsers<'_> {
         tenant_id: Uuid,
         ceremony_id: &str,
         credential_json: &str,
+        device: Option<&DeviceProof>,
         meta: RequestMeta,
-    ) -> Result<String> {
+    ) -> Result<SignedIn> {
         // An unknown tenant (or one with passkeys off) is answered before anything is counted.
         self.enabled_config(tenant_id).await?;
         let mut attempt = Attempt::default();
         let result = self
-            .authenticate(tenant_id, ceremony_id, credential_json, &meta, &mut attempt)
+            .authenticate(
+                tenant_id,
+                ceremony_id,
+                credential_json,
+                device,
+                &meta,
+                &mut attempt,
+            )
             .await;
         let mut entry = AuditEntry::new(Actor::Anonymous, "user.signed_in")
             .tenant(tenant_id)
@@ -188,10 +214,13 @@ impl EndUsers<'_> {
         tenant_id: Uuid,
         ceremony_id: &str,
         credential_json: &str,
+        device: Option<&DeviceProof>,
         meta: &RequestMeta,
         attempt: &mut Attempt,
-    ) -> Result<String> {
+    ) -> Result<SignedIn> {
         let response: PublicKeyCredential = parse_credential(credential_json)?;
+        // Bad input is refused before the ceremony is opened (and so used up).
+        let device = device.map(PresentedDevice::parse).transpose()?;
         let key = self.keys.sealing(self.key_store()).await?;
         let pending = ceremonies::open_sealed::<AuthenticationState>(
             &key,
@@ -204,26 +233,45 @@ impl EndUsers<'_> {
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
 
-        // The passkey and its user, read only while the ceremony is unused: a replay is refused
-        // here, before any signature work, in the same read.
-        let found = self
+        // The passkey, its user and the user's other active passkeys (for the signals), read
+        // only while the ceremony is unused: a replay is refused here, before any signature
+        // work, in the same read.
+        let presented = credential_key(&response.raw_id);
+        let owner = Query::select()
+            .column(authenticator::Column::UserId)
+            .from(authenticator::Entity)
+            .and_where(authenticator::Column::TenantId.eq(tenant_id))
+            .and_where(authenticator::Column::CredentialId.eq(presented.as_str()))
+            .to_owned();
+        let mut found = self
             .steps
             .all_pairs(
                 authenticator::Entity::find()
                     .find_also_related(end_user::Entity)
                     .filter(authenticator::Column::TenantId.eq(tenant_id))
+                    .filter(authenticator::Column::UserId.in_subquery(owner))
                     .filter(
-                        authenticator::Column::CredentialId.eq(credential_key(&response.raw_id)),
+                        sea_orm::Condition::any()
+                            .add(authenticator::Column::RevokedAt.is_null())
+                            .add(authenticator::Column::CredentialId.eq(presented.as_str())),
                     )
                     .filter(pending.key.unused())
-                    .limit(1),
+                    // The presented passkey first, so that the limit never leaves it out.
+                    .order_by_desc(authenticator::Column::CredentialId.eq(presented.as_str()))
+                    .limit(signals::PASSKEYS_LIMIT + 1),
             )
-            .await?
-            .pop();
-        let Some((stored, user)) = found else {
+            .await?;
+        let Some(at) = found.iter().position(|(a, _)| a.credential_id == presented) else {
             pending.key.refuse_if_used(self.steps).await?;
-            return Err(unknown_credential());
+            // Nothing read: the tenant has no such credential, or the ceremony is used (which
+            // `refuse_if_used` answered). Told to the browser only in the first case.
+            return Err(Error::UnknownCredential { to_tenant: true });
         };
+        // Beyond the limit the list would be partial, and a partial list makes the password
+        // manager hide the passkeys left out: then no list is signalled at all.
+        let complete = found.len() <= signals::PASSKEYS_LIMIT as usize;
+        let (stored, user) = found.swap_remove(at);
+        let others = found;
         let user = user
             .filter(|u| u.tenant_id == tenant_id)
             .ok_or_else(unknown_credential)?;
@@ -251,12 +299,24 @@ impl EndUsers<'_> {
         }
         let mut credential = decode_credential(&stored)?;
         let required = rp.user_verification() == UserVerificationPolicy::Required;
+        // The user's device with the presented key, if already bound.
+        let bound = match &device {
+            Some(device) => devices::find(self.db, tenant_id, user.id, &device.key_hash).await?,
+            None => None,
+        };
         let state = pending.state;
         let verifier = rp.clone();
         let checked = credential.clone();
-        let verified =
-            off_runtime(move || Ok(check_assertion(&verifier, &response, &state, &checked)))
-                .await?;
+        let (verified, device) = off_runtime(move || {
+            let verified = check_assertion(&verifier, &response, &state, &checked);
+            // The device's signature, over the client data the assertion vouches for.
+            let device = device.map(|d| {
+                let ok = d.verifies(response.response.client_data_json.as_ref());
+                (d, ok)
+            });
+            Ok((verified, device))
+        })
+        .await?;
         let result = match verified {
             Ok(result) => result,
             Err(WebauthnError::CredentialPossibleCompromise) => {
@@ -283,11 +343,48 @@ impl EndUsers<'_> {
                 breach.message(stored.aaguid),
             ));
         }
+        let outside_policy = config.policy.breach(&PasskeyFacts::of(&stored)).is_some();
         credential.counter = result.counter();
         credential.backup_state = result.backup_state();
         credential.backup_eligible = result.backup_eligible();
 
         let now = self.clock.now();
+        let reported_device = match (&device, &bound) {
+            (Some((_, true)), Some(row)) => ReportedDevice {
+                status: DeviceStatus::Known,
+                id: Some(row.id),
+                first_seen_at: Some(row.first_seen_at),
+            },
+            (Some((d, true)), None) => ReportedDevice {
+                status: DeviceStatus::New,
+                id: Some(d.id_for(tenant_id, user.id)),
+                first_seen_at: Some(now),
+            },
+            _ => ReportedDevice::none(),
+        };
+        let risk_signals = [
+            (reported_device.status == DeviceStatus::New).then_some(RiskSignal::NewDevice),
+            matches!(device, Some((_, false))).then_some(RiskSignal::DeviceKeyFailed),
+            (result.backup_state() != stored.backup_state)
+                .then_some(RiskSignal::BackupStateChanged),
+            stored
+                .counter_regressed_at
+                .is_some()
+                .then_some(RiskSignal::CounterAnomaly),
+            (!result.user_verified()).then_some(RiskSignal::UserNotVerified),
+            outside_policy.then_some(RiskSignal::OutsidePolicy),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let report = CeremonyReport {
+            authenticator: ReportedAuthenticator::of(&stored, result.backup_state()),
+            first_sign_in: Some(stored.last_used_at.is_none() && stored.sign_in_count == 0),
+            sign_in_count: Some(stored.sign_in_count + 1),
+            last_used_at: stored.last_used_at,
+            device: reported_device,
+            risk_signals,
+        };
         let mut update = authenticator::Entity::update_many();
         if result.backup_state() != stored.backup_state {
             // Synced, or no longer: the health queue shows when.
@@ -306,6 +403,10 @@ impl EndUsers<'_> {
                 Expr::value(result.backup_state()),
             )
             .col_expr(authenticator::Column::LastUsedAt, Expr::value(now))
+            .col_expr(
+                authenticator::Column::SignInCount,
+                Expr::col(authenticator::Column::SignInCount).add(1),
+            )
             .col_expr(
                 authenticator::Column::Credential,
                 Expr::value(
@@ -328,6 +429,7 @@ impl EndUsers<'_> {
             user.id,
             stored.id,
             ValidationKind::SignIn,
+            Some(&report),
         )?;
         let entry = AuditEntry::new(
             Actor::EndUser {
@@ -337,17 +439,38 @@ impl EndUsers<'_> {
         )
         .tenant(tenant_id)
         .target("user", user.external_id.clone())
-        .details(serde_json::json!({ "authenticator_id": stored.id }))
+        .details(serde_json::json!({
+            "authenticator_id": stored.id,
+            "device": report.device,
+            "risk_signals": report.risk_signals,
+        }))
         .meta(meta.clone());
         // One write step: the ceremony is used up by the write that records its success, so of
         // concurrent verifications of one response one commits; the others are refused.
-        let step = Chain::default()
+        let mut step = Chain::default()
             .link(pending.key.consume_link(self.clock)?)
             .link(Link::Update(Box::new(update)))
             .effect(Row::of(&token_row))
             .effect(Row::of(&audit::row(self.clock, entry)));
+        if let Some((device, true)) = &device {
+            step = step.effect(device.upsert(tenant_id, user.id, meta.user_agent(), now, true));
+            if report.device.status == DeviceStatus::New {
+                step = step.effect(Row::of(&audit::row(
+                    self.clock,
+                    devices::bound_entry(&user, report.device.id, meta),
+                )));
+            }
+        }
         match self.steps.run(step).await? {
-            Outcome::Held => Ok(token),
+            Outcome::Held => Ok(SignedIn {
+                token,
+                signals: Signals::after_ceremony(
+                    rp.rp_id(),
+                    &user,
+                    complete.then(|| others.iter().map(|(a, _)| a).chain([&stored])),
+                    Some(stored.last_used_at.unwrap_or(stored.created_at)),
+                ),
+            }),
             Outcome::BrokeAt(0) => Err(pending.key.why_not_consumed(self.db, self.clock).await?),
             // The ceremony is used up (a refused attempt uses its challenge), nothing else.
             Outcome::BrokeAt(_) => Err(self.why_not_updated(stored.id, attempt).await?),

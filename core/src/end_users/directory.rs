@@ -32,6 +32,8 @@ pub struct UserDetail {
     pub user: UserView,
     /// Oldest first, revoked ones included.
     pub authenticators: Vec<AuthenticatorView>,
+    /// Bound devices, most recently seen first.
+    pub devices: Vec<super::DeviceView>,
     /// The operator may revoke and rename (support, admin, owner).
     pub may_revoke: bool,
     /// The operator may issue recovery tokens (support and up; see `authz`).
@@ -109,7 +111,7 @@ impl From<authenticator::Model> for AuthenticatorView {
 }
 
 impl EndUsers<'_> {
-    async fn user_of(
+    pub(super) async fn user_of(
         &self,
         access: &TenantAccess,
         external_id: &str,
@@ -173,6 +175,7 @@ impl EndUsers<'_> {
             .user_of(access, external_id, Permission::ReadUsers)
             .await?;
         let authenticators = self.authenticators_of(&user).await?;
+        let devices = self.devices_of(&user).await?;
         let authenticator_count = authenticators
             .iter()
             .filter(|a| a.revoked_at.is_none())
@@ -186,6 +189,7 @@ impl EndUsers<'_> {
                 authenticator_count,
             },
             authenticators,
+            devices,
             may_revoke: access.allows(Permission::RevokeCredentials),
             may_issue_tokens: access.allows(Permission::IssueRecoveryTokens),
             may_add_authenticators: access.allows(Permission::IssueEnrollmentTokens),

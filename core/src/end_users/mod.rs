@@ -14,11 +14,14 @@ pub(crate) mod authentication;
 #[cfg(test)]
 mod credential_properties;
 mod decoys;
+mod devices;
 mod directory;
 mod enrollment;
 pub mod health;
 mod registration;
+mod report;
 mod search;
+mod signals;
 mod validation;
 
 use std::sync::Arc;
@@ -28,15 +31,19 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use crate::webauthn::relying_parties::RelyingParties;
+pub use authentication::SignedIn;
+pub use devices::{DeviceProof, DeviceStatus, DeviceView};
 pub use directory::{AuthenticatorView, UserDetail, UserView};
 pub use enrollment::{
     DEFAULT_ENROLLMENT_TTL_SECONDS, ENROLLMENT_TTL_RANGE, EnrollmentRequest, EnrollmentTokenInfo,
     IssuedEnrollmentToken, Scope,
 };
 pub use registration::Registered;
+pub use report::{CeremonyReport, ReportedAuthenticator, ReportedDevice, RiskSignal};
 pub use search::{
     DEFAULT_PAGE_SIZE, MATCH_COUNT_CAP, MatchCount, MatchedOn, UserPage, UserSearch, UserSummary,
 };
+pub use signals::{Signals, UserDetails};
 
 pub use validation::{
     InvalidReason, VALIDATION_TOKEN_TTL_SECONDS, Validated, ValidationKind, ValidationOutcome,
@@ -305,7 +312,6 @@ impl EndUsers<'_> {
         scope: ClientScope<'_>,
         origin: Option<&str>,
     ) -> Result<OriginVerdict> {
-        use crate::tenants::config::Origin;
         let tenants = crate::tenants::Tenants::new(self.db, self.clock, self.configs);
         let tenant_id = match scope {
             ClientScope::Tenant(id) => Some(id),
@@ -319,12 +325,7 @@ impl EndUsers<'_> {
         // `passkeys_disabled` answer.
         // No origin (an app, a server): only whether the tenant exists is asked.
         let allows = |config: &PasskeyConfig| {
-            origin.is_none_or(|origin| {
-                config
-                    .origins
-                    .iter()
-                    .any(|o| matches!(o, Origin::Web(web) if web == origin))
-            })
+            origin.is_none_or(|origin| config.web_origins().any(|web| web == origin))
         };
         let verdict = |allowed: bool| {
             if allowed {

@@ -8,7 +8,7 @@
 //! ceremony in the transaction that audits it.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::Deserialize;
 use uuid::Uuid;
 use webauthn_rs_core::proto::{
@@ -17,7 +17,10 @@ use webauthn_rs_core::proto::{
 
 use super::{
     AuthenticatorView, ClientCeremony, EndUsers, aaguid,
+    devices::{self, DeviceProof, DeviceStatus, PresentedDevice},
     enrollment::{self, Redeemable, ScopeCheck},
+    report::{CeremonyReport, ReportedAuthenticator, ReportedDevice, RiskSignal},
+    signals::{self, Signals},
     validation::{self, ValidationKind},
 };
 use crate::{
@@ -40,6 +43,8 @@ pub struct Registered {
     /// The validation token (`lk_val_…`) for the tenant's backend. Shown once.
     pub token: String,
     pub authenticator: AuthenticatorView,
+    /// What the browser's password manager should be told.
+    pub signals: Signals,
 }
 
 impl std::fmt::Debug for Registered {
@@ -264,6 +269,7 @@ impl EndUsers<'_> {
         ceremony_id: &str,
         credential_json: &str,
         name: Option<&str>,
+        device: Option<&DeviceProof>,
         meta: RequestMeta,
     ) -> Result<Registered> {
         let token = enrollment::find(self.db, enrollment_token).await?;
@@ -274,6 +280,7 @@ impl EndUsers<'_> {
                 ceremony_id,
                 credential_json,
                 name,
+                device,
                 &meta,
                 &mut ceremony,
             )
@@ -295,6 +302,7 @@ impl EndUsers<'_> {
         ceremony_id: &str,
         credential_json: &str,
         name: Option<&str>,
+        device: Option<&DeviceProof>,
         meta: &RequestMeta,
         ceremony: &mut Option<CeremonyKey>,
     ) -> Result<Registered> {
@@ -304,6 +312,7 @@ impl EndUsers<'_> {
             .map(|n| validate::label("name", "passkey name", n, 100))
             .transpose()?;
         let response: RegisterPublicKeyCredential = parse_credential(credential_json)?;
+        let device = device.map(PresentedDevice::parse).transpose()?;
         // The members webauthn-rs drops, read from the same text (a second, shallow look: the
         // two types share the `response` member, so one `#[serde(flatten)]` parse cannot hold both).
         let extras: ResponseExtras = serde_json::from_str(credential_json).unwrap_or_default();
@@ -326,6 +335,7 @@ impl EndUsers<'_> {
         }
         let config = self.enabled_config(token.tenant_id).await?;
         let rp = self.relying_parties.for_config(token.tenant_id, &config)?;
+        let rp_id = rp.rp_id().to_owned();
         // The AAGUID as the authenticator states it: it only picks which metadata to consult;
         // the trust list below ties the attestation's roots to this AAGUID.
         let aaguid = aaguid_of(extras.response.attestation_object.as_deref());
@@ -339,10 +349,15 @@ impl EndUsers<'_> {
             .filter(|m| m.refused_status.is_none())
             .and_then(ModelMetadata::trust_list);
         let state = pending.state;
-        let (credential, certified) = off_runtime(move || {
+        let (credential, certified, device) = off_runtime(move || {
+            // The device's signature, over the client data the attestation vouches for.
+            let device = device.map(|d| {
+                let ok = d.verifies(response.response.client_data_json.as_ref());
+                (d, ok)
+            });
             if let Some(list) = &trust_list {
                 match rp.core.register_credential(&response, &state, Some(list)) {
-                    Ok(credential) => return Ok((credential, true)),
+                    Ok(credential) => return Ok((credential, true, device)),
                     // Not certified, but may still be acceptable: verified again without roots.
                     Err(err) if untrusted_attestation(&err) => {}
                     Err(err) => return Err(verification_error(err)),
@@ -350,7 +365,7 @@ impl EndUsers<'_> {
             }
             rp.core
                 .register_credential(&response, &state, None)
-                .map(|credential| (credential, false))
+                .map(|credential| (credential, false, device))
                 .map_err(verification_error)
         })
         .await?;
@@ -417,6 +432,7 @@ impl EndUsers<'_> {
                 .and_then(|m| m.refused_status.as_ref())
                 .map(|_| now),
             metadata_status: model.as_ref().and_then(|m| m.refused_status.clone()),
+            sign_in_count: 0,
         };
 
         let txn = crate::db::begin_write(self.writer).await?;
@@ -432,6 +448,51 @@ impl EndUsers<'_> {
         .await?;
         enrollment::check_scope(&txn, &token, user.id).await?;
         insert_authenticator(&txn, &row).await?;
+        let reported_device = match &device {
+            Some((device, true)) => {
+                let bound = devices::find(&txn, token.tenant_id, user.id, &device.key_hash).await?;
+                device
+                    .upsert(token.tenant_id, user.id, meta.user_agent(), now, false)
+                    .insert_in(&txn)
+                    .await?;
+                match bound {
+                    Some(row) => ReportedDevice {
+                        status: DeviceStatus::Known,
+                        id: Some(row.id),
+                        first_seen_at: Some(row.first_seen_at),
+                    },
+                    None => {
+                        let id = device.id_for(token.tenant_id, user.id);
+                        audit::record_in(
+                            &txn,
+                            self.clock,
+                            devices::bound_entry(&user, Some(id), meta),
+                        )
+                        .await?;
+                        ReportedDevice {
+                            status: DeviceStatus::New,
+                            id: Some(id),
+                            first_seen_at: Some(now),
+                        }
+                    }
+                }
+            }
+            _ => ReportedDevice::none(),
+        };
+        let report = CeremonyReport {
+            authenticator: ReportedAuthenticator::of(&row, row.backup_state),
+            device: reported_device,
+            first_sign_in: None,
+            sign_in_count: None,
+            last_used_at: None,
+            risk_signals: [
+                matches!(device, Some((_, false))).then_some(RiskSignal::DeviceKeyFailed),
+                (!row.user_verified).then_some(RiskSignal::UserNotVerified),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        };
         let validation = validation::issue_in(
             &txn,
             self.clock,
@@ -439,6 +500,7 @@ impl EndUsers<'_> {
             user.id,
             authenticator_id,
             ValidationKind::SignUp,
+            Some(&report),
         )
         .await?;
         audit::record_in(
@@ -463,9 +525,19 @@ impl EndUsers<'_> {
             .meta(meta.clone()),
         )
         .await?;
+        // The user's active passkeys, the new one among them, as this transaction leaves them.
+        let active = authenticator::Entity::find()
+            .filter(authenticator::Column::TenantId.eq(token.tenant_id))
+            .filter(authenticator::Column::UserId.eq(user.id))
+            .filter(authenticator::Column::RevokedAt.is_null())
+            .limit(signals::PASSKEYS_LIMIT + 1)
+            .all(&txn)
+            .await?;
         txn.commit().await?;
+        let complete = active.len() <= signals::PASSKEYS_LIMIT as usize;
         Ok(Registered {
             token: validation,
+            signals: Signals::after_ceremony(&rp_id, &user, complete.then_some(&active), None),
             authenticator: row.into(),
         })
     }

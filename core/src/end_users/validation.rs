@@ -10,7 +10,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::EndUsers;
+use super::{EndUsers, report::CeremonyReport};
 use crate::{
     Clock, Error, ErrorCode, Result,
     access::{Permission, TenantAccess},
@@ -62,6 +62,8 @@ pub struct Validated {
     pub username: Option<String>,
     pub authenticator_id: Uuid,
     pub verified_at: DateTime<Utc>,
+    /// What the ceremony saw; none for tokens issued before reports existed.
+    pub report: Option<CeremonyReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +80,9 @@ pub(crate) async fn issue_in(
     user_pk: Uuid,
     authenticator_id: Uuid,
     kind: ValidationKind,
+    report: Option<&CeremonyReport>,
 ) -> Result<String> {
-    let (row, secret) = new_token(clock, tenant_id, user_pk, authenticator_id, kind)?;
+    let (row, secret) = new_token(clock, tenant_id, user_pk, authenticator_id, kind, report)?;
     validation_token::Entity::insert(row)
         .exec_without_returning(conn)
         .await?;
@@ -93,6 +96,7 @@ pub(crate) fn new_token(
     user_pk: Uuid,
     authenticator_id: Uuid,
     kind: ValidationKind,
+    report: Option<&CeremonyReport>,
 ) -> Result<(validation_token::ActiveModel, String)> {
     let secret = secrets::issue(SecretKind::Validation)?;
     let now = clock.now();
@@ -106,6 +110,7 @@ pub(crate) fn new_token(
         verified_at: Set(now),
         expires_at: Set(now + Duration::seconds(VALIDATION_TOKEN_TTL_SECONDS)),
         used_at: Set(None),
+        report: Set(report.map(CeremonyReport::to_json).transpose()?),
     };
     Ok((row, secret.value))
 }
@@ -191,6 +196,7 @@ impl EndUsers<'_> {
                 username: user.username,
                 authenticator_id: row.authenticator_id,
                 verified_at: row.verified_at,
+                report: CeremonyReport::from_json(row.report.as_deref()),
             })),
             Outcome::BrokeAt(_) => {
                 let lost = attempt.why_lost(self.db, now).await?;

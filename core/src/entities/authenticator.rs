@@ -43,6 +43,9 @@ pub struct Model {
     pub metadata_flagged_at: Option<DateTimeUtc>,
     #[serde(default)]
     pub metadata_status: Option<String>,
+    /// Successful sign-ins with this passkey.
+    #[serde(default)]
+    pub sign_in_count: i64,
 }
 
 /// Exports written before attestation trust was recorded read back as `none`.

@@ -8,6 +8,7 @@ pub mod authenticator;
 pub mod ceremony;
 pub mod ceremony_use;
 pub mod credential_dismissal;
+pub mod device;
 pub mod end_user;
 pub mod enrollment_token;
 pub mod instance_key;

@@ -26,6 +26,19 @@ pub struct Model {
     #[serde(default = "default_policy")]
     #[sea_orm(column_type = "Text")]
     pub authenticator_policy: String,
+    /// JSON array of related origins (web origins on other sites).
+    #[serde(default = "empty_list")]
+    #[sea_orm(column_type = "Text")]
+    pub related_origins: String,
+    /// JSON array of iOS app IDs.
+    #[serde(default = "empty_list")]
+    #[sea_orm(column_type = "Text")]
+    pub ios_app_ids: String,
+}
+
+/// Exports written before related origins and iOS app IDs existed read back as none.
+fn empty_list() -> String {
+    "[]".into()
 }
 
 fn default_policy() -> String {

@@ -14,6 +14,10 @@ pub struct Model {
     pub verified_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     pub used_at: Option<DateTimeUtc>,
+    /// What the ceremony saw (`end_users::report::CeremonyReport`, JSON); none for tokens issued
+    /// before reports existed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub report: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

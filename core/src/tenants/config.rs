@@ -355,6 +355,10 @@ pub struct PasskeyConfig {
     pub rp_id: Option<String>,
     pub rp_name: Option<String>,
     pub origins: Vec<Origin>,
+    /// Web origins on other sites that may use the RP ID (see `related_origins`).
+    pub related_origins: Vec<String>,
+    /// The tenant's iOS apps (`TEAMID.bundle.id`), for the origin doctor.
+    pub ios_app_ids: Vec<String>,
     pub attestation: Attestation,
     pub user_verification: Requirement,
     pub resident_key: Requirement,
@@ -376,6 +380,8 @@ impl Default for PasskeyConfig {
             rp_id: None,
             rp_name: None,
             origins: Vec::new(),
+            related_origins: Vec::new(),
+            ios_app_ids: Vec::new(),
             attestation: Attestation::None,
             user_verification: Requirement::Preferred,
             resident_key: Requirement::Preferred,
@@ -389,6 +395,18 @@ impl Default for PasskeyConfig {
 }
 
 impl PasskeyConfig {
+    /// Every web origin a browser may use this tenant's passkeys from: the expected web origins
+    /// and the related origins (CORS and the client data's origin).
+    pub fn web_origins(&self) -> impl Iterator<Item = &str> {
+        self.origins
+            .iter()
+            .filter_map(|o| match o {
+                Origin::Web(web) => Some(web.as_str()),
+                Origin::Android(_) => None,
+            })
+            .chain(self.related_origins.iter().map(String::as_str))
+    }
+
     /// The values an audit event records (before/after): everything but the version.
     pub fn audit_view(&self) -> serde_json::Value {
         serde_json::json!({
@@ -396,6 +414,8 @@ impl PasskeyConfig {
             "rp_id": self.rp_id,
             "rp_name": self.rp_name,
             "origins": self.origins.iter().map(Origin::as_client_origin).collect::<Vec<_>>(),
+            "related_origins": self.related_origins,
+            "ios_app_ids": self.ios_app_ids,
             "attestation": self.attestation,
             "user_verification": self.user_verification,
             "resident_key": self.resident_key,
@@ -415,6 +435,12 @@ pub struct PasskeyConfigInput {
     pub rp_name: String,
     /// One origin per line.
     pub origins: String,
+    /// One related origin per line (web origins on other sites).
+    #[serde(default)]
+    pub related_origins: String,
+    /// One iOS app ID per line.
+    #[serde(default)]
+    pub ios_app_ids: String,
     pub attestation: Attestation,
     pub user_verification: Requirement,
     pub resident_key: Requirement,
@@ -446,6 +472,12 @@ impl PasskeyConfigInput {
             )?),
         };
         let origins = origins("origins", &self.origins, rp_id.as_deref())?;
+        let related_origins = super::related_origins::related_origins(
+            "related_origins",
+            &self.related_origins,
+            rp_id.as_deref(),
+        )?;
+        let ios_app_ids = super::related_origins::ios_app_ids("ios_app_ids", &self.ios_app_ids)?;
         let mut algorithms = self.algorithms.clone();
         algorithms.sort();
         algorithms.dedup();
@@ -484,6 +516,8 @@ impl PasskeyConfigInput {
             rp_id,
             rp_name,
             origins,
+            related_origins,
+            ios_app_ids,
             attestation: self.attestation,
             user_verification: self.user_verification,
             resident_key: self.resident_key,
@@ -508,6 +542,8 @@ impl From<&PasskeyConfig> for PasskeyConfigInput {
                 .map(Origin::as_client_origin)
                 .collect::<Vec<_>>()
                 .join("\n"),
+            related_origins: c.related_origins.join("\n"),
+            ios_app_ids: c.ios_app_ids.join("\n"),
             attestation: c.attestation,
             user_verification: c.user_verification,
             resident_key: c.resident_key,

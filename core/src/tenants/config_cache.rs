@@ -182,6 +182,8 @@ mod tests {
             rp_id: "shop.example".into(),
             rp_name: String::new(),
             origins: "https://shop.example".into(),
+            related_origins: String::new(),
+            ios_app_ids: String::new(),
             attestation: crate::tenants::config::Attestation::None,
             user_verification: crate::tenants::config::Requirement::Preferred,
             resident_key: crate::tenants::config::Requirement::Preferred,

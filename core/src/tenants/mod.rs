@@ -7,9 +7,11 @@ pub mod config;
 pub mod config_cache;
 pub mod config_events;
 pub mod dashboard;
+pub mod doctor;
 pub mod policy;
 pub mod policy_changes;
 pub mod portability;
+pub mod related_origins;
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -28,7 +30,7 @@ use crate::{
     error::on_unique,
     invitations::{Grant, TokenPurpose, insert_member, insert_token},
     tenants::config::{
-        self as rules, Algorithm, Origin, PasskeyConfig, PasskeyConfigInput, enum_name, enum_stored,
+        self as rules, Algorithm, PasskeyConfig, PasskeyConfigInput, enum_name, enum_stored,
     },
     tenants::config_cache::ConfigCache,
     tenants::policy::AuthenticatorPolicy,
@@ -104,11 +106,17 @@ fn config_of(row: &tenant::Model) -> Result<PasskeyConfig> {
         .map_err(|_| unreadable("origins"))?;
     let algorithms: Vec<Algorithm> =
         serde_json::from_str(&row.algorithms).map_err(|_| unreadable("algorithms"))?;
+    let related_origins: Vec<String> =
+        serde_json::from_str(&row.related_origins).map_err(|_| unreadable("related_origins"))?;
+    let ios_app_ids: Vec<String> =
+        serde_json::from_str(&row.ios_app_ids).map_err(|_| unreadable("ios_app_ids"))?;
     Ok(PasskeyConfig {
         enabled: row.passkeys_enabled,
         rp_id: row.rp_id.clone(),
         rp_name: row.rp_name.clone(),
         origins,
+        related_origins,
+        ios_app_ids,
         attestation: enum_stored("attestation", &row.attestation)?,
         user_verification: enum_stored("user_verification", &row.user_verification)?,
         resident_key: enum_stored("resident_key", &row.resident_key)?,
@@ -156,6 +164,14 @@ fn config_columns(
         (tenant::Column::RpId, Expr::value(config.rp_id.clone())),
         (tenant::Column::RpName, Expr::value(config.rp_name.clone())),
         (tenant::Column::Origins, Expr::value(to_json(&origins)?)),
+        (
+            tenant::Column::RelatedOrigins,
+            Expr::value(to_json(&config.related_origins)?),
+        ),
+        (
+            tenant::Column::IosAppIds,
+            Expr::value(to_json(&config.ios_app_ids)?),
+        ),
         (
             tenant::Column::Attestation,
             Expr::value(enum_name(&config.attestation)),
@@ -319,10 +335,7 @@ impl<'a> Tenants<'a> {
             .all(self.db)
             .await?
         {
-            origins.extend(config_of(&row)?.origins.iter().filter_map(|o| match o {
-                Origin::Web(web) => Some(web.clone()),
-                _ => None,
-            }));
+            origins.extend(config_of(&row)?.web_origins().map(str::to_owned));
         }
         let listed = origins.contains(origin);
         self.cache.put_web_origins(origins, now, generation);

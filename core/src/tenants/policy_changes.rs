@@ -326,7 +326,7 @@ impl Tenants<'_> {
     }
 
     /// The stored configuration (not the cache: a policy is judged against what is saved).
-    async fn stored_config(&self, tenant_id: Uuid) -> Result<PasskeyConfig> {
+    pub(super) async fn stored_config(&self, tenant_id: Uuid) -> Result<PasskeyConfig> {
         let row = tenant::Entity::find_by_id(tenant_id)
             .one(self.db)
             .await?

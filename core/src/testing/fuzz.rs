@@ -782,6 +782,8 @@ fn any_passkey_config_input() -> impl Strategy<Value = PasskeyConfigInput> {
                 rp_id,
                 rp_name,
                 origins: origins.join("\n"),
+                related_origins: String::new(),
+                ios_app_ids: String::new(),
                 attestation,
                 user_verification,
                 resident_key,

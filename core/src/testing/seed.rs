@@ -151,6 +151,7 @@ pub async fn large_tenant(
                 certification: Set(None),
                 metadata_flagged_at: Set(None),
                 metadata_status: Set(None),
+                sign_in_count: Set(((n + c) % 40) as i64),
             });
             if credentials.len() == CREDENTIAL_BATCH {
                 // Their users first (pushed above): the foreign key is checked at once.

@@ -73,6 +73,7 @@ pub async fn register_with(
             &options.ceremony_id,
             &credential.to_string(),
             None,
+            None,
             RequestMeta::default(),
         )
         .await

@@ -34,16 +34,24 @@ pub(crate) struct TenantRelyingParty {
 }
 
 impl TenantRelyingParty {
+    /// The RP ID (a relying party is built only for a configuration that has one).
+    pub(crate) fn rp_id(&self) -> &str {
+        self.config.rp_id.as_deref().unwrap_or_default()
+    }
+
     pub(crate) fn build(config: Arc<PasskeyConfig>) -> Result<Self> {
         let rp_id = config
             .rp_id
             .as_deref()
             .ok_or_else(|| Error::Internal("relying party without an RP ID".into()))?;
+        // The expected origins (web and Android) and the related origins.
         let origins = config
             .origins
             .iter()
+            .map(|o| o.as_client_origin())
+            .chain(config.related_origins.iter().cloned())
             .map(|o| {
-                Url::parse(&o.as_client_origin())
+                Url::parse(&o)
                     .map_err(|e| Error::Internal(format!("stored origin unparsable: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -39,6 +39,12 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, example = "5f1c0a9e-1a")]
     pub request_id: Option<String>,
+    /// `credential_unknown` at sign-in: `true` when the tenant has no credential with this ID
+    /// at all, so the browser may be told to forget it
+    /// (`PublicKeyCredential.signalUnknownCredential`). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub signal_unknown_credential: Option<bool>,
 }
 
 impl Problem {
@@ -51,6 +57,7 @@ impl Problem {
             code,
             field: None,
             request_id: super::request_id::current(),
+            signal_unknown_credential: None,
         }
     }
 
@@ -95,6 +102,7 @@ impl IntoResponse for ApiError {
         }
         let mut problem = Problem::new(self.0.code(), self.0.public_message());
         problem.field = self.0.field().map(str::to_owned);
+        problem.signal_unknown_credential = self.0.signals_unknown_credential().then_some(true);
         let mut response = problem.into_response();
         if let Some(seconds) = self.0.retry_after() {
             response

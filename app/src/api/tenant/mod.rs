@@ -33,6 +33,12 @@ pub struct ConfigForm {
     pub rp_name: String,
     /// One origin per line.
     pub origins: String,
+    /// One related origin per line.
+    #[serde(default)]
+    pub related_origins: String,
+    /// One iOS app ID per line.
+    #[serde(default)]
+    pub ios_app_ids: String,
     pub attestation: String,
     pub user_verification: String,
     pub resident_key: String,
@@ -93,6 +99,8 @@ fn view_of(details: latchkey_core::tenants::TenantDetails) -> TenantView {
             rp_id: input.rp_id,
             rp_name: input.rp_name,
             origins: input.origins,
+            related_origins: input.related_origins,
+            ios_app_ids: input.ios_app_ids,
             attestation: enum_name(&input.attestation),
             user_verification: enum_name(&input.user_verification),
             resident_key: enum_name(&input.resident_key),

@@ -33,6 +33,8 @@ pub async fn save_passkey_config(id: String, form: ConfigForm) -> Result<TenantV
         rp_id: form.rp_id,
         rp_name: form.rp_name,
         origins: form.origins,
+        related_origins: form.related_origins,
+        ios_app_ids: form.ios_app_ids,
         attestation: enum_from("attestation", &form.attestation)?,
         user_verification: enum_from("user_verification", &form.user_verification)?,
         resident_key: enum_from("resident_key", &form.resident_key)?,
@@ -74,4 +76,66 @@ pub async fn asset_links(
     let document = latchkey_core::tenants::config::asset_links(&package, &fingerprints);
     Ok(serde_json::to_string_pretty(&document)
         .map_err(|e| latchkey_core::Error::Internal(e.to_string()))?)
+}
+
+/// The `/.well-known/webauthn` document for the tenant's saved related origins.
+#[server(prefix = "/portal/api", endpoint = "well_known_webauthn")]
+pub async fn well_known_webauthn(id: String) -> Result<String, PortalError> {
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let document = request
+        .services
+        .tenants()
+        .well_known_webauthn(&access)
+        .await?;
+    Ok(serde_json::to_string_pretty(&document)
+        .map_err(|e| latchkey_core::Error::Internal(e.to_string()))?)
+}
+
+/// One finding of the origin doctor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FindingView {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// One file the origin doctor read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileCheckView {
+    /// Its path, e.g. `/.well-known/assetlinks.json`.
+    pub name: String,
+    pub url: String,
+    pub ok: bool,
+    pub findings: Vec<FindingView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OriginCheckView {
+    pub ok: bool,
+    pub origins: Vec<FindingView>,
+    pub files: Vec<FileCheckView>,
+}
+
+/// Runs the origin doctor on the saved configuration.
+#[server(prefix = "/portal/api", endpoint = "check_origins")]
+pub async fn check_origins(id: String) -> Result<OriginCheckView, PortalError> {
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let report = request.services.check_origins(&access).await?;
+    let finding = |f: latchkey_core::tenants::doctor::Finding| FindingView {
+        ok: f.ok,
+        message: f.message,
+    };
+    Ok(OriginCheckView {
+        ok: report.ok(),
+        origins: report.origins.into_iter().map(finding).collect(),
+        files: report
+            .files
+            .into_iter()
+            .map(|f| FileCheckView {
+                name: f.file.path().to_owned(),
+                url: f.url,
+                ok: f.ok,
+                findings: f.findings.into_iter().map(finding).collect(),
+            })
+            .collect(),
+    })
 }

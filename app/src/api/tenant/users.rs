@@ -145,6 +145,34 @@ impl From<latchkey_core::end_users::AuthenticatorView> for AuthenticatorRow {
     }
 }
 
+/// One of the user's bound devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRow {
+    pub id: String,
+    /// "Chrome 156 on Linux" (or "Unknown device" without a user agent).
+    pub summary: String,
+    pub user_agent: Option<String>,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    pub sign_in_count: i64,
+}
+
+#[cfg(feature = "ssr")]
+impl From<latchkey_core::end_users::DeviceView> for DeviceRow {
+    fn from(d: latchkey_core::end_users::DeviceView) -> Self {
+        Self {
+            id: d.id.to_string(),
+            summary: d
+                .user_agent_summary
+                .unwrap_or_else(|| "Unknown device".into()),
+            user_agent: d.user_agent,
+            first_seen_at: display_time(d.first_seen_at),
+            last_seen_at: display_time(d.last_seen_at),
+            sign_in_count: d.sign_in_count,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserDetailView {
     pub user_id: String,
@@ -152,6 +180,7 @@ pub struct UserDetailView {
     pub display_name: Option<String>,
     pub created_at: String,
     pub authenticators: Vec<AuthenticatorRow>,
+    pub devices: Vec<DeviceRow>,
     /// The operator may revoke and rename (support, admin, owner).
     pub can_revoke: bool,
     /// The operator may issue a recovery enrollment token (support and up).
@@ -179,6 +208,7 @@ pub async fn user_details(id: String, user_id: String) -> Result<UserDetailView,
             .into_iter()
             .map(AuthenticatorRow::from)
             .collect(),
+        devices: detail.devices.into_iter().map(DeviceRow::from).collect(),
         can_revoke: detail.may_revoke,
         can_issue_tokens: detail.may_issue_tokens,
         can_add_authenticators: detail.may_add_authenticators,
@@ -206,6 +236,22 @@ pub async fn revoke_authenticator(
         )
         .await?;
     Ok(revoked.into())
+}
+
+/// Forgets one of the user's bound devices (its next sign-in is reported as new).
+#[server(prefix = "/portal/api", endpoint = "revoke_device")]
+pub async fn revoke_device(
+    id: String,
+    user_id: String,
+    device_id: String,
+) -> Result<(), PortalError> {
+    let (request, access) = crate::state::tenant_request(&id).await?;
+    let device_id = parse_id("device_id", &device_id)?;
+    Ok(request
+        .services
+        .end_users()
+        .revoke_device(&access, &user_id, device_id, request.meta.clone())
+        .await?)
 }
 
 #[server(prefix = "/portal/api", endpoint = "revoke_all_authenticators")]

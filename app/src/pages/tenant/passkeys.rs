@@ -5,8 +5,10 @@ use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
 use super::{TenantNav, TenantScope};
 use crate::{
+    PortalError,
     api::{
-        AndroidOrigin, ConfigForm, TenantView, android_origin_for, asset_links, save_passkey_config,
+        AndroidOrigin, ConfigForm, FindingView, OriginCheckView, TenantView, android_origin_for,
+        asset_links, check_origins, save_passkey_config, well_known_webauthn,
     },
     forms::{FieldError, FormAlert, FormError, JsControls, begin_submit},
 };
@@ -79,6 +81,8 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
     let rp_id = RwSignal::new(config.rp_id.clone());
     let rp_name = RwSignal::new(config.rp_name.clone());
     let origins = RwSignal::new(config.origins.clone());
+    let related_origins = RwSignal::new(config.related_origins.clone());
+    let ios_app_ids = RwSignal::new(config.ios_app_ids.clone());
     let attestation = RwSignal::new(config.attestation.clone());
     let user_verification = RwSignal::new(config.user_verification.clone());
     let resident_key = RwSignal::new(config.resident_key.clone());
@@ -93,6 +97,12 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
     let busy = RwSignal::new(false);
     let saved = RwSignal::new(false);
     let tenant = StoredValue::new(id.clone());
+    // Bumped by every save: the well-known document follows the saved related origins.
+    let saves = RwSignal::new(0u32);
+    let well_known = Resource::new(
+        move || saves.get(),
+        move |_| well_known_webauthn(tenant.get_value()),
+    );
 
     let on_submit = move |ev: SubmitEvent| {
         if !begin_submit(&ev, busy, error) {
@@ -116,6 +126,8 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
             rp_id: rp_id.get_untracked(),
             rp_name: rp_name.get_untracked(),
             origins: origins.get_untracked(),
+            related_origins: related_origins.get_untracked(),
+            ios_app_ids: ios_app_ids.get_untracked(),
             attestation: attestation.get_untracked(),
             user_verification: user_verification.get_untracked(),
             resident_key: resident_key.get_untracked(),
@@ -135,7 +147,10 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
                     version.set(c.version);
                     rp_id.set(c.rp_id);
                     origins.set(c.origins);
+                    related_origins.set(c.related_origins);
+                    ios_app_ids.set(c.ios_app_ids);
                     algorithms.set(c.algorithms);
+                    saves.update(|n| *n += 1);
                     android_list.set(view.android);
                     saved.set(true);
                 }
@@ -239,6 +254,22 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
                             }).collect_view()}
                         </ul>
                     </Show>
+                    <div class="field wide">
+                        <label for="related-origins">"Related origins"</label>
+                        <textarea id="related-origins" rows="3" readonly=readonly aria-describedby="related-origins-hint related-origins-error" bind:value=related_origins></textarea>
+                        <p class="hint" id="related-origins-hint">
+                            "Web origins on other sites that may use this Relying Party ID, one per line (https://shop.example.de for example.com). Browsers allow them only when the RP ID's site serves /.well-known/webauthn (below), and follow at most 5 different site names."
+                        </p>
+                        <FieldError error field="related_origins" id="related-origins-error" />
+                    </div>
+                    <div class="field wide">
+                        <label for="ios-app-ids">"iOS app IDs"</label>
+                        <textarea id="ios-app-ids" rows="2" readonly=readonly aria-describedby="ios-app-ids-hint ios-app-ids-error" bind:value=ios_app_ids></textarea>
+                        <p class="hint" id="ios-app-ids-hint">
+                            "One per line, TEAMID.bundle.id (ABCDE12345.com.example.app): the origin doctor checks that the apple-app-site-association file lists them."
+                        </p>
+                        <FieldError error field="ios_app_ids" id="ios-app-ids-error" />
+                    </div>
                     {can_configure.then(|| view! {
                         <div class="field wide">
                             <label for="fingerprint">"Android signing certificate SHA-256"</label>
@@ -321,6 +352,84 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
             </Transition>
             <p>"iOS: add this entry to the app's Associated Domains entitlement:"</p>
             <pre data-testid="ios-entitlement"><code>{move || format!("webcredentials:{}", rp_id.get())}</code></pre>
+            <p>"Related origins: serve this at https://" {move || rp_id.get()} "/.well-known/webauthn (as application/json), or proxy it from the Server API's GET /api/v1/well-known/webauthn."</p>
+            <Transition fallback=|| ()>
+                {move || well_known.get().map(|document| {
+                    let text = document.unwrap_or_else(|err| err.message);
+                    view! { <CopyBlock id="well-known-webauthn" text /> }
+                })}
+            </Transition>
+        </section>
+        {can_configure.then(|| view! { <OriginDoctor tenant /> })}
+    }
+}
+
+/// A document with a Copy button (what a site must serve).
+#[component]
+fn CopyBlock(id: &'static str, text: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let value = StoredValue::new(text.clone());
+    let copy = move |_| {
+        leptos::task::spawn_local(async move {
+            copied.set(crate::browser::copy_text(value.get_value()).await);
+        });
+    };
+    view! {
+        <pre id=id data-testid=id><code>{text}</code></pre>
+        <div class="inline">
+            <button type="button" class="secondary" aria-controls=id on:click=copy>"Copy"</button>
+            <p class="hint" role="status">{move || copied.get().then_some("Copied to the clipboard.")}</p>
+        </div>
+    }
+}
+
+/// The origin doctor: reads the RP ID site's well-known files and says what matches.
+#[component]
+fn OriginDoctor(tenant: StoredValue<String>) -> impl IntoView {
+    let report = RwSignal::new(None::<Result<OriginCheckView, PortalError>>);
+    let busy = RwSignal::new(false);
+    let check = move |_| {
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            report.set(Some(check_origins(tenant.get_value()).await));
+            busy.set(false);
+        });
+    };
+    let finding = |f: FindingView| {
+        let class = if f.ok {
+            "finding ok"
+        } else {
+            "finding problem"
+        };
+        let mark = if f.ok { "✓ " } else { "✗ " };
+        view! { <li class=class><span aria-hidden="true">{mark}</span><span class="visually-hidden">{if f.ok { "OK: " } else { "Problem: " }}</span>{f.message}</li> }
+    };
+    view! {
+        <section class="card stack" aria-labelledby="doctor-heading">
+            <h2 id="doctor-heading">"Origin doctor"</h2>
+            <p>
+                "Reads /.well-known/webauthn, assetlinks.json and apple-app-site-association from the Relying Party ID's site (as far as the saved related origins, Android origins and iOS app IDs need them) and says what matches."
+            </p>
+            <div class="inline">
+                <button type="button" class="secondary" disabled=move || busy.get() on:click=check>"Check"</button>
+                <p class="hint" role="status">{move || busy.get().then_some("Checking…")}</p>
+            </div>
+            <div data-testid="doctor-report" aria-live="polite">
+                {move || report.get().map(|r| match r {
+                    Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
+                    Ok(r) => view! {
+                        <p class=if r.ok { "status ok" } else { "status problem" }>
+                            {if r.ok { "Everything matches." } else { "Some things need fixing." }}
+                        </p>
+                        <ul class="findings">{r.origins.into_iter().map(finding).collect_view()}</ul>
+                        {r.files.into_iter().map(|f| view! {
+                            <h3>{f.name} " — " {if f.ok { "OK" } else { "needs fixing" }}</h3>
+                            <p><small>{f.url}</small></p>
+                            <ul class="findings">{f.findings.into_iter().map(finding).collect_view()}</ul>
+                        }).collect_view()}
+                    }.into_any(),
+                })}
+            </div>
         </section>
     }
 }

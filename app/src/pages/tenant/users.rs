@@ -16,9 +16,9 @@ use leptos_router::{
 use super::{TenantNav, TenantScope};
 use crate::{
     api::{
-        AuthenticatorRow, IssuedToken, TenantView, UserDetailView, UsersPageView,
+        AuthenticatorRow, DeviceRow, IssuedToken, TenantView, UserDetailView, UsersPageView,
         issue_enrollment_token, rename_authenticator, revoke_all_authenticators,
-        revoke_authenticator, search_users, user_details,
+        revoke_authenticator, revoke_device, search_users, user_details,
     },
     browser,
     forms::{FieldError, FormAlert, FormError, JsControls, SecretField, begin_submit},
@@ -230,6 +230,7 @@ fn UserView(
         display_name,
         created_at,
         authenticators,
+        devices,
         can_revoke,
         can_issue_tokens,
         can_add_authenticators,
@@ -276,6 +277,7 @@ fn UserView(
                 }.into_any()
             }}
         </section>
+        <Devices devices tenant user can_revoke status on_change />
         {can_issue_tokens.then(|| view! {
             <RecoveryToken tenant user add_authenticators=can_add_authenticators />
         })}
@@ -308,6 +310,113 @@ fn UserView(
             </section>
         })}
         {move || dialog.get().map(|target| view! { <RevokeDialog target tenant user dialog status on_change /> })}
+    }
+}
+
+/// The user's bound devices (device keys their browsers or apps sign in with), with revoke.
+#[component]
+fn Devices(
+    devices: Vec<DeviceRow>,
+    tenant: StoredValue<String>,
+    user: StoredValue<String>,
+    can_revoke: bool,
+    status: RwSignal<Option<String>>,
+    on_change: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let count = devices.len();
+    view! {
+        <section class="card table-card" aria-labelledby="devices-heading">
+            <h2 id="devices-heading">"Bound devices (" {count} ")"</h2>
+            {if devices.is_empty() {
+                view! {
+                    <p class="empty">
+                        "No bound devices. A browser or app that signs up or in with a device key \
+                         (the SDK's bindDevice) appears here, and its sign-ins are reported as a \
+                         known device."
+                    </p>
+                }.into_any()
+            } else {
+                view! {
+                    <table class="data" data-testid="devices">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Device"</th>
+                                <th scope="col">"First seen"</th>
+                                <th scope="col">"Last seen"</th>
+                                <th scope="col">"Sign-ins"</th>
+                                {can_revoke.then(|| view! { <th scope="col"><span class="visually-hidden">"Actions"</span></th> })}
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {devices.into_iter().map(|d| view! {
+                                <DeviceRowView d tenant user can_revoke status on_change />
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn DeviceRowView(
+    d: DeviceRow,
+    tenant: StoredValue<String>,
+    user: StoredValue<String>,
+    can_revoke: bool,
+    status: RwSignal<Option<String>>,
+    on_change: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let id = StoredValue::new(d.id.clone());
+    let summary = StoredValue::new(d.summary.clone());
+    // Two steps: the first click asks, the second revokes.
+    let confirming = RwSignal::new(false);
+    let busy = RwSignal::new(false);
+    let revoke = move |_| {
+        if !confirming.get_untracked() {
+            confirming.set(true);
+            return;
+        }
+        busy.set(true);
+        spawn_local(async move {
+            match revoke_device(tenant.get_value(), user.get_value(), id.get_value()).await {
+                Ok(()) => {
+                    status.set(Some(format!(
+                        "Revoked the device “{}”: its next sign-in will be reported as a new device.",
+                        summary.get_value()
+                    )));
+                    on_change();
+                }
+                Err(err) => status.set(Some(err.message)),
+            }
+            busy.set(false);
+            confirming.set(false);
+        });
+    };
+    view! {
+        <tr data-device=d.id.clone()>
+            <td class="wrap">
+                {d.summary.clone()}
+                {d.user_agent.clone().map(|ua| view! { <br /><small>{ua}</small> })}
+            </td>
+            <td class="nowrap">{d.first_seen_at}</td>
+            <td class="nowrap">{d.last_seen_at}</td>
+            <td>{d.sign_in_count}</td>
+            {can_revoke.then(|| view! {
+                <td>
+                    <button type="button" class="danger" disabled=move || busy.get()
+                        aria-label=move || if confirming.get() {
+                            format!("Confirm revoking {}", summary.get_value())
+                        } else {
+                            format!("Revoke {}", summary.get_value())
+                        }
+                        on:click=revoke>
+                        {move || if confirming.get() { "Confirm revoke" } else { "Revoke" }}
+                    </button>
+                </td>
+            })}
+        </tr>
     }
 }
 

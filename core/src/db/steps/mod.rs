@@ -45,8 +45,9 @@ pub(crate) struct Row {
     table: DynIden,
     columns: Vec<DynIden>,
     values: Vec<Value>,
-    /// Inserted unless a row with the same value of this (unique) column exists.
-    unless_exists: Option<DynIden>,
+    /// What a row with the same unique key makes of the insert: nothing
+    /// ([`Row::unless_exists`]) or an update ([`Row::or_update`]).
+    on_conflict: Option<OnConflict>,
 }
 
 impl Row {
@@ -63,21 +64,33 @@ impl Row {
             table: A::Entity::default().into_iden(),
             columns,
             values,
-            unless_exists: None,
+            on_conflict: None,
         }
     }
 
     /// Inserts nothing (and changes no row: the link breaks) when `column` already holds this
     /// row's value: a single-use marker whose unique key records the use.
     pub(crate) fn unless_exists(mut self, column: impl IntoIden) -> Self {
-        self.unless_exists = Some(column.into_iden());
+        self.on_conflict = Some(OnConflict::column(column).do_nothing().to_owned());
+        self
+    }
+
+    /// An upsert: where a row with the same unique key exists, `on_conflict` updates it. As an
+    /// effect only (a link must change exactly one row, which an upsert always does).
+    pub(crate) fn or_update(mut self, on_conflict: OnConflict) -> Self {
+        self.on_conflict = Some(on_conflict);
         self
     }
 
     fn on_conflict(&self) -> Option<OnConflict> {
-        self.unless_exists
-            .clone()
-            .map(|c| OnConflict::column(c).do_nothing().to_owned())
+        self.on_conflict.clone()
+    }
+
+    /// Inserts the row in `conn`'s transaction (outside a chain).
+    pub(crate) async fn insert_in(&self, conn: &impl ConnectionTrait) -> Result<()> {
+        let statement = conn.get_database_backend().build(&self.insert()?);
+        conn.execute_raw(statement).await?;
+        Ok(())
     }
 
     /// `INSERT … VALUES …`.

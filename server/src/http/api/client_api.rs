@@ -3,7 +3,10 @@
 //! tenant's backend.
 
 use axum::{Json, extract::State, http::request::Parts};
-use latchkey_core::{Error, ErrorCode, Services, end_users::ClientCeremony};
+use latchkey_core::{
+    Error, ErrorCode, Services,
+    end_users::{ClientCeremony, DeviceProof, Signals},
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -118,6 +121,29 @@ pub struct RegistrationVerifyRequest {
     /// "Passkey".
     #[schema(nullable = false)]
     pub name: Option<String>,
+    /// Binds a device key to the user (the SDK's `bindDevice`; an app may send its own).
+    #[schema(nullable = false)]
+    pub device: Option<DeviceProofRequest>,
+}
+
+/// A device key and its signature over this response's `clientDataJSON` bytes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProofRequest {
+    /// The device's P-256 public key: SubjectPublicKeyInfo DER, base64url.
+    pub public_key: String,
+    /// ECDSA with SHA-256 over the exact bytes of the credential's `response.clientDataJSON`,
+    /// base64url: 64 bytes `r‖s` (WebCrypto) or ASN.1 DER (Android, iOS).
+    pub signature: String,
+}
+
+impl From<DeviceProofRequest> for DeviceProof {
+    fn from(d: DeviceProofRequest) -> Self {
+        Self {
+            public_key: d.public_key,
+            signature: d.signature,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,6 +151,7 @@ pub struct RegistrationVerifyResponse {
     /// `lk_val_…` for your backend (`POST /api/v1/tokens/validate`), valid 5 minutes.
     pub token: String,
     pub authenticator: AuthenticatorResponse,
+    pub signals: SignalsResponse,
 }
 
 /// Finish a passkey registration
@@ -159,12 +186,14 @@ async fn registration_verify(
             &body.ceremony_id,
             body.credential.get(),
             body.name.as_deref(),
+            body.device.map(DeviceProof::from).as_ref(),
             meta,
         )
         .await?;
     Ok(Json(RegistrationVerifyResponse {
         token: registered.token,
         authenticator: registered.authenticator.into(),
+        signals: registered.signals.into(),
     }))
 }
 
@@ -214,12 +243,60 @@ pub struct AuthenticationVerifyRequest {
     /// `AuthenticationResponseJSON` (`PublicKeyCredential.toJSON()` of the assertion).
     #[schema(value_type = Object)]
     pub credential: Box<serde_json::value::RawValue>,
+    /// The browser's device key, signed over this assertion's `clientDataJSON`: the validation
+    /// reports the device as `known`, `new` or `none`.
+    #[schema(nullable = false)]
+    pub device: Option<DeviceProofRequest>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
+pub struct SignInResponse {
     /// `lk_val_…` for your backend (`POST /api/v1/tokens/validate`), valid 5 minutes.
     pub token: String,
+    pub signals: SignalsResponse,
+}
+
+/// What the browser's password manager should be told (the WebAuthn Signal API); the SDK passes
+/// it on unless `signals: false`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignalsResponse {
+    /// The RP ID the passkeys are bound to (`rpId` of every signal).
+    pub rp_id: String,
+    /// The user handle (`user.id` of the passkeys), base64url.
+    pub user_id: String,
+    /// The user's active passkeys' credential IDs, base64url, for
+    /// `PublicKeyCredential.signalAllAcceptedCredentials`: a passkey of this user missing from
+    /// it (revoked) is hidden by the password manager. Absent when the user has more than 100
+    /// active passkeys (a partial list would hide the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub all_accepted_credential_ids: Option<Vec<String>>,
+    /// Present when the user's username or display name changed since this passkey was last
+    /// used, for `PublicKeyCredential.signalCurrentUserDetails`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub current_user_details: Option<UserDetailsResponse>,
+}
+
+/// `name` and `displayName` as a new passkey would get them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetailsResponse {
+    pub name: String,
+    pub display_name: String,
+}
+
+impl From<Signals> for SignalsResponse {
+    fn from(s: Signals) -> Self {
+        Self {
+            rp_id: s.rp_id,
+            user_id: s.user_id,
+            all_accepted_credential_ids: s.all_accepted_credential_ids,
+            current_user_details: s.current_user_details.map(|d| UserDetailsResponse {
+                name: d.name,
+                display_name: d.display_name,
+            }),
+        }
+    }
 }
 
 /// Finish a sign-in
@@ -230,9 +307,12 @@ pub struct TokenResponse {
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     request_body(content = AuthenticationVerifyRequest, content_type = "application/json"),
     responses(
-        (status = 200, body = TokenResponse, example = json!({"token": "lk_val_Qm9…"})),
+        (status = 200, body = SignInResponse, example = json!({"token": "lk_val_Qm9…",
+            "signals": {"rp_id": "example.com", "user_id": "AZOitHwdfi-KO0xdbn-AkQ",
+                "all_accepted_credential_ids": ["Xk2…", "pQ9…"],
+                "current_user_details": {"name": "ada@example.com", "display_name": "Ada Lovelace"}}})),
         (status = 400, description = "`invalid_request`, `ceremony_invalid`, `ceremony_expired`, `origin_mismatch`, `rp_id_mismatch`, `challenge_mismatch`, `user_verification_required`, `counter_regressed`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`credential_unknown`, `credential_revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`credential_unknown` (with `signal_unknown_credential: true` when the tenant has no such credential at all), `credential_revoked`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`passkeys_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many requests from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
@@ -244,10 +324,19 @@ async fn authentication_verify(
     ApiPath(tenant_id): ApiPath<Uuid>,
     Meta(meta): Meta,
     ApiJson(body): ApiJson<AuthenticationVerifyRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    let token = services
+) -> Result<Json<SignInResponse>, ApiError> {
+    let signed_in = services
         .end_users()
-        .finish_authentication(tenant_id, &body.ceremony_id, body.credential.get(), meta)
+        .finish_authentication(
+            tenant_id,
+            &body.ceremony_id,
+            body.credential.get(),
+            body.device.map(DeviceProof::from).as_ref(),
+            meta,
+        )
         .await?;
-    Ok(Json(TokenResponse { token }))
+    Ok(Json(SignInResponse {
+        token: signed_in.token,
+        signals: signed_in.signals.into(),
+    }))
 }

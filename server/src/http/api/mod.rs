@@ -6,6 +6,7 @@ mod auth;
 mod client_api;
 mod cors;
 mod extract;
+mod origins_api;
 mod policy_api;
 pub mod rate_limit;
 mod reference;
@@ -156,6 +157,7 @@ where
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(server_api::router())
         .merge(policy_api::router())
+        .merge(origins_api::router())
         .merge(client_api::router())
 }
 

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use latchkey_core::{
     Services,
     end_users::{
-        AuthenticatorView, EnrollmentRequest, InvalidReason, Scope, UserView, ValidationKind,
-        ValidationOutcome,
+        AuthenticatorView, DeviceStatus, DeviceView, EnrollmentRequest, InvalidReason,
+        ReportedDevice, RiskSignal, Scope, UserView, ValidationKind, ValidationOutcome,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,8 @@ where
         .routes(routes!(get_user))
         .routes(routes!(list_authenticators))
         .routes(routes!(revoke_authenticator))
+        .routes(routes!(list_devices))
+        .routes(routes!(revoke_device))
 }
 
 /// What an enrollment token allows beyond a user's first passkey.
@@ -179,6 +181,33 @@ pub struct ValidateResponse {
     pub authenticator_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<DateTime<Utc>>,
+    /// The passkey as it was at the ceremony.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub authenticator: Option<ReportedAuthenticatorResponse>,
+    /// The device the ceremony came from, as far as a device key says (see the Client API's
+    /// `device`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub device: Option<ReportedDeviceResponse>,
+    /// Sign-ins: whether this was the passkey's first sign-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub first_sign_in: Option<bool>,
+    /// Sign-ins: the passkey's successful sign-ins, this one included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub sign_in_count: Option<i64>,
+    /// Sign-ins: when the passkey was last used before this sign-in (absent at its first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// What in this ceremony a backend may want to act on (step-up, a notice to the user):
+    /// `new_device`, `device_key_failed`, `backup_state_changed`, `counter_anomaly`,
+    /// `user_not_verified`, `outside_policy`. Empty when nothing was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub risk_signals: Option<Vec<RiskSignalName>>,
     /// Why the token is not valid: `unknown` (also a token of another tenant), `expired`,
     /// `already_used`, `authenticator_revoked` (the passkey that signed in or registered was
     /// revoked before the token was validated).
@@ -186,11 +215,88 @@ pub struct ValidateResponse {
     pub reason: Option<InvalidReasonName>,
 }
 
+/// The passkey of a validated ceremony.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportedAuthenticatorResponse {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub provider_name: Option<String>,
+    /// A synced (backed-up) passkey rather than one bound to a single authenticator.
+    pub synced: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatusName {
+    Known,
+    New,
+    None,
+}
+
+/// `known`: a bound device of this user; `new`: a device key seen for the first time (bound
+/// from now on); `none`: no device key, or one whose signature did not verify.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportedDeviceResponse {
+    pub status: DeviceStatusName,
+    /// `known` and `new`: the device (`GET /api/v1/users/{user_id}/devices`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub id: Option<Uuid>,
+    /// `known` and `new`: when the user first used it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub first_seen_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskSignalName {
+    NewDevice,
+    DeviceKeyFailed,
+    BackupStateChanged,
+    CounterAnomaly,
+    UserNotVerified,
+    OutsidePolicy,
+}
+
+impl From<RiskSignal> for RiskSignalName {
+    fn from(r: RiskSignal) -> Self {
+        match r {
+            RiskSignal::NewDevice => Self::NewDevice,
+            RiskSignal::DeviceKeyFailed => Self::DeviceKeyFailed,
+            RiskSignal::BackupStateChanged => Self::BackupStateChanged,
+            RiskSignal::CounterAnomaly => Self::CounterAnomaly,
+            RiskSignal::UserNotVerified => Self::UserNotVerified,
+            RiskSignal::OutsidePolicy => Self::OutsidePolicy,
+        }
+    }
+}
+
+impl From<ReportedDevice> for ReportedDeviceResponse {
+    fn from(d: ReportedDevice) -> Self {
+        Self {
+            status: match d.status {
+                DeviceStatus::Known => DeviceStatusName::Known,
+                DeviceStatus::New => DeviceStatusName::New,
+                DeviceStatus::None => DeviceStatusName::None,
+            },
+            id: d.id,
+            first_seen_at: d.first_seen_at,
+        }
+    }
+}
+
 /// Validate a sign-up or sign-in token
 ///
 /// Single-use: the first validation answers `valid: true`, any later one
 /// `valid: false, reason: "already_used"`. Tokens live 5 minutes. A token whose passkey was
 /// revoked after the ceremony answers `valid: false, reason: "authenticator_revoked"`.
+///
+/// A valid token also says what the ceremony saw: the passkey, the device (`known`, `new` or
+/// `none`), for sign-ins the passkey's first sign-in, count and previous use, and risk signals.
 #[utoipa::path(
     post,
     path = "/api/v1/tokens/validate",
@@ -200,7 +306,20 @@ pub struct ValidateResponse {
         (status = 200, body = ValidateResponse, examples(
             ("valid" = (value = json!({"valid": true, "kind": "sign_in", "user_id": "user-42",
                 "username": "ada@example.com", "authenticator_id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091",
-                "verified_at": "2026-11-24T10:00:00Z"}))),
+                "verified_at": "2026-11-24T10:00:00Z",
+                "authenticator": {"id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091", "name": "Google Password Manager",
+                    "provider_name": "Google Password Manager", "synced": true, "created_at": "2026-11-20T09:00:00Z"},
+                "device": {"status": "known", "id": "5b1f3c2e-9a4d-4e8f-8c7b-2d6e1f0a9b3c", "first_seen_at": "2026-11-20T09:00:00Z"},
+                "first_sign_in": false, "sign_in_count": 12, "last_used_at": "2026-11-23T18:30:00Z",
+                "risk_signals": []}))),
+            ("new device" = (value = json!({"valid": true, "kind": "sign_in", "user_id": "user-42",
+                "username": "ada@example.com", "authenticator_id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091",
+                "verified_at": "2026-11-24T10:00:00Z",
+                "authenticator": {"id": "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091", "name": "iCloud Keychain",
+                    "provider_name": "iCloud Keychain", "synced": true, "created_at": "2026-11-20T09:00:00Z"},
+                "device": {"status": "new", "id": "8c2a7d1e-3b5f-4a9c-9e6d-1f0b2c3d4e5f", "first_seen_at": "2026-11-24T10:00:00Z"},
+                "first_sign_in": false, "sign_in_count": 3, "last_used_at": "2026-11-22T08:00:00Z",
+                "risk_signals": ["new_device"]}))),
             ("used" = (value = json!({"valid": false, "reason": "already_used"}))),
         )),
         (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
@@ -242,6 +361,21 @@ async fn validate_token(
             username: Some(v.username),
             authenticator_id: Some(v.authenticator_id),
             verified_at: Some(v.verified_at),
+            authenticator: v.report.as_ref().map(|r| ReportedAuthenticatorResponse {
+                id: r.authenticator.id,
+                name: r.authenticator.name.clone(),
+                provider_name: r.authenticator.provider_name.clone(),
+                synced: r.authenticator.synced,
+                created_at: r.authenticator.created_at,
+            }),
+            first_sign_in: v.report.as_ref().and_then(|r| r.first_sign_in),
+            sign_in_count: v.report.as_ref().and_then(|r| r.sign_in_count),
+            last_used_at: v.report.as_ref().and_then(|r| r.last_used_at),
+            risk_signals: v
+                .report
+                .as_ref()
+                .map(|r| r.risk_signals.iter().copied().map(Into::into).collect()),
+            device: v.report.map(|r| r.device.into()),
             reason: None,
         },
         ValidationOutcome::Invalid(reason) => ValidateResponse {
@@ -251,6 +385,12 @@ async fn validate_token(
             username: None,
             authenticator_id: None,
             verified_at: None,
+            authenticator: None,
+            device: None,
+            first_sign_in: None,
+            sign_in_count: None,
+            last_used_at: None,
+            risk_signals: None,
             reason: Some(match reason {
                 InvalidReason::Unknown => InvalidReasonName::Unknown,
                 InvalidReason::Expired => InvalidReasonName::Expired,
@@ -438,6 +578,104 @@ async fn revoke_authenticator(
             "Revoked through the Server API",
             meta,
         )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's bound device: a device key sent with their ceremonies (the SDK's `bindDevice`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceResponse {
+    pub id: Uuid,
+    /// The user agent of its most recent ceremony.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub user_agent: Option<String>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// Sign-ins from this device.
+    pub sign_in_count: i64,
+}
+
+impl From<DeviceView> for DeviceResponse {
+    fn from(d: DeviceView) -> Self {
+        Self {
+            id: d.id,
+            user_agent: d.user_agent,
+            first_seen_at: d.first_seen_at,
+            last_seen_at: d.last_seen_at,
+            sign_in_count: d.sign_in_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DevicesResponse {
+    pub devices: Vec<DeviceResponse>,
+}
+
+/// List a user's bound devices
+///
+/// Most recently seen first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user_id}/devices",
+    tag = "Server API",
+    params(("user_id" = String, Path, description = "Your identifier for the user")),
+    responses(
+        (status = 200, body = DevicesResponse, example = json!({"devices": [{
+            "id": "5b1f3c2e-9a4d-4e8f-8c7b-2d6e1f0a9b3c",
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+            "first_seen_at": "2026-11-20T09:00:00Z", "last_seen_at": "2026-11-24T10:00:00Z",
+            "sign_in_count": 12}]})),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn list_devices(
+    State(services): State<Services>,
+    BackendKey(key): BackendKey,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<DevicesResponse>, ApiError> {
+    let list = services
+        .end_users()
+        .devices(&key.access(), &user_id)
+        .await?;
+    Ok(Json(DevicesResponse {
+        devices: list.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Revoke a bound device
+///
+/// The device is forgotten (the audit log keeps `device.revoked`): its next sign-in reports it
+/// as `new`, with the risk signal `new_device`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{user_id}/devices/{device_id}",
+    tag = "Server API",
+    params(
+        ("user_id" = String, Path, description = "Your identifier for the user"),
+        ("device_id" = Uuid, Path, description = "The device's `id`"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user or device (also a device revoked already)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many requests (or failed authentications, or unfinished ceremonies) from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn revoke_device(
+    State(services): State<Services>,
+    BackendKey(key): BackendKey,
+    ApiPath((user_id, device_id)): ApiPath<(String, Uuid)>,
+    Meta(meta): Meta,
+) -> Result<StatusCode, ApiError> {
+    services
+        .end_users()
+        .revoke_device(&key.access(), &user_id, device_id, meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
