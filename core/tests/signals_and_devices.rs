@@ -32,6 +32,7 @@ both_backends!(
     a_bound_device_is_known_and_new_again_after_revocation,
     bad_device_keys_are_refused_and_failed_signatures_reported,
     concurrent_first_sightings_bind_one_device,
+    conditional_create_accepts_a_passkey_made_without_user_presence,
 );
 
 use latchkey_core::testing::shop::ORIGIN;
@@ -565,4 +566,69 @@ async fn concurrent_first_sightings_bind_one_device(backend: TestBackend) {
     assert_eq!(f.count("SELECT COUNT(*) FROM devices").await, 1);
     let devices = users.devices(&f.access().await, "ada").await.unwrap();
     assert_eq!(devices[0].sign_in_count, tokens.len() as i64);
+}
+
+async fn conditional_create_accepts_a_passkey_made_without_user_presence(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let users = f.services.end_users();
+    // A password manager's automatic upgrade: no user presence, no user verification.
+    let mut upgrade = SoftPasskeys::new();
+    upgrade.user_present = false;
+    upgrade.user_verified = false;
+    let token = f.token("ada", None).await;
+    let finish = |options: latchkey_core::end_users::ClientCeremony,
+                  credential: serde_json::Value| {
+        let services = f.services.clone();
+        let token = token.clone();
+        async move {
+            services
+                .end_users()
+                .finish_registration(
+                    &token,
+                    &options.ceremony_id,
+                    &credential.to_string(),
+                    None,
+                    None,
+                    RequestMeta::default(),
+                )
+                .await
+        }
+    };
+    // An ordinary ceremony requires presence: refused, nothing stored.
+    let options = users
+        .begin_registration(&token, RequestMeta::default())
+        .await
+        .unwrap();
+    let credential = upgrade
+        .clone()
+        .register(ORIGIN, &options.public_key)
+        .unwrap();
+    assert!(finish(options, credential).await.is_err());
+    assert_eq!(f.count("SELECT COUNT(*) FROM authenticators").await, 0);
+
+    // Started as conditional: accepted, and the audit event says how it was made.
+    let options = users
+        .begin_registration_as(&token, true, RequestMeta::default())
+        .await
+        .unwrap();
+    let credential = upgrade.register(ORIGIN, &options.public_key).unwrap();
+    let registered = finish(options, credential).await.unwrap();
+    assert!(!registered.authenticator.user_verified);
+    assert_eq!(
+        f.count(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'authenticator.registered' \
+             AND REPLACE(CAST(details AS TEXT), ' ', '') LIKE '%\"conditional\":true%' \
+             AND REPLACE(CAST(details AS TEXT), ' ', '') LIKE '%\"user_present\":false%'"
+        )
+        .await,
+        1
+    );
+    // And it signs in (with presence, as every sign-in needs).
+    upgrade.user_present = true;
+    let signed_in = f.sign_in(&mut upgrade, None).await.unwrap();
+    let report = f.report(&signed_in.token).await;
+    assert_eq!(report.first_sign_in, Some(true));
+    assert_eq!(report.risk_signals, vec![RiskSignal::UserNotVerified]);
 }

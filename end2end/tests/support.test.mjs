@@ -137,6 +137,42 @@ for (const [backend, label, available] of backends) {
       await screenshot(support, `support-user-${backend}`);
     });
 
+    test('bound devices: listed on the user page, revoked by support, new again at the next sign-in', async () => {
+      // The user's browser binds a device key at sign-in (the SDK's bindDevice).
+      const signIn = () =>
+        user.evaluate(
+          async ({ base, tenant }) => {
+            const { Latchkey } = await import(`${base}/sdk/latchkey.js`);
+            return (await new Latchkey({ baseUrl: base, tenantId: tenant }).signIn({ bindDevice: true })).token;
+          },
+          { base: server.baseUrl, tenant: tenantId },
+        );
+      const validate = async (token) => (await api('POST', '/api/v1/tokens/validate', { token })).body;
+      const bound = await validate(await signIn());
+      assert.equal(bound.device.status, 'new');
+      assert.equal((await validate(await signIn())).device.status, 'known');
+
+      await support.reload();
+      await waitForHydration(support);
+      const devices = support.getByTestId('devices');
+      const row = devices.locator(`tr[data-device="${bound.device.id}"]`);
+      await row.waitFor();
+      assert.match(await row.textContent(), /Chrome \d+ on Linux/);
+      assert.match(await row.textContent(), /\b2\b/, 'two sign-ins from it');
+      await support.getByRole('button', { name: /^Revoke Chrome/ }).click();
+      await support.getByRole('button', { name: /^Confirm revoking Chrome/ }).click();
+      await support.getByRole('status').getByText(/^Revoked the device “Chrome \d+ on Linux”/).waitFor();
+      await support.getByText('No bound devices.').waitFor();
+
+      const again = await validate(await signIn());
+      assert.equal(again.device.status, 'new');
+      assert.deepEqual(again.risk_signals, ['new_device']);
+      // Listed again, as the new device it now is.
+      const listed = await api('GET', `/api/v1/users/customer-7781/devices`);
+      assert.equal(listed.body.devices.length, 1);
+      assert.equal(listed.body.devices[0].sign_in_count, 1);
+    });
+
     test('revocation: Revoke, a reason, Confirm revoke — and the next sign-in fails', async () => {
       // Click 1: Revoke. The dialog opens with the focus in its Reason field.
       await support.getByRole('button', { name: 'Revoke Work laptop' }).click();

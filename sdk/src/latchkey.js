@@ -211,7 +211,11 @@ export class Latchkey {
     }
     // Checked before asking Latchkey, so that a browser without it starts no ceremony.
     if (conditional && !(await Latchkey.conditionalCreateSupported())) return null;
-    const options = await this.#post('/api/client/v1/registration/options', {}, token);
+    const options = await this.#post(
+      '/api/client/v1/registration/options',
+      conditional ? { conditional: true } : {},
+      token,
+    );
     let credential;
     try {
       credential = await startRegistration({

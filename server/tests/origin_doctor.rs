@@ -30,18 +30,15 @@ use serde_json::{Value, json};
 type Answers = Arc<Mutex<HashMap<String, (u16, &'static str, String)>>>;
 
 async fn answer(State(answers): State<Answers>, request: Request) -> Response {
-    let found = answers
-        .lock()
-        .unwrap()
-        .get(request.uri().path())
-        .cloned();
+    let found = answers.lock().unwrap().get(request.uri().path()).cloned();
     match found {
         Some((status, content_type, body)) => {
             let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
             if status == 302 {
-                response
-                    .headers_mut()
-                    .insert(header::LOCATION, HeaderValue::from_str(&content_type.replace("location:", "")).unwrap());
+                response.headers_mut().insert(
+                    header::LOCATION,
+                    HeaderValue::from_str(&content_type.replace("location:", "")).unwrap(),
+                );
             }
             response
                 .headers_mut()
@@ -147,11 +144,8 @@ fn findings(report: &Value, file: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_doctor_reports_right_and_wrong_files() {
-    let Some(t) = TestServer::start_with(
-        TestBackend::Sqlite,
-        &["--outbound-allow-private", "true"],
-    )
-    .await
+    let Some(t) =
+        TestServer::start_with(TestBackend::Sqlite, &["--outbound-allow-private", "true"]).await
     else {
         return;
     };
@@ -188,9 +182,8 @@ async fn the_doctor_reports_right_and_wrong_files() {
     assert_eq!(report["ok"], true, "{report:#}");
     assert_eq!(report["files"].as_array().unwrap().len(), 3);
     assert!(
-        findings(&report, "asset_links")
-            .iter()
-            .any(|f| f == &format!("ok: com.example.app signed with {FINGERPRINT} may use the passkeys.")),
+        findings(&report, "asset_links").iter().any(|f| f
+            == &format!("ok: com.example.app signed with {FINGERPRINT} may use the passkeys.")),
         "{report:#}"
     );
 
@@ -226,15 +219,32 @@ async fn the_doctor_reports_right_and_wrong_files() {
     assert_eq!(report["ok"], false);
     let android = findings(&report, "asset_links");
     assert!(
-        android.iter().any(|f| f.starts_with(&format!("problem: No statement lists the fingerprint {FINGERPRINT}"))
-            && f.contains(&format!("com.example.app ({other})"))),
+        android.iter().any(|f| f.starts_with(&format!(
+            "problem: No statement lists the fingerprint {FINGERPRINT}"
+        )) && f.contains(&format!("com.example.app ({other})"))),
         "{android:?}"
     );
     let ios = findings(&report, "apple_app_site_association");
-    assert!(ios.contains(&"problem: Wrong content type text/plain: it must be served as application/json.".to_owned()), "{ios:?}");
-    assert!(ios.contains(&"problem: ABCDE12345.com.example.app is missing from webcredentials.apps.".to_owned()), "{ios:?}");
+    assert!(
+        ios.contains(
+            &"problem: Wrong content type text/plain: it must be served as application/json."
+                .to_owned()
+        ),
+        "{ios:?}"
+    );
+    assert!(
+        ios.contains(
+            &"problem: ABCDE12345.com.example.app is missing from webcredentials.apps.".to_owned()
+        ),
+        "{ios:?}"
+    );
     let related = findings(&report, "webauthn");
-    assert!(related.iter().any(|f| f.starts_with("problem: https://shop.example.de is not listed")), "{related:?}");
+    assert!(
+        related
+            .iter()
+            .any(|f| f.starts_with("problem: https://shop.example.de is not listed")),
+        "{related:?}"
+    );
 
     // The relation is missing; a redirect to another host; a file over the size limit.
     t.clock.advance(TimeDelta::seconds(11));
@@ -257,9 +267,23 @@ async fn the_doctor_reports_right_and_wrong_files() {
         "x".repeat(70 * 1024),
     );
     let (_, report) = check(&t, &key).await;
-    assert!(findings(&report, "asset_links").iter().any(|f| f.contains("without the relation delegate_permission/common.get_login_creds")));
-    assert!(findings(&report, "apple_app_site_association").iter().any(|f| f.contains("redirects to http://127.0.0.1:9/elsewhere, another host")), "{report:#}");
-    assert!(findings(&report, "webauthn").iter().any(|f| f.contains("larger than 64 KiB")), "{report:#}");
+    assert!(
+        findings(&report, "asset_links")
+            .iter()
+            .any(|f| f.contains("without the relation delegate_permission/common.get_login_creds"))
+    );
+    assert!(
+        findings(&report, "apple_app_site_association")
+            .iter()
+            .any(|f| f.contains("redirects to http://127.0.0.1:9/elsewhere, another host")),
+        "{report:#}"
+    );
+    assert!(
+        findings(&report, "webauthn")
+            .iter()
+            .any(|f| f.contains("larger than 64 KiB")),
+        "{report:#}"
+    );
 
     // The document the RP ID's site must serve, from the Server API.
     let document: Value = reqwest::Client::new()
@@ -282,7 +306,11 @@ async fn private_addresses_are_refused_unless_allowed() {
     let (port, answers) = site().await;
     answers.lock().unwrap().insert(
         "/.well-known/assetlinks.json".into(),
-        (200, "application/json", asset_links(FINGERPRINT, "delegate_permission/common.get_login_creds")),
+        (
+            200,
+            "application/json",
+            asset_links(FINGERPRINT, "delegate_permission/common.get_login_creds"),
+        ),
     );
     let key = tenant(&t, port).await;
     let (status, report) = check(&t, &key).await;
@@ -291,7 +319,9 @@ async fn private_addresses_are_refused_unless_allowed() {
     for file in ["asset_links", "webauthn", "apple_app_site_association"] {
         let found = findings(&report, file);
         assert!(
-            found.iter().any(|f| f.contains("localhost resolves only to private or reserved addresses")),
+            found
+                .iter()
+                .any(|f| f.contains("localhost resolves only to private or reserved addresses")),
             "{file}: {found:?}"
         );
     }

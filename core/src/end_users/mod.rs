@@ -120,6 +120,7 @@ impl<'a> EndUsers<'a> {
         state: S,
         public_key: serde_json::Value,
         source: Option<SourceKey>,
+        conditional: bool,
     ) -> Result<ClientCeremony> {
         let ceremony_id = crate::webauthn::ceremonies::start(
             self.writer,
@@ -131,7 +132,11 @@ impl<'a> EndUsers<'a> {
                 subject,
                 token_id,
                 state,
-                context: Some(serde_json::json!({ "config_version": config.version })),
+                context: Some(if conditional {
+                    serde_json::json!({ "config_version": config.version, "conditional": true })
+                } else {
+                    serde_json::json!({ "config_version": config.version })
+                }),
                 ttl: chrono::Duration::seconds(i64::from(config.timeout_seconds)),
                 source,
             },

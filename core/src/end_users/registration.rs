@@ -197,9 +197,21 @@ impl EndUsers<'_> {
         enrollment_token: &str,
         meta: RequestMeta,
     ) -> Result<ClientCeremony> {
+        self.begin_registration_as(enrollment_token, false, meta)
+            .await
+    }
+
+    /// Registration options; `conditional` for conditional create (an automatic passkey
+    /// upgrade), whose response may lack user presence (see [`with_user_presence`]).
+    pub async fn begin_registration_as(
+        &self,
+        enrollment_token: &str,
+        conditional: bool,
+        meta: RequestMeta,
+    ) -> Result<ClientCeremony> {
         let token = enrollment::find(self.db, enrollment_token).await?;
         let result = self
-            .registration_options(token.clone(), SourceKey::of_request(&meta))
+            .registration_options(token.clone(), SourceKey::of_request(&meta), conditional)
             .await;
         self.audit_redemption(token.as_ref(), "registration.started", &result, None, &meta)
             .await?;
@@ -210,6 +222,7 @@ impl EndUsers<'_> {
         &self,
         token: Option<enrollment_token::Model>,
         source: Option<SourceKey>,
+        conditional: bool,
     ) -> Result<ClientCeremony> {
         let Redeemable { token, user } =
             enrollment::redeemable(self.db, self.clock, token, ScopeCheck::Now).await?;
@@ -257,6 +270,7 @@ impl EndUsers<'_> {
             state,
             public_key,
             source,
+            conditional,
         )
         .await
     }
@@ -327,6 +341,20 @@ impl EndUsers<'_> {
         )
         .await?;
         *ceremony = Some(pending.key);
+        // Conditional create: the password manager creates the passkey without the user's
+        // presence (UP=0), which the WebAuthn specification allows for this mediation and
+        // webauthn-rs refuses at every registration; see `with_user_presence`.
+        let conditional = pending
+            .context
+            .as_ref()
+            .is_some_and(|c| c["conditional"] == serde_json::Value::Bool(true));
+        let (response, user_present) = match conditional {
+            true => match with_user_presence(credential_json) {
+                (rewritten, false) => (parse_credential(&rewritten)?, false),
+                (_, true) => (response, true),
+            },
+            false => (response, true),
+        };
         if pending.token_id != Some(token.id) {
             return Err(Error::refused(
                 ErrorCode::CeremonyInvalid,
@@ -521,6 +549,8 @@ impl EndUsers<'_> {
                 "name": row.name,
                 "aaguid": aaguid,
                 "provider": row.provider_name,
+                "conditional": conditional,
+                "user_present": user_present,
             }))
             .meta(meta.clone()),
         )
@@ -541,6 +571,51 @@ impl EndUsers<'_> {
             authenticator: row.into(),
         })
     }
+}
+
+/// A conditional-create response without user presence, made acceptable to webauthn-rs, and
+/// whether the user was present.
+///
+/// WebAuthn lets a client create a passkey with conditional mediation without user presence
+/// (password managers' automatic upgrades report UP=0), but webauthn-rs 0.6 requires UP at
+/// every registration and has no option to relax it. For attestation `none` the authenticator
+/// data is signed by nothing at registration — its flags are the client's word either way — so
+/// setting the UP bit there changes no verification but that one check, which this ceremony
+/// (started as conditional by the enrollment token's holder) does not need. Any other format
+/// signs the authenticator data and is left as it is (and refused by webauthn-rs if UP=0).
+fn with_user_presence(credential_json: &str) -> (std::borrow::Cow<'_, str>, bool) {
+    use serde_cbor_2::Value as Cbor;
+    let unchanged = || (std::borrow::Cow::Borrowed(credential_json), true);
+    let Ok(mut json) = serde_json::from_str::<serde_json::Value>(credential_json) else {
+        return unchanged();
+    };
+    let Some(encoded) = json["response"]["attestationObject"].as_str() else {
+        return unchanged();
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')) else {
+        return unchanged();
+    };
+    let Ok(Cbor::Map(mut object)) = serde_cbor_2::from_slice::<Cbor>(&bytes) else {
+        return unchanged();
+    };
+    let fmt = object.get(&Cbor::Text("fmt".into())).cloned();
+    let auth_data = object.get_mut(&Cbor::Text("authData".into()));
+    let (Some(Cbor::Text(fmt)), Some(Cbor::Bytes(auth_data))) = (fmt, auth_data) else {
+        return unchanged();
+    };
+    if fmt != "none" || auth_data.len() < 33 || auth_data[32] & 0x01 != 0 {
+        return unchanged();
+    }
+    auth_data[32] |= 0x01;
+    let auth_data = auth_data.clone();
+    let Ok(rewritten) = serde_cbor_2::to_vec(&Cbor::Map(object)) else {
+        return unchanged();
+    };
+    json["response"]["attestationObject"] = URL_SAFE_NO_PAD.encode(rewritten).into();
+    if json["response"].get("authenticatorData").is_some() {
+        json["response"]["authenticatorData"] = URL_SAFE_NO_PAD.encode(auth_data).into();
+    }
+    (std::borrow::Cow::Owned(json.to_string()), false)
 }
 
 /// Stores a new authenticator; a credential ID the tenant already has is `credential_exists`

@@ -105,6 +105,8 @@ pub struct SoftPasskeys {
     credentials: Vec<SoftCredential>,
     /// Reported in the UV flag: the user was verified (PIN, biometrics).
     pub user_verified: bool,
+    /// Reported in the UP flag: the user was present (false: a conditional create).
+    pub user_present: bool,
     /// Reported in the BE/BS flags: the credential is synced (like iCloud Keychain).
     pub backed_up: bool,
     /// Overrides the BS flag (backed up now) of a backup-eligible credential: its backup state
@@ -129,6 +131,7 @@ impl Default for SoftPasskeys {
         Self {
             credentials: Vec::new(),
             user_verified: true,
+            user_present: true,
             backed_up: false,
             backup_state: None,
             aaguid: [0; 16],
@@ -227,7 +230,7 @@ impl SoftPasskeys {
     }
 
     fn flags(&self) -> u8 {
-        let mut flags = UP;
+        let mut flags = if self.user_present { UP } else { 0 };
         if self.user_verified {
             flags |= UV;
         }

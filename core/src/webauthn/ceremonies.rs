@@ -169,6 +169,7 @@ pub(crate) struct Pending<S> {
     pub subject: Option<String>,
     pub token_id: Option<Uuid>,
     pub state: S,
+    pub context: Option<serde_json::Value>,
 }
 
 /// Reads the ceremony `id` for verification without writing; an unknown, used or expired one is
@@ -198,6 +199,7 @@ pub(crate) async fn pending<S: DeserializeOwned>(
         subject: row.subject,
         token_id: row.token_id,
         state: state_of(&row.state)?,
+        context: row.context,
     })
 }
 
@@ -349,6 +351,7 @@ pub(crate) fn open_sealed<S: DeserializeOwned>(
         subject: sealed.subject,
         token_id: None,
         state: sealed.state,
+        context: None,
     })
 }
 

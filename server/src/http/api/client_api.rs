@@ -47,7 +47,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EnrollmentBearer {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct RegistrationOptionsRequest {}
+pub struct RegistrationOptionsRequest {
+    /// For conditional create (`mediation: "conditional"`, an automatic passkey upgrade): the
+    /// response may then lack user presence, as password managers create such passkeys without
+    /// asking. Default `false`.
+    #[schema(nullable = false)]
+    pub conditional: Option<bool>,
+}
 
 /// Options for `navigator.credentials.create()` / `get()`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,11 +107,11 @@ async fn registration_options(
     State(services): State<Services>,
     EnrollmentBearer(token): EnrollmentBearer,
     Meta(meta): Meta,
-    _body: ApiJson<RegistrationOptionsRequest>,
+    ApiJson(body): ApiJson<RegistrationOptionsRequest>,
 ) -> Result<Json<CeremonyResponse>, ApiError> {
     let ceremony = services
         .end_users()
-        .begin_registration(&token, meta)
+        .begin_registration_as(&token, body.conditional.unwrap_or(false), meta)
         .await?;
     Ok(Json(ceremony.into()))
 }
