@@ -165,7 +165,7 @@ impl Fixture {
             .await
             .unwrap()
         {
-            ValidationOutcome::Valid(v) => v.report.expect("a report"),
+            ValidationOutcome::Valid(v) => *v.report.expect("a report"),
             other => panic!("not valid: {other:?}"),
         }
     }

@@ -12,7 +12,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PAGE = readFileSync(join(here, 'index.html'));
+const PAGE = readFileSync(join(here, 'index.html'), 'utf8');
+const BACKEND_OFF = '<meta name="example-backend" content="off">';
+const BACKEND_ON = '<meta name="example-backend" content="on">';
 
 /**
  * The example's HTTP handler. `settings()` answers `{ latchkeyUrl, apiKey }` at each request
@@ -48,8 +50,10 @@ export function exampleHandler(settings) {
       res.end(answer ? await answer.text() : JSON.stringify({ error: 'Latchkey could not be reached.' }));
       return;
     }
+    // The page asks this backend to validate only when it can (an API key is set).
+    const { apiKey } = settings();
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(PAGE);
+    res.end(apiKey ? PAGE.replace(BACKEND_OFF, BACKEND_ON) : PAGE);
   };
 }
 

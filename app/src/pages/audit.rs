@@ -15,6 +15,8 @@ const KNOWN_ACTIONS: &[&str] = &[
     "authenticator.registered",
     "authenticator.renamed",
     "authenticator.revoked",
+    "device.bound",
+    "device.revoked",
     "user.signed_in",
     "registration.started",
     "registration.finished",

@@ -37,6 +37,14 @@ use crate::{
     webauthn::{client_json, off_runtime, parse_credential, verification_error},
 };
 
+/// What a browser submits to finish a registration.
+struct Submitted<'a> {
+    ceremony_id: &'a str,
+    credential_json: &'a str,
+    name: Option<&'a str>,
+    device: Option<&'a DeviceProof>,
+}
+
 /// A registration that succeeded.
 #[derive(Clone)]
 pub struct Registered {
@@ -288,16 +296,14 @@ impl EndUsers<'_> {
     ) -> Result<Registered> {
         let token = enrollment::find(self.db, enrollment_token).await?;
         let mut ceremony = None;
+        let submitted = Submitted {
+            ceremony_id,
+            credential_json,
+            name,
+            device,
+        };
         let result = self
-            .register(
-                token.clone(),
-                ceremony_id,
-                credential_json,
-                name,
-                device,
-                &meta,
-                &mut ceremony,
-            )
+            .register(token.clone(), submitted, &meta, &mut ceremony)
             .await;
         self.audit_redemption(
             token.as_ref(),
@@ -313,13 +319,16 @@ impl EndUsers<'_> {
     async fn register(
         &self,
         token: Option<enrollment_token::Model>,
-        ceremony_id: &str,
-        credential_json: &str,
-        name: Option<&str>,
-        device: Option<&DeviceProof>,
+        submitted: Submitted<'_>,
         meta: &RequestMeta,
         ceremony: &mut Option<CeremonyKey>,
     ) -> Result<Registered> {
+        let Submitted {
+            ceremony_id,
+            credential_json,
+            name,
+            device,
+        } = submitted;
         let Redeemable { token, user } =
             enrollment::redeemable(self.db, self.clock, token, ScopeCheck::InTransaction).await?;
         let name = name

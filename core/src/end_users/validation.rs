@@ -63,7 +63,7 @@ pub struct Validated {
     pub authenticator_id: Uuid,
     pub verified_at: DateTime<Utc>,
     /// What the ceremony saw; none for tokens issued before reports existed.
-    pub report: Option<CeremonyReport>,
+    pub report: Option<Box<CeremonyReport>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +196,7 @@ impl EndUsers<'_> {
                 username: user.username,
                 authenticator_id: row.authenticator_id,
                 verified_at: row.verified_at,
-                report: CeremonyReport::from_json(row.report.as_deref()),
+                report: CeremonyReport::from_json(row.report.as_deref()).map(Box::new),
             })),
             Outcome::BrokeAt(_) => {
                 let lost = attempt.why_lost(self.db, now).await?;

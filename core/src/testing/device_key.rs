@@ -43,7 +43,7 @@ impl DeviceKey {
         let client_data = URL_SAFE_NO_PAD
             .decode(client_data)
             .map_err(|e| e.to_string())?;
-        Ok(self.proof_over(&client_data, der)?)
+        self.proof_over(&client_data, der)
     }
 
     /// A proof signed over other bytes (one that must not verify).
