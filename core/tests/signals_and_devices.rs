@@ -33,6 +33,7 @@ both_backends!(
     bad_device_keys_are_refused_and_failed_signatures_reported,
     concurrent_first_sightings_bind_one_device,
     conditional_create_accepts_a_passkey_made_without_user_presence,
+    bound_devices_move_with_an_exported_tenant,
 );
 
 use latchkey_core::testing::shop::ORIGIN;
@@ -631,4 +632,51 @@ async fn conditional_create_accepts_a_passkey_made_without_user_presence(backend
     let report = f.report(&signed_in.token).await;
     assert_eq!(report.first_sign_in, Some(true));
     assert_eq!(report.risk_signals, vec![RiskSignal::UserNotVerified]);
+}
+
+async fn bound_devices_move_with_an_exported_tenant(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let device = DeviceKey::new().unwrap();
+    let mut passkeys = SoftPasskeys::new();
+    f.register("ada", &mut passkeys, Some(&device)).await;
+    let mut out = Vec::new();
+    let counts = f.services.export_tenant(f.tenant, &mut out).await.unwrap();
+    assert_eq!((counts.users, counts.passkeys, counts.devices), (1, 1, 1));
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.lines().next().unwrap().contains("\"version\":2"));
+
+    // Onto another instance: the device is known there at once.
+    let Some(other) = fixture(backend).await else {
+        return;
+    };
+    // The other instance's own shop is in the way of nothing: the import keeps the tenant id.
+    let (tenant, imported) = other
+        .services
+        .import_tenant(text.as_bytes(), Some("owner@shop.test"))
+        .await
+        .unwrap();
+    assert_eq!(tenant, f.tenant);
+    assert_eq!(imported.devices, 1);
+    let moved = Fixture { tenant, ..other };
+    let signed_in = moved.sign_in(&mut passkeys, Some(&device)).await.unwrap();
+    assert_eq!(
+        moved.report(&signed_in.token).await.device.status,
+        DeviceStatus::Known
+    );
+
+    // A device whose user is not in the file: the whole file is refused.
+    let user_line = text.lines().nth(1).unwrap().to_owned();
+    let orphaned: Vec<&str> = text.lines().filter(|l| *l != user_line).collect();
+    let Some(third) = fixture(backend).await else {
+        return;
+    };
+    let err = third
+        .services
+        .import_tenant(orphaned.join("\n").as_bytes(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    assert_eq!(third.count("SELECT COUNT(*) FROM devices").await, 0);
 }

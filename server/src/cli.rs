@@ -120,6 +120,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             tracing::info!(
                 users = counts.users,
                 passkeys = counts.passkeys,
+                devices = counts.devices,
                 "tenant exported"
             );
             Ok(())
@@ -140,6 +141,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
                     "tenant_id": tenant_id,
                     "users": counts.users,
                     "passkeys": counts.passkeys,
+                    "devices": counts.devices,
                 })
             );
             Ok(())

@@ -2,7 +2,7 @@
 //! tenant can move to another instance, or leave with its data.
 //!
 //! The first line is a header (format, version, the tenant with its passkey configuration),
-//! then one line per user and one per passkey, each the stored row. The tenant keeps its id, so
+//! then one line per user, one per passkey and one per bound device, each the stored row. The tenant keeps its id, so
 //! its backends' configuration and its Client API URLs stay valid on the new instance. Nothing
 //! secret of Latchkey's goes out: no API keys, tokens, sessions, ceremonies, instance keys or
 //! memberships (operators are per instance: `--owner` names the new owner). Credential public
@@ -31,15 +31,17 @@ use crate::{
     Clock, Error, Result,
     access::{Actor, Role},
     audit::{self, AuditEntry, RequestMeta},
-    entities::{authenticator, end_user, tenant},
+    entities::{authenticator, device, end_user, tenant},
     error::on_unique,
     invitations::insert_member,
 };
 
 /// The header's `format`.
 pub const FORMAT: &str = "latchkey.tenant";
-/// The header's `version`: this release reads and writes this one.
-pub const VERSION: u32 = 1;
+/// The header's `version`: this release writes this one. Version 2 added bound devices; a
+/// version 1 file (none) is read too.
+pub const VERSION: u32 = 2;
+const READABLE_VERSIONS: [u32; 2] = [1, 2];
 /// Rows read per query while exporting.
 const BATCH: u64 = 500;
 
@@ -54,6 +56,7 @@ enum Line {
     },
     User(end_user::Model),
     Passkey(authenticator::Model),
+    Device(device::Model),
 }
 
 /// What an export or import carried.
@@ -61,6 +64,7 @@ enum Line {
 pub struct Counts {
     pub users: u64,
     pub passkeys: u64,
+    pub devices: u64,
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> Result<()> {
@@ -130,6 +134,23 @@ pub(crate) async fn export(
             counts.passkeys += 1;
         }
     }
+    // Bound devices move too: without them every user's next sign-in would report a new device.
+    let mut after = Uuid::nil();
+    loop {
+        let devices = device::Entity::find()
+            .filter(device::Column::TenantId.eq(tenant_id))
+            .filter(device::Column::Id.gt(after))
+            .order_by_asc(device::Column::Id)
+            .limit(BATCH)
+            .all(&snapshot)
+            .await?;
+        let Some(last) = devices.last() else { break };
+        after = last.id;
+        for row in devices {
+            write_line(out, &Line::Device(row))?;
+            counts.devices += 1;
+        }
+    }
     snapshot.commit().await?;
     audit::record_in(
         db,
@@ -137,7 +158,11 @@ pub(crate) async fn export(
         AuditEntry::new(Actor::Cli, "tenant.exported")
             .tenant(tenant_id)
             .target("tenant", tenant_id.to_string())
-            .details(serde_json::json!({ "users": counts.users, "passkeys": counts.passkeys })),
+            .details(serde_json::json!({
+                "users": counts.users,
+                "passkeys": counts.passkeys,
+                "devices": counts.devices,
+            })),
     )
     .await?;
     Ok(counts)
@@ -178,10 +203,10 @@ pub(crate) async fn import(
                 },
                 None,
             ) => {
-                if format != FORMAT || version != VERSION {
+                if format != FORMAT || !READABLE_VERSIONS.contains(&version) {
                     return Err(refused(
                         n,
-                        format!("not a {FORMAT} export of version {VERSION}"),
+                        format!("not a {FORMAT} export of version 1 or {VERSION}"),
                     ));
                 }
                 if tenant::Entity::find_by_id(tenant.id)
@@ -233,6 +258,22 @@ pub(crate) async fn import(
                     .map_err(on_unique(|| refused(n, DUPLICATE)))?;
                 counts.passkeys += 1;
             }
+            (Line::Device(row), Some(tenant)) => {
+                if row.tenant_id != tenant {
+                    return Err(refused(n, "a device of another tenant"));
+                }
+                if !users.contains(&row.user_id) {
+                    return Err(refused(
+                        n,
+                        "a device of a user not in the file (users first)",
+                    ));
+                }
+                device::Entity::insert(row.into_active_model().reset_all())
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(on_unique(|| refused(n, DUPLICATE)))?;
+                counts.devices += 1;
+            }
         }
     }
     let tenant_id = tenant_id.ok_or_else(|| refused(1, "an empty file"))?;
@@ -248,6 +289,7 @@ pub(crate) async fn import(
             .details(serde_json::json!({
                 "users": counts.users,
                 "passkeys": counts.passkeys,
+                "devices": counts.devices,
                 "owner": owner,
             }))
             .meta(RequestMeta::default()),
