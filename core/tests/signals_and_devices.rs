@@ -34,6 +34,7 @@ both_backends!(
     concurrent_first_sightings_bind_one_device,
     conditional_create_accepts_a_passkey_made_without_user_presence,
     bound_devices_move_with_an_exported_tenant,
+    a_user_with_more_passkeys_than_a_list_holds_signs_in_without_a_list,
 );
 
 use latchkey_core::testing::shop::ORIGIN;
@@ -679,4 +680,24 @@ async fn bound_devices_move_with_an_exported_tenant(backend: TestBackend) {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidRequest);
     assert_eq!(third.count("SELECT COUNT(*) FROM devices").await, 0);
+}
+
+async fn a_user_with_more_passkeys_than_a_list_holds_signs_in_without_a_list(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    // 101 passkeys, then the one that signs in: more than a sign-in reads with its passkey.
+    let mut oldest = SoftPasskeys::new();
+    f.register("collector", &mut oldest, None).await;
+    for _ in 0..100 {
+        f.register("collector", &mut SoftPasskeys::new(), None)
+            .await;
+    }
+    let mut newest = SoftPasskeys::new();
+    f.register("collector", &mut newest, None).await;
+    for passkeys in [&mut newest, &mut oldest] {
+        let signed_in = f.sign_in(passkeys, None).await.unwrap();
+        assert_eq!(signed_in.signals.all_accepted_credential_ids, None);
+        assert_eq!(f.report(&signed_in.token).await.sign_in_count, Some(1));
+    }
 }

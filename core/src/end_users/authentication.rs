@@ -9,7 +9,7 @@
 //! ceremony up and audits the refusal.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
     sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
@@ -233,43 +233,64 @@ impl EndUsers<'_> {
         let config = self.enabled_config(tenant_id).await?;
         let rp = self.relying_parties.for_config(tenant_id, &config)?;
 
-        // The passkey, its user and the user's other active passkeys (for the signals), read
-        // only while the ceremony is unused: a replay is refused here, before any signature
-        // work, in the same read.
+        // The passkey, its user and the user's other passkeys (for the signals), read only while
+        // the ceremony is unused: a replay is refused here, before any signature work, in the
+        // same read. The user is found by the presented credential (`user_id = (…)`, a scalar
+        // subquery: SQLite then walks the user's index, where `IN (…)` had it scan the tenant).
         let presented = credential_key(&response.raw_id);
-        let owner = Query::select()
-            .column(authenticator::Column::UserId)
-            .from(authenticator::Entity)
-            .and_where(authenticator::Column::TenantId.eq(tenant_id))
-            .and_where(authenticator::Column::CredentialId.eq(presented.as_str()))
-            .to_owned();
+        let owner = Expr::SubQuery(
+            None,
+            Box::new(
+                Query::select()
+                    .column(authenticator::Column::UserId)
+                    .from(authenticator::Entity)
+                    .and_where(authenticator::Column::TenantId.eq(tenant_id))
+                    .and_where(authenticator::Column::CredentialId.eq(presented.as_str()))
+                    .to_owned()
+                    .into(),
+            ),
+        );
         let mut found = self
             .steps
             .all_pairs(
                 authenticator::Entity::find()
                     .find_also_related(end_user::Entity)
                     .filter(authenticator::Column::TenantId.eq(tenant_id))
-                    .filter(authenticator::Column::UserId.in_subquery(owner))
                     .filter(
-                        sea_orm::Condition::any()
-                            .add(authenticator::Column::RevokedAt.is_null())
-                            .add(authenticator::Column::CredentialId.eq(presented.as_str())),
+                        Expr::col((authenticator::Entity, authenticator::Column::UserId)).eq(owner),
                     )
                     .filter(pending.key.unused())
-                    // The presented passkey first, so that the limit never leaves it out.
-                    .order_by_desc(authenticator::Column::CredentialId.eq(presented.as_str()))
                     .limit(signals::PASSKEYS_LIMIT + 1),
             )
             .await?;
-        let Some(at) = found.iter().position(|(a, _)| a.credential_id == presented) else {
+        // Beyond the limit the list would be partial, and a partial list makes the password
+        // manager hide the passkeys left out: then no list is signalled at all.
+        let complete = found.len() <= signals::PASSKEYS_LIMIT as usize;
+        let at = match found.iter().position(|(a, _)| a.credential_id == presented) {
+            Some(at) => Some(at),
+            // A user with more passkeys than were read: the presented one on its own.
+            None if !complete => {
+                found = self
+                    .steps
+                    .all_pairs(
+                        authenticator::Entity::find()
+                            .find_also_related(end_user::Entity)
+                            .filter(authenticator::Column::TenantId.eq(tenant_id))
+                            .filter(authenticator::Column::CredentialId.eq(presented.as_str()))
+                            .filter(pending.key.unused())
+                            .limit(1),
+                    )
+                    .await?;
+                (!found.is_empty()).then_some(0)
+            }
+            None => None,
+        };
+        let Some(at) = at else {
             pending.key.refuse_if_used(self.steps).await?;
             // Nothing read: the tenant has no such credential, or the ceremony is used (which
             // `refuse_if_used` answered). Told to the browser only in the first case.
             return Err(Error::UnknownCredential { to_tenant: true });
         };
-        // Beyond the limit the list would be partial, and a partial list makes the password
-        // manager hide the passkeys left out: then no list is signalled at all.
-        let complete = found.len() <= signals::PASSKEYS_LIMIT as usize;
         let (stored, user) = found.swap_remove(at);
         let others = found;
         let user = user
