@@ -356,31 +356,25 @@ impl EndUsers<'_> {
         // A passkey registered before a policy it breaks: refused only when the policy says so
         // (otherwise it signs in and the health queue lists it). Judged after the signature, so
         // only the passkey's holder learns it.
+        let breach = config.policy.breach(&PasskeyFacts::of(&stored));
         if config.policy.existing == ExistingPasskeys::Block
-            && let Some(breach) = config.policy.breach(&PasskeyFacts::of(&stored))
+            && let Some(breach) = &breach
         {
             return Err(Error::refused(
                 ErrorCode::AuthenticatorNotAllowed,
                 breach.message(stored.aaguid),
             ));
         }
-        let outside_policy = config.policy.breach(&PasskeyFacts::of(&stored)).is_some();
+        let outside_policy = breach.is_some();
         credential.counter = result.counter();
         credential.backup_state = result.backup_state();
         credential.backup_eligible = result.backup_eligible();
 
         let now = self.clock.now();
-        let reported_device = match (&device, &bound) {
-            (Some((_, true)), Some(row)) => ReportedDevice {
-                status: DeviceStatus::Known,
-                id: Some(row.id),
-                first_seen_at: Some(row.first_seen_at),
-            },
-            (Some((d, true)), None) => ReportedDevice {
-                status: DeviceStatus::New,
-                id: Some(d.id_for(tenant_id, user.id)),
-                first_seen_at: Some(now),
-            },
+        let reported_device = match &device {
+            Some((d, true)) => {
+                ReportedDevice::sighted(bound.as_ref(), d.id_for(tenant_id, user.id), now)
+            }
             _ => ReportedDevice::none(),
         };
         let risk_signals = [

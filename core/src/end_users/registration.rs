@@ -492,27 +492,17 @@ impl EndUsers<'_> {
                     .upsert(token.tenant_id, user.id, meta.user_agent(), now, false)
                     .insert_in(&txn)
                     .await?;
-                match bound {
-                    Some(row) => ReportedDevice {
-                        status: DeviceStatus::Known,
-                        id: Some(row.id),
-                        first_seen_at: Some(row.first_seen_at),
-                    },
-                    None => {
-                        let id = device.id_for(token.tenant_id, user.id);
-                        audit::record_in(
-                            &txn,
-                            self.clock,
-                            devices::bound_entry(&user, Some(id), meta),
-                        )
-                        .await?;
-                        ReportedDevice {
-                            status: DeviceStatus::New,
-                            id: Some(id),
-                            first_seen_at: Some(now),
-                        }
-                    }
+                let id = device.id_for(token.tenant_id, user.id);
+                let reported = ReportedDevice::sighted(bound.as_ref(), id, now);
+                if reported.status == DeviceStatus::New {
+                    audit::record_in(
+                        &txn,
+                        self.clock,
+                        devices::bound_entry(&user, Some(id), meta),
+                    )
+                    .await?;
                 }
+                reported
             }
             _ => ReportedDevice::none(),
         };

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::devices::DeviceStatus;
-use crate::{Error, Result, entities::authenticator};
+use crate::{
+    Error, Result,
+    entities::{authenticator, device},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CeremonyReport {
@@ -61,6 +64,23 @@ pub struct ReportedDevice {
 }
 
 impl ReportedDevice {
+    /// A device whose signature verified: `known` when the user has it bound (`bound`), else
+    /// `new` under the id it is bound with now.
+    pub(crate) fn sighted(bound: Option<&device::Model>, id: Uuid, now: DateTime<Utc>) -> Self {
+        match bound {
+            Some(row) => Self {
+                status: DeviceStatus::Known,
+                id: Some(row.id),
+                first_seen_at: Some(row.first_seen_at),
+            },
+            None => Self {
+                status: DeviceStatus::New,
+                id: Some(id),
+                first_seen_at: Some(now),
+            },
+        }
+    }
+
     pub(crate) fn none() -> Self {
         Self {
             status: DeviceStatus::None,
