@@ -201,6 +201,24 @@ impl Services {
             .await
     }
 
+    /// Links the audit events recorded since the last run into their chains and seals them
+    /// (see [`crate::audit::seal`]); `None` when nothing was pending. Several instances take
+    /// turns.
+    pub async fn seal_audit(&self) -> Result<Option<crate::audit::seal::Sealed>> {
+        crate::audit::seal::seal_pending(&self.writer, self.clock.as_ref()).await
+    }
+
+    /// Recomputes the audit log's chains and seals (see [`crate::audit::verify`]): every chain,
+    /// or `tenant`'s; with `checkpoint` (a seal's number and hash), also that the seals lead
+    /// to it. The command line's; read-only.
+    pub async fn verify_audit(
+        &self,
+        tenant: Option<Uuid>,
+        checkpoint: Option<(i64, String)>,
+    ) -> Result<crate::audit::verify::Verification> {
+        crate::audit::verify::verify(&self.db, tenant, checkpoint).await
+    }
+
     pub fn dashboards(&self) -> crate::tenants::dashboard::Dashboards<'_> {
         crate::tenants::dashboard::Dashboards::new(&self.db, self.clock.as_ref())
     }

@@ -21,6 +21,7 @@ mod m20261204_000012_audit_retention;
 mod m20261204_000013_authenticator_policy;
 mod m20261205_000014_fido_metadata;
 mod m20261205_000015_devices;
+mod m20261206_000016_audit_chain;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_authenticator_policy::Migration),
             Box::new(m20261205_000014_fido_metadata::Migration),
             Box::new(m20261205_000015_devices::Migration),
+            Box::new(m20261206_000016_audit_chain::Migration),
         ]
     }
 }

@@ -170,6 +170,52 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             );
             Ok(())
         }
+        Command::Audit(AuditCommand::Seal) => {
+            let services = server::open_database(&cli.config).await?;
+            let sealed = services.seal_audit().await;
+            let _ = services.close().await;
+            let report = match sealed? {
+                Some(s) => {
+                    serde_json::json!({ "seal": s.seal_id, "events": s.events, "hash": s.hash })
+                }
+                None => serde_json::json!({ "seal": null }),
+            };
+            println!("{report}");
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { tenant, checkpoint }) => {
+            let tenant = tenant.as_deref().map(parse_tenant).transpose()?;
+            let checkpoint = checkpoint.as_deref().map(parse_checkpoint).transpose()?;
+            let services = server::open_database(&cli.config).await?;
+            let verified = services.verify_audit(tenant, checkpoint).await;
+            let _ = services.close().await;
+            let v = verified?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "intact": v.is_intact(),
+                    "seals": v.seals,
+                    "latest_seal": v.latest_seal.as_ref().map(|s| serde_json::json!({
+                        "id": s.id,
+                        "hash": s.hash,
+                        "sealed_at": s.sealed_at.to_rfc3339(),
+                        "checkpoint": format!("{}:{}", s.id, s.hash),
+                    })),
+                    "chains": v.chains.iter().map(|c| serde_json::json!({
+                        "chain": c.chain,
+                        "verified": c.verified,
+                        "purged": c.purged,
+                        "head": { "seq": c.head.seq, "hash": c.head.hash },
+                    })).collect::<Vec<_>>(),
+                    "pending": v.pending,
+                    "findings": v.findings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            );
+            match v.findings.first() {
+                None => Ok(()),
+                Some(first) => Err(StartupError::AuditMismatch(first.to_string())),
+            }
+        }
         Command::Mds(MdsCommand::Import { file }) => {
             let text = read_blob(&file)?;
             let services = server::open_database(&cli.config).await?;
@@ -225,6 +271,23 @@ fn read_blob(path: &std::path::Path) -> Result<String, latchkey_core::Error> {
 fn parse_tenant(raw: &str) -> Result<uuid::Uuid, latchkey_core::Error> {
     uuid::Uuid::parse_str(raw.trim())
         .map_err(|_| latchkey_core::Error::invalid("tenant", "Not a tenant id (a UUID)."))
+}
+
+/// `SEAL:HASH`, as `latchkey audit verify` prints a seal's checkpoint.
+fn parse_checkpoint(raw: &str) -> Result<(i64, String), latchkey_core::Error> {
+    raw.trim()
+        .split_once(':')
+        .and_then(|(seal, hash)| {
+            let hash = hash.trim().to_ascii_lowercase();
+            let valid = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+            Some((seal.trim().parse::<i64>().ok()?, hash)).filter(|_| valid)
+        })
+        .ok_or_else(|| {
+            latchkey_core::Error::invalid(
+                "checkpoint",
+                "Give a seal as SEAL:HASH (its number, a colon and 64 hex digits).",
+            )
+        })
 }
 
 fn io_error(err: std::io::Error) -> latchkey_core::Error {

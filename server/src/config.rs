@@ -99,6 +99,20 @@ pub enum AuditCommand {
         #[arg(long)]
         export_to: PathBuf,
     },
+    /// Seal the audit events recorded since the last sealing run now (a running server seals
+    /// every few seconds). Print `{"seal": n, "events": n, "hash": …}`, or `{"seal": null}`.
+    Seal,
+    /// Recompute the audit log's hash chains and seals, and name every event that does not
+    /// match. Print a JSON report on stdout; exit 1 when anything does not match. Read-only.
+    Verify {
+        /// Verify only this tenant's chain (and its heads in the seals).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// A seal kept outside Latchkey (`SEAL:HASH`, e.g. from an `audit.checkpoint`): the
+        /// seals must still lead to it.
+        #[arg(long)]
+        checkpoint: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]

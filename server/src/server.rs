@@ -23,6 +23,10 @@ pub enum StartupError {
     Serve(std::io::Error),
     #[error(transparent)]
     Backup(#[from] db::backup::BackupError),
+    /// `latchkey audit verify` found events, links or seals that do not match (listed on
+    /// stdout); the first one.
+    #[error("the audit log does not verify: {0}")]
+    AuditMismatch(String),
     /// A refused or failed domain operation (a CLI command's input, say).
     #[error("{}", describe(.0))]
     Domain(#[from] latchkey_core::Error),
@@ -85,6 +89,33 @@ fn spawn_housekeeping(services: Services) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// How often the audit events recorded meanwhile are sealed into their chains: with the
+/// sealer's settle time, the bound on how long an event stays unsealed (`docs/audit.md`).
+const AUDIT_SEAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn spawn_audit_sealer(services: Services) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(AUDIT_SEAL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            seal_audit(&services).await;
+        }
+    })
+}
+
+async fn seal_audit(services: &Services) {
+    match services.seal_audit().await {
+        Ok(None) => {}
+        Ok(Some(sealed)) => tracing::debug!(
+            seal = sealed.seal_id,
+            events = sealed.events,
+            "audit events sealed"
+        ),
+        Err(err) => tracing::warn!(error = %err, "sealing the audit log failed"),
+    }
 }
 
 /// How often counted refusals are written as aggregated audit events (`latchkey_core::abuse`).
@@ -231,6 +262,7 @@ pub async fn start(
     let housekeeping = spawn_housekeeping(services.clone());
     let statistics = services.spawn_statistics_refresh();
     let refusals = spawn_refusal_flush(services.clone());
+    let sealer = spawn_audit_sealer(services.clone());
     let config_listener = services.spawn_config_listener();
     let task = tokio::spawn(async move {
         let signal = async move {
@@ -264,6 +296,7 @@ pub async fn start(
         housekeeping.abort();
         statistics.abort();
         refusals.abort();
+        sealer.abort();
         if let Some(listener) = config_listener {
             listener.abort();
         }
@@ -271,6 +304,7 @@ pub async fn start(
             metrics.abort();
         }
         flush_refusals(&services).await;
+        seal_audit(&services).await;
         if let Err(err) = services.close().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }

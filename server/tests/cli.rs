@@ -689,3 +689,84 @@ fn mds_import_refuses_a_blob_not_signed_under_the_fido_root() {
         "not a FIDO metadata BLOB",
     );
 }
+
+#[tokio::test]
+async fn audit_verify_names_an_event_edited_after_it_was_sealed() {
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let env = [("LATCHKEY_DATABASE_URL", url.as_str())];
+    let created = run(
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Shop",
+            "--rp-id",
+            "shop.example.com",
+        ],
+        &env,
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let sealed = run(&["audit", "seal"], &env);
+    assert!(
+        sealed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sealed.stderr)
+    );
+    let sealed: serde_json::Value = serde_json::from_slice(&sealed.stdout).expect("JSON");
+    assert_eq!(sealed["seal"], 1);
+    let verified = run(&["audit", "verify"], &env);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).expect("JSON");
+    assert_eq!(report["intact"], true);
+    let checkpoint = report["latest_seal"]["checkpoint"]
+        .as_str()
+        .expect("checkpoint")
+        .to_owned();
+    assert!(
+        run(&["audit", "verify", "--checkpoint", &checkpoint], &env)
+            .status
+            .success()
+    );
+    assert_one_line_failure(
+        &run(&["audit", "verify", "--checkpoint", "1:abc"], &env),
+        "--checkpoint",
+    );
+
+    // Edited behind Latchkey's back (the triggers dropped first).
+    let db = sea_orm::Database::connect(&url).await.expect("connects");
+    let id: i64 = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT min(id) AS id FROM audit_events",
+        ))
+        .await
+        .expect("reads")
+        .and_then(|row| row.try_get("", "id").ok())
+        .expect("an event");
+    db.execute_unprepared(&format!(
+        "DROP TRIGGER audit_events_no_update; \
+         UPDATE audit_events SET actor_label = 'someone else' WHERE id = {id}"
+    ))
+    .await
+    .expect("tampers");
+    db.close().await.expect("closes");
+    let out = run(&["audit", "verify"], &env);
+    assert_one_line_failure(&out, &format!("event {id} "));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["intact"], false);
+    assert!(
+        report["findings"][0]
+            .as_str()
+            .is_some_and(|f| f.contains("altered"))
+    );
+}

@@ -379,6 +379,64 @@ async fn the_audit_log_exports_for_members_only(backend: TestBackend) {
         c.t.get_as("/portal/export/audit.xml", c.owner.cookie.as_deref())
             .await;
     assert_eq!(res.status(), 404);
+    exports_verify_outside_latchkey(&c).await;
+}
+
+/// Sealed exports verify with the repository's stand-alone verifier (Python, no database), and
+/// an edited line is named.
+async fn exports_verify_outside_latchkey(c: &Console) {
+    c.t.services.seal_audit().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let verifier = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/verify-audit-export.py"
+    );
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new("python3")
+            .arg(verifier)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    for name in ["audit.jsonl", "audit.csv"] {
+        let res =
+            c.t.get_as(
+                &format!("/portal/export/{name}?tenant={}", c.tenant),
+                c.owner.cookie.as_deref(),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let file = dir.path().join(name);
+        std::fs::write(&file, res.text().await.unwrap()).unwrap();
+        let out = verify(&file);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{name}: {report}");
+        let chain = &report["chains"][c.tenant.to_string()];
+        assert!(chain["events"].as_u64().unwrap() >= 4, "{report}");
+        assert_eq!(chain["first"], 1, "the whole chain: {report}");
+        assert_eq!(report["unsealed"], 0);
+    }
+    // One field of one line changed: named by its event id.
+    let file = dir.path().join("audit.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines[1]["outcome"] = "failure".into();
+    let edited = lines[1]["id"].as_i64().unwrap();
+    let tampered: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(&file, tampered.join("\n")).unwrap();
+    let out = verify(&file);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("event {edited} ")),
+        "{report}"
+    );
 }
 
 async fn provider_icons_are_served_from_the_aaguid_list(backend: TestBackend) {

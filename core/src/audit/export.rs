@@ -7,11 +7,13 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use futures_util::{StreamExt, stream::BoxStream};
-use sea_orm::DatabaseConnection;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::{AUDIT_EXPORT_BATCH, AuditFilter, AuditLog, AuditPage, AuditRecord, AuditScope};
-use crate::{Clock, Result};
+use crate::{Clock, Result, entities::audit_link};
 
 /// The download's format, named by its file name (`audit.csv`, `audit.jsonl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +53,7 @@ pub struct AuditExport {
     pub chunks: BoxStream<'static, std::io::Result<Vec<u8>>>,
 }
 
-const CSV_HEADER: [&str; 14] = [
+const CSV_HEADER: [&str; 18] = [
     "id",
     "occurred_at",
     "tenant_id",
@@ -66,11 +68,29 @@ const CSV_HEADER: [&str; 14] = [
     "ip",
     "user_agent",
     "details",
+    "chain",
+    "chain_seq",
+    "chain_prev",
+    "chain_hash",
 ];
+
+/// The events' links (see [`super::chain`]), by event id: what lets an outside party verify
+/// the export. A recent event may not be sealed yet.
+type Links = HashMap<i64, audit_link::Model>;
+
+async fn links_of(db: &DatabaseConnection, events: &[AuditRecord]) -> Result<Links> {
+    Ok(audit_link::Entity::find()
+        .filter(audit_link::Column::EventId.is_in(events.iter().map(|e| e.id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| (l.event_id, l))
+        .collect())
+}
 
 /// Where the export stands between chunks.
 enum Step {
-    Page(AuditPage),
+    Page(AuditPage, Links),
     After(i64),
     Done,
 }
@@ -92,6 +112,7 @@ pub(crate) async fn start(
     let first = AuditLog::new(&db, clock.as_ref())
         .scoped_page(&scope, &filter)
         .await?;
+    let first_links = links_of(&db, &first.events).await?;
     let file_name = match &scope {
         AuditScope::Tenant(access) => format!(
             "latchkey-audit-{}.{}",
@@ -101,35 +122,42 @@ pub(crate) async fn start(
         AuditScope::Instance(_) => format!("latchkey-audit-instance.{}", format.extension()),
     };
     let context = Arc::new((db, clock, scope, filter));
-    let chunks = futures_util::stream::unfold((Step::Page(first), true), move |(step, first)| {
-        let context = context.clone();
-        async move {
-            let (db, clock, scope, filter) = context.as_ref();
-            let page = match step {
-                Step::Done => return None,
-                Step::Page(page) => page,
-                Step::After(before) => {
-                    let filter = AuditFilter {
-                        before: Some(before),
-                        ..filter.clone()
-                    };
-                    match AuditLog::new(db, clock.as_ref())
-                        .scoped_page(scope, &filter)
-                        .await
-                    {
-                        Ok(page) => page,
-                        Err(err) => {
-                            tracing::error!(error = %err, "audit export ended early");
-                            return None;
+    let chunks = futures_util::stream::unfold(
+        (Step::Page(first, first_links), true),
+        move |(step, first)| {
+            let context = context.clone();
+            async move {
+                let (db, clock, scope, filter) = context.as_ref();
+                let (page, links) = match step {
+                    Step::Done => return None,
+                    Step::Page(page, links) => (page, links),
+                    Step::After(before) => {
+                        let filter = AuditFilter {
+                            before: Some(before),
+                            ..filter.clone()
+                        };
+                        let read = async {
+                            let page = AuditLog::new(db, clock.as_ref())
+                                .scoped_page(scope, &filter)
+                                .await?;
+                            let links = links_of(db, &page.events).await?;
+                            Ok::<_, crate::Error>((page, links))
+                        };
+                        match read.await {
+                            Ok(read) => read,
+                            Err(err) => {
+                                tracing::error!(error = %err, "audit export ended early");
+                                return None;
+                            }
                         }
                     }
-                }
-            };
-            let chunk = render(format, first, &page.events);
-            let next = page.next.map_or(Step::Done, Step::After);
-            Some((Ok(chunk), (next, false)))
-        }
-    })
+                };
+                let chunk = render(format, first, &page.events, &links);
+                let next = page.next.map_or(Step::Done, Step::After);
+                Some((Ok(chunk), (next, false)))
+            }
+        },
+    )
     // Fused: a consumer may poll once more after the end (compression layers do), which
     // `unfold` forbids.
     .fuse()
@@ -141,16 +169,35 @@ pub(crate) async fn start(
     })
 }
 
-fn render(format: ExportFormat, first_chunk: bool, events: &[AuditRecord]) -> Vec<u8> {
+fn render(
+    format: ExportFormat,
+    first_chunk: bool,
+    events: &[AuditRecord],
+    links: &Links,
+) -> Vec<u8> {
     let mut out = Vec::new();
     if first_chunk && format == ExportFormat::Csv {
         out.extend(csv_line(CSV_HEADER.iter().map(|h| (*h).to_owned())));
     }
     for event in events {
         match format {
-            ExportFormat::Csv => out.extend(csv_line(csv_fields(event))),
+            ExportFormat::Csv => out.extend(csv_line(csv_fields(event, links.get(&event.id)))),
             ExportFormat::JsonLines => {
-                out.extend(json_line(event).to_string().into_bytes());
+                let mut line = json_line(event);
+                if let Some(object) = line.as_object_mut() {
+                    object.insert(
+                        "chain".to_owned(),
+                        links.get(&event.id).map_or(serde_json::Value::Null, |l| {
+                            serde_json::json!({
+                                "name": l.chain,
+                                "seq": l.seq,
+                                "prev": l.prev_hash,
+                                "hash": l.hash,
+                            })
+                        }),
+                    );
+                }
+                out.extend(line.to_string().into_bytes());
                 out.push(b'\n');
             }
         }
@@ -158,7 +205,7 @@ fn render(format: ExportFormat, first_chunk: bool, events: &[AuditRecord]) -> Ve
     out
 }
 
-fn csv_fields(e: &AuditRecord) -> impl Iterator<Item = String> {
+fn csv_fields(e: &AuditRecord, link: Option<&audit_link::Model>) -> impl Iterator<Item = String> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         e.id.to_string(),
@@ -178,6 +225,10 @@ fn csv_fields(e: &AuditRecord) -> impl Iterator<Item = String> {
             .as_ref()
             .map(|d| d.to_string())
             .unwrap_or_default(),
+        link.map(|l| l.chain.clone()).unwrap_or_default(),
+        link.map(|l| l.seq.to_string()).unwrap_or_default(),
+        link.map(|l| l.prev_hash.clone()).unwrap_or_default(),
+        link.map(|l| l.hash.clone()).unwrap_or_default(),
     ]
     .into_iter()
 }
@@ -202,20 +253,10 @@ fn csv_line(fields: impl Iterator<Item = String>) -> Vec<u8> {
     writer.into_inner().unwrap_or_default()
 }
 
+/// The event as a JSON Lines export shows it (before its `chain` member): exactly what its
+/// chain link hashes.
 pub(crate) fn json_line(e: &AuditRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": e.id,
-        "occurred_at": e.occurred_at.to_rfc3339(),
-        "tenant_id": e.tenant_id,
-        "actor": { "kind": e.actor_kind, "id": e.actor_id, "label": e.actor_label },
-        "action": e.action,
-        "target": e.target_kind.as_ref().map(|kind| serde_json::json!({ "kind": kind, "id": e.target_id })),
-        "outcome": e.outcome,
-        "error_code": e.error_code,
-        "ip": e.ip,
-        "user_agent": e.user_agent,
-        "details": e.details,
-    })
+    super::chain::document(e)
 }
 
 #[cfg(test)]

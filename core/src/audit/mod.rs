@@ -1,8 +1,11 @@
 //! The append-only audit log. There is deliberately no update or delete here, and the database
 //! refuses both (see the initial migration's triggers).
 
+pub mod chain;
 pub mod export;
 pub mod retention;
+pub mod seal;
+pub mod verify;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{

@@ -3,7 +3,9 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod audit_link;
 pub mod audit_retention_run;
+pub mod audit_seal;
 pub mod authenticator;
 pub mod ceremony;
 pub mod ceremony_use;
