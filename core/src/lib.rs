@@ -26,6 +26,7 @@ pub mod tenants;
 pub mod user_agent;
 pub mod validate;
 pub mod webauthn;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, Result};

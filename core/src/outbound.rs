@@ -52,10 +52,24 @@ pub enum FetchError {
     Unreachable(String),
 }
 
+/// What a guarded POST answered: the status and the start of the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub status: u16,
+    /// Up to [`MAX_EXCERPT_BYTES`] of the body, as text (invalid UTF-8 replaced).
+    pub excerpt: String,
+}
+
+/// The most of a POST's answer read (the delivery log keeps an excerpt).
+pub const MAX_EXCERPT_BYTES: usize = 4 * 1024;
+
 /// The guarded HTTP client (cheap to clone).
 #[derive(Clone)]
 pub struct Outbound {
     client: reqwest::Client,
+    /// Webhooks: POST, and no redirect is followed at all (a receiver that moved says so).
+    poster: reqwest::Client,
+    allow_private: bool,
 }
 
 impl Outbound {
@@ -81,7 +95,66 @@ impl Outbound {
             ))
             .build()
             .map_err(|e| crate::Error::Internal(format!("outbound client: {e}")))?;
-        Ok(Self { client })
+        let poster = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PublicOnly { allow_private }))
+            .redirect(redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(TOTAL_TIMEOUT)
+            .user_agent(concat!(
+                "Latchkey/",
+                env!("CARGO_PKG_VERSION"),
+                " (webhooks)"
+            ))
+            .build()
+            .map_err(|e| crate::Error::Internal(format!("outbound client: {e}")))?;
+        Ok(Self {
+            client,
+            poster,
+            allow_private,
+        })
+    }
+
+    /// Whether private and loopback addresses are allowed (development and tests).
+    pub fn allows_private(&self) -> bool {
+        self.allow_private
+    }
+
+    /// POSTs a JSON `body` with `headers` under the guards above, no redirect followed; reads
+    /// at most [`MAX_EXCERPT_BYTES`] of the answer.
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Posted, FetchError> {
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(FetchError::Refused(format!(
+                "{}: only http and https are sent to",
+                url.scheme()
+            )));
+        }
+        let mut request = self
+            .poster
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let mut response = request.body(body).send().await.map_err(why)?;
+        let status = response.status().as_u16();
+        let mut excerpt = Vec::new();
+        while excerpt.len() < MAX_EXCERPT_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
+                // The status is the answer; a body cut short does not change it.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        excerpt.truncate(MAX_EXCERPT_BYTES);
+        Ok(Posted {
+            status,
+            excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+        })
     }
 
     /// GETs `url` under the guards above.

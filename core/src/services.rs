@@ -53,6 +53,10 @@ pub struct Services {
     /// Requests to other sites (the origin doctor), guarded (see [`crate::outbound`]).
     outbound: Outbound,
     origin_checks: Arc<crate::tenants::doctor::CheckThrottle>,
+    /// Wakes the webhook worker (see [`crate::webhooks`]).
+    webhook_wake: Arc<tokio::sync::Notify>,
+    /// How long a failing webhook delivery is retried.
+    webhook_retry_period: chrono::Duration,
 }
 
 impl Services {
@@ -80,7 +84,54 @@ impl Services {
             metadata_roots: Arc::new(TrustRoots::fido()),
             outbound: Outbound::new(false)?,
             origin_checks: Arc::default(),
+            webhook_wake: Arc::default(),
+            webhook_retry_period: crate::webhooks::DEFAULT_RETRY_PERIOD,
         })
+    }
+
+    /// The same services, retrying a failing webhook delivery for `period`
+    /// (`LATCHKEY_WEBHOOK_RETRY_HOURS`).
+    pub fn with_webhook_retry_period(mut self, period: chrono::Duration) -> Self {
+        self.webhook_retry_period = period;
+        self
+    }
+
+    /// Webhook endpoints and their deliveries (see [`crate::webhooks`]).
+    pub fn webhooks(&self) -> crate::webhooks::Webhooks<'_> {
+        crate::webhooks::Webhooks {
+            db: &self.db,
+            writer: &self.writer,
+            clock: self.clock.as_ref(),
+            keys: &self.keys,
+            outbound: &self.outbound,
+            retry_period: self.webhook_retry_period,
+            notify: &self.webhook_wake,
+        }
+    }
+
+    /// One round of the webhook pipeline: seals pending audit events, fans the sealed ones out
+    /// to the endpoints that want them, and sends what is due. The server runs it every few
+    /// seconds; tests call it to move on.
+    pub async fn run_webhooks(&self) -> Result<crate::webhooks::deliver::Run> {
+        self.seal_audit().await?;
+        self.dispatch_webhooks().await?;
+        self.webhooks().deliver_due().await
+    }
+
+    /// Fans the events of new audit seals out to webhook deliveries (see
+    /// [`crate::webhooks::dispatch`]); answers how many it wrote, and wakes the worker if any.
+    pub async fn dispatch_webhooks(&self) -> Result<u64> {
+        let written =
+            crate::webhooks::dispatch::dispatch(&self.writer, self.clock.as_ref()).await?;
+        if written > 0 {
+            self.webhook_wake.notify_one();
+        }
+        Ok(written)
+    }
+
+    /// Resolves when something may be due for the webhook worker now.
+    pub async fn webhook_work_arrived(&self) {
+        self.webhook_wake.notified().await;
     }
 
     /// The same services, fetching from private and loopback addresses too

@@ -69,7 +69,10 @@ pub async fn count(conn: &DatabaseConnection, sql: &str) -> i64 {
 
 /// Every row of every table, as text (`(table, row)`): for asserting that no secret is stored.
 /// SQLite's own tables (`sqlite_stat1`, … written by `PRAGMA optimize` whenever a connection
-/// opens) are not Latchkey's state and are left out.
+/// opens) are not Latchkey's state and are left out, and so are the audit chain's links and
+/// seals and the webhook dispatcher's cursor: a running server's sealer writes them every few
+/// seconds, derived from `audit_events` (which is compared), whatever the request under test
+/// did.
 pub async fn all_rows_as_text(conn: &DatabaseConnection) -> Vec<(String, String)> {
     use sea_orm::{DbBackend, Statement};
     let backend = conn.get_database_backend();
@@ -93,6 +96,12 @@ pub async fn all_rows_as_text(conn: &DatabaseConnection) -> Vec<(String, String)
         let Ok(name) = table.try_get::<String>("", "name") else {
             continue;
         };
+        if matches!(
+            name.as_str(),
+            "audit_links" | "audit_seals" | "webhook_cursors"
+        ) {
+            continue;
+        }
         let sql = match backend {
             DbBackend::Postgres => format!("SELECT CAST(t AS TEXT) AS row FROM \"{name}\" t"),
             _ => format!("SELECT * FROM \"{name}\""),

@@ -51,6 +51,7 @@ const EXPECTED: &[(Permission, bool, bool, bool, bool)] = &[
     (ReadCredentialHealth, true, true, true, false),
     (DismissHealthFlags, true, true, true, false),
     (CheckOrigins, true, true, false, false),
+    (ManageWebhooks, true, true, false, false),
 ];
 
 struct Fixture {

@@ -22,6 +22,7 @@ mod m20261204_000013_authenticator_policy;
 mod m20261205_000014_fido_metadata;
 mod m20261205_000015_devices;
 mod m20261206_000016_audit_chain;
+mod m20261206_000017_webhooks;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_fido_metadata::Migration),
             Box::new(m20261205_000015_devices::Migration),
             Box::new(m20261206_000016_audit_chain::Migration),
+            Box::new(m20261206_000017_webhooks::Migration),
         ]
     }
 }

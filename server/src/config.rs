@@ -336,8 +336,20 @@ pub struct Config {
     )]
     pub shutdown_delay_seconds: u32,
 
-    /// Let the origin doctor fetch from private, loopback and link-local addresses (a tenant's
-    /// site on the local network, development, tests). Off: such addresses are refused at
+    /// Hours a failing webhook delivery is retried (exponential backoff with jitter) before it
+    /// is marked failed.
+    #[arg(
+        long,
+        env = "LATCHKEY_WEBHOOK_RETRY_HOURS",
+        default_value_t = 72,
+        value_parser = clap::value_parser!(u32).range(1..=720),
+        global = true
+    )]
+    pub webhook_retry_hours: u32,
+
+    /// Let the origin doctor fetch from, and webhooks deliver to, private, loopback and
+    /// link-local addresses (a tenant's site on the local network, development, tests; webhook
+    /// URLs may then also be plain `http://localhost`). Off: such addresses are refused at
     /// connection time, so a tenant's configuration cannot make the instance probe its own
     /// network.
     #[arg(
@@ -369,6 +381,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "LATCHKEY_STEP_UP_SECONDS",
     "LATCHKEY_SHUTDOWN_DELAY_SECONDS",
     "LATCHKEY_OUTBOUND_ALLOW_PRIVATE",
+    "LATCHKEY_WEBHOOK_RETRY_HOURS",
 ];
 
 pub fn unknown_env_vars() -> Vec<String> {

@@ -87,13 +87,19 @@ fn spawn_housekeeping(services: Services) -> JoinHandle<()> {
                 Ok(n) => tracing::debug!(tokens = n, "expired tokens deleted"),
                 Err(err) => tracing::warn!(error = %err, "deleting expired tokens failed"),
             }
+            match services.webhooks().purge_finished().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deliveries = n, "old webhook deliveries deleted"),
+                Err(err) => tracing::warn!(error = %err, "deleting old webhook deliveries failed"),
+            }
         }
     })
 }
 
-/// How often the audit events recorded meanwhile are sealed into their chains: with the
-/// sealer's settle time, the bound on how long an event stays unsealed (`docs/audit.md`).
-const AUDIT_SEAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the audit events recorded meanwhile are sealed into their chains (and then fanned
+/// out to webhooks): with the sealer's settle time, the bound on how long an event stays
+/// unsealed (`docs/audit.md`), and most of a webhook's delay.
+const AUDIT_SEAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn spawn_audit_sealer(services: Services) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -102,6 +108,30 @@ fn spawn_audit_sealer(services: Services) -> JoinHandle<()> {
         loop {
             tick.tick().await;
             seal_audit(&services).await;
+            if let Err(err) = services.dispatch_webhooks().await {
+                tracing::warn!(error = %err, "fanning out webhook events failed");
+            }
+        }
+    })
+}
+
+/// How often the webhook worker looks for retries that came due (it is woken at once for new
+/// deliveries).
+const WEBHOOK_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn spawn_webhook_worker(services: Services) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match services.webhooks().deliver_due().await {
+                // A full run may have left more due: go on at once.
+                Ok(run) if run.delivered + run.failed_attempts > 0 => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "delivering webhooks failed"),
+            }
+            tokio::select! {
+                () = services.webhook_work_arrived() => {}
+                () = tokio::time::sleep(WEBHOOK_POLL_INTERVAL) => {}
+            }
         }
     })
 }
@@ -207,7 +237,10 @@ pub async fn start(
         .with_limits(config.abuse_limits())
         .with_sqlite_durability(config.sqlite_synchronous)
         .with_step_up_window(config.step_up_window())
-        .with_private_outbound(config.outbound_allow_private)?;
+        .with_private_outbound(config.outbound_allow_private)?
+        .with_webhook_retry_period(chrono::Duration::hours(i64::from(
+            config.webhook_retry_hours,
+        )));
     let state = AppState {
         leptos_options: leptos_options(config, &site_root),
         services: services.clone(),
@@ -263,6 +296,7 @@ pub async fn start(
     let statistics = services.spawn_statistics_refresh();
     let refusals = spawn_refusal_flush(services.clone());
     let sealer = spawn_audit_sealer(services.clone());
+    let webhook_worker = spawn_webhook_worker(services.clone());
     let config_listener = services.spawn_config_listener();
     let task = tokio::spawn(async move {
         let signal = async move {
@@ -297,6 +331,7 @@ pub async fn start(
         statistics.abort();
         refusals.abort();
         sealer.abort();
+        webhook_worker.abort();
         if let Some(listener) = config_listener {
             listener.abort();
         }

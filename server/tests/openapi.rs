@@ -12,7 +12,7 @@ use latchkey_core::testing::TestBackend;
 use serde_json::Value;
 
 /// The spec's routes (Server API, Client API).
-const SPEC_ROUTES: [(&str, &str); 16] = [
+const SPEC_ROUTES: [(&str, &str); 25] = [
     ("post", "/api/v1/users/{user_id}/enrollment-tokens"),
     // Issue 21: the authenticator policy and the credential health queue.
     ("get", "/api/v1/authenticator-policy"),
@@ -31,6 +31,19 @@ const SPEC_ROUTES: [(&str, &str); 16] = [
     // Issue 22: related origins and the origin doctor.
     ("get", "/api/v1/well-known/webauthn"),
     ("post", "/api/v1/origin-check"),
+    // Issue 23: webhook endpoints, their delivery log, redelivery and test events.
+    ("get", "/api/v1/webhooks"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{endpoint_id}"),
+    ("patch", "/api/v1/webhooks/{endpoint_id}"),
+    ("delete", "/api/v1/webhooks/{endpoint_id}"),
+    ("post", "/api/v1/webhooks/{endpoint_id}/rotate-secret"),
+    ("post", "/api/v1/webhooks/{endpoint_id}/test"),
+    ("get", "/api/v1/webhooks/{endpoint_id}/deliveries"),
+    (
+        "post",
+        "/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    ),
     ("post", "/api/client/v1/registration/options"),
     ("post", "/api/client/v1/registration/verify"),
     (

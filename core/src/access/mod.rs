@@ -188,6 +188,9 @@ pub enum Permission {
     /// Run the origin doctor (it makes requests to the tenant's sites) and read the
     /// `/.well-known/webauthn` document.
     CheckOrigins,
+    /// Webhook endpoints: create, change, rotate their secrets, read their deliveries,
+    /// redeliver.
+    ManageWebhooks,
 }
 
 impl Permission {
@@ -203,10 +206,11 @@ impl Permission {
                 | Self::DryRunPolicy
                 | Self::ReadCredentialHealth
                 | Self::CheckOrigins
+                | Self::ManageWebhooks
         )
     }
 
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Self::ViewTenant,
         Self::ReadUsers,
         Self::ReadDashboard,
@@ -224,6 +228,7 @@ impl Permission {
         Self::ReadCredentialHealth,
         Self::DismissHealthFlags,
         Self::CheckOrigins,
+        Self::ManageWebhooks,
     ];
 }
 

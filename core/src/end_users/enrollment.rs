@@ -159,7 +159,7 @@ impl EndUsers<'_> {
         let now = self.clock.now();
         let expires_at = now + Duration::seconds(ttl);
         let txn = crate::db::begin_write(self.writer).await?;
-        let user = upsert_user(
+        let (user, user_created) = upsert_user(
             &txn,
             self.clock,
             tenant_id,
@@ -200,6 +200,7 @@ impl EndUsers<'_> {
                     "scopes": scopes,
                     "expires_at": expires_at,
                     "has_authenticators": has_authenticators,
+                    "user_created": user_created,
                 }))
                 .meta(meta),
         )
@@ -336,8 +337,9 @@ impl EndUsers<'_> {
     }
 }
 
-/// Finds the user or creates it; a concurrent creation of the same user is absorbed by the
-/// unique (tenant, user ID) index.
+/// Finds the user or creates it (and says whether it did: `user.created`); a concurrent
+/// creation of the same user is absorbed by the unique (tenant, user ID) index, and only the
+/// creation that inserted says so.
 async fn upsert_user(
     conn: &impl ConnectionTrait,
     clock: &dyn Clock,
@@ -345,13 +347,14 @@ async fn upsert_user(
     external_id: &str,
     username: Option<String>,
     display_name: Option<String>,
-) -> Result<end_user::Model> {
+) -> Result<(end_user::Model, bool)> {
     let now = clock.now();
+    let mut created = false;
     if let Some(existing) = find_user(conn, tenant_id, external_id).await? {
         let changed = (username.is_some() && username != existing.username)
             || (display_name.is_some() && display_name != existing.display_name);
         if !changed {
-            return Ok(existing);
+            return Ok((existing, false));
         }
         let username = username.or(existing.username);
         let display_name = display_name.or(existing.display_name);
@@ -367,7 +370,7 @@ async fn upsert_user(
             .exec(conn)
             .await?;
     } else {
-        end_user::Entity::insert(end_user::ActiveModel {
+        let inserted = end_user::Entity::insert(end_user::ActiveModel {
             id: Set(Uuid::new_v4()),
             tenant_id: Set(tenant_id),
             external_id: Set(external_id.to_owned()),
@@ -381,10 +384,12 @@ async fn upsert_user(
         .on_conflict_do_nothing_on([end_user::Column::TenantId, end_user::Column::ExternalId])
         .exec_without_returning(conn)
         .await?;
+        created = matches!(inserted, sea_orm::TryInsertResult::Inserted(1));
     }
-    find_user(conn, tenant_id, external_id)
+    let user = find_user(conn, tenant_id, external_id)
         .await?
-        .ok_or_else(|| Error::Internal("user vanished while being enrolled".into()))
+        .ok_or_else(|| Error::Internal("user vanished while being enrolled".into()))?;
+    Ok((user, created))
 }
 
 /// When the scope rule is checked while looking at a presented token.

@@ -23,3 +23,7 @@ pub mod session;
 pub mod tenant;
 pub mod tenant_member;
 pub mod validation_token;
+pub mod webhook_attempt;
+pub mod webhook_cursor;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

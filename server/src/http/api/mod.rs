@@ -11,6 +11,7 @@ mod policy_api;
 pub mod rate_limit;
 mod reference;
 mod server_api;
+mod webhooks_api;
 
 use std::sync::Arc;
 
@@ -158,6 +159,7 @@ where
         .merge(server_api::router())
         .merge(policy_api::router())
         .merge(origins_api::router())
+        .merge(webhooks_api::router())
         .merge(client_api::router())
 }
 

@@ -1,0 +1,362 @@
+//! The delivery worker: claims due deliveries with a lease, signs and POSTs them, records each
+//! attempt, and schedules the next with exponential backoff and jitter until the retry period
+//! ends. Deliveries about one user go out in order: one waits while an earlier one for the same
+//! endpoint and user is still pending. An endpoint whose every delivery has failed for
+//! [`DISABLE_AFTER`] is disabled, with the reason for its owners.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, Query},
+};
+use uuid::Uuid;
+
+use super::{Webhooks, sealed_secret, signing};
+use crate::{
+    Result,
+    audit::{self, Actor, AuditEntry},
+    entities::{webhook_attempt, webhook_delivery, webhook_endpoint},
+    outbound::{FetchError, Posted},
+};
+
+/// How long a claimed delivery is an instance's alone: well past the request's timeout.
+pub const LEASE: Duration = Duration::seconds(60);
+/// An endpoint whose deliveries have all failed for this long is disabled.
+pub const DISABLE_AFTER: Duration = Duration::days(5);
+/// Deliveries claimed (and sent concurrently) per run.
+const CLAIM: u64 = 16;
+const FIRST_RETRY: Duration = Duration::seconds(5);
+const LONGEST_RETRY: Duration = Duration::hours(1);
+const EXCERPT_CHARS: usize = 1024;
+
+/// The wait before attempt `n + 1` after `n` failures: 5 s doubling up to an hour, with ±20 %
+/// jitter so that a recovering receiver is not hit by every retry at once.
+pub fn backoff(failures: i32) -> Duration {
+    let exponent = failures.clamp(1, 20) - 1;
+    let base = (FIRST_RETRY * 2i32.pow(exponent as u32)).min(LONGEST_RETRY);
+    let mut byte = [0u8; 1];
+    let jitter = if getrandom::fill(&mut byte).is_ok() {
+        f64::from(byte[0]) / 255.0 * 0.4 - 0.2
+    } else {
+        0.0
+    };
+    let millis = base.num_milliseconds() as f64 * (1.0 + jitter);
+    Duration::milliseconds(millis as i64)
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Run {
+    pub delivered: u64,
+    pub failed_attempts: u64,
+}
+
+impl Webhooks<'_> {
+    /// Sends what is due now, once; answers what happened.
+    pub async fn deliver_due(&self) -> Result<Run> {
+        let now = self.clock.now();
+        let candidates = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::Status.eq("pending"))
+            .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(webhook_delivery::Column::LeaseUntil.is_null())
+                    .add(webhook_delivery::Column::LeaseUntil.lt(now)),
+            )
+            // Neither a disabled endpoint's deliveries nor those waiting behind an earlier one
+            // about the same user: in SQL, so that they never crowd out what can go now.
+            .filter(
+                webhook_delivery::Column::EndpointId.in_subquery(
+                    Query::select()
+                        .column(webhook_endpoint::Column::Id)
+                        .from(webhook_endpoint::Entity)
+                        .and_where(webhook_endpoint::Column::Enabled.eq(true))
+                        .to_owned(),
+                ),
+            )
+            .filter(Expr::cust(
+                "NOT EXISTS (SELECT 1 FROM webhook_deliveries earlier \
+                 WHERE earlier.endpoint_id = webhook_deliveries.endpoint_id \
+                 AND earlier.ordering_key = webhook_deliveries.ordering_key \
+                 AND earlier.status = 'pending' AND earlier.seq < webhook_deliveries.seq)",
+            ))
+            .order_by_asc(webhook_delivery::Column::NextAttemptAt)
+            .order_by_asc(webhook_delivery::Column::Seq)
+            .limit(CLAIM * 4)
+            .all(self.writer)
+            .await?;
+        if candidates.is_empty() {
+            return Ok(Run::default());
+        }
+        let endpoints: HashMap<Uuid, webhook_endpoint::Model> = webhook_endpoint::Entity::find()
+            .filter(webhook_endpoint::Column::Id.is_in(candidates.iter().map(|c| c.endpoint_id)))
+            .all(self.writer)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let key = self.key().await?;
+        let mut claimed = Vec::new();
+        let mut lines: HashSet<(Uuid, String)> = HashSet::new();
+        for c in candidates {
+            if claimed.len() as u64 >= CLAIM {
+                break;
+            }
+            let Some(endpoint) = endpoints.get(&c.endpoint_id).filter(|e| e.enabled) else {
+                continue;
+            };
+            if let Some(user) = &c.ordering_key
+                && !lines.insert((c.endpoint_id, user.clone()))
+            {
+                // One delivery per endpoint and user at a time, the earliest first.
+                continue;
+            }
+            let token = Uuid::new_v4();
+            let taken = webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::LeaseUntil,
+                    Expr::value(now + LEASE),
+                )
+                .col_expr(webhook_delivery::Column::LeaseToken, Expr::value(token))
+                .filter(webhook_delivery::Column::Id.eq(c.id))
+                .filter(webhook_delivery::Column::Status.eq("pending"))
+                .filter(
+                    Condition::any()
+                        .add(webhook_delivery::Column::LeaseUntil.is_null())
+                        .add(webhook_delivery::Column::LeaseUntil.lt(now)),
+                )
+                .exec(self.writer)
+                .await?;
+            if taken.rows_affected == 1 {
+                claimed.push((c, token, endpoint.clone()));
+            }
+        }
+        let sends = claimed.into_iter().map(|(delivery, token, endpoint)| {
+            let key = &key;
+            async move {
+                let sent = self.send(key, &endpoint, &delivery).await;
+                (delivery, token, endpoint, sent)
+            }
+        });
+        let mut run = Run::default();
+        for (delivery, token, endpoint, sent) in futures_util::future::join_all(sends).await {
+            let ok = sent
+                .0
+                .as_ref()
+                .is_ok_and(|p| (200..300).contains(&p.status));
+            if ok {
+                run.delivered += 1;
+            } else {
+                run.failed_attempts += 1;
+            }
+            self.record(&delivery, token, &endpoint, sent).await?;
+        }
+        Ok(run)
+    }
+
+    /// One signed POST; the latency in milliseconds beside it.
+    async fn send(
+        &self,
+        key: &[u8; 32],
+        endpoint: &webhook_endpoint::Model,
+        d: &webhook_delivery::Model,
+    ) -> (std::result::Result<Posted, FetchError>, i32) {
+        let now = self.clock.now();
+        let msg_id = format!("evt_{}", d.event_id.simple());
+        let timestamp = now.timestamp();
+        let mut secrets = vec![endpoint.secret.as_str()];
+        if let (Some(previous), Some(until)) = (&endpoint.previous_secret, endpoint.previous_until)
+            && until > now
+        {
+            secrets.push(previous);
+        }
+        let signatures: Vec<String> = secrets
+            .into_iter()
+            .filter_map(|s| sealed_secret::open(key, endpoint.tenant_id, endpoint.id, s).ok())
+            .filter_map(|s| signing::sign(&s, &msg_id, timestamp, d.payload.as_bytes()))
+            .collect();
+        if signatures.is_empty() {
+            tracing::error!(endpoint = %endpoint.id, "webhook secret does not open");
+            return (
+                Err(FetchError::Refused(
+                    "the endpoint's secret could not be read".into(),
+                )),
+                0,
+            );
+        }
+        let Ok(url) = reqwest::Url::parse(&endpoint.url) else {
+            return (Err(FetchError::Refused("not a URL".into())), 0);
+        };
+        let started = std::time::Instant::now();
+        let posted = self
+            .outbound
+            .post_json(
+                &url,
+                &[
+                    ("webhook-id", msg_id),
+                    ("webhook-timestamp", timestamp.to_string()),
+                    ("webhook-signature", signatures.join(" ")),
+                ],
+                d.payload.clone().into_bytes(),
+            )
+            .await;
+        let latency = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        (posted, latency)
+    }
+
+    /// Records an attempt, and what comes next, if the lease is still this run's.
+    async fn record(
+        &self,
+        d: &webhook_delivery::Model,
+        token: Uuid,
+        endpoint: &webhook_endpoint::Model,
+        (sent, latency_ms): (std::result::Result<Posted, FetchError>, i32),
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let (status_code, excerpt, error) = match &sent {
+            Ok(p) => (
+                Some(i32::from(p.status)),
+                Some(p.excerpt.chars().take(EXCERPT_CHARS).collect::<String>()),
+                (!(200..300).contains(&p.status)).then(|| format!("HTTP {}", p.status)),
+            ),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        let ok = error.is_none();
+        let attempts = d.attempts.saturating_add(1);
+        let give_up = !ok && now - d.created_at >= self.retry_period;
+        let txn = crate::db::begin_write(self.writer).await?;
+        let mut update = webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
+            .col_expr(
+                webhook_delivery::Column::LeaseUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .col_expr(
+                webhook_delivery::Column::LeaseToken,
+                Expr::value(None::<Uuid>),
+            )
+            .col_expr(
+                webhook_delivery::Column::LastStatus,
+                Expr::value(status_code),
+            )
+            .col_expr(
+                webhook_delivery::Column::LastError,
+                Expr::value(error.clone()),
+            );
+        update = if ok || give_up {
+            update
+                .col_expr(
+                    webhook_delivery::Column::Status,
+                    Expr::value(if ok { "delivered" } else { "failed" }),
+                )
+                .col_expr(webhook_delivery::Column::FinishedAt, Expr::value(now))
+        } else {
+            update.col_expr(
+                webhook_delivery::Column::NextAttemptAt,
+                Expr::value(now + backoff(attempts)),
+            )
+        };
+        let mine = update
+            .filter(webhook_delivery::Column::Id.eq(d.id))
+            .filter(webhook_delivery::Column::LeaseToken.eq(token))
+            .exec(&txn)
+            .await?;
+        if mine.rows_affected != 1 {
+            // The lease ran out and another instance took the delivery over: its record counts.
+            txn.rollback().await?;
+            return Ok(());
+        }
+        webhook_attempt::Entity::insert(webhook_attempt::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(d.tenant_id),
+            endpoint_id: Set(d.endpoint_id),
+            delivery_id: Set(d.id),
+            attempted_at: Set(now),
+            status_code: Set(status_code),
+            latency_ms: Set(latency_ms),
+            response_excerpt: Set(excerpt),
+            error: Set(error.clone()),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        if ok {
+            webhook_endpoint::Entity::update_many()
+                .col_expr(
+                    webhook_endpoint::Column::FailingSince,
+                    Expr::value(None::<DateTime<Utc>>),
+                )
+                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+                .filter(webhook_endpoint::Column::FailingSince.is_not_null())
+                .exec(&txn)
+                .await?;
+        } else {
+            webhook_endpoint::Entity::update_many()
+                .col_expr(webhook_endpoint::Column::FailingSince, Expr::value(now))
+                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+                .filter(webhook_endpoint::Column::FailingSince.is_null())
+                .exec(&txn)
+                .await?;
+            let reason = format!(
+                "Disabled by Latchkey: every delivery failed for {} days (the last: {}).",
+                DISABLE_AFTER.num_days(),
+                error.as_deref().unwrap_or("an error")
+            );
+            let disabled = webhook_endpoint::Entity::update_many()
+                .col_expr(webhook_endpoint::Column::Enabled, Expr::value(false))
+                .col_expr(
+                    webhook_endpoint::Column::DisabledReason,
+                    Expr::value(reason.clone()),
+                )
+                .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
+                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+                .filter(webhook_endpoint::Column::Enabled.eq(true))
+                .filter(webhook_endpoint::Column::FailingSince.lte(now - DISABLE_AFTER))
+                .exec(&txn)
+                .await?;
+            if disabled.rows_affected == 1 {
+                audit::record_in(
+                    &txn,
+                    self.clock,
+                    AuditEntry::new(Actor::System, "webhook.endpoint_disabled")
+                        .tenant(endpoint.tenant_id)
+                        .target("webhook_endpoint", endpoint.id.to_string())
+                        .details(serde_json::json!({ "url": endpoint.url, "reason": reason })),
+                )
+                .await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// Finished deliveries (and their attempts) are kept this long for the delivery log.
+pub const KEEP_FINISHED: Duration = Duration::days(30);
+
+impl Webhooks<'_> {
+    /// Housekeeping: forgets deliveries finished more than [`KEEP_FINISHED`] ago, with their
+    /// attempts. Returns how many.
+    pub async fn purge_finished(&self) -> Result<u64> {
+        let cutoff = self.clock.now() - KEEP_FINISHED;
+        let old = Query::select()
+            .column(webhook_delivery::Column::Id)
+            .from(webhook_delivery::Entity)
+            .and_where(webhook_delivery::Column::Status.ne("pending"))
+            .and_where(webhook_delivery::Column::FinishedAt.lt(cutoff))
+            .to_owned();
+        let txn = crate::db::begin_write(self.writer).await?;
+        webhook_attempt::Entity::delete_many()
+            .filter(webhook_attempt::Column::DeliveryId.in_subquery(old.clone()))
+            .exec(&txn)
+            .await?;
+        let deleted = webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::Id.in_subquery(old))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(deleted.rows_affected)
+    }
+}
