@@ -34,7 +34,7 @@ use crate::{
         AffectedUsersPage, ApiKeysPage, AuditPage, DashboardPage, EnrollPage, EnrollmentTokensPage,
         HealthPage, HomePage, LoginPage, MembersPage, MetadataPage, NewTenantPage, NotFound,
         OperatorsPage, PasskeysPage, SecurityPage, TenantAuditPage, TenantsPage, UserPage,
-        UsersPage,
+        UsersPage, WebhooksPage,
     },
 };
 
@@ -102,6 +102,10 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("api-keys"))
                         view=ApiKeysPage
+                    />
+                    <Route
+                        path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("webhooks"))
+                        view=WebhooksPage
                     />
                     <Route
                         path=(StaticSegment("tenants"), ParamSegment("id"), StaticSegment("enrollment-tokens"))

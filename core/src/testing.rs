@@ -12,6 +12,7 @@ pub mod seed;
 pub mod shop;
 pub mod soft_passkey;
 pub mod verification;
+pub mod webhook_receiver;
 
 use std::{sync::Arc, time::Duration};
 

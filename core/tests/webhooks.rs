@@ -7,13 +7,7 @@
 //! old one for its overlap; and bad endpoints are refused with nothing written.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
-use std::{
-    collections::HashMap,
-    io::BufRead,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{Duration, Utc};
 use latchkey_core::{
@@ -21,10 +15,12 @@ use latchkey_core::{
     access::{OperatorIdentity, TenantAccess},
     audit::RequestMeta,
     both_backends,
-    testing::{TestBackend, TestDb, insert_operator, shop, soft_passkey::SoftPasskeys},
+    testing::{
+        TestBackend, TestDb, insert_operator, shop, soft_passkey::SoftPasskeys,
+        webhook_receiver::Receiver,
+    },
     webhooks::{NewEndpoint, deliver::LEASE},
 };
-use serde_json::Value;
 use uuid::Uuid;
 
 both_backends!(
@@ -33,73 +29,6 @@ both_backends!(
     two_instances_never_send_one_delivery_twice,
     bad_endpoints_are_refused_and_change_nothing,
 );
-
-/// The receiver: a Python process, killed when dropped.
-struct Receiver {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Receiver {
-    fn start(secret: &str, fail_first: u32, delay_seconds: f64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("received.jsonl");
-        let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/.venv/bin/python3");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook_receiver.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .env("WEBHOOK_SECRET", secret)
-            .env("FAIL_FIRST", fail_first.to_string())
-            .env("DELAY_SECONDS", delay_seconds.to_string())
-            .env("LOG", &log)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the receiver starts (bash scripts/setup.sh test installs its venv)");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        Self {
-            port: line.trim().parse().unwrap(),
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    /// The accepted (200) requests.
-    fn accepted(&self) -> Vec<Value> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r["status"] == 200)
-            .collect()
-    }
-
-    fn use_secret(&self, secret: &str) {
-        std::fs::write(self.log.with_extension("jsonl.secret"), secret).unwrap();
-    }
-}
 
 struct Fixture {
     db: TestDb,
@@ -187,8 +116,7 @@ async fn a_scripted_run_arrives_once_in_order_despite_failures(backend: TestBack
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let secret_receiver_placeholder = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-    let receiver = Receiver::start(secret_receiver_placeholder, 2, 0.0);
+    let receiver = Receiver::start(2, 0.0);
     let (endpoint, secret) = f.endpoint(&receiver.url(), &ALL).await;
     receiver.use_secret(&secret);
     let access = f.access().await;
@@ -372,7 +300,7 @@ async fn a_dead_instances_claims_wait_for_their_lease_and_a_restart_delivers(bac
         return;
     };
     // Slow to answer: the first instance dies (its future dropped) mid-send.
-    let receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 0, 1.5);
+    let receiver = Receiver::start(0, 1.5);
     let (_, secret) = f.endpoint(&receiver.url(), &["user.created"]).await;
     receiver.use_secret(&secret);
     let access = f.access().await;
@@ -412,11 +340,7 @@ async fn two_instances_never_send_one_delivery_twice(backend: TestBackend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let receiver = Receiver::start(
-        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        0,
-        0.05,
-    );
+    let receiver = Receiver::start(0, 0.05);
     let (_, secret) = f
         .endpoint(&receiver.url(), &["enrollment_token.issued"])
         .await;

@@ -15,6 +15,7 @@ mod machine_rates;
 mod phase;
 mod report;
 mod server;
+mod sink;
 mod stats;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -150,6 +151,11 @@ struct Load {
     /// turn, as through a round-robin load balancer.
     #[arg(long, default_value_t = 1)]
     instances: usize,
+    /// Give each tenant a webhook endpoint for these events (comma-separated, e.g.
+    /// `user.signed_in`), delivered to a sink in this program that answers 200: what the
+    /// deliveries cost the server.
+    #[arg(long, value_delimiter = ',')]
+    webhook_events: Vec<String>,
 }
 
 impl Load {
@@ -209,9 +215,24 @@ async fn run_on(
     eprintln!("loadgen: {}: seeding {} tenants", db.label, load.tenants);
     let tenants = server::seed_tenants(bin, db, load.tenants)?;
     let logs = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sink = if load.webhook_events.is_empty() {
+        None
+    } else {
+        Some(sink::start().await?)
+    };
+    // The sink is on 127.0.0.1: the servers may deliver there only when allowed.
+    let env: &[(&str, &str)] = if sink.is_some() {
+        &[("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "true")]
+    } else {
+        &[]
+    };
     let mut servers = Vec::new();
     for instance in 0..load.instances {
-        servers.push(Server::start(bin, db, logs.path(), instance, load.instances).await?);
+        servers.push(Server::start(bin, db, logs.path(), instance, load.instances, env).await?);
+    }
+    if let (Some(sink), Some(server)) = (&sink, servers.first()) {
+        sink.subscribe(&server.base_url, &tenants, &load.webhook_events)
+            .await?;
     }
     let label = match load.instances {
         1 => db.label.clone(),
@@ -224,7 +245,14 @@ async fn run_on(
         tenants,
         db: Some(db),
     };
-    measure_child(load, subject, servers, logs, crypto).await
+    let result = measure_child(load, subject, servers, logs, crypto).await;
+    if let Some(sink) = sink {
+        eprintln!(
+            "loadgen: the webhook sink received {} deliveries",
+            sink.received()
+        );
+    }
+    result
 }
 
 /// The reference peer from a copy of its folder where `npm ci` has run (see `--peer`).

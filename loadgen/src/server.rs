@@ -271,6 +271,7 @@ impl Server {
         log_dir: &Path,
         instance: usize,
         instances: usize,
+        env: &[(&str, &str)],
     ) -> Result<Self, String> {
         let port = free_port()?;
         let mut command = tokio::process::Command::new(bin);
@@ -282,7 +283,8 @@ impl Server {
             // rate no run reaches.
             .env("LATCHKEY_CLIENT_RATE_LIMIT", "0")
             .env("LATCHKEY_SOURCE_RATE_LIMIT", "0")
-            .env("LATCHKEY_INSTANCES", instances.to_string());
+            .env("LATCHKEY_INSTANCES", instances.to_string())
+            .envs(env.iter().copied());
         if let Some(sync) = &db.synchronous {
             command.env("LATCHKEY_SQLITE_SYNCHRONOUS", sync);
         }

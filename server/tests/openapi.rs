@@ -82,6 +82,21 @@ async fn the_document_is_valid_and_matches_the_router() {
         serde_json::to_value(latchkey_server::http::api::document()).unwrap()
     );
     assert_eq!(doc["openapi"], "3.1.0");
+    // The webhooks section names every event type Latchkey sends, and only those.
+    let mut sent: Vec<&str> = latchkey_core::webhooks::EventType::SUBSCRIBABLE
+        .iter()
+        .map(|e| e.as_str())
+        .chain([latchkey_core::webhooks::EventType::WebhookTest.as_str()])
+        .collect();
+    sent.sort_unstable();
+    let mut documented_events: Vec<&str> = doc["webhooks"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented_events.sort_unstable();
+    assert_eq!(documented_events, sent);
     assert!(doc["info"]["title"].as_str().is_some());
 
     let mut documented = BTreeSet::new();

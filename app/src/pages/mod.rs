@@ -19,6 +19,6 @@ pub use operators::OperatorsPage;
 pub use security::SecurityPage;
 pub use tenant::{
     AffectedUsersPage, ApiKeysPage, DashboardPage, EnrollmentTokensPage, HealthPage, MembersPage,
-    PasskeysPage, UserPage, UsersPage,
+    PasskeysPage, UserPage, UsersPage, WebhooksPage,
 };
 pub use tenants::{NewTenantPage, TenantsPage};

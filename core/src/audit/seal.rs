@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, SubsecRound};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Query,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Query,
 };
 
 use super::{
@@ -65,20 +65,21 @@ pub async fn seal_pending(db: &DatabaseConnection, clock: &dyn Clock) -> Result<
     }
 }
 
-/// One run: at most [`BATCH`] events. Says whether it took every pending event.
-async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option<(Sealed, bool)>> {
-    let txn = crate::db::begin_write(db).await?;
-    crate::db::lock_named(&txn, "audit-seal").await?;
+/// The newest seal and up to `limit` events it has not linked yet, oldest first.
+async fn pending(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<(Option<audit_seal::Model>, Vec<audit_event::Model>)> {
     let latest = audit_seal::Entity::find()
         .order_by_desc(audit_seal::Column::Id)
-        .one(&txn)
+        .one(conn)
         .await?;
     let floor = latest.as_ref().map_or(DateTime::UNIX_EPOCH, |s| s.floor);
     let newest_linked: Option<i64> = audit_link::Entity::find()
         .select_only()
         .column_as(audit_link::Column::EventId.max(), "max")
         .into_tuple::<Option<i64>>()
-        .one(&txn)
+        .one(conn)
         .await?
         .flatten();
     let low = newest_linked.map_or(i64::MIN, |n| n.saturating_sub(LOOKBACK_IDS));
@@ -95,9 +96,23 @@ async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option
             ),
         )
         .order_by_asc(audit_event::Column::Id)
-        .limit(BATCH)
-        .all(&txn)
+        .limit(limit)
+        .all(conn)
         .await?;
+    Ok((latest, pending))
+}
+
+/// One run: at most [`BATCH`] events. Says whether it took every pending event.
+async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option<(Sealed, bool)>> {
+    // Looked for before taking the write lock: most runs of an idle instance find nothing, and
+    // SQLite's one writer is the hot path's.
+    if pending(db, 1).await?.1.is_empty() {
+        return Ok(None);
+    }
+    let txn = crate::db::begin_write(db).await?;
+    crate::db::lock_named(&txn, "audit-seal").await?;
+    let (latest, pending) = pending(&txn, BATCH).await?;
+    let floor = latest.as_ref().map_or(DateTime::UNIX_EPOCH, |s| s.floor);
     if pending.is_empty() {
         return Ok(None);
     }

@@ -86,14 +86,14 @@ impl Webhooks<'_> {
             .order_by_asc(webhook_delivery::Column::NextAttemptAt)
             .order_by_asc(webhook_delivery::Column::Seq)
             .limit(CLAIM * 4)
-            .all(self.writer)
+            .all(self.db)
             .await?;
         if candidates.is_empty() {
             return Ok(Run::default());
         }
         let endpoints: HashMap<Uuid, webhook_endpoint::Model> = webhook_endpoint::Entity::find()
             .filter(webhook_endpoint::Column::Id.is_in(candidates.iter().map(|c| c.endpoint_id)))
-            .all(self.writer)
+            .all(self.db)
             .await?
             .into_iter()
             .map(|e| (e.id, e))

@@ -40,6 +40,21 @@ pub async fn dispatch(writer: &DatabaseConnection, clock: &dyn Clock) -> Result<
 }
 
 async fn dispatch_batch(writer: &DatabaseConnection, clock: &dyn Clock) -> Result<(u64, bool)> {
+    // Looked at before taking the write lock: most runs find no new seal.
+    let read = webhook_cursor::Entity::find_by_id(CURSOR)
+        .one(writer)
+        .await?
+        .map_or(0, |c| c.seal_id);
+    let newest = audit_seal::Entity::find()
+        .select_only()
+        .column_as(audit_seal::Column::Id.max(), "max")
+        .into_tuple::<Option<i64>>()
+        .one(writer)
+        .await?
+        .flatten();
+    if newest.is_none_or(|n| n <= read) {
+        return Ok((0, false));
+    }
     let txn = crate::db::begin_write(writer).await?;
     crate::db::lock_named(&txn, "webhook-dispatch").await?;
     let cursor = webhook_cursor::Entity::find_by_id(CURSOR)

@@ -10,6 +10,7 @@ mod members;
 mod passkeys;
 mod policy;
 mod users;
+mod webhooks;
 
 pub use api_keys::*;
 pub use dashboard::*;
@@ -19,6 +20,7 @@ pub use members::*;
 pub use passkeys::*;
 pub use policy::*;
 pub use users::*;
+pub use webhooks::*;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

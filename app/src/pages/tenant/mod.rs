@@ -8,6 +8,7 @@ mod members;
 mod passkeys;
 mod policy;
 mod users;
+mod webhooks;
 
 pub use api_keys::ApiKeysPage;
 pub use dashboard::DashboardPage;
@@ -17,6 +18,7 @@ pub use members::MembersPage;
 pub use passkeys::PasskeysPage;
 pub use policy::AffectedUsersPage;
 pub use users::{UserPage, UsersPage};
+pub use webhooks::WebhooksPage;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -53,13 +55,14 @@ where
 }
 
 /// The tabs of a tenant's pages: (label, path under `/tenants/{id}/`).
-const TENANT_TABS: [(&str, &str); 8] = [
+const TENANT_TABS: [(&str, &str); 9] = [
     ("Dashboard", "dashboard"),
     ("Users", "users"),
     ("Health", "health"),
     ("Passkeys", "passkeys"),
     ("API keys", "api-keys"),
     ("Enrollment tokens", "enrollment-tokens"),
+    ("Webhooks", "webhooks"),
     ("Members", "members"),
     ("Audit log", "audit"),
 ];

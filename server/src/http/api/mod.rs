@@ -11,6 +11,7 @@ mod policy_api;
 pub mod rate_limit;
 mod reference;
 mod server_api;
+mod webhook_events_doc;
 mod webhooks_api;
 
 use std::sync::Arc;
@@ -90,7 +91,7 @@ where
     let (api, document) = documented().split_for_parts();
     // Both rendered once, at start-up: the document never changes while the process runs.
     let reference = Arc::new(reference::render(&document));
-    let json = Arc::new(document.to_json().unwrap_or_default());
+    let json = Arc::new(document_json(&document).to_string());
     let api = api
         .route(
             "/api/openapi.json",
@@ -144,9 +145,23 @@ where
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
-/// The OpenAPI document (for tests and tooling).
+/// The OpenAPI document (for tests and tooling), without its `webhooks` section.
 pub fn document() -> utoipa::openapi::OpenApi {
     documented::<Services>().split_for_parts().1
+}
+
+/// The OpenAPI document as served: [`document`] with the `webhooks` section (the events
+/// Latchkey POSTs to a tenant's endpoints).
+pub fn served_document() -> serde_json::Value {
+    document_json(&document())
+}
+
+fn document_json(document: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut json = serde_json::to_value(document).unwrap_or_default();
+    if let Some(root) = json.as_object_mut() {
+        root.insert("webhooks".to_owned(), webhook_events_doc::section());
+    }
+    json
 }
 
 /// Both APIs' routes with their document: one registration serves and documents each.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A webhook receiver for core/tests/webhooks.rs: verifies every request with the
+"""A webhook receiver for core/tests/webhooks.rs and server/tests/webhook_crash.rs: verifies every request with the
 `standardwebhooks` package from PyPI (an implementation independent of Latchkey's), answers as
 told, and logs each request as a JSON line.
 
