@@ -28,6 +28,7 @@ both_backends!(
     a_dead_instances_claims_wait_for_their_lease_and_a_restart_delivers,
     two_instances_never_send_one_delivery_twice,
     bad_endpoints_are_refused_and_change_nothing,
+    a_failing_endpoint_is_disabled_with_its_reason_and_checkpoints_anchor_the_chain,
 );
 
 struct Fixture {
@@ -445,4 +446,57 @@ async fn bad_endpoints_are_refused_and_change_nothing(backend: TestBackend) {
     let results = futures_util::future::join_all(creations).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 20);
     assert_eq!(f.services.webhooks().list(&access).await.unwrap().len(), 20);
+}
+
+async fn a_failing_endpoint_is_disabled_with_its_reason_and_checkpoints_anchor_the_chain(
+    backend: TestBackend,
+) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    // Always 500.
+    let receiver = Receiver::start(1_000, 0.0);
+    let (endpoint, secret) = f
+        .endpoint(&receiver.url(), &["user.created", "audit.checkpoint"])
+        .await;
+    receiver.use_secret(&secret);
+    let access = f.access().await;
+    shop::token(&f.services, &access, "ann").await;
+    f.services.run_webhooks().await.unwrap();
+    let first = receiver.requests();
+    let checkpoint = first
+        .iter()
+        .find(|r| r["event"]["type"] == "audit.checkpoint")
+        .expect("a checkpoint goes out with the tenant's first sealed events");
+    let chain = f.services.verify_audit(Some(f.tenant), None).await.unwrap();
+    assert!(chain.is_intact());
+    let head = &chain.chains[0].head;
+    assert_eq!(checkpoint["event"]["data"]["head"]["seq"], head.seq);
+    assert_eq!(
+        checkpoint["event"]["data"]["head"]["hash"],
+        head.hash.as_str()
+    );
+    let view = f.services.webhooks().get(&access, endpoint).await.unwrap();
+    assert!(view.enabled && view.failing_since.is_some());
+
+    // Five days of failures later, the next failure disables it, with the reason.
+    f.clock.advance(Duration::days(5) + Duration::minutes(1));
+    shop::token(&f.services, &access, "bob").await;
+    f.services.run_webhooks().await.unwrap();
+    let view = f.services.webhooks().get(&access, endpoint).await.unwrap();
+    assert!(!view.enabled);
+    let reason = view.disabled_reason.unwrap();
+    assert!(reason.contains("5 days"), "{reason}");
+    let audited = f.services.audit().recent(Some(f.tenant), 20).await.unwrap();
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.action == "webhook.endpoint_disabled")
+    );
+    // Disabled: nothing more is sent until an owner enables it again.
+    let sent = receiver.requests().len();
+    shop::token(&f.services, &access, "cat").await;
+    f.clock.advance(Duration::hours(2));
+    f.services.run_webhooks().await.unwrap();
+    assert_eq!(receiver.requests().len(), sent);
 }

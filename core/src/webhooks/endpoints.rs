@@ -160,14 +160,13 @@ impl Webhooks<'_> {
         webhook_endpoint::Entity::insert(webhook_endpoint::ActiveModel::from(row.clone()))
             .exec_without_returning(&txn)
             .await?;
-        audit::record_in(
+        self.audit(
             &txn,
-            self.clock,
-            AuditEntry::new(access.actor(), "webhook.endpoint_created")
-                .tenant(tenant_id)
-                .target("webhook_endpoint", id.to_string())
-                .details(serde_json::json!({ "url": row.url, "events": events }))
-                .meta(meta),
+            access,
+            "webhook.endpoint_created",
+            id,
+            serde_json::json!({ "url": row.url, "events": events }),
+            meta,
         )
         .await?;
         txn.commit().await?;
@@ -247,18 +246,17 @@ impl Webhooks<'_> {
         row.updated_at = Set(self.clock.now());
         let txn = crate::db::begin_write(self.writer).await?;
         let updated = webhook_endpoint::Entity::update(row).exec(&txn).await?;
-        audit::record_in(
+        self.audit(
             &txn,
-            self.clock,
-            AuditEntry::new(access.actor(), "webhook.endpoint_changed")
-                .tenant(access.tenant_id())
-                .target("webhook_endpoint", id.to_string())
-                .details(serde_json::json!({
-                    "url": url.map(|u| serde_json::json!({ "from": current.url, "to": u.to_string() })),
-                    "events": events,
-                    "enabled": change.enabled,
-                }))
-                .meta(meta),
+            access,
+            "webhook.endpoint_changed",
+            id,
+            serde_json::json!({
+                "url": url.map(|u| serde_json::json!({ "from": current.url, "to": u.to_string() })),
+                "events": events,
+                "enabled": change.enabled,
+            }),
+            meta,
         )
         .await?;
         txn.commit().await?;
@@ -275,14 +273,13 @@ impl Webhooks<'_> {
             .filter(webhook_endpoint::Column::TenantId.eq(access.tenant_id()))
             .exec(&txn)
             .await?;
-        audit::record_in(
+        self.audit(
             &txn,
-            self.clock,
-            AuditEntry::new(access.actor(), "webhook.endpoint_deleted")
-                .tenant(access.tenant_id())
-                .target("webhook_endpoint", id.to_string())
-                .details(serde_json::json!({ "url": current.url }))
-                .meta(meta),
+            access,
+            "webhook.endpoint_deleted",
+            id,
+            serde_json::json!({ "url": current.url }),
+            meta,
         )
         .await?;
         txn.commit().await?;
@@ -329,14 +326,13 @@ impl Webhooks<'_> {
             .filter(webhook_endpoint::Column::TenantId.eq(access.tenant_id()))
             .exec(&txn)
             .await?;
-        audit::record_in(
+        self.audit(
             &txn,
-            self.clock,
-            AuditEntry::new(access.actor(), "webhook.secret_rotated")
-                .tenant(access.tenant_id())
-                .target("webhook_endpoint", id.to_string())
-                .details(serde_json::json!({ "overlap_hours": overlap.num_hours() }))
-                .meta(meta),
+            access,
+            "webhook.secret_rotated",
+            id,
+            serde_json::json!({ "overlap_hours": overlap.num_hours() }),
+            meta,
         )
         .await?;
         txn.commit().await?;
@@ -470,22 +466,43 @@ impl Webhooks<'_> {
         webhook_delivery::Entity::insert(webhook_delivery::ActiveModel::from(delivery.clone()))
             .exec_without_returning(&txn)
             .await?;
-        audit::record_in(
+        self.audit(
             &txn,
-            self.clock,
-            AuditEntry::new(access.actor(), action)
-                .tenant(access.tenant_id())
-                .target("webhook_endpoint", delivery.endpoint_id.to_string())
-                .details(serde_json::json!({
-                    "event_type": delivery.event_type,
-                    "event_id": format!("evt_{}", delivery.event_id.simple()),
-                }))
-                .meta(meta),
+            access,
+            action,
+            delivery.endpoint_id,
+            serde_json::json!({
+                "event_type": delivery.event_type,
+                "event_id": format!("evt_{}", delivery.event_id.simple()),
+            }),
+            meta,
         )
         .await?;
         txn.commit().await?;
         self.notify.notify_one();
         Ok(delivery_view(delivery, Vec::new()))
+    }
+
+    /// Records an operator's or backend's change to an endpoint, in its transaction.
+    async fn audit(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        access: &TenantAccess,
+        action: &'static str,
+        endpoint_id: Uuid,
+        details: serde_json::Value,
+        meta: RequestMeta,
+    ) -> Result<()> {
+        audit::record_in(
+            txn,
+            self.clock,
+            AuditEntry::new(access.actor(), action)
+                .tenant(access.tenant_id())
+                .target("webhook_endpoint", endpoint_id.to_string())
+                .details(details)
+                .meta(meta),
+        )
+        .await
     }
 
     /// HTTPS only; plain HTTP to this machine (`localhost`, `127.0.0.1`, `[::1]`) only where the
