@@ -31,6 +31,8 @@ const CLAIM: u64 = 16;
 const FIRST_RETRY: Duration = Duration::seconds(5);
 const LONGEST_RETRY: Duration = Duration::hours(1);
 const EXCERPT_CHARS: usize = 1024;
+/// What `last_error` and `disabled_reason` hold at most.
+const MAX_ERROR_CHARS: usize = 500;
 
 /// The wait before attempt `n + 1` after `n` failures: 5 s doubling up to an hour, with ±20 %
 /// jitter so that a recovering receiver is not hit by every retry at once.
@@ -224,6 +226,8 @@ impl Webhooks<'_> {
             ),
             Err(e) => (None, None, Some(e.to_string())),
         };
+        // The columns hold 500 characters; an error names a host, which can be long.
+        let error = error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
         let ok = error.is_none();
         let attempts = d.attempts.saturating_add(1);
         let give_up = !ok && now - d.created_at >= self.retry_period;
@@ -303,7 +307,10 @@ impl Webhooks<'_> {
                 "Disabled by Latchkey: every delivery failed for {} days (the last: {}).",
                 DISABLE_AFTER.num_days(),
                 error.as_deref().unwrap_or("an error")
-            );
+            )
+            .chars()
+            .take(MAX_ERROR_CHARS)
+            .collect::<String>();
             let disabled = webhook_endpoint::Entity::update_many()
                 .col_expr(webhook_endpoint::Column::Enabled, Expr::value(false))
                 .col_expr(

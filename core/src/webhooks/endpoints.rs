@@ -535,6 +535,10 @@ impl Webhooks<'_> {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(bad("Enter an absolute https:// URL."));
         }
+        // As stored: parsing percent-encodes what is not ASCII, which can make it much longer.
+        if url.as_str().len() > MAX_URL_CHARS {
+            return Err(bad("A URL has at most 2048 characters."));
+        }
         Ok(url)
     }
 }
