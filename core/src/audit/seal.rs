@@ -102,16 +102,22 @@ async fn pending(
     Ok((latest, pending))
 }
 
-/// One run: at most [`BATCH`] events. Says whether it took every pending event.
-async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option<(Sealed, bool)>> {
-    // Looked for before taking the write lock: most runs of an idle instance find nothing, and
-    // SQLite's one writer is the hot path's.
-    if pending(db, 1).await?.1.is_empty() {
-        return Ok(None);
-    }
-    let txn = crate::db::begin_write(db).await?;
-    crate::db::lock_named(&txn, "audit-seal").await?;
-    let (latest, pending) = pending(&txn, BATCH).await?;
+/// A run worked out: the links and the seal to write, and the seal they follow.
+struct Prepared {
+    /// The newest seal when the run was worked out (`None`: no seal yet).
+    after: Option<i64>,
+    links: Vec<audit_link::ActiveModel>,
+    seal: audit_seal::ActiveModel,
+    sealed: Sealed,
+    drained: bool,
+}
+
+/// Works a run out from what `conn` shows: at most [`BATCH`] pending events linked onto their
+/// chains' heads, and the seal over them. `None` when nothing is pending.
+async fn prepare(conn: &impl ConnectionTrait, clock: &dyn Clock) -> Result<Option<Prepared>> {
+    // The newest seal is read first: a run that commits after it changes it, so comparing it
+    // under the lock tells whether everything read here is still current.
+    let (latest, pending) = pending(conn, BATCH).await?;
     let floor = latest.as_ref().map_or(DateTime::UNIX_EPOCH, |s| s.floor);
     if pending.is_empty() {
         return Ok(None);
@@ -126,7 +132,7 @@ async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option
         let head = audit_link::Entity::find()
             .filter(audit_link::Column::Chain.eq(&chain))
             .order_by_desc(audit_link::Column::Seq)
-            .one(&txn)
+            .one(conn)
             .await?
             .map_or_else(
                 || Head {
@@ -141,7 +147,8 @@ async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option
         heads.insert(chain, head);
     }
     let now = clock.now().trunc_subsecs(6);
-    let seal_id = latest.as_ref().map_or(1, |s| s.id + 1);
+    let after = latest.as_ref().map(|s| s.id);
+    let seal_id = after.map_or(1, |id| id + 1);
     let prev_seal = latest.map_or_else(|| GENESIS.to_owned(), |s| s.hash);
     let next_floor = if drained {
         floor.max(now - SETTLE)
@@ -189,6 +196,51 @@ async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option
     })
     .await
     .map_err(|e| crate::Error::Internal(format!("sealing the audit log: {e}")))?;
+    Ok(Some(Prepared {
+        after,
+        links,
+        seal,
+        sealed: Sealed {
+            seal_id,
+            events: u64::try_from(events).unwrap_or(0),
+            hash,
+        },
+        drained,
+    }))
+}
+
+/// One run: at most [`BATCH`] events. Says whether it took every pending event.
+///
+/// The run is worked out before the write lock is taken, from plain reads: SQLite's one writer
+/// is the sign-ins' too, and reading and hashing a batch held it for tens of milliseconds. Under
+/// the lock only the newest seal is read again; if another run sealed meanwhile, the work is
+/// redone under the lock.
+async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option<(Sealed, bool)>> {
+    let Some(mut run) = prepare(db, clock).await? else {
+        return Ok(None);
+    };
+    let txn = crate::db::begin_write(db).await?;
+    crate::db::lock_named(&txn, "audit-seal").await?;
+    let newest = audit_seal::Entity::find()
+        .select_only()
+        .column_as(audit_seal::Column::Id.max(), "max")
+        .into_tuple::<Option<i64>>()
+        .one(&txn)
+        .await?
+        .flatten();
+    if newest != run.after {
+        match prepare(&txn, clock).await? {
+            Some(again) => run = again,
+            None => return Ok(None),
+        }
+    }
+    let Prepared {
+        links,
+        seal,
+        sealed,
+        drained,
+        ..
+    } = run;
     audit_seal::Entity::insert(seal)
         .exec_without_returning(&txn)
         .await?;
@@ -198,12 +250,5 @@ async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option
             .await?;
     }
     txn.commit().await?;
-    Ok(Some((
-        Sealed {
-            seal_id,
-            events: u64::try_from(events).unwrap_or(0),
-            hash,
-        },
-        drained,
-    )))
+    Ok(Some((sealed, drained)))
 }

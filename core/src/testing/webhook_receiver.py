@@ -60,6 +60,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
+    # socketserver's default backlog (5) drops connections that any real server would queue.
+    request_queue_size = 128
+
     def handle_error(self, request, client_address):
         # A sender cut off mid-request (the test's "dead instance"): nothing to report.
         pass

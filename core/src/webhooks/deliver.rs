@@ -12,6 +12,7 @@ use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Query},
 };
+use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::{Webhooks, sealed_secret, signing};
@@ -26,8 +27,10 @@ use crate::{
 pub const LEASE: Duration = Duration::seconds(60);
 /// An endpoint whose deliveries have all failed for this long is disabled.
 pub const DISABLE_AFTER: Duration = Duration::days(5);
-/// Deliveries claimed (and sent concurrently) per run.
-const CLAIM: u64 = 16;
+/// Deliveries claimed per run.
+const CLAIM: u64 = 64;
+/// POSTs in flight at once: a receiver is not hit by a whole round at once.
+const IN_FLIGHT: usize = 16;
 const FIRST_RETRY: Duration = Duration::seconds(5);
 const LONGEST_RETRY: Duration = Duration::hours(1);
 const EXCERPT_CHARS: usize = 1024;
@@ -101,61 +104,75 @@ impl Webhooks<'_> {
             .map(|e| (e.id, e))
             .collect();
         let key = self.key().await?;
-        let mut claimed = Vec::new();
+        let mut chosen = Vec::new();
         let mut lines: HashSet<(Uuid, String)> = HashSet::new();
         for c in candidates {
-            if claimed.len() as u64 >= CLAIM {
+            if chosen.len() as u64 >= CLAIM {
                 break;
             }
-            let Some(endpoint) = endpoints.get(&c.endpoint_id).filter(|e| e.enabled) else {
+            if !endpoints.get(&c.endpoint_id).is_some_and(|e| e.enabled) {
                 continue;
-            };
+            }
             if let Some(user) = &c.ordering_key
                 && !lines.insert((c.endpoint_id, user.clone()))
             {
                 // One delivery per endpoint and user at a time, the earliest first.
                 continue;
             }
-            let token = Uuid::new_v4();
-            let taken = webhook_delivery::Entity::update_many()
-                .col_expr(
-                    webhook_delivery::Column::LeaseUntil,
-                    Expr::value(now + LEASE),
-                )
-                .col_expr(webhook_delivery::Column::LeaseToken, Expr::value(token))
-                .filter(webhook_delivery::Column::Id.eq(c.id))
-                .filter(webhook_delivery::Column::Status.eq("pending"))
-                .filter(
-                    Condition::any()
-                        .add(webhook_delivery::Column::LeaseUntil.is_null())
-                        .add(webhook_delivery::Column::LeaseUntil.lt(now)),
-                )
-                .exec(self.writer)
-                .await?;
-            if taken.rows_affected == 1 {
-                claimed.push((c, token, endpoint.clone()));
-            }
+            chosen.push(c.id);
         }
-        let sends = claimed.into_iter().map(|(delivery, token, endpoint)| {
+        if chosen.is_empty() {
+            return Ok(Run::default());
+        }
+        // One statement claims the round, and one read answers which rows it won: another
+        // instance may have taken some meanwhile. Claiming row by row cost a write transaction
+        // each, and SQLite's one writer is the sign-ins' too.
+        let token = Uuid::new_v4();
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::LeaseUntil,
+                Expr::value(now + LEASE),
+            )
+            .col_expr(webhook_delivery::Column::LeaseToken, Expr::value(token))
+            .filter(webhook_delivery::Column::Id.is_in(chosen))
+            .filter(webhook_delivery::Column::Status.eq("pending"))
+            .filter(
+                Condition::any()
+                    .add(webhook_delivery::Column::LeaseUntil.is_null())
+                    .add(webhook_delivery::Column::LeaseUntil.lt(now)),
+            )
+            .exec(self.writer)
+            .await?;
+        let claimed = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::LeaseToken.eq(token))
+            .all(self.writer)
+            .await?;
+        let sends = claimed.into_iter().filter_map(|delivery| {
+            let endpoint = endpoints.get(&delivery.endpoint_id)?.clone();
             let key = &key;
-            async move {
+            Some(async move {
                 let sent = self.send(key, &endpoint, &delivery).await;
-                (delivery, token, endpoint, sent)
-            }
+                Sent {
+                    delivery,
+                    endpoint,
+                    result: sent.0,
+                    latency_ms: sent.1,
+                }
+            })
         });
+        let round: Vec<Sent> = futures_util::stream::iter(sends)
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
         let mut run = Run::default();
-        for (delivery, token, endpoint, sent) in futures_util::future::join_all(sends).await {
-            let ok = sent
-                .0
-                .as_ref()
-                .is_ok_and(|p| (200..300).contains(&p.status));
-            if ok {
+        for sent in &round {
+            if sent.ok() {
                 run.delivered += 1;
             } else {
                 run.failed_attempts += 1;
             }
-            self.record(&delivery, token, &endpoint, sent).await?;
         }
+        self.record(token, round).await?;
         Ok(run)
     }
 
@@ -209,84 +226,120 @@ impl Webhooks<'_> {
         (posted, latency)
     }
 
-    /// Records an attempt, and what comes next, if the lease is still this run's.
-    async fn record(
-        &self,
-        d: &webhook_delivery::Model,
-        token: Uuid,
-        endpoint: &webhook_endpoint::Model,
-        (sent, latency_ms): (std::result::Result<Posted, FetchError>, i32),
-    ) -> Result<()> {
-        let now = self.clock.now();
-        let (status_code, excerpt, error) = match &sent {
-            Ok(p) => (
-                Some(i32::from(p.status)),
-                Some(p.excerpt.chars().take(EXCERPT_CHARS).collect::<String>()),
-                (!(200..300).contains(&p.status)).then(|| format!("HTTP {}", p.status)),
-            ),
-            Err(e) => (None, None, Some(e.to_string())),
-        };
-        // The columns hold 500 characters; an error names a host, which can be long.
-        let error = error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
-        let ok = error.is_none();
-        let attempts = d.attempts.saturating_add(1);
-        let give_up = !ok && now - d.created_at >= self.retry_period;
-        let txn = crate::db::begin_write(self.writer).await?;
-        let mut update = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseToken,
-                Expr::value(None::<Uuid>),
-            )
-            .col_expr(
-                webhook_delivery::Column::LastStatus,
-                Expr::value(status_code),
-            )
-            .col_expr(
-                webhook_delivery::Column::LastError,
-                Expr::value(error.clone()),
-            );
-        update = if ok || give_up {
-            update
-                .col_expr(
-                    webhook_delivery::Column::Status,
-                    Expr::value(if ok { "delivered" } else { "failed" }),
-                )
-                .col_expr(webhook_delivery::Column::FinishedAt, Expr::value(now))
-        } else {
-            update.col_expr(
-                webhook_delivery::Column::NextAttemptAt,
-                Expr::value(now + backoff(attempts)),
-            )
-        };
-        let mine = update
-            .filter(webhook_delivery::Column::Id.eq(d.id))
-            .filter(webhook_delivery::Column::LeaseToken.eq(token))
-            .exec(&txn)
-            .await?;
-        if mine.rows_affected != 1 {
-            // The lease ran out and another instance took the delivery over: its record counts.
-            txn.rollback().await?;
+    /// Records a round's attempts, and what comes next for each delivery whose lease is still
+    /// this round's, in one transaction.
+    async fn record(&self, token: Uuid, round: Vec<Sent>) -> Result<()> {
+        if round.is_empty() {
             return Ok(());
         }
-        webhook_attempt::Entity::insert(webhook_attempt::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            tenant_id: Set(d.tenant_id),
-            endpoint_id: Set(d.endpoint_id),
-            delivery_id: Set(d.id),
-            attempted_at: Set(now),
-            status_code: Set(status_code),
-            latency_ms: Set(latency_ms),
-            response_excerpt: Set(excerpt),
-            error: Set(error.clone()),
-        })
-        .exec_without_returning(&txn)
-        .await?;
-        if ok {
+        let now = self.clock.now();
+        let txn = crate::db::begin_write(self.writer).await?;
+        let mut attempts = Vec::with_capacity(round.len());
+        // Per endpoint: whether any of its deliveries succeeded, and the last error otherwise.
+        let mut outcomes: HashMap<Uuid, (&webhook_endpoint::Model, bool, Option<String>)> =
+            HashMap::new();
+        for sent in &round {
+            let d = &sent.delivery;
+            let (status_code, excerpt, error) = match &sent.result {
+                Ok(p) => (
+                    Some(i32::from(p.status)),
+                    Some(p.excerpt.chars().take(EXCERPT_CHARS).collect::<String>()),
+                    (!(200..300).contains(&p.status)).then(|| format!("HTTP {}", p.status)),
+                ),
+                Err(e) => (None, None, Some(e.to_string())),
+            };
+            // The columns hold 500 characters; an error names a host, which can be long.
+            let error = error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
+            let ok = error.is_none();
+            let attempt_count = d.attempts.saturating_add(1);
+            let give_up = !ok && now - d.created_at >= self.retry_period;
+            let mut update = webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::Attempts,
+                    Expr::value(attempt_count),
+                )
+                .col_expr(
+                    webhook_delivery::Column::LeaseUntil,
+                    Expr::value(None::<DateTime<Utc>>),
+                )
+                .col_expr(
+                    webhook_delivery::Column::LeaseToken,
+                    Expr::value(None::<Uuid>),
+                )
+                .col_expr(
+                    webhook_delivery::Column::LastStatus,
+                    Expr::value(status_code),
+                )
+                .col_expr(
+                    webhook_delivery::Column::LastError,
+                    Expr::value(error.clone()),
+                );
+            update = if ok || give_up {
+                update
+                    .col_expr(
+                        webhook_delivery::Column::Status,
+                        Expr::value(if ok { "delivered" } else { "failed" }),
+                    )
+                    .col_expr(webhook_delivery::Column::FinishedAt, Expr::value(now))
+            } else {
+                update.col_expr(
+                    webhook_delivery::Column::NextAttemptAt,
+                    Expr::value(now + backoff(attempt_count)),
+                )
+            };
+            let mine = update
+                .filter(webhook_delivery::Column::Id.eq(d.id))
+                .filter(webhook_delivery::Column::LeaseToken.eq(token))
+                .exec(&txn)
+                .await?;
+            if mine.rows_affected != 1 {
+                // The lease ran out and another instance took the delivery over: its record
+                // counts.
+                continue;
+            }
+            attempts.push(webhook_attempt::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                tenant_id: Set(d.tenant_id),
+                endpoint_id: Set(d.endpoint_id),
+                delivery_id: Set(d.id),
+                attempted_at: Set(now),
+                status_code: Set(status_code),
+                latency_ms: Set(sent.latency_ms),
+                response_excerpt: Set(excerpt),
+                error: Set(error.clone()),
+            });
+            let outcome = outcomes
+                .entry(sent.endpoint.id)
+                .or_insert((&sent.endpoint, false, None));
+            outcome.1 |= ok;
+            if error.is_some() {
+                outcome.2 = error;
+            }
+        }
+        if !attempts.is_empty() {
+            webhook_attempt::Entity::insert_many(attempts)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        for (endpoint, any_ok, error) in outcomes.into_values() {
+            self.record_endpoint_health(&txn, now, endpoint, any_ok, error)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// An endpoint that answered is healthy again; one whose every delivery has failed since
+    /// `failing_since` for [`DISABLE_AFTER`] is disabled, with the reason for its owners.
+    async fn record_endpoint_health(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        now: DateTime<Utc>,
+        endpoint: &webhook_endpoint::Model,
+        any_ok: bool,
+        error: Option<String>,
+    ) -> Result<()> {
+        if any_ok {
             webhook_endpoint::Entity::update_many()
                 .col_expr(
                     webhook_endpoint::Column::FailingSince,
@@ -294,49 +347,64 @@ impl Webhooks<'_> {
                 )
                 .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
                 .filter(webhook_endpoint::Column::FailingSince.is_not_null())
-                .exec(&txn)
+                .exec(txn)
                 .await?;
-        } else {
-            webhook_endpoint::Entity::update_many()
-                .col_expr(webhook_endpoint::Column::FailingSince, Expr::value(now))
-                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
-                .filter(webhook_endpoint::Column::FailingSince.is_null())
-                .exec(&txn)
-                .await?;
-            let reason = format!(
-                "Disabled by Latchkey: every delivery failed for {} days (the last: {}).",
-                DISABLE_AFTER.num_days(),
-                error.as_deref().unwrap_or("an error")
-            )
-            .chars()
-            .take(MAX_ERROR_CHARS)
-            .collect::<String>();
-            let disabled = webhook_endpoint::Entity::update_many()
-                .col_expr(webhook_endpoint::Column::Enabled, Expr::value(false))
-                .col_expr(
-                    webhook_endpoint::Column::DisabledReason,
-                    Expr::value(reason.clone()),
-                )
-                .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
-                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
-                .filter(webhook_endpoint::Column::Enabled.eq(true))
-                .filter(webhook_endpoint::Column::FailingSince.lte(now - DISABLE_AFTER))
-                .exec(&txn)
-                .await?;
-            if disabled.rows_affected == 1 {
-                audit::record_in(
-                    &txn,
-                    self.clock,
-                    AuditEntry::new(Actor::System, "webhook.endpoint_disabled")
-                        .tenant(endpoint.tenant_id)
-                        .target("webhook_endpoint", endpoint.id.to_string())
-                        .details(serde_json::json!({ "url": endpoint.url, "reason": reason })),
-                )
-                .await?;
-            }
+            return Ok(());
         }
-        txn.commit().await?;
+        webhook_endpoint::Entity::update_many()
+            .col_expr(webhook_endpoint::Column::FailingSince, Expr::value(now))
+            .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+            .filter(webhook_endpoint::Column::FailingSince.is_null())
+            .exec(txn)
+            .await?;
+        let reason = format!(
+            "Disabled by Latchkey: every delivery failed for {} days (the last: {}).",
+            DISABLE_AFTER.num_days(),
+            error.as_deref().unwrap_or("an error")
+        )
+        .chars()
+        .take(MAX_ERROR_CHARS)
+        .collect::<String>();
+        let disabled = webhook_endpoint::Entity::update_many()
+            .col_expr(webhook_endpoint::Column::Enabled, Expr::value(false))
+            .col_expr(
+                webhook_endpoint::Column::DisabledReason,
+                Expr::value(reason.clone()),
+            )
+            .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+            .filter(webhook_endpoint::Column::Enabled.eq(true))
+            .filter(webhook_endpoint::Column::FailingSince.lte(now - DISABLE_AFTER))
+            .exec(txn)
+            .await?;
+        if disabled.rows_affected == 1 {
+            audit::record_in(
+                txn,
+                self.clock,
+                AuditEntry::new(Actor::System, "webhook.endpoint_disabled")
+                    .tenant(endpoint.tenant_id)
+                    .target("webhook_endpoint", endpoint.id.to_string())
+                    .details(serde_json::json!({ "url": endpoint.url, "reason": reason })),
+            )
+            .await?;
+        }
         Ok(())
+    }
+}
+
+/// One POST of a round, as sent.
+struct Sent {
+    delivery: webhook_delivery::Model,
+    endpoint: webhook_endpoint::Model,
+    result: std::result::Result<Posted, FetchError>,
+    latency_ms: i32,
+}
+
+impl Sent {
+    fn ok(&self) -> bool {
+        self.result
+            .as_ref()
+            .is_ok_and(|p| (200..300).contains(&p.status))
     }
 }
 
