@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Query},
 };
-use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::{Webhooks, sealed_secret, signing};
