@@ -9,7 +9,7 @@ use chrono::{Duration, TimeZone, Utc};
 use latchkey_core::{
     Error, ErrorCode, ManualClock, Services,
     access::{OperatorIdentity, Role},
-    audit::{AuditFilter, RequestMeta},
+    audit::{AuditFilter, AuditScope, FilterText, RequestMeta},
     both_backends,
     end_users::{EnrollmentRequest, MatchCount, MatchedOn, Scope, UserPage, UserSearch},
     tenants::NewTenant,
@@ -686,6 +686,95 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
     );
     assert_eq!((board.synced, board.device_bound), (1, 1));
     assert_eq!(board.active_credentials(), 2);
+    // Adoption: gina's only passkey is revoked.
+    assert_eq!((board.users, board.users_with_passkey), (3, 2));
+    assert_eq!(board.passkeys_per_user(), Some(1.0));
+    assert_eq!(board.sign_in_success_rate(), Some(2.0 / 3.0));
+
+    // The audit log reads as sentences, and filters by passkey, error code and event.
+    let support = latchkey_core::testing::access(&f.services, &f.support, f.tenant).await;
+    let scope = AuditScope::Tenant(support.clone());
+    let readable = |filter: AuditFilter| {
+        let services = &f.services;
+        let scope = &scope;
+        async move {
+            services
+                .audit()
+                .readable_page(scope, &filter)
+                .await
+                .unwrap()
+        }
+    };
+    let refusals = readable(AuditFilter {
+        action: Some("user.signed_in".into()),
+        error_code: Some(latchkey_core::ErrorCode::CredentialRevoked),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(refusals.events.len(), 1);
+    assert_eq!(
+        refusals.events[0].sentence.text(),
+        "Sign-in refused for gina: this passkey has been revoked"
+    );
+    let about_stray = readable(AuditFilter {
+        target_user: Some("gina".into()),
+        passkey: Some(stray_id),
+        ..AuditFilter::default()
+    })
+    .await;
+    let actions: Vec<&str> = about_stray
+        .events
+        .iter()
+        .map(|e| e.record.action.as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["authenticator.revoked", "authenticator.registered"]
+    );
+    let revocation = &about_stray.events[0];
+    assert!(
+        revocation
+            .sentence
+            .text()
+            .starts_with("support@shop.test revoked gina’s passkey “"),
+        "{}",
+        revocation.sentence.text()
+    );
+    assert!(revocation.sentence.text().ends_with("” — reason: stolen"));
+    let one = readable(AuditFilter {
+        event: Some(revocation.record.id),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(one.events.len(), 1);
+    assert_eq!(one.events[0].record.id, revocation.record.id);
+    // Typed filters name their field and read nothing.
+    for (text, field) in [
+        (
+            FilterText {
+                passkey: "not-a-uuid".into(),
+                ..FilterText::default()
+            },
+            "passkey",
+        ),
+        (
+            FilterText {
+                code: "credential_eaten".into(),
+                ..FilterText::default()
+            },
+            "code",
+        ),
+        (
+            FilterText {
+                event: "1e9".into(),
+                ..FilterText::default()
+            },
+            "event",
+        ),
+    ] {
+        assert_eq!(text.parse().unwrap_err().field(), Some(field));
+    }
+
     // Events older than the window fall out of it.
     f.clock.advance(Duration::days(31));
     let later = f

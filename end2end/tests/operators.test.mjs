@@ -155,7 +155,7 @@ for (const [backend, label, available] of backends) {
       await admin.getByRole('heading', { name: 'Audit log' }).waitFor();
       const table = admin.getByTestId('audit-log');
       await table.waitFor();
-      const actions = await table.locator('tbody tr').evaluateAll((rows) =>
+      const actions = await table.locator('li.event').evaluateAll((rows) =>
         rows.map((r) => r.getAttribute('data-action')),
       );
       for (const expected of [
@@ -169,9 +169,9 @@ for (const [backend, label, available] of backends) {
       ]) {
         assert.ok(actions.includes(expected), `${expected} in ${actions}`);
       }
-      const invited = table.locator('tr[data-action="operator.invited"]');
+      const invited = table.locator('li[data-action="operator.invited"]');
       assert.match(await invited.textContent(), /cli/);
-      const signedIn = table.locator('tr[data-action="operator.signed_in"]').first();
+      const signedIn = table.locator('li[data-action="operator.signed_in"]').first();
       assert.match(await signedIn.textContent(), /ada@example\.com/);
       assert.match(await signedIn.textContent(), /127\.0\.0\.1/);
       await screenshot(admin, `audit-${backend}`);

@@ -214,11 +214,40 @@ for (const [backend, label, available] of backends) {
       await support.getByRole('button', { name: 'Filter' }).click();
       await support.waitForURL(/action=authenticator\.revoked/);
       const log = support.getByTestId('audit-log');
-      await log.locator('tr[data-action="authenticator.revoked"]').first().waitFor();
-      assert.equal(await log.locator('tbody tr').count(), 1);
-      const row = await log.locator('tbody tr').textContent();
-      assert.match(row, /sam@example\.com/);
-      assert.match(row, /Lost laptop, ticket 4711/);
+      const revokedEvent = log.locator('li[data-action="authenticator.revoked"]');
+      await revokedEvent.first().waitFor();
+      assert.equal(await log.locator('li.event').count(), 1);
+      // One sentence: who did what to whom, and why.
+      const sentence = (await revokedEvent.locator('.sentence').textContent()).replace(/\s+/g, ' ');
+      assert.match(sentence, /^sam@example\.com revoked customer-7781’s passkey “[^”]+” — reason: Lost laptop, ticket 4711$/);
+      // The details are fields, not a JSON blob, and the browser is named in a few words.
+      await revokedEvent.getByText('Details').click();
+      const details = revokedEvent.locator('dl');
+      await details.getByText('reason', { exact: true }).waitFor();
+      assert.match(await revokedEvent.locator('summary').textContent(), /(Chrome|Chromium)[^·]* on Linux · 127\.0\.0\.1/);
+      assert.match(await details.textContent(), /Mozilla\/5\.0/);
+
+      // The refused sign-in with the revoked passkey reads as a sentence too.
+      await support.goto(`${server.baseUrl}/tenants/${tenantId}/audit?action=user.signed_in&code=credential_revoked`);
+      const refused = log.locator('li[data-action="user.signed_in"].failed').first();
+      await refused.waitFor();
+      assert.match(
+        (await refused.locator('.sentence').textContent()).replace(/\s+/g, ' '),
+        /^Sign-in refused for customer-7781: this passkey has been revoked$/,
+      );
+      assert.equal(await refused.locator('.badge').textContent(), 'Refused');
+
+      // The passkey in a sentence filters by it; each event has a link of its own.
+      await support.goto(`${server.baseUrl}/tenants/${tenantId}/audit?user=customer-7781`);
+      await log.locator('li[data-action="authenticator.revoked"] a.passkey').click();
+      await support.waitForURL(/passkey=[0-9a-f-]{36}/);
+      const actions = await log.locator('li.event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-action')));
+      assert.ok(actions.includes('authenticator.revoked') && actions.includes('authenticator.registered'), `${actions}`);
+      assert.ok(actions.every((a) => ['authenticator.revoked', 'authenticator.registered', 'user.signed_in', 'authenticator.renamed'].includes(a)), `${actions}`);
+      await log.locator('li[data-action="authenticator.revoked"] a.when').click();
+      await support.waitForURL(/event=\d+/);
+      assert.equal(await log.locator('li.event').count(), 1);
+      await screenshot(support, `support-audit-${backend}`);
 
       const csv = await support.request.get(
         `${server.baseUrl}/portal/export/audit.csv?tenant=${tenantId}&action=authenticator.revoked`,

@@ -36,6 +36,21 @@ for (const [backend, label, available] of backends) {
       await server?.stop();
     });
 
+    // The home page's checklist, one `true`/`false` per step.
+    const checklist = async () => {
+      await page.goto(server.baseUrl + '/');
+      const list = page.getByTestId('checklist');
+      await list.waitFor();
+      return list.locator('li').evaluateAll((items) => items.map((i) => i.getAttribute('data-done') === 'true'));
+    };
+
+    test('a new instance shows the getting-started checklist with nothing done', async () => {
+      assert.deepEqual(await checklist(), [false, false, false, false, false]);
+      await page.getByTestId('checklist').getByText('0 of 5 done').waitFor();
+      await page.getByTestId('checklist').getByRole('link', { name: 'Create a tenant' }).click();
+      await page.waitForURL(/\/tenants\/new$/);
+    });
+
     test('an instance admin creates a tenant and becomes its owner', async () => {
       await page.getByRole('link', { name: 'Tenants' }).click();
       await page.getByRole('heading', { name: 'Tenants' }).waitFor();
@@ -117,7 +132,7 @@ for (const [backend, label, available] of backends) {
       // The tenant's own audit log (the instance's `/audit` holds only events of no tenant).
       await row.getByRole('link').first().click();
       await page.getByRole('navigation', { name: 'Tenant' }).getByRole('link', { name: 'Audit log' }).click();
-      await page.locator('tr[data-action="tenant.passkey_config_changed"]').waitFor();
+      await page.locator('li[data-action="tenant.passkey_config_changed"]').waitFor();
     });
 
     test('an owner invites someone new as a member by email and role', async () => {
@@ -253,6 +268,14 @@ for (const [backend, label, available] of backends) {
       assert.equal(refused.headers.get('content-type'), 'application/problem+json');
       assert.equal((await refused.json()).code, 'token_invalid');
       await screenshot(page, `tenant-enrollment-tokens-${backend}`);
+    });
+
+    test('the checklist has ticked through the first run, up to the first passkey', async () => {
+      assert.deepEqual(await checklist(), [true, true, true, true, false]);
+      await page.getByTestId('checklist').getByText('4 of 5 done').waitFor();
+      await page.getByTestId('checklist').getByRole('link', { name: 'Register a first passkey' }).click();
+      await page.waitForURL(/\/tenants\/[0-9a-f-]{36}\/users$/);
+      await screenshot(page, `home-checklist-${backend}`);
     });
   });
 }

@@ -23,6 +23,7 @@ mod m20261205_000014_fido_metadata;
 mod m20261205_000015_devices;
 mod m20261206_000016_audit_chain;
 mod m20261206_000017_webhooks;
+mod m20261207_000018_adoption;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_devices::Migration),
             Box::new(m20261206_000016_audit_chain::Migration),
             Box::new(m20261206_000017_webhooks::Migration),
+            Box::new(m20261207_000018_adoption::Migration),
         ]
     }
 }

@@ -84,3 +84,32 @@ fn parse_id(field: &str, value: &str) -> Result<uuid::Uuid, PortalError> {
 fn display_time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
+
+/// The home page's getting-started checklist (see `latchkey_core::tenants::first_run`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstRunView {
+    /// The tenant the steps link to: `(id, name)`.
+    pub tenant: Option<(String, String)>,
+    pub may_create_tenant: bool,
+    pub passkeys_configured: bool,
+    pub api_key_created: bool,
+    pub enrollment_token_issued: bool,
+    pub passkey_registered: bool,
+    pub done: bool,
+}
+
+#[server(prefix = "/portal/api", endpoint = "first_run")]
+pub async fn first_run() -> Result<FirstRunView, PortalError> {
+    let request = crate::state::request()?;
+    let operator = request.operator().await?;
+    let run = request.services.tenants().first_run(&operator).await?;
+    Ok(FirstRunView {
+        done: run.done(),
+        tenant: run.tenant.map(|(id, name)| (id.to_string(), name)),
+        may_create_tenant: run.may_create_tenant,
+        passkeys_configured: run.passkeys_configured,
+        api_key_created: run.api_key_created,
+        enrollment_token_issued: run.enrollment_token_issued,
+        passkey_registered: run.passkey_registered,
+    })
+}

@@ -25,50 +25,6 @@ pub struct InvitationView {
     pub expires_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRow {
-    pub id: i64,
-    pub occurred_at: String,
-    pub actor: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub tenant_id: Option<String>,
-    /// `success`, or `failure: <code>`.
-    pub outcome: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// The event's details as compact JSON (never a secret; e.g. a revocation's reason).
-    pub details: Option<String>,
-}
-
-#[cfg(feature = "ssr")]
-impl From<latchkey_core::audit::AuditRecord> for AuditRow {
-    fn from(r: latchkey_core::audit::AuditRecord) -> Self {
-        let actor = match (&r.actor_label, &r.actor_id) {
-            (Some(label), _) => label.clone(),
-            (None, Some(id)) => format!("{} {id}", r.actor_kind),
-            (None, None) => r.actor_kind.clone(),
-        };
-        Self {
-            id: r.id,
-            occurred_at: r.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            actor,
-            action: r.action,
-            target: r
-                .target_kind
-                .map(|kind| format!("{kind} {}", r.target_id.unwrap_or_default())),
-            tenant_id: r.tenant_id.map(|t| t.to_string()),
-            outcome: match r.error_code {
-                Some(code) => format!("{}: {code}", r.outcome),
-                None => r.outcome,
-            },
-            ip: r.ip,
-            user_agent: r.user_agent,
-            details: r.details.map(|d| d.to_string()),
-        }
-    }
-}
-
 #[server(prefix = "/portal/api", endpoint = "list_operators")]
 pub async fn list_operators() -> Result<Vec<OperatorRow>, PortalError> {
     let request = crate::state::request()?;

@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use leptos_router::{hooks::use_query_map, params::ParamsMap};
 
 use super::tenant::{TenantNav, TenantScope};
-use crate::api::{AuditPageView, AuditQuery, TenantView, audit_log};
+use crate::api::{AuditPageView, AuditQuery, SentencePart, TenantView, audit_log};
 
 /// Actions the filter suggests (the log may hold others).
 const KNOWN_ACTIONS: &[&str] = &[
@@ -67,6 +67,9 @@ fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
         ("user", &q.user),
         ("from", &q.from),
         ("to", &q.to),
+        ("passkey", &q.passkey),
+        ("code", &q.code),
+        ("event", &q.event),
     ] {
         let value = value.trim();
         if !value.is_empty() {
@@ -98,20 +101,13 @@ fn AuditLog(tenant: Option<String>, params: Memo<ParamsMap>) -> impl IntoView {
             user: get("user"),
             from: get("from"),
             to: get("to"),
+            passkey: get("passkey"),
+            code: get("code"),
+            event: get("event"),
             before: get("before"),
         }
     };
-    let page = Resource::new(current, move |q| {
-        audit_log(
-            tenant.get_value(),
-            q.actor,
-            q.action,
-            q.user,
-            q.from,
-            q.to,
-            q.before,
-        )
-    });
+    let page = Resource::new(current, move |q| audit_log(tenant.get_value(), q));
     let initial = current();
     let export = move |format: &str| {
         let mut qs = query_string(&current(), None);
@@ -154,9 +150,21 @@ fn AuditLog(tenant: Option<String>, params: Memo<ParamsMap>) -> impl IntoView {
                 <label for="audit-to">"To (UTC)"</label>
                 <input id="audit-to" name="to" type="date" value=initial.to.clone() />
             </div>
+            // Filters set by following a link (a passkey, an error code, one event) stay until
+            // cleared.
+            {[("passkey", initial.passkey.clone()), ("code", initial.code.clone()), ("event", initial.event.clone())]
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(name, value)| view! { <input type="hidden" name=name value=value /> })
+                .collect_view()}
             <div class="field">
                 <button type="submit">"Filter"</button>
             </div>
+            {(!query_string(&initial, None).is_empty()).then(|| view! {
+                <div class="field">
+                    <a class="button secondary" href=base.get_value()>"Clear filters"</a>
+                </div>
+            })}
         </form>
         <section class="card table-card" aria-label="Events" aria-live="polite">
             <Transition fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
@@ -178,7 +186,12 @@ fn Events(result: AuditPageView, base: StoredValue<String>, query: AuditQuery) -
         let filtered = !query_string(&query, None).is_empty() || !query.before.is_empty();
         return view! {
             <p class="empty">
-                {if filtered { "No event matches these filters." } else { "Nothing recorded yet." }}
+                {if filtered {
+                    "No event matches these filters. Widen the dates or clear a filter."
+                } else {
+                    "Nothing recorded yet. Every change made here or through the Server API, \
+                     every registration and every sign-in (refused ones too) appears in this log."
+                }}
             </p>
         }
         .into_any();
@@ -192,41 +205,84 @@ fn Events(result: AuditPageView, base: StoredValue<String>, query: AuditQuery) -
         }
     };
     let older = next.map(|n| format!("{}?{}", base.get_value(), query_string(&query, Some(n))));
+    // A link to the log filtered by one more thing (and from the newest event again).
+    let filter_by = move |set: &dyn Fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            before: String::new(),
+            event: String::new(),
+            ..query.clone()
+        };
+        set(&mut q);
+        format!("{}?{}", base.get_value(), query_string(&q, None))
+    };
     view! {
-        <table class="data" data-testid="audit-log">
-            <thead>
-                <tr>
-                    <th scope="col">"Time"</th>
-                    <th scope="col">"Actor"</th>
-                    <th scope="col">"Action"</th>
-                    <th scope="col">"Target"</th>
-                    <th scope="col">"Outcome"</th>
-                    <th scope="col">"Source"</th>
-                </tr>
-            </thead>
-            <tbody>
-                {events.into_iter().map(|r| {
-                    let action = r.action.clone();
-                    view! {
-                        <tr data-action=action>
-                            <td class="nowrap">{r.occurred_at}</td>
-                            <td class="wrap">{r.actor}</td>
-                            <td><code>{r.action}</code></td>
-                            <td class="wrap">
-                                {r.target.unwrap_or_default()}
-                                {r.details.map(|d| view! { <br /><small class="details">{d}</small> })}
-                            </td>
-                            <td>{r.outcome}</td>
-                            <td class="wrap">
-                                {r.ip.unwrap_or_default()}
-                                <br />
-                                <small>{r.user_agent.unwrap_or_default()}</small>
-                            </td>
-                        </tr>
+        <ol class="events" data-testid="audit-log">
+            {events.into_iter().map(|r| {
+                let sentence = r.sentence.iter().map(|part| match part.clone() {
+                    SentencePart::Text(text) => text.into_any(),
+                    SentencePart::Actor { label, filter } => {
+                        let href = filter_by(&|q| q.actor = filter.clone());
+                        view! { <a class="actor" href=href>{label}</a> }.into_any()
                     }
-                }).collect_view()}
-            </tbody>
-        </table>
+                    SentencePart::User(id) => {
+                        let href = filter_by(&|q| q.user = id.clone());
+                        view! { <a class="user" href=href>{id}</a> }.into_any()
+                    }
+                    SentencePart::Passkey { name, id, user } => {
+                        let href = filter_by(&|q| {
+                            q.passkey = id.clone();
+                            if let Some(user) = &user {
+                                q.user = user.clone();
+                            }
+                        });
+                        view! { <a class="passkey" href=href>"“"{name}"”"</a> }.into_any()
+                    }
+                }).collect_view();
+                let own = format!("{}?event={}", base.get_value(), r.id);
+                let outcome = if r.failed { "Refused" } else { "Done" };
+                let badge = if r.failed { "badge failure" } else { "badge success" };
+                let source = match (&r.ip, &r.user_agent_summary) {
+                    (Some(ip), Some(ua)) => Some(format!("{ua} · {ip}")),
+                    (Some(ip), None) => Some(ip.clone()),
+                    (None, Some(ua)) => Some(ua.clone()),
+                    (None, None) => None,
+                };
+                let details = r.details.clone();
+                view! {
+                    <li class="event" class:failed=r.failed data-action=r.action.clone() id=format!("event-{}", r.id)>
+                        <div class="event-line">
+                            <span class=badge>{outcome}</span>
+                            <p class="sentence">{sentence}</p>
+                            <a class="when" href=own title="This event's own link">
+                                <time>{r.occurred_at.clone()}</time>
+                            </a>
+                        </div>
+                        <details class="event-details">
+                            <summary>
+                                "Details"
+                                {source.map(|s| view! { <span class="source">" · "{s}</span> })}
+                            </summary>
+                            <dl>
+                                <dt>"Action"</dt><dd><code>{r.action.clone()}</code></dd>
+                                {r.error_code.clone().map(|code| view! {
+                                    <dt>"Error code"</dt><dd><code>{code}</code></dd>
+                                })}
+                                <dt>"Actor"</dt><dd>{r.actor.clone()}</dd>
+                                {r.target.clone().map(|t| view! { <dt>"Target"</dt><dd>{t}</dd> })}
+                                {details.into_iter().map(|(k, v)| view! {
+                                    <dt>{k}</dt><dd class="wrap">{v}</dd>
+                                }).collect_view()}
+                                {r.ip.clone().map(|ip| view! { <dt>"Source address"</dt><dd>{ip}</dd> })}
+                                {r.user_agent.clone().map(|ua| view! {
+                                    <dt>"User agent"</dt><dd class="wrap"><small>{ua}</small></dd>
+                                })}
+                                <dt>"Event ID"</dt><dd>{r.id}</dd>
+                            </dl>
+                        </details>
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
         <nav class="pager" aria-label="Pages">
             <a href=first>"Newest"</a>
             {older.map(|href| view! { <a href=href rel="next">"Older events"</a> })}

@@ -3,8 +3,10 @@
 
 pub mod chain;
 pub mod export;
+pub mod readable;
 pub mod retention;
 pub mod seal;
+pub mod sentence;
 pub mod verify;
 
 use chrono::{DateTime, Utc};
@@ -180,6 +182,12 @@ pub struct AuditFilter {
     pub from: Option<DateTime<Utc>>,
     /// … to (exclusive).
     pub to: Option<DateTime<Utc>>,
+    /// Events about one passkey (its ID in the event's details).
+    pub passkey: Option<Uuid>,
+    /// Refusals with this error code.
+    pub error_code: Option<crate::ErrorCode>,
+    /// One event, by its ID (the event's own link).
+    pub event: Option<i64>,
     /// The `next` of the previous page.
     pub before: Option<i64>,
     pub limit: Option<u64>,
@@ -197,6 +205,12 @@ pub struct FilterText {
     pub from: String,
     /// `YYYY-MM-DD` (UTC), inclusive.
     pub to: String,
+    /// A passkey's ID.
+    pub passkey: String,
+    /// An error code (`credential_revoked`, …).
+    pub code: String,
+    /// One event's ID.
+    pub event: String,
     /// Cursor: older than this event id.
     pub before: String,
 }
@@ -226,12 +240,37 @@ impl FilterText {
                     .map_err(|_| crate::Error::invalid("before", "This page link is not valid."))
             })
             .transpose()?;
+        let passkey = text(&self.passkey)
+            .map(|s| {
+                Uuid::parse_str(&s)
+                    .map_err(|_| crate::Error::invalid("passkey", "Enter a passkey's ID."))
+            })
+            .transpose()?;
+        let error_code = text(&self.code)
+            .map(|s| {
+                crate::ErrorCode::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == s)
+                    .ok_or_else(|| {
+                        crate::Error::invalid("code", "This is not one of Latchkey's error codes.")
+                    })
+            })
+            .transpose()?;
+        let event = text(&self.event)
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| crate::Error::invalid("event", "This event link is not valid."))
+            })
+            .transpose()?;
         Ok(AuditFilter {
             actor: text(&self.actor),
             action: text(&self.action),
             target_user: text(&self.user),
             from,
             to,
+            passkey,
+            error_code,
+            event,
             before,
             limit: None,
         })
@@ -269,6 +308,25 @@ pub struct AuditLog<'a> {
         expect(dead_code, reason = "only the test-only `record` stamps events itself")
     )]
     clock: &'a dyn Clock,
+}
+
+/// `details.<key> = value`, in each database's JSON dialect. Unindexed: the portal's links
+/// pair it with the user filter, whose index narrows the rows first.
+fn details_field(
+    backend: sea_orm::DatabaseBackend,
+    key: &'static str,
+    value: String,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::Expr;
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            Expr::cust_with_values(format!("(audit_events.details ->> '{key}') = $1"), [value])
+        }
+        _ => Expr::cust_with_values(
+            format!("json_extract(audit_events.details, '$.{key}') = ?"),
+            [value],
+        ),
+    }
 }
 
 /// Bounds what one event may hold, so a hostile user agent cannot bloat the log.
@@ -394,6 +452,19 @@ impl<'a> AuditLog<'a> {
         }
         if let Some(to) = filter.to {
             query = query.filter(audit_event::Column::OccurredAt.lt(to));
+        }
+        if let Some(passkey) = filter.passkey {
+            query = query.filter(details_field(
+                self.db.get_database_backend(),
+                "authenticator_id",
+                passkey.to_string(),
+            ));
+        }
+        if let Some(code) = filter.error_code {
+            query = query.filter(audit_event::Column::ErrorCode.eq(code.as_str()));
+        }
+        if let Some(event) = filter.event {
+            query = query.filter(audit_event::Column::Id.eq(event));
         }
         if let Some(before) = filter.before {
             query = query.filter(audit_event::Column::Id.lt(before));

@@ -8,6 +8,7 @@ pub mod config_cache;
 pub mod config_events;
 pub mod dashboard;
 pub mod doctor;
+pub mod first_run;
 pub mod policy;
 pub mod policy_changes;
 pub mod portability;

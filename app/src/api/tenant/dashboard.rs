@@ -20,7 +20,11 @@ pub struct OutcomeView {
     pub ceremony: String,
     /// "success" or the error code.
     pub outcome: String,
+    /// The refusal in words (`None` for successes).
+    pub reason: Option<String>,
     pub count: u64,
+    /// The audit log filtered to these events (refusals only).
+    pub audit_link: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +40,14 @@ pub struct DashboardView {
     pub providers: Vec<ProviderView>,
     pub synced: u64,
     pub device_bound: u64,
+    pub users: u64,
+    pub users_with_passkey: u64,
+    /// Users with a passkey among all users, e.g. `42 %`.
+    pub adoption: Option<String>,
+    /// Active passkeys per user who has one, e.g. `1.3`.
+    pub passkeys_per_user: Option<String>,
+    /// Successful sign-ins among all sign-ins in 30 days, e.g. `97.5 %`.
+    pub sign_in_success: Option<String>,
     /// The health queue's size by reason, for roles that may read it.
     pub health: Option<Vec<super::HealthCountRow>>,
 }
@@ -55,7 +67,24 @@ pub async fn tenant_dashboard(id: String) -> Result<DashboardView, PortalError> 
     } else {
         None
     };
+    let percent = |share: f64| {
+        let p = share * 100.0;
+        // Whole percents, except near the ends, where a tenth tells 99.6 % from 100 %.
+        if (1.0..=99.0).contains(&p) || p == 0.0 || p == 100.0 {
+            format!("{p:.0} %")
+        } else {
+            format!("{p:.1} %")
+        }
+    };
+    let adoption = board.adoption().map(percent);
+    let passkeys_per_user = board.passkeys_per_user().map(|n| format!("{n:.1}"));
+    let sign_in_success = board.sign_in_success_rate().map(percent);
     Ok(DashboardView {
+        adoption,
+        passkeys_per_user,
+        sign_in_success,
+        users: board.users,
+        users_with_passkey: board.users_with_passkey,
         days: board
             .days
             .into_iter()
@@ -69,14 +98,29 @@ pub async fn tenant_dashboard(id: String) -> Result<DashboardView, PortalError> 
         outcomes: board
             .outcomes
             .into_iter()
-            .map(|o| OutcomeView {
-                ceremony: if o.ceremony == "sign_in" {
-                    "Sign-in".into()
-                } else {
-                    "Registration".into()
-                },
-                outcome: o.error_code.unwrap_or_else(|| "success".into()),
-                count: o.count,
+            .map(|o| {
+                let sign_in = o.ceremony == "sign_in";
+                let audit_link = o.error_code.as_ref().map(|code| {
+                    if sign_in {
+                        format!("/tenants/{id}/audit?action=user.signed_in&code={code}")
+                    } else {
+                        format!("/tenants/{id}/audit?code={code}")
+                    }
+                });
+                OutcomeView {
+                    ceremony: if sign_in {
+                        "Sign-in".into()
+                    } else {
+                        "Registration".into()
+                    },
+                    reason: o
+                        .error_code
+                        .as_deref()
+                        .map(|c| latchkey_core::audit::sentence::refusal(Some(c))),
+                    outcome: o.error_code.unwrap_or_else(|| "success".into()),
+                    count: o.count,
+                    audit_link,
+                }
             })
             .collect(),
         providers: board

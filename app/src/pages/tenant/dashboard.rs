@@ -40,6 +40,11 @@ fn Figures(board: DashboardView, tenant: String) -> impl IntoView {
         providers,
         synced,
         device_bound,
+        users,
+        users_with_passkey,
+        adoption,
+        passkeys_per_user,
+        sign_in_success,
         health,
     } = board;
     let active = synced + device_bound;
@@ -48,6 +53,35 @@ fn Figures(board: DashboardView, tenant: String) -> impl IntoView {
         (r + d.registrations, s + d.sign_ins, f + d.failures)
     });
     view! {
+        <section class="card" aria-labelledby="adoption-heading" data-testid="adoption">
+            <h2 id="adoption-heading">"Adoption"</h2>
+            {if users == 0 {
+                view! {
+                    <p class="empty">
+                        "No users yet. A user appears when your backend issues their first enrollment token "
+                        <a href=format!("/tenants/{tenant}/enrollment-tokens")>"(Enrollment tokens)"</a>
+                        "; these figures then show how many of them have a passkey."
+                    </p>
+                }.into_any()
+            } else {
+                view! {
+                    <div class="stats">
+                        <p class="stat" data-figure="adoption">
+                            <span class="stat-value">{adoption.clone().unwrap_or_else(|| "–".into())}</span>
+                            {format!(" of users have a passkey ({users_with_passkey} of {users})")}
+                        </p>
+                        <p class="stat" data-figure="passkeys-per-user">
+                            <span class="stat-value">{passkeys_per_user.clone().unwrap_or_else(|| "–".into())}</span>
+                            " passkeys per user who has one"
+                        </p>
+                        <p class="stat" data-figure="sign-in-success">
+                            <span class="stat-value">{sign_in_success.clone().unwrap_or_else(|| "–".into())}</span>
+                            " of sign-ins succeeded (30 days)"
+                        </p>
+                    </div>
+                }.into_any()
+            }}
+        </section>
         <div class="stats">
             <p class="stat"><span class="stat-value">{totals.0}</span> " registrations"</p>
             <p class="stat"><span class="stat-value">{totals.1}</span> " sign-ins"</p>
@@ -89,8 +123,15 @@ fn Figures(board: DashboardView, tenant: String) -> impl IntoView {
                             <tbody>
                                 {outcomes.into_iter().map(|o| {
                                     let class = if o.outcome == "success" { "" } else { "failure" };
+                                    // A refusal links to its events in the audit log.
+                                    let outcome = match (o.audit_link, o.reason) {
+                                        (Some(href), Some(reason)) => view! {
+                                            <a href=href>{reason}</a>" "<code>{o.outcome}</code>
+                                        }.into_any(),
+                                        _ => view! { <code>{o.outcome}</code> }.into_any(),
+                                    };
                                     view! {
-                                        <tr class=class><td>{o.ceremony}</td><td><code>{o.outcome}</code></td>
+                                        <tr class=class><td>{o.ceremony}</td><td>{outcome}</td>
                                         <td class="num">{o.count}</td></tr>
                                     }
                                 }).collect_view()}
