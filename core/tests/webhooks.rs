@@ -351,8 +351,10 @@ async fn two_instances_never_send_one_delivery_twice(backend: TestBackend) {
         shop::token(&f.services, &access, &format!("user-{n}")).await;
     }
     f.services.seal_audit().await.unwrap();
-    f.services.dispatch_webhooks().await.unwrap();
     let other = instance(&f.db.connect().await, &f.clock);
+    // Both fan the seals out at once: each event becomes one delivery.
+    let (mine, theirs) = tokio::join!(f.services.dispatch_webhooks(), other.dispatch_webhooks());
+    assert_eq!(mine.unwrap() + theirs.unwrap(), 40);
     let drain = |services: Services| async move {
         for _ in 0..20 {
             services.webhooks().deliver_due().await.unwrap();

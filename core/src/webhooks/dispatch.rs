@@ -5,15 +5,20 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+    sea_query::{OnConflict, Query},
 };
 use uuid::Uuid;
 
 use super::events::{self, EventType};
 use crate::{
     Clock, Result,
-    audit::{AuditRecord, chain::INSTANCE_CHAIN},
+    audit::{
+        AuditRecord,
+        chain::{Head, INSTANCE_CHAIN},
+    },
     entities::{
         audit_event, audit_link, audit_seal, webhook_cursor, webhook_delivery, webhook_endpoint,
     },
@@ -39,12 +44,12 @@ pub async fn dispatch(writer: &DatabaseConnection, clock: &dyn Clock) -> Result<
     }
 }
 
+/// One run over at most [`SEALS_PER_RUN`] seals. It is worked out from plain reads before the
+/// write lock is taken (SQLite's one writer is the sign-ins' too, and reading a run's events
+/// held it for tens of milliseconds); under the lock only the cursor is read again, and a run
+/// that finds it moved (another instance fanned these seals out) writes nothing.
 async fn dispatch_batch(writer: &DatabaseConnection, clock: &dyn Clock) -> Result<(u64, bool)> {
-    // Looked at before taking the write lock: most runs find no new seal.
-    let read = webhook_cursor::Entity::find_by_id(CURSOR)
-        .one(writer)
-        .await?
-        .map_or(0, |c| c.seal_id);
+    let read = cursor(writer).await?;
     let newest = audit_seal::Entity::find()
         .select_only()
         .column_as(audit_seal::Column::Id.max(), "max")
@@ -52,132 +57,41 @@ async fn dispatch_batch(writer: &DatabaseConnection, clock: &dyn Clock) -> Resul
         .one(writer)
         .await?
         .flatten();
-    if newest.is_none_or(|n| n <= read) {
+    let Some(newest) = newest.filter(|n| *n > read) else {
         return Ok((0, false));
-    }
-    let txn = crate::db::begin_write(writer).await?;
-    crate::db::lock_named(&txn, "webhook-dispatch").await?;
-    let cursor = webhook_cursor::Entity::find_by_id(CURSOR)
-        .one(&txn)
-        .await?
-        .map_or(0, |c| c.seal_id);
-    // No endpoint anywhere (most instances, most of the time): nothing to fan out, so the
-    // seals' links are not read at all; the cursor just moves past them.
-    let any_endpoint = webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::Enabled.eq(true))
-        .one(&txn)
-        .await?
-        .is_some();
-    if !any_endpoint {
-        if let Some(newest) = newest.filter(|n| *n > cursor) {
-            move_cursor(&txn, newest).await?;
-        }
-        txn.commit().await?;
-        return Ok((0, false));
-    }
-    let seals = audit_seal::Entity::find()
-        .filter(audit_seal::Column::Id.gt(cursor))
-        .order_by_asc(audit_seal::Column::Id)
-        .limit(SEALS_PER_RUN)
-        .all(&txn)
-        .await?;
-    let Some(last_seal) = seals.last().map(|s| s.id) else {
-        return Ok((0, false));
-    };
-    let more = seals.len() as u64 == SEALS_PER_RUN;
-    let links = audit_link::Entity::find()
-        .filter(audit_link::Column::SealId.gte(seals[0].id))
-        .filter(audit_link::Column::SealId.lte(last_seal))
-        .filter(audit_link::Column::Chain.ne(INSTANCE_CHAIN))
-        .order_by_asc(audit_link::Column::SealId)
-        .order_by_asc(audit_link::Column::Chain)
-        .order_by_asc(audit_link::Column::Seq)
-        .all(&txn)
-        .await?;
-    let tenants: Vec<Uuid> = {
-        let mut t: Vec<Uuid> = links.iter().filter_map(|l| l.chain.parse().ok()).collect();
-        t.sort_unstable();
-        t.dedup();
-        t
     };
     let mut endpoints: HashMap<Uuid, Vec<(webhook_endpoint::Model, Vec<String>)>> = HashMap::new();
-    if !tenants.is_empty() {
-        for e in webhook_endpoint::Entity::find()
-            .filter(webhook_endpoint::Column::TenantId.is_in(tenants))
-            .filter(webhook_endpoint::Column::Enabled.eq(true))
-            .all(&txn)
-            .await?
-        {
-            let wants: Vec<String> = serde_json::from_value(e.events.clone()).unwrap_or_default();
-            endpoints.entry(e.tenant_id).or_default().push((e, wants));
-        }
+    for e in webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Enabled.eq(true))
+        .all(writer)
+        .await?
+    {
+        let wants: Vec<String> = serde_json::from_value(e.events.clone()).unwrap_or_default();
+        endpoints.entry(e.tenant_id).or_default().push((e, wants));
     }
-    let now = clock.now();
-    let mut deliveries = Vec::new();
-    if !endpoints.is_empty() {
-        // Only the events of tenants with endpoints are read.
-        let wanted: Vec<i64> = links
-            .iter()
-            .filter(|l| {
-                l.chain
-                    .parse::<Uuid>()
-                    .is_ok_and(|t| endpoints.contains_key(&t))
-            })
-            .map(|l| l.event_id)
-            .collect();
-        let mut records: HashMap<i64, AuditRecord> = HashMap::new();
-        for chunk in wanted.chunks(500) {
-            for e in audit_event::Entity::find()
-                .filter(audit_event::Column::Id.is_in(chunk.iter().copied()))
-                .all(&txn)
-                .await?
-            {
-                records.insert(e.id, e.into());
-            }
-        }
-        let mut heads: HashMap<Uuid, (i64, i64, String)> = HashMap::new();
-        for link in &links {
-            let Some(record) = records.get(&link.event_id) else {
-                continue;
-            };
-            let Some(tenant_id) = record.tenant_id else {
-                continue;
-            };
-            heads.insert(tenant_id, (link.seal_id, link.seq, link.hash.clone()));
-            let Some(targets) = endpoints.get(&tenant_id) else {
-                continue;
-            };
-            for (n, event) in events::from_audit(record).into_iter().enumerate() {
-                let event_id = events::event_id(record.id, n);
-                let payload = events::body(
-                    event_id,
-                    event.event_type,
-                    record.occurred_at,
-                    tenant_id,
-                    &event.data,
-                );
-                for (endpoint, wants) in targets {
-                    // An endpoint hears of what happened after it was created, and what it asked for.
-                    if endpoint.created_at > record.occurred_at
-                        || !wants.iter().any(|w| w == event.event_type.as_str())
-                    {
-                        continue;
-                    }
-                    deliveries.push(delivery(
-                        endpoint,
-                        event_id,
-                        Some(record.id),
-                        event.event_type,
-                        payload.clone(),
-                        event.user_id.clone(),
-                        // Several events of one audit event keep their order too.
-                        link.seq * 16 + n as i64,
-                        now,
-                    ));
-                }
-            }
-        }
-        deliveries.extend(checkpoints(&txn, &endpoints, &heads, &seals, now).await?);
+    // No endpoint anywhere (most instances, most of the time): nothing to fan out, so nothing
+    // is read; the cursor just moves past the seals.
+    let (last_seal, more, deliveries) = if endpoints.is_empty() {
+        (newest, false, Vec::new())
+    } else {
+        let seals = audit_seal::Entity::find()
+            .filter(audit_seal::Column::Id.gt(read))
+            .order_by_asc(audit_seal::Column::Id)
+            .limit(SEALS_PER_RUN)
+            .all(writer)
+            .await?;
+        let (Some(first), Some(last)) = (seals.first(), seals.last()) else {
+            return Ok((0, false));
+        };
+        let more = seals.len() as u64 == SEALS_PER_RUN;
+        let deliveries = fan_out(writer, clock, &endpoints, (first.id, last.id), &seals).await?;
+        (last.id, more, deliveries)
+    };
+    let txn = crate::db::begin_write(writer).await?;
+    crate::db::lock_named(&txn, "webhook-dispatch").await?;
+    if cursor(&txn).await? != read {
+        // Another instance took these seals meanwhile: look again.
+        return Ok((0, true));
     }
     let written = deliveries.len() as u64;
     for chunk in deliveries.chunks(INSERT_CHUNK) {
@@ -188,6 +102,139 @@ async fn dispatch_batch(writer: &DatabaseConnection, clock: &dyn Clock) -> Resul
     move_cursor(&txn, last_seal).await?;
     txn.commit().await?;
     Ok((written, more))
+}
+
+/// The seal the dispatcher has fanned out up to.
+async fn cursor(conn: &impl ConnectionTrait) -> Result<i64> {
+    Ok(webhook_cursor::Entity::find_by_id(CURSOR)
+        .one(conn)
+        .await?
+        .map_or(0, |c| c.seal_id))
+}
+
+/// The deliveries for the events of seals `range` that some endpoint wants, and the
+/// checkpoints due. Reads only the events of tenants with endpoints whose actions (and error
+/// codes) report a wanted type ([`EventType::sources`]).
+async fn fan_out(
+    conn: &DatabaseConnection,
+    clock: &dyn Clock,
+    endpoints: &HashMap<Uuid, Vec<(webhook_endpoint::Model, Vec<String>)>>,
+    range: (i64, i64),
+    seals: &[audit_seal::Model],
+) -> Result<Vec<webhook_delivery::ActiveModel>> {
+    let now = clock.now();
+    let mut sources = Condition::any();
+    let mut any_source = false;
+    for wanted in endpoints
+        .values()
+        .flatten()
+        .flat_map(|(_, wants)| wants.iter())
+        .filter_map(|w| EventType::parse(w))
+        .collect::<std::collections::HashSet<_>>()
+    {
+        for (action, code) in wanted.sources() {
+            let mut source = Condition::all().add(audit_event::Column::Action.eq(*action));
+            if let Some(code) = code {
+                source = source.add(audit_event::Column::ErrorCode.eq(*code));
+            }
+            sources = sources.add(source);
+            any_source = true;
+        }
+    }
+    let records: Vec<AuditRecord> = if any_source {
+        audit_event::Entity::find()
+            .filter(
+                audit_event::Column::Id.in_subquery(
+                    Query::select()
+                        .column(audit_link::Column::EventId)
+                        .from(audit_link::Entity)
+                        .and_where(audit_link::Column::SealId.gte(range.0))
+                        .and_where(audit_link::Column::SealId.lte(range.1))
+                        .and_where(audit_link::Column::Chain.ne(INSTANCE_CHAIN))
+                        .to_owned(),
+                ),
+            )
+            .filter(audit_event::Column::TenantId.is_in(endpoints.keys().copied()))
+            .filter(sources)
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(AuditRecord::from)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Each event's position in its chain: deliveries about one user go out in that order.
+    let mut positions: HashMap<i64, i64> = HashMap::new();
+    let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+    for chunk in ids.chunks(500) {
+        for (event_id, seq) in audit_link::Entity::find()
+            .select_only()
+            .column(audit_link::Column::EventId)
+            .column(audit_link::Column::Seq)
+            .filter(audit_link::Column::EventId.is_in(chunk.iter().copied()))
+            .into_tuple::<(i64, i64)>()
+            .all(conn)
+            .await?
+        {
+            positions.insert(event_id, seq);
+        }
+    }
+    let mut deliveries = Vec::new();
+    for record in &records {
+        let (Some(tenant_id), Some(seq)) = (record.tenant_id, positions.get(&record.id)) else {
+            continue;
+        };
+        let Some(targets) = endpoints.get(&tenant_id) else {
+            continue;
+        };
+        for (n, event) in events::from_audit(record).into_iter().enumerate() {
+            let event_id = events::event_id(record.id, n);
+            let payload = events::body(
+                event_id,
+                event.event_type,
+                record.occurred_at,
+                tenant_id,
+                &event.data,
+            );
+            for (endpoint, wants) in targets {
+                // An endpoint hears of what happened after it was created, and what it asked for.
+                if endpoint.created_at > record.occurred_at
+                    || !wants.iter().any(|w| w == event.event_type.as_str())
+                {
+                    continue;
+                }
+                deliveries.push(delivery(
+                    endpoint,
+                    event_id,
+                    Some(record.id),
+                    event.event_type,
+                    payload.clone(),
+                    event.user_id.clone(),
+                    // Several events of one audit event keep their order too.
+                    seq * 16 + n as i64,
+                    now,
+                ));
+            }
+        }
+    }
+    // The newest head of each tenant chain the seals advanced, as the seals record them.
+    let mut heads: HashMap<Uuid, (i64, i64, String)> = HashMap::new();
+    for seal in seals {
+        let Ok(advanced) = serde_json::from_value::<HashMap<String, Head>>(seal.heads.clone())
+        else {
+            continue;
+        };
+        for (chain, head) in advanced {
+            if let Ok(tenant_id) = chain.parse::<Uuid>()
+                && endpoints.contains_key(&tenant_id)
+            {
+                heads.insert(tenant_id, (seal.id, head.seq, head.hash));
+            }
+        }
+    }
+    deliveries.extend(checkpoints(conn, endpoints, &heads, seals, now).await?);
+    Ok(deliveries)
 }
 
 /// Records that the seals up to `seal_id` are fanned out.
@@ -209,7 +256,7 @@ async fn move_cursor(txn: &sea_orm::DatabaseTransaction, seal_id: i64) -> Result
 /// `audit.checkpoint` for the endpoints that want it, whose tenant's chain advanced, at most
 /// once per [`CHECKPOINT_EVERY`] each.
 async fn checkpoints(
-    txn: &sea_orm::DatabaseTransaction,
+    conn: &impl ConnectionTrait,
     endpoints: &HashMap<Uuid, Vec<(webhook_endpoint::Model, Vec<String>)>>,
     heads: &HashMap<Uuid, (i64, i64, String)>,
     seals: &[audit_seal::Model],
@@ -234,7 +281,7 @@ async fn checkpoints(
                 .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id))
                 .filter(webhook_delivery::Column::EventType.eq(EventType::AuditCheckpoint.as_str()))
                 .filter(webhook_delivery::Column::CreatedAt.gt(now - CHECKPOINT_EVERY))
-                .one(txn)
+                .one(conn)
                 .await?;
             if recent.is_some() {
                 continue;

@@ -65,6 +65,21 @@ impl EventType {
     pub fn parse(name: &str) -> Option<Self> {
         Self::SUBSCRIBABLE.into_iter().find(|t| t.as_str() == name)
     }
+
+    /// The audit events [`from_audit`] reads this type off: an action, and the error code a
+    /// refusal must carry (`None`: any outcome). The dispatcher reads only these, so that an
+    /// endpoint without `user.signed_in` does not make it read every sign-in.
+    pub fn sources(self) -> &'static [(&'static str, Option<&'static str>)] {
+        match self {
+            Self::UserCreated | Self::EnrollmentTokenIssued => &[("enrollment_token.issued", None)],
+            Self::PasskeyRegistered => &[("authenticator.registered", None)],
+            Self::PasskeyRevoked => &[("authenticator.revoked", None)],
+            Self::PasskeyRenamed => &[("authenticator.renamed", None)],
+            Self::PasskeyFlagged => &[("user.signed_in", Some("counter_regressed"))],
+            Self::UserSignedIn => &[("user.signed_in", None)],
+            Self::AuditCheckpoint | Self::WebhookTest => &[],
+        }
+    }
 }
 
 /// A webhook event read off one audit event.
@@ -194,4 +209,58 @@ pub fn body(
         "data": data,
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every type [`from_audit`] reports comes from one of its declared sources, so the
+    /// dispatcher's narrowed read misses nothing.
+    #[test]
+    fn every_reported_type_is_read_from_its_declared_sources() {
+        let record = |action: &str, outcome: &str, code: Option<&str>| AuditRecord {
+            id: 1,
+            occurred_at: chrono::Utc::now(),
+            tenant_id: Some(uuid::Uuid::nil()),
+            actor_kind: "operator".into(),
+            actor_id: None,
+            actor_label: None,
+            action: action.into(),
+            target_kind: Some("user".into()),
+            target_id: Some("bob".into()),
+            outcome: outcome.into(),
+            error_code: code.map(Into::into),
+            details: Some(json!({ "user_created": true, "authenticator_id": "x" })),
+            ip: None,
+            user_agent: None,
+        };
+        let actions = [
+            "enrollment_token.issued",
+            "authenticator.registered",
+            "authenticator.revoked",
+            "authenticator.renamed",
+            "user.signed_in",
+            "tenant.renamed",
+        ];
+        let codes = [None, Some("counter_regressed"), Some("credential_revoked")];
+        for action in actions {
+            for (outcome, code) in codes
+                .iter()
+                .map(|c| (if c.is_some() { "failure" } else { "success" }, *c))
+            {
+                for event in from_audit(&record(action, outcome, code)) {
+                    assert!(
+                        event
+                            .event_type
+                            .sources()
+                            .iter()
+                            .any(|(a, c)| *a == action && c.is_none_or(|c| Some(c) == code)),
+                        "{action} {outcome} {code:?} reports {:?}",
+                        event.event_type
+                    );
+                }
+            }
+        }
+    }
 }
