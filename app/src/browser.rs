@@ -24,6 +24,8 @@ mod js {
         pub async fn copy_text(text: String) -> JsValue;
         #[wasm_bindgen(js_name = focusLater)]
         pub fn focus_later(id: &str);
+        #[wasm_bindgen(js_name = trapTab)]
+        pub fn trap_tab(event: &JsValue) -> bool;
         #[wasm_bindgen(js_name = resubmitFormOf)]
         pub fn resubmit_form_of(event: &JsValue) -> bool;
     }
@@ -117,6 +119,14 @@ pub fn focus_later(id: &str) {
     js::focus_later(id);
     #[cfg(not(feature = "hydrate"))]
     let _ = id;
+}
+
+/// Keeps Tab inside the dialog the keydown `event` happened in (see `trapTab` in webauthn.js).
+pub fn trap_tab(event: &leptos::ev::KeyboardEvent) {
+    #[cfg(feature = "hydrate")]
+    js::trap_tab(event.as_ref());
+    #[cfg(not(feature = "hydrate"))]
+    let _ = event;
 }
 
 /// Submits again the form that holds the element `event` came from; answers whether there was

@@ -182,6 +182,24 @@ export function focusLater(id) {
   requestAnimationFrame(() => document.getElementById(id)?.focus());
 }
 
+// Keeps Tab and Shift+Tab inside the dialog a keydown event happened in: from its last
+// focusable element Tab goes to the first, and back. Answers whether it moved the focus.
+export function trapTab(event) {
+  if (event.key !== 'Tab') return false;
+  const dialog = event.target?.closest?.('[role="dialog"]');
+  if (!dialog) return false;
+  const focusable = [...dialog.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')]
+    .filter((el) => !el.disabled && el.tabIndex >= 0 && el.offsetParent !== null);
+  if (focusable.length === 0) return false;
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  const leaving = event.shiftKey ? document.activeElement === first : document.activeElement === last;
+  if (!leaving) return false;
+  event.preventDefault();
+  (event.shiftKey ? last : first).focus();
+  return true;
+}
+
 // Submits again the form holding the element an event came from (after a step-up, the action
 // the server refused). Answers whether there was such a form.
 export function resubmitFormOf(event) {

@@ -11,6 +11,7 @@ import { startServer, postgresAvailable } from '../support/server.mjs';
 import { serveExample } from '../support/example.mjs';
 import { launchBrowser, newPage, screenshot, waitForHydration } from '../support/browser.mjs';
 import { addVirtualAuthenticator, enroll, withoutConditionalUi } from '../support/webauthn.mjs';
+import { seriousViolations, scrollsSideways } from '../support/axe.mjs';
 
 
 const backends = [
@@ -243,7 +244,7 @@ for (const [backend, label, available] of backends) {
       await support.waitForURL(/passkey=[0-9a-f-]{36}/);
       const actions = await log.locator('li.event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-action')));
       assert.ok(actions.includes('authenticator.revoked') && actions.includes('authenticator.registered'), `${actions}`);
-      assert.ok(actions.every((a) => ['authenticator.revoked', 'authenticator.registered', 'user.signed_in', 'authenticator.renamed'].includes(a)), `${actions}`);
+      assert.ok(actions.every((a) => ['authenticator.revoked', 'authenticator.registered', 'user.signed_in', 'validation_token.validated'].includes(a)), `${actions}`);
       await log.locator('li[data-action="authenticator.revoked"] a.when').click();
       await support.waitForURL(/event=\d+/);
       assert.equal(await log.locator('li.event').count(), 1);
@@ -327,6 +328,53 @@ for (const [backend, label, available] of backends) {
       await fresh.getByRole('button', { name: 'Create a passkey' }).click();
       await fresh.getByRole('status').getByText('Passkey "New phone" created.').waitFor();
       assert.deepEqual(owner.problems, []);
+    });
+
+    test('the dashboard shows adoption: one of the two users has a passkey again, one passkey', async () => {
+      await owner.goto(`${server.baseUrl}/tenants/${tenantId}/dashboard`);
+      const adoption = owner.getByTestId('adoption');
+      await adoption.waitFor();
+      assert.match(await adoption.locator('[data-figure="adoption"]').textContent(), /^50 % of users have a passkey \(1 of 2\)$/);
+      assert.match(await adoption.locator('[data-figure="passkeys-per-user"]').textContent(), /^1\.0 passkeys per user/);
+      assert.match(await adoption.locator('[data-figure="sign-in-success"]').textContent(), /^\d+(\.\d)? % of sign-ins succeeded/);
+      // A refusal reason links to its events.
+      await owner.getByTestId('outcomes').getByRole('link', { name: 'this passkey has been revoked' }).click();
+      await owner.waitForURL(/action=user\.signed_in&code=credential_revoked/);
+      await owner.locator('li[data-action="user.signed_in"].failed').first().waitFor();
+      // With a passkey registered, the home page's checklist is done and folded away.
+      await owner.goto(server.baseUrl + '/');
+      const checklist = owner.getByTestId('checklist');
+      await checklist.getByText('5 of 5 done').waitFor();
+      assert.equal(await checklist.locator('details').getAttribute('open'), null);
+    });
+
+    test('every portal page: no serious accessibility violation, and none scrolls sideways on a phone', async () => {
+      const pages = [
+        '/', '/tenants', '/tenants/new', '/audit', '/operators', '/security', '/metadata',
+        ...['passkeys', 'members', 'api-keys', 'webhooks', 'enrollment-tokens', 'dashboard', 'users',
+          'users/customer-7781', 'health', 'audit'].map((p) => `/tenants/${tenantId}/${p}`),
+      ];
+      const found = [];
+      for (const width of [1280, 375]) {
+        await owner.setViewportSize({ width, height: 800 });
+        for (const path of pages) {
+          await owner.goto(server.baseUrl + path);
+          await waitForHydration(owner);
+          for (const v of await seriousViolations(owner)) found.push(`${path} at ${width} px: ${v}`);
+          if (width === 375) {
+            if (await scrollsSideways(owner)) found.push(`${path} scrolls sideways at 375 px`);
+            await screenshot(owner, `phone${path.replaceAll('/', '-').replace(tenantId, 'tenant')}-${backend}`);
+          }
+        }
+      }
+      // Signed out: the sign-in page.
+      const visitor = await newPage(browser, { width: 375, height: 800 });
+      await visitor.goto(server.baseUrl + '/login');
+      await waitForHydration(visitor);
+      for (const v of await seriousViolations(visitor)) found.push(`/login: ${v}`);
+      if (await scrollsSideways(visitor)) found.push('/login scrolls sideways at 375 px');
+      await owner.setViewportSize({ width: 1280, height: 800 });
+      assert.deepEqual(found, []);
     });
   });
 }

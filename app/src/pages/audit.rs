@@ -58,6 +58,20 @@ pub fn TenantAuditPage() -> impl IntoView {
     }
 }
 
+/// A query value percent-encoded, keeping what a query may hold as it is (`-`, `.`, `@`, `:`
+/// …), so that filtered views stay readable links (`user=customer-7781`).
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@:".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// `key=value` pairs of the non-empty filters, URL-encoded.
 fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
     let mut parts = Vec::new();
@@ -73,10 +87,7 @@ fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
     ] {
         let value = value.trim();
         if !value.is_empty() {
-            parts.push(format!(
-                "{key}={}",
-                leptos_router::location::Url::escape(value)
-            ));
+            parts.push(format!("{key}={}", escape(value)));
         }
     }
     if let Some(before) = before {

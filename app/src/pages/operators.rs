@@ -29,16 +29,16 @@ pub fn OperatorsPage() -> impl IntoView {
                                         <th scope="col">"Email"</th>
                                         <th scope="col">"Display name"</th>
                                         <th scope="col">"Instance admin"</th>
-                                        <th scope="col">"Since"</th>
+                                        <th scope="col" class="hide-narrow">"Since"</th>
                                     </tr>
                                 </thead>
                                 <tbody>
                                     {rows.into_iter().map(|r| view! {
                                         <tr>
-                                            <td>{r.email}</td>
+                                            <td class="wrap">{r.email}</td>
                                             <td>{r.display_name}</td>
                                             <td>{if r.instance_admin { "yes" } else { "no" }}</td>
-                                            <td>{r.created_at}</td>
+                                            <td class="hide-narrow">{r.created_at}</td>
                                         </tr>
                                     }).collect_view()}
                                 </tbody>

@@ -65,30 +65,44 @@ impl Tenants<'_> {
         run.passkeys_configured = configured.iter().any(|origins| {
             serde_json::from_str::<Vec<String>>(origins).is_ok_and(|o| !o.is_empty())
         });
-        run.api_key_created = api_key::Entity::find()
-            .select_only()
-            .column(api_key::Column::Id)
-            .filter(api_key::Column::TenantId.is_in(ids.clone()))
-            .into_tuple::<Uuid>()
-            .one(self.db)
-            .await?
-            .is_some();
-        run.enrollment_token_issued = enrollment_token::Entity::find()
-            .select_only()
-            .column(enrollment_token::Column::Id)
-            .filter(enrollment_token::Column::TenantId.is_in(ids.clone()))
-            .into_tuple::<Uuid>()
-            .one(self.db)
-            .await?
-            .is_some();
-        run.passkey_registered = authenticator::Entity::find()
-            .select_only()
-            .column(authenticator::Column::Id)
-            .filter(authenticator::Column::TenantId.is_in(ids))
-            .into_tuple::<Uuid>()
-            .one(self.db)
-            .await?
-            .is_some();
+        run.api_key_created = any_row::<api_key::Entity>(
+            self.db,
+            api_key::Column::Id,
+            api_key::Column::TenantId,
+            &ids,
+        )
+        .await?;
+        run.enrollment_token_issued = any_row::<enrollment_token::Entity>(
+            self.db,
+            enrollment_token::Column::Id,
+            enrollment_token::Column::TenantId,
+            &ids,
+        )
+        .await?;
+        run.passkey_registered = any_row::<authenticator::Entity>(
+            self.db,
+            authenticator::Column::Id,
+            authenticator::Column::TenantId,
+            &ids,
+        )
+        .await?;
         Ok(run)
     }
+}
+
+/// Whether the table of `id` and `tenant` holds a row of any of `tenants`: one row's ID read, not a count.
+async fn any_row<E: EntityTrait>(
+    db: &sea_orm::DatabaseConnection,
+    id: E::Column,
+    tenant: E::Column,
+    tenants: &[Uuid],
+) -> Result<bool> {
+    Ok(E::find()
+        .select_only()
+        .column(id)
+        .filter(tenant.is_in(tenants.iter().copied()))
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?
+        .is_some())
 }

@@ -346,7 +346,7 @@ fn PasskeySettings(view: TenantView) -> impl IntoView {
                 <input id="package" type="text" placeholder="com.example.app" bind:value=package />
             </div>
             <Transition fallback=|| ()>
-                <pre data-testid="assetlinks"><code>
+                <pre data-testid="assetlinks" tabindex="0" aria-label="assetlinks.json"><code>
                     {move || assetlinks.get().map(|document| document.unwrap_or_else(|err| err.message))}
                 </code></pre>
             </Transition>

@@ -257,7 +257,7 @@ fn UserView(
         </section>
         <section class="card" aria-labelledby="active-heading">
             <div class="card-header">
-                <h2 id="active-heading">"Passkeys (" {active_count} ")"</h2>
+                <h2 id="active-heading" tabindex="-1">"Passkeys (" {active_count} ")"</h2>
                 {(can_revoke && active_count > 1).then(|| view! {
                     <button type="button" class="danger" id="revoke-all"
                         on:click=move |_| dialog.set(Some(RevokeTarget::All { count: active_count }))>
@@ -625,6 +625,9 @@ fn RevokeDialog(
                     status.set(Some(message));
                     dialog.set(None);
                     on_change();
+                    // The button that opened it may be gone with the passkey: focus goes to
+                    // the list it was in.
+                    browser::focus_later("active-heading");
                 }
                 Err(err) => error.set(Some(err)),
             }
@@ -634,7 +637,13 @@ fn RevokeDialog(
         <div class="modal-backdrop">
             <div class="modal card" role="dialog" aria-modal="true" aria-labelledby="revoke-title"
                 aria-describedby="revoke-explain"
-                on:keydown=move |ev| if ev.key() == "Escape" { close() }>
+                on:keydown=move |ev| {
+                    if ev.key() == "Escape" {
+                        close();
+                    } else {
+                        browser::trap_tab(&ev);
+                    }
+                }>
                 <h2 id="revoke-title">{title}</h2>
                 <p id="revoke-explain">{explain}</p>
                 <form class="stack" on:submit=on_submit novalidate>
