@@ -76,7 +76,7 @@ fn ApiKeys(view: TenantView) -> impl IntoView {
             <Transition fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match keys.await {
-                        Ok(rows) if rows.is_empty() => view! { <p>"No API keys yet."</p> }.into_any(),
+                        Ok(rows) if rows.is_empty() => view! { <p class="empty">"No API keys yet. Create one above for your backend: it issues enrollment tokens and validates sign-ins with it."</p> }.into_any(),
                         Ok(rows) => view! { <KeyTable rows tenant error on_change=reload /> }.into_any(),
                         Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
                     }

@@ -112,7 +112,7 @@ fn Figures(board: DashboardView, tenant: String) -> impl IntoView {
             <section class="card table-card" aria-labelledby="outcomes-heading">
                 <h2 id="outcomes-heading">"Outcomes"</h2>
                 {if outcomes.is_empty() {
-                    view! { <p class="empty">"No registrations or sign-ins in the last 30 days."</p> }.into_any()
+                    view! { <p class="empty">"No registrations or sign-ins in the last 30 days. They are counted here as your users register and sign in, refusals with their reason."</p> }.into_any()
                 } else {
                     view! {
                         <table class="data" data-testid="outcomes">
@@ -143,7 +143,7 @@ fn Figures(board: DashboardView, tenant: String) -> impl IntoView {
             <section class="card" aria-labelledby="credentials-heading">
                 <h2 id="credentials-heading">"Active passkeys"</h2>
                 {if active == 0 {
-                    view! { <p class="empty">"No active passkeys yet."</p> }.into_any()
+                    view! { <p class="empty">"No active passkeys yet. They appear here, by provider, as users register through their enrollment links."</p> }.into_any()
                 } else {
                     view! {
                         <p>
@@ -234,7 +234,7 @@ fn HealthCounts(counts: Vec<crate::api::HealthCountRow>, tenant: String) -> impl
         <section class="card" aria-labelledby="health-heading" data-testid="health-counts">
             <h2 id="health-heading">"Passkeys needing attention"</h2>
             {if waiting.is_empty() {
-                view! { <p class="empty">"None."</p> }.into_any()
+                view! { <p class="empty">"None. Passkeys the authenticator policy or the FIDO metadata flag (a revoked model, a counter that went backwards) are listed here."</p> }.into_any()
             } else {
                 view! {
                     <ul>

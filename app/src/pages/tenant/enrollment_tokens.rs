@@ -97,7 +97,7 @@ fn EnrollmentTokens(view: TenantView) -> impl IntoView {
             <Transition fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match tokens.await {
-                        Ok(rows) if rows.is_empty() => view! { <p>"No active enrollment tokens."</p> }.into_any(),
+                        Ok(rows) if rows.is_empty() => view! { <p class="empty">"No active enrollment tokens. A token your backend issues (POST /api/v1/users/{user_id}/enrollment-tokens) or you issue above is listed here until it is used, revoked or expires."</p> }.into_any(),
                         Ok(rows) => view! { <TokenTable rows tenant error on_change=reload /> }.into_any(),
                         Err(err) => view! { <p class="error" role="alert">{err.message}</p> }.into_any(),
                     }
