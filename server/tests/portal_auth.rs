@@ -61,6 +61,9 @@ const OPERATOR_FUNCTIONS: &[(&str, &[(&str, &str)])] = &[
             ("user", ""),
             ("from", ""),
             ("to", ""),
+            ("passkey", ""),
+            ("code", ""),
+            ("event", ""),
             ("before", ""),
         ],
     ),
@@ -430,6 +433,9 @@ async fn admin_functions_refuse_other_operators(backend: TestBackend) {
         ("user", ""),
         ("from", ""),
         ("to", ""),
+        ("passkey", ""),
+        ("code", ""),
+        ("event", ""),
         ("before", ""),
     ];
     for (endpoint, args) in [("list_operators", &[][..]), ("audit_log", instance_log)] {

@@ -162,9 +162,33 @@ pub struct AuditPageView {
 
 /// A page of the audit log: of one tenant (`id`), or of the whole instance (`id` empty; instance
 /// admins only).
+// Flat arguments, as every portal function takes them (one form field each).
+#[allow(clippy::too_many_arguments)]
 #[server(prefix = "/portal/api", endpoint = "audit_log")]
-pub async fn audit_log(id: String, query: AuditQuery) -> Result<AuditPageView, PortalError> {
+pub async fn audit_log(
+    id: String,
+    actor: String,
+    action: String,
+    user: String,
+    from: String,
+    to: String,
+    passkey: String,
+    code: String,
+    event: String,
+    before: String,
+) -> Result<AuditPageView, PortalError> {
     use latchkey_core::audit::AuditScope;
+    let query = AuditQuery {
+        actor,
+        action,
+        user,
+        from,
+        to,
+        passkey,
+        code,
+        event,
+        before,
+    };
     let filter = query.to_filter()?;
     let request = crate::state::request()?;
     let scope = if id.is_empty() {

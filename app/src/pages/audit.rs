@@ -118,7 +118,20 @@ fn AuditLog(tenant: Option<String>, params: Memo<ParamsMap>) -> impl IntoView {
             before: get("before"),
         }
     };
-    let page = Resource::new(current, move |q| audit_log(tenant.get_value(), q));
+    let page = Resource::new(current, move |q| {
+        audit_log(
+            tenant.get_value(),
+            q.actor,
+            q.action,
+            q.user,
+            q.from,
+            q.to,
+            q.passkey,
+            q.code,
+            q.event,
+            q.before,
+        )
+    });
     let initial = current();
     let export = move |format: &str| {
         let mut qs = query_string(&current(), None);
