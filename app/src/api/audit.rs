@@ -1,5 +1,9 @@
 //! The audit log pages: one tenant's (`id`), or the instance's own (`id` empty).
 
+// `audit_log` takes each filter as its own form field, as every portal function does; the
+// `server` macro also generates a browser-side function with the same arguments.
+#![allow(clippy::too_many_arguments)]
+
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -162,8 +166,6 @@ pub struct AuditPageView {
 
 /// A page of the audit log: of one tenant (`id`), or of the whole instance (`id` empty; instance
 /// admins only).
-// Flat arguments, as every portal function takes them (one form field each).
-#[allow(clippy::too_many_arguments)]
 #[server(prefix = "/portal/api", endpoint = "audit_log")]
 pub async fn audit_log(
     id: String,
