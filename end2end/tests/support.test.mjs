@@ -252,6 +252,10 @@ for (const [backend, label, available] of backends) {
       const actions = await log.locator('li.event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-action')));
       assert.ok(actions.includes('authenticator.revoked') && actions.includes('authenticator.registered'), `${actions}`);
       assert.ok(actions.every((a) => about.includes(a)), `${actions}`);
+      // The form follows the link: Filter keeps the passkey (and the user) it set.
+      const passkeyId = new URL(support.url()).searchParams.get('passkey');
+      assert.equal(await support.locator('form.filters input[name="passkey"]').inputValue(), passkeyId);
+      assert.equal(await support.getByLabel('Target user ID').inputValue(), 'customer-7781');
       await log.locator('li[data-action="authenticator.revoked"] a.when').click();
       await support.waitForURL(/event=\d+/);
       await support.waitForFunction(() => document.querySelectorAll('li.event').length === 1);

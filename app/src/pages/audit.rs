@@ -132,6 +132,9 @@ fn AuditLog(tenant: Option<String>, params: Memo<ParamsMap>) -> impl IntoView {
             q.before,
         )
     });
+    // The form follows the URL: a link in a sentence filters the log without reloading the
+    // page, and the form must then submit that filter too.
+    let field = move |name: &str| params.read().get(name).unwrap_or_default();
     let initial = current();
     let export = move |format: &str| {
         let mut qs = query_string(&current(), None);
@@ -153,38 +156,39 @@ fn AuditLog(tenant: Option<String>, params: Memo<ParamsMap>) -> impl IntoView {
         <form class="card filters" method="get" action=base.get_value() aria-label="Filter events">
             <div class="field">
                 <label for="audit-actor">"Actor"</label>
-                <input id="audit-actor" name="actor" type="text" placeholder="email, or operator / api_key / end_user / cli / system" value=initial.actor.clone() />
+                <input id="audit-actor" name="actor" type="text" placeholder="email, or operator / api_key / end_user / cli / system" value=initial.actor.clone() prop:value=move || field("actor") />
             </div>
             <div class="field">
                 <label for="audit-action">"Action"</label>
-                <input id="audit-action" name="action" type="text" list="audit-actions" value=initial.action.clone() />
+                <input id="audit-action" name="action" type="text" list="audit-actions" value=initial.action.clone() prop:value=move || field("action") />
                 <datalist id="audit-actions">
                     {KNOWN_ACTIONS.iter().map(|a| view! { <option value=*a /> }).collect_view()}
                 </datalist>
             </div>
             <div class="field">
                 <label for="audit-user">"Target user ID"</label>
-                <input id="audit-user" name="user" type="text" value=initial.user.clone() />
+                <input id="audit-user" name="user" type="text" value=initial.user.clone() prop:value=move || field("user") />
             </div>
             <div class="field">
                 <label for="audit-from">"From (UTC)"</label>
-                <input id="audit-from" name="from" type="date" value=initial.from.clone() />
+                <input id="audit-from" name="from" type="date" value=initial.from.clone() prop:value=move || field("from") />
             </div>
             <div class="field">
                 <label for="audit-to">"To (UTC)"</label>
-                <input id="audit-to" name="to" type="date" value=initial.to.clone() />
+                <input id="audit-to" name="to" type="date" value=initial.to.clone() prop:value=move || field("to") />
             </div>
             // Filters set by following a link (a passkey, an error code, one event) stay until
             // cleared.
-            {[("passkey", initial.passkey.clone()), ("code", initial.code.clone()), ("event", initial.event.clone())]
+            {move || ["passkey", "code", "event"]
                 .into_iter()
+                .map(|name| (name, field(name)))
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(name, value)| view! { <input type="hidden" name=name value=value /> })
                 .collect_view()}
             <div class="field">
                 <button type="submit">"Filter"</button>
             </div>
-            {(!query_string(&initial, None).is_empty()).then(|| view! {
+            {move || (!query_string(&current(), None).is_empty()).then(|| view! {
                 <div class="field">
                     <a class="button secondary" href=base.get_value()>"Clear filters"</a>
                 </div>
