@@ -153,7 +153,8 @@ struct Load {
     instances: usize,
     /// Give each tenant a webhook endpoint for these events (comma-separated, e.g.
     /// `user.signed_in`), delivered to a sink in this program that answers 200: what the
-    /// deliveries cost the server.
+    /// deliveries cost the server. The endpoints are made once the users are seeded, so the
+    /// measured phases deliver only their own events.
     #[arg(long, value_delimiter = ',')]
     webhook_events: Vec<String>,
 }
@@ -230,10 +231,6 @@ async fn run_on(
     for instance in 0..load.instances {
         servers.push(Server::start(bin, db, logs.path(), instance, load.instances, env).await?);
     }
-    if let (Some(sink), Some(server)) = (&sink, servers.first()) {
-        sink.subscribe(&server.base_url, &tenants, &load.webhook_events)
-            .await?;
-    }
     let label = match load.instances {
         1 => db.label.clone(),
         n => format!("{}, {n} instances", db.label),
@@ -244,6 +241,7 @@ async fn run_on(
         pids: servers.iter().map(|s| s.pid).collect(),
         tenants,
         db: Some(db),
+        sink: sink.as_ref(),
     };
     let result = measure_child(load, subject, servers, logs, crypto).await;
     if let Some(sink) = sink {
@@ -266,6 +264,7 @@ async fn run_peer(load: &Load, dir: &std::path::Path) -> Result<RunResult, Strin
         pids: vec![server.pid],
         tenants: vec![tenant],
         db: None,
+        sink: None,
     };
     measure_child(load, subject, vec![server], logs, crypto).await
 }
@@ -313,6 +312,9 @@ struct Subject<'a> {
     tenants: Vec<server::BenchTenant>,
     /// Latchkey's database, when the load generator made it (statistics, write counts).
     db: Option<&'a BenchDb>,
+    /// The webhook sink the tenants subscribe to once their users are seeded: subscribing
+    /// before would make the measured phases deliver the seeding's events too.
+    sink: Option<&'a sink::Sink>,
 }
 
 async fn drive(
@@ -321,6 +323,7 @@ async fn drive(
     crypto: stats::CryptoRates,
 ) -> Result<RunResult, String> {
     let label = subject.label.clone();
+    let tenants = subject.tenants.clone();
     let target = Arc::new(flows::Target::new(
         subject.base_urls.clone(),
         subject.tenants,
@@ -333,6 +336,10 @@ async fn drive(
     );
     let workers = (0..load.concurrency).map(Worker::new).collect();
     let mut workers = phase::seed_users(target.clone(), workers, per_worker).await?;
+    if let (Some(sink), Some(base_url)) = (subject.sink, subject.base_urls.first()) {
+        sink.subscribe(base_url, &tenants, &load.webhook_events)
+            .await?;
+    }
     let writes = match subject.db {
         Some(db) => {
             if !db.young {
@@ -492,6 +499,7 @@ async fn main_inner(cli: Cli) -> Result<(), String> {
                     origin,
                 }],
                 db: None,
+                sink: None,
             };
             let mut result = drive(&load, subject, crypto).await?;
             result.server_peak_rss_mib = pid.and_then(server::peak_rss_mib).unwrap_or(f64::NAN);

@@ -219,9 +219,10 @@ async fn main() {
             "Google Password Manager".into(),
         ),
         (
-            "Dashboard (30 days of events, every credential grouped)".into(),
+            "Dashboard (30 days of events, every credential grouped, adoption)".into(),
             format!("{base}/dashboard"),
-            "active passkeys".into(),
+            // The page must hold the adoption figures (issue 24), so their queries are measured too.
+            "data-figure=\"sign-in-success\"".into(),
         ),
         (
             "Health, first page (every reason)".into(),

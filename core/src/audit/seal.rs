@@ -34,8 +34,6 @@ pub const SETTLE: Duration = Duration::seconds(60);
 pub const LOOKBACK_IDS: i64 = 10_000;
 /// Events linked by one run at most.
 const BATCH: u64 = 2_000;
-/// Links written per statement (six parameters each, well within SQLite's limit).
-const INSERT_CHUNK: usize = 500;
 
 /// What one run sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,11 +242,7 @@ async fn seal_batch(db: &DatabaseConnection, clock: &dyn Clock) -> Result<Option
     audit_seal::Entity::insert(seal)
         .exec_without_returning(&txn)
         .await?;
-    for chunk in links.chunks(INSERT_CHUNK) {
-        audit_link::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    crate::db::insert_all(&txn, links).await?;
     txn.commit().await?;
     Ok(Some((sealed, drained)))
 }

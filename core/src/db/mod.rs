@@ -329,6 +329,49 @@ pub(crate) async fn lock_named(
     Ok(())
 }
 
+/// Rows per statement of [`insert_all`]: a power of two, so a remainder splits into the
+/// halves below it.
+const INSERT_ROWS: usize = 256;
+
+/// The statement sizes [`insert_all`] uses for `n` rows: [`INSERT_ROWS`] as often as it fits,
+/// then the binary digits of the rest (100 → 64, 32, 4).
+fn insert_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = vec![INSERT_ROWS; n / INSERT_ROWS];
+    n %= INSERT_ROWS;
+    let mut size = INSERT_ROWS / 2;
+    while n > 0 {
+        if n >= size {
+            sizes.push(size);
+            n -= size;
+        }
+        size /= 2;
+    }
+    sizes
+}
+
+/// Inserts `rows` in multi-row statements of a few fixed sizes.
+///
+/// Why not one statement per chunk of whatever is left: each connection caches its prepared
+/// statements by SQL text (sqlx keeps 100), and a multi-row `INSERT` of *n* rows is a different
+/// text for every *n*. The sealer and the webhook dispatcher insert a different number of rows
+/// every run, so a long-running server compiled one statement per run and filled the cache with
+/// near-duplicates (on SQLite a hundred inserts of 300–400 rows hold about 27 MiB; PostgreSQL
+/// keeps each as a prepared statement in the session). With sizes 256, 128, …, 1 only nine
+/// texts exist per table.
+pub async fn insert_all<A>(conn: &impl ConnectionTrait, rows: Vec<A>) -> Result<(), sea_orm::DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter();
+    for size in insert_sizes(rows.len()) {
+        let chunk: Vec<A> = rows.by_ref().take(size).collect();
+        <A::Entity as sea_orm::EntityTrait>::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 pub fn backend_of(db: &impl ConnectionTrait) -> BackendKind {
     match db.get_database_backend() {
         DbBackend::Postgres => BackendKind::Postgres,
@@ -339,6 +382,22 @@ pub fn backend_of(db: &impl ConnectionTrait) -> BackendKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insert_sizes_are_few_and_cover_every_row() {
+        for n in [0, 1, 2, 3, 100, 255, 256, 257, 2_000, 4_321] {
+            let sizes = insert_sizes(n);
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}");
+            assert!(
+                sizes
+                    .iter()
+                    .all(|s| s.is_power_of_two() && *s <= INSERT_ROWS),
+                "{n}: {sizes:?}"
+            );
+        }
+        assert_eq!(insert_sizes(100), [64, 32, 4]);
+        assert_eq!(insert_sizes(600), [256, 256, 64, 16, 8]);
+    }
 
     #[test]
     fn database_urls_are_classified_and_redacted() {

@@ -316,11 +316,7 @@ impl Webhooks<'_> {
                 outcome.2 = error;
             }
         }
-        if !attempts.is_empty() {
-            webhook_attempt::Entity::insert_many(attempts)
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        crate::db::insert_all(&txn, attempts).await?;
         for (endpoint, any_ok, error) in outcomes.into_values() {
             self.record_endpoint_health(&txn, now, endpoint, any_ok, error)
                 .await?;

@@ -27,8 +27,6 @@ use crate::{
 const CURSOR: &str = "dispatch";
 /// Seals read per run.
 const SEALS_PER_RUN: u64 = 20;
-/// Deliveries written per statement.
-const INSERT_CHUNK: usize = 200;
 /// A tenant's `audit.checkpoint` goes out at most this often per endpoint.
 pub const CHECKPOINT_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
@@ -94,11 +92,7 @@ async fn dispatch_batch(writer: &DatabaseConnection, clock: &dyn Clock) -> Resul
         return Ok((0, true));
     }
     let written = deliveries.len() as u64;
-    for chunk in deliveries.chunks(INSERT_CHUNK) {
-        webhook_delivery::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    crate::db::insert_all(&txn, deliveries).await?;
     move_cursor(&txn, last_seal).await?;
     txn.commit().await?;
     Ok((written, more))
