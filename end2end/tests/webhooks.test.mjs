@@ -99,13 +99,16 @@ describe('webhooks', () => {
     assert.equal(event.tenant_id, tenantId);
     assert.equal(test.headers['webhook-id'], event.id);
 
-    // The delivery log: delivered, one attempt with the receiver's answer.
+    // The delivery log: delivered, one attempt with the receiver's answer. The receiver has
+    // the POST before the worker records its answer (a round is recorded once all its sends
+    // are back), so a refresh may still show the delivery on its way: refresh until it is
+    // recorded, not only until the log shows.
     const log = card.getByTestId('webhook-deliveries');
-    for (let i = 0; i < 50 && !(await log.count()); i++) {
+    const row = log.locator('tr', { hasText: 'webhook.test' });
+    for (let i = 0; i < 50 && !(await row.getByText('delivered').count()); i++) {
       await card.getByRole('button', { name: 'Refresh' }).click();
       await page.waitForTimeout(200);
     }
-    const row = log.locator('tr', { hasText: 'webhook.test' });
     await row.getByText('delivered').waitFor();
     await row.getByText('1 attempt(s)').click();
     await row.getByText('HTTP 200').waitFor();
