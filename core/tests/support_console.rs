@@ -1,6 +1,7 @@
 //! The support console's services on both databases: user search and its keyset pagination,
-//! revoke-all and rename per role, the filtered audit log and the dashboard figures, and that
-//! none of it reaches into another tenant.
+//! revoke-all and rename per role, the filtered audit log and the dashboard figures (with the
+//! per-user passkey count the database keeps, under racing writers), and that none of it reaches
+//! into another tenant.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 use std::{collections::HashSet, sync::Arc};
@@ -15,6 +16,7 @@ use latchkey_core::{
     tenants::NewTenant,
     testing::{TestBackend, TestDb, all_rows_as_text, insert_operator, soft_passkey::SoftPasskeys},
 };
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 both_backends!(
@@ -24,6 +26,7 @@ both_backends!(
     revoke_all_and_rename_follow_the_roles_and_stop_sign_in,
     the_audit_log_filters_and_pages_within_its_tenant,
     the_dashboard_counts_activity_and_credentials,
+    the_active_passkey_count_survives_racing_registrations_and_revocations,
     a_seeded_tenant_is_searchable_and_counted
 );
 
@@ -796,6 +799,128 @@ async fn the_dashboard_counts_activity_and_credentials(backend: TestBackend) {
         })
         .await;
     assert!(matches!(stranger, Err(Error::NotFound)));
+}
+
+/// Each user's `active_passkeys` (kept by triggers, read by the dashboard's adoption figure)
+/// against the passkeys themselves: after registrations, double revocations and "revoke all" race
+/// each other, and after the tenant is deleted from under it.
+async fn the_active_passkey_count_survives_racing_registrations_and_revocations(
+    backend: TestBackend,
+) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let stored = |user: &'static str| {
+        let conn = f.conn.clone();
+        async move {
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    conn.get_database_backend(),
+                    format!(
+                        "SELECT CAST(u.active_passkeys AS BIGINT), (SELECT COUNT(*) \
+                         FROM authenticators a WHERE a.user_id = u.id AND a.revoked_at IS NULL) \
+                         FROM end_users u WHERE u.external_id = '{user}'"
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            (
+                row.try_get_by_index::<i64>(0).unwrap(),
+                row.try_get_by_index::<i64>(1).unwrap(),
+            )
+        }
+    };
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(register(&f, "erin", &mut SoftPasskeys::new()).await);
+    }
+    register(&f, "fred", &mut SoftPasskeys::new()).await;
+    assert_eq!(stored("erin").await, (4, 4));
+
+    let support = latchkey_core::testing::access(&f.services, &f.support, f.tenant).await;
+    let users = &f.services.end_users();
+    let revoke = |id: Uuid| {
+        let support = &support;
+        async move {
+            users
+                .revoke_authenticator(support, "erin", id, "lost", RequestMeta::default())
+                .await
+        }
+    };
+    // Three registrations, the same passkey revoked twice, and another revoked alone, at once.
+    let registrations = futures_util::future::join_all((0..3).map(|_| async {
+        register(&f, "erin", &mut SoftPasskeys::new()).await;
+    }));
+    let (_, a, b, c) = tokio::join!(
+        registrations,
+        revoke(first[0]),
+        revoke(first[0]),
+        revoke(first[1])
+    );
+    // Revoking a revoked passkey answers it as it is (idempotent), and is recorded once.
+    for revoked in [a, b, c] {
+        assert!(revoked.unwrap().revoked_at.is_some());
+    }
+    let recorded = f
+        .conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            f.conn.get_database_backend(),
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'authenticator.revoked'".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(recorded, 2);
+    assert_eq!(stored("erin").await, (5, 5));
+
+    // "Revoke all" against a registration and a single revocation.
+    let mut late = SoftPasskeys::new();
+    let (_, all, _) = tokio::join!(
+        register(&f, "erin", &mut late),
+        users.revoke_all_authenticators(&support, "erin", "stolen", RequestMeta::default()),
+        revoke(first[2]),
+    );
+    all.unwrap();
+    let (count, truth) = stored("erin").await;
+    assert_eq!(count, truth, "kept count against the passkeys");
+    assert!(truth <= 1, "only a registration after revoke-all remains");
+    let board = f
+        .services
+        .dashboards()
+        .tenant(&latchkey_core::testing::access(&f.services, &f.viewer, f.tenant).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        (board.users, board.users_with_passkey),
+        (2, 1 + u64::try_from(truth).unwrap())
+    );
+
+    // Deleting the tenant deletes users and passkeys in one statement: the triggers on the
+    // cascaded passkeys must not stop it.
+    f.services
+        .tenants()
+        .delete(
+            &latchkey_core::testing::access(&f.services, &f.owner, f.tenant).await,
+            "Shop",
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    let left = f
+        .conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            f.conn.get_database_backend(),
+            "SELECT COUNT(*) FROM end_users".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 async fn a_seeded_tenant_is_searchable_and_counted(backend: TestBackend) {

@@ -24,6 +24,7 @@ mod m20261205_000015_devices;
 mod m20261206_000016_audit_chain;
 mod m20261206_000017_webhooks;
 mod m20261207_000018_adoption;
+mod m20261208_000019_active_passkeys;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_audit_chain::Migration),
             Box::new(m20261206_000017_webhooks::Migration),
             Box::new(m20261207_000018_adoption::Migration),
+            Box::new(m20261208_000019_active_passkeys::Migration),
         ]
     }
 }

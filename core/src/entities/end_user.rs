@@ -14,6 +14,8 @@ pub struct Model {
     pub display_name: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    // `active_passkeys` is deliberately not a field: the database's triggers own it (migration
+    // 000019), and a model written back whole (an import) must not set it.
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
