@@ -466,10 +466,36 @@ async fn a_newer_blob_that_revokes_a_model_flags_its_passkeys(backend: TestBacke
             .collect::<Vec<_>>(),
         vec![doomed]
     );
-    // A later BLOB that still revokes it flags nothing again.
+    // The flag is in the tenant's audit log, about the user, and a `passkey.flagged` webhook
+    // reports it.
+    let flags = || async {
+        f.services
+            .audit()
+            .recent(Some(access.tenant_id()), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.action == "authenticator.flagged")
+            .collect::<Vec<_>>()
+    };
+    let recorded = flags().await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].target_id.as_deref(), Some("doomed"));
+    let events = latchkey_core::webhooks::events::from_audit(&recorded[0]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].event_type,
+        latchkey_core::webhooks::events::EventType::PasskeyFlagged
+    );
+    assert_eq!(events[0].user_id.as_deref(), Some("doomed"));
+    assert_eq!(events[0].data["reason"], "metadata_downgraded");
+    assert_eq!(events[0].data["status"], "REVOKED");
+    assert_eq!(events[0].data["passkey"]["id"], doomed.to_string());
+    // A later BLOB that still revokes it flags nothing again, and records no second flag.
     let again = f
         .import(f.pki.blob(3, "2027-03-01", &f.models(REVOKED)))
         .await
         .unwrap();
     assert_eq!(again.flagged_passkeys, 0);
+    assert_eq!(flags().await.len(), 1);
 }

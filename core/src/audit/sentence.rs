@@ -178,6 +178,15 @@ pub fn describe(r: &AuditRecord, context: Context<'_>) -> Sentence {
                 None => w.done(),
             }
         }
+        // Recorded by the importer of the FIDO metadata, but the metadata is what flagged it.
+        ("authenticator.flagged", _) => users(w.text("FIDO metadata flagged "))
+            .text(" passkey ")
+            .maybe(passkey(detail("name")), "(unknown)")
+            .text(format!(
+                " — its model is {}",
+                detail("status").unwrap_or_else(|| "refused".into())
+            ))
+            .done(),
         ("authenticator.health_flag_dismissed", _) => {
             users(w.part(actor).text(" dismissed a health flag on "))
                 .text(format!(
@@ -446,6 +455,21 @@ mod tests {
             name: "iPhone".into(),
             id: "0b5e…".into()
         }));
+    }
+
+    #[test]
+    fn a_metadata_flag_names_the_passkey_and_the_models_status() {
+        let mut r = event("authenticator.flagged", ("cli", None, None));
+        r.details = Some(serde_json::json!({
+            "authenticator_id": "0b5e…",
+            "name": "YubiKey",
+            "reason": "metadata_downgraded",
+            "status": "REVOKED",
+        }));
+        assert_eq!(
+            describe(&r, Context::default()).text(),
+            "FIDO metadata flagged bob’s passkey “YubiKey” — its model is REVOKED"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! An import verifies the BLOB against the roots shipped in the binary ([`TrustRoots::fido`])
 //! before anything is written, refuses a BLOB that is not newer than the current one (a replayed
 //! BLOB must not undo a revocation), replaces the models in one transaction, and flags the active
-//! passkeys of every model the BLOB refuses (the health queue's "metadata" reason).
+//! passkeys of every model the BLOB refuses (the health queue's "metadata" reason), each with an
+//! `authenticator.flagged` audit event in the tenant's log (which a `passkey.flagged` webhook
+//! reports).
 
 mod blob;
 
@@ -13,8 +15,8 @@ use std::collections::BTreeMap;
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryOrder,
-    Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -26,7 +28,7 @@ use crate::{
     Clock, Error, Result,
     access::{Actor, OperatorIdentity},
     audit::{self, AuditEntry, RequestMeta},
-    entities::{metadata_blob, metadata_model},
+    entities::{end_user, metadata_blob, metadata_model},
     webauthn::off_runtime,
 };
 
@@ -133,13 +135,19 @@ impl<'a> Metadata<'a> {
         .exec_without_returning(&txn)
         .await?;
         metadata_model::Entity::delete_many().exec(&txn).await?;
-        for chunk in verified.models.chunks(200) {
-            let rows = chunk.iter().map(row_of).collect::<Result<Vec<_>>>()?;
-            metadata_model::Entity::insert_many(rows)
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        let rows = verified
+            .models
+            .iter()
+            .map(row_of)
+            .collect::<Result<Vec<_>>>()?;
+        crate::db::insert_all(&txn, rows).await?;
         let flagged = flag_refused_models(&txn, now).await?;
+        let events = flagged
+            .iter()
+            .map(|passkey| audit::row(self.clock, passkey.audit_entry(&actor, verified.serial)))
+            .collect();
+        crate::db::insert_all(&txn, events).await?;
+        let flagged = u64::try_from(flagged.len()).unwrap_or(u64::MAX);
         audit::record_in(
             &txn,
             self.clock,
@@ -210,9 +218,41 @@ fn row_of(model: &ModelMetadata) -> Result<metadata_model::ActiveModel> {
     })
 }
 
-/// Flags the active passkeys of every refused model, unless already flagged with that status.
-/// One statement: a scan of the passkeys, whatever the number of refused models.
-async fn flag_refused_models(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64> {
+/// A passkey an import flagged.
+struct FlaggedPasskey {
+    id: Uuid,
+    tenant_id: Uuid,
+    /// The tenant's own id for the user.
+    user: String,
+    name: String,
+    /// The BLOB's status that refuses the model (e.g. `REVOKED`).
+    status: String,
+}
+
+impl FlaggedPasskey {
+    /// Recorded by the importer, in the passkey's tenant, about its user.
+    fn audit_entry(&self, actor: &Actor, serial: u32) -> AuditEntry {
+        AuditEntry::new(actor.clone(), "authenticator.flagged")
+            .tenant(self.tenant_id)
+            .target("user", self.user.clone())
+            .details(serde_json::json!({
+                "authenticator_id": self.id,
+                "name": self.name,
+                "reason": "metadata_downgraded",
+                "status": self.status,
+                "metadata_serial": serial,
+            }))
+    }
+}
+
+/// Flags the active passkeys of every refused model, unless already flagged with that status,
+/// and answers them. One statement: a scan of the passkeys, whatever the number of refused
+/// models; `RETURNING` (both databases) names exactly the rows it changed, so a passkey
+/// registered meanwhile is either flagged and reported or neither.
+async fn flag_refused_models(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Vec<FlaggedPasskey>> {
     let backend = db.get_database_backend();
     let at = if backend == DbBackend::Postgres {
         "$1"
@@ -225,12 +265,46 @@ async fn flag_refused_models(db: &impl ConnectionTrait, now: DateTime<Utc>) -> R
         "UPDATE authenticators SET metadata_flagged_at = {at}, metadata_status = {refused} \
          WHERE revoked_at IS NULL \
          AND aaguid IN (SELECT aaguid FROM metadata_models WHERE refused_status IS NOT NULL) \
-         AND (metadata_status IS NULL OR metadata_status <> {refused})"
+         AND (metadata_status IS NULL OR metadata_status <> {refused}) \
+         RETURNING id, tenant_id, user_id, name, metadata_status"
     );
-    let result = db
-        .execute_raw(Statement::from_sql_and_values(backend, sql, [now.into()]))
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, [now.into()]))
         .await?;
-    Ok(result.rows_affected())
+    let mut flagged = Vec::with_capacity(rows.len());
+    let mut user_ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        user_ids.push(row.try_get::<Uuid>("", "user_id")?);
+        flagged.push(FlaggedPasskey {
+            id: row.try_get("", "id")?,
+            tenant_id: row.try_get("", "tenant_id")?,
+            user: String::new(),
+            name: row.try_get("", "name")?,
+            status: row
+                .try_get::<Option<String>>("", "metadata_status")?
+                .unwrap_or_default(),
+        });
+    }
+    // The users' own ids, which the audit event and the webhook name them by.
+    let mut external: BTreeMap<Uuid, String> = BTreeMap::new();
+    let mut unique = user_ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    for chunk in unique.chunks(500) {
+        let found: Vec<(Uuid, String)> = end_user::Entity::find()
+            .select_only()
+            .column(end_user::Column::Id)
+            .column(end_user::Column::ExternalId)
+            .filter(end_user::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        external.extend(found);
+    }
+    for (passkey, user_id) in flagged.iter_mut().zip(user_ids) {
+        passkey.user = external.get(&user_id).cloned().unwrap_or_default();
+    }
+    Ok(flagged)
 }
 
 /// Whether any BLOB has been imported.

@@ -75,7 +75,10 @@ impl EventType {
             Self::PasskeyRegistered => &[("authenticator.registered", None)],
             Self::PasskeyRevoked => &[("authenticator.revoked", None)],
             Self::PasskeyRenamed => &[("authenticator.renamed", None)],
-            Self::PasskeyFlagged => &[("user.signed_in", Some("counter_regressed"))],
+            Self::PasskeyFlagged => &[
+                ("user.signed_in", Some("counter_regressed")),
+                ("authenticator.flagged", None),
+            ],
             Self::UserSignedIn => &[("user.signed_in", None)],
             Self::AuditCheckpoint | Self::WebhookTest => &[],
         }
@@ -93,7 +96,7 @@ pub struct Event {
 
 /// The webhook events `record` reports, in order (an enrollment token issued to a new user
 /// reports `user.created` first). Refusals report nothing, except a counter that went
-/// backwards (the passkey is flagged).
+/// backwards (the passkey is flagged, as it is when imported FIDO metadata refuses its model).
 pub fn from_audit(record: &AuditRecord) -> Vec<Event> {
     let details = record.details.clone().unwrap_or(Value::Null);
     let user_id = (record.target_kind.as_deref() == Some("user"))
@@ -153,9 +156,20 @@ pub fn from_audit(record: &AuditRecord) -> Vec<Event> {
                     "user_id": user_id,
                     "passkey": passkey(json!({})),
                     "reason": "counter_regressed",
+                    "status": Value::Null,
                 }),
             )]
         }
+        // The FIDO metadata an instance admin imported refuses the passkey's model.
+        ("authenticator.flagged", true) => vec![event(
+            EventType::PasskeyFlagged,
+            json!({
+                "user_id": user_id,
+                "passkey": passkey(json!({ "name": details["name"] })),
+                "reason": details["reason"],
+                "status": details["status"],
+            }),
+        )],
         ("user.signed_in", true) => vec![event(
             EventType::UserSignedIn,
             json!({ "user_id": user_id, "passkey": passkey(json!({})) }),
@@ -240,6 +254,7 @@ mod tests {
             "authenticator.registered",
             "authenticator.revoked",
             "authenticator.renamed",
+            "authenticator.flagged",
             "user.signed_in",
             "tenant.renamed",
         ];

@@ -71,11 +71,12 @@ fn events() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "passkey.flagged",
-            "A passkey was flagged (`counter_regressed`: its signature counter went backwards, a cloned authenticator is likely)",
+            "A passkey was flagged for review: `counter_regressed` (its signature counter went backwards, a cloned authenticator is likely) or `metadata_downgraded` (FIDO metadata imported by an instance admin refuses its model; `status` says why, e.g. `REVOKED`)",
             json!({
                 "user_id": user_id,
-                "passkey": passkey(json!({})),
-                "reason": { "type": "string", "enum": ["counter_regressed"] },
+                "passkey": passkey(json!({ "name": text })),
+                "reason": { "type": "string", "enum": ["counter_regressed", "metadata_downgraded"] },
+                "status": text,
             }),
         ),
         (
