@@ -547,6 +547,22 @@ async fn the_health_queue_pages_through_every_reason_and_dismissals_hold(backend
         pairs.contains(&(HealthReason::BackupStateChanged, flipped)),
         "{pairs:?}"
     );
+    // The change is flagged in the audit log (a `passkey.flagged` webhook), once.
+    let flags: Vec<_> = f
+        .services
+        .audit()
+        .recent(Some(access.tenant_id()), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "authenticator.flagged")
+        .collect();
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    let event = &latchkey_core::webhooks::events::from_audit(&flags[0])[0];
+    assert_eq!(event.user_id.as_deref(), Some("bob"));
+    assert_eq!(event.data["reason"], "backup_state_changed");
+    assert_eq!(event.data["status"], "backed_up");
+    assert_eq!(event.data["passkey"]["id"], flipped.to_string());
     assert!(!pairs.iter().any(|(_, id)| *id == fine), "{pairs:?}");
     // Unused: only once the tenant sets it, then by last use.
     f.save(&PolicyInput {

@@ -178,6 +178,19 @@ pub fn describe(r: &AuditRecord, context: Context<'_>) -> Sentence {
                 None => w.done(),
             }
         }
+        ("authenticator.flagged", _)
+            if detail("reason").as_deref() == Some("backup_state_changed") =>
+        {
+            users(w.text("The health queue flagged "))
+                .text(" passkey ")
+                .maybe(passkey(detail("name")), "(unknown)")
+                .text(if detail("status").as_deref() == Some("backed_up") {
+                    ": it is now backed up (synced)"
+                } else {
+                    ": it is no longer backed up"
+                })
+                .done()
+        }
         // Recorded by the importer of the FIDO metadata, but the metadata is what flagged it.
         ("authenticator.flagged", _) => users(w.text("FIDO metadata flagged "))
             .text(" passkey ")
@@ -469,6 +482,21 @@ mod tests {
         assert_eq!(
             describe(&r, Context::default()).text(),
             "FIDO metadata flagged bob’s passkey “YubiKey” — its model is REVOKED"
+        );
+    }
+
+    #[test]
+    fn a_backup_state_flag_says_which_way_it_changed() {
+        let mut r = event("authenticator.flagged", ("system", None, Some("latchkey")));
+        r.details = Some(serde_json::json!({
+            "authenticator_id": "0b5e…",
+            "name": "Pixel",
+            "reason": "backup_state_changed",
+            "status": "backed_up",
+        }));
+        assert_eq!(
+            describe(&r, Context::default()).text(),
+            "The health queue flagged bob’s passkey “Pixel”: it is now backed up (synced)"
         );
     }
 

@@ -467,6 +467,21 @@ impl EndUsers<'_> {
             .link(Link::Update(Box::new(update)))
             .effect(Row::of(&token_row))
             .effect(Row::of(&audit::row(self.clock, entry)));
+        if result.backup_state() != stored.backup_state {
+            // The health queue's "backup state changed": rare, and worth a `passkey.flagged`.
+            step = step.effect(Row::of(&audit::row(
+                self.clock,
+                AuditEntry::new(Actor::System, "authenticator.flagged")
+                    .tenant(tenant_id)
+                    .target("user", user.external_id.clone())
+                    .details(serde_json::json!({
+                        "authenticator_id": stored.id,
+                        "name": stored.name,
+                        "reason": "backup_state_changed",
+                        "status": if result.backup_state() { "backed_up" } else { "not_backed_up" },
+                    })),
+            )));
+        }
         if let Some((device, true)) = &device {
             step = step.effect(device.upsert(tenant_id, user.id, meta.user_agent(), now, true));
             if report.device.status == DeviceStatus::New {

@@ -18,7 +18,7 @@ pub const WEBHOOK_EVENTS: [(&str, &str); 8] = [
     ("passkey.renamed", "a passkey was renamed"),
     (
         "passkey.flagged",
-        "a passkey was flagged (its counter went backwards, or FIDO metadata refuses its model)",
+        "a passkey was flagged (its counter went backwards, its backup state changed, or FIDO metadata refuses its model)",
     ),
     (
         "user.created",

@@ -71,11 +71,11 @@ fn events() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "passkey.flagged",
-            "A passkey was flagged for review: `counter_regressed` (its signature counter went backwards, a cloned authenticator is likely) or `metadata_downgraded` (FIDO metadata imported by an instance admin refuses its model; `status` says why, e.g. `REVOKED`)",
+            "A passkey was flagged for review: `counter_regressed` (its signature counter went backwards, a cloned authenticator is likely) `backup_state_changed` (at a sign-in; `status` is `backed_up` or `not_backed_up`) or `metadata_downgraded` (FIDO metadata imported by an instance admin refuses its model; `status` says why, e.g. `REVOKED`)",
             json!({
                 "user_id": user_id,
                 "passkey": passkey(json!({ "name": text })),
-                "reason": { "type": "string", "enum": ["counter_regressed", "metadata_downgraded"] },
+                "reason": { "type": "string", "enum": ["counter_regressed", "backup_state_changed", "metadata_downgraded"] },
                 "status": text,
             }),
         ),
