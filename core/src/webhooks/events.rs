@@ -96,7 +96,7 @@ pub struct Event {
 
 /// The webhook events `record` reports, in order (an enrollment token issued to a new user
 /// reports `user.created` first). Refusals report nothing, except a counter that went
-/// backwards (the passkey is flagged, as it is when imported FIDO metadata refuses its model).
+/// backwards (the passkey is flagged, as it is by `authenticator.flagged`).
 pub fn from_audit(record: &AuditRecord) -> Vec<Event> {
     let details = record.details.clone().unwrap_or(Value::Null);
     let user_id = (record.target_kind.as_deref() == Some("user"))
@@ -160,7 +160,8 @@ pub fn from_audit(record: &AuditRecord) -> Vec<Event> {
                 }),
             )]
         }
-        // The FIDO metadata an instance admin imported refuses the passkey's model.
+        // A health flag raised as it happened: a sign-in reported another backup state, or FIDO
+        // metadata an instance admin imported refuses the passkey's model.
         ("authenticator.flagged", true) => vec![event(
             EventType::PasskeyFlagged,
             json!({
