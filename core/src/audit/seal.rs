@@ -154,8 +154,8 @@ async fn prepare(conn: &impl ConnectionTrait, clock: &dyn Clock) -> Result<Optio
         floor
     };
     let events = i64::try_from(pending.len()).unwrap_or(i64::MAX);
-    // Hashing a batch is CPU work: off the async runtime.
-    let (links, seal, hash) = tokio::task::spawn_blocking(move || {
+    // Hashing a batch is CPU work: off the async runtime, in one of the CPU slots.
+    let (links, seal, hash) = crate::webauthn::off_runtime(move || {
         let mut links = Vec::with_capacity(pending.len());
         for event in pending {
             let chain = chain_of(event.tenant_id);
@@ -190,10 +190,9 @@ async fn prepare(conn: &impl ConnectionTrait, clock: &dyn Clock) -> Result<Optio
             prev_hash: Set(prev_seal),
             hash: Set(hash.clone()),
         };
-        (links, seal, hash)
+        Ok((links, seal, hash))
     })
-    .await
-    .map_err(|e| crate::Error::Internal(format!("sealing the audit log: {e}")))?;
+    .await?;
     Ok(Some(Prepared {
         after,
         links,
