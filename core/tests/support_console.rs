@@ -810,33 +810,37 @@ async fn the_active_passkey_count_survives_racing_registrations_and_revocations(
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let stored = |user: &'static str| {
+    // One row of numbers from the database.
+    let numbers = |sql: String| {
         let conn = f.conn.clone();
         async move {
             let row = conn
                 .query_one_raw(sea_orm::Statement::from_string(
                     conn.get_database_backend(),
-                    format!(
-                        "SELECT CAST(u.active_passkeys AS BIGINT), (SELECT COUNT(*) \
-                         FROM authenticators a WHERE a.user_id = u.id AND a.revoked_at IS NULL) \
-                         FROM end_users u WHERE u.external_id = '{user}'"
-                    ),
+                    sql,
                 ))
                 .await
                 .unwrap()
                 .unwrap();
-            (
-                row.try_get_by_index::<i64>(0).unwrap(),
-                row.try_get_by_index::<i64>(1).unwrap(),
-            )
+            (0..row.column_names().len())
+                .map(|i| row.try_get_by_index::<i64>(i).unwrap())
+                .collect::<Vec<_>>()
         }
+    };
+    // A user's kept count, and their active passkeys counted.
+    let stored = |user: &str| {
+        numbers(format!(
+            "SELECT CAST(u.active_passkeys AS BIGINT), (SELECT COUNT(*) \
+             FROM authenticators a WHERE a.user_id = u.id AND a.revoked_at IS NULL) \
+             FROM end_users u WHERE u.external_id = '{user}'"
+        ))
     };
     let mut first = Vec::new();
     for _ in 0..4 {
         first.push(register(&f, "erin", &mut SoftPasskeys::new()).await);
     }
     register(&f, "fred", &mut SoftPasskeys::new()).await;
-    assert_eq!(stored("erin").await, (4, 4));
+    assert_eq!(stored("erin").await, [4, 4]);
 
     let support = latchkey_core::testing::access(&f.services, &f.support, f.tenant).await;
     let users = &f.services.end_users();
@@ -862,19 +866,10 @@ async fn the_active_passkey_count_survives_racing_registrations_and_revocations(
     for revoked in [a, b, c] {
         assert!(revoked.unwrap().revoked_at.is_some());
     }
-    let recorded = f
-        .conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            f.conn.get_database_backend(),
-            "SELECT COUNT(*) FROM audit_events WHERE action = 'authenticator.revoked'".to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap();
-    assert_eq!(recorded, 2);
-    assert_eq!(stored("erin").await, (5, 5));
+    let recorded =
+        numbers("SELECT COUNT(*) FROM audit_events WHERE action = 'authenticator.revoked'".into());
+    assert_eq!(recorded.await, [2]);
+    assert_eq!(stored("erin").await, [5, 5]);
 
     // "Revoke all" against a registration and a single revocation.
     let mut late = SoftPasskeys::new();
@@ -884,7 +879,9 @@ async fn the_active_passkey_count_survives_racing_registrations_and_revocations(
         revoke(first[2]),
     );
     all.unwrap();
-    let (count, truth) = stored("erin").await;
+    let [count, truth] = stored("erin").await[..] else {
+        panic!("two numbers")
+    };
     assert_eq!(count, truth, "kept count against the passkeys");
     assert!(truth <= 1, "only a registration after revoke-all remains");
     let board = f
@@ -909,18 +906,7 @@ async fn the_active_passkey_count_survives_racing_registrations_and_revocations(
         )
         .await
         .unwrap();
-    let left = f
-        .conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            f.conn.get_database_backend(),
-            "SELECT COUNT(*) FROM end_users".to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(numbers("SELECT COUNT(*) FROM end_users".into()).await, [0]);
 }
 
 async fn a_seeded_tenant_is_searchable_and_counted(backend: TestBackend) {
