@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryOrder,
+    Statement,
 };
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ use crate::{
     Clock, Error, Result,
     access::{Actor, OperatorIdentity},
     audit::{self, AuditEntry, RequestMeta},
-    entities::{end_user, metadata_blob, metadata_model},
+    entities::{metadata_blob, metadata_model},
     webauthn::off_runtime,
 };
 
@@ -247,8 +247,8 @@ impl FlaggedPasskey {
 
 /// Flags the active passkeys of every refused model, unless already flagged with that status,
 /// and answers them. One statement: a scan of the passkeys, whatever the number of refused
-/// models; `RETURNING` (both databases) names exactly the rows it changed, so a passkey
-/// registered meanwhile is either flagged and reported or neither.
+/// models; `RETURNING` (both databases) names exactly the rows it changed, with their user's own
+/// id, so a passkey registered meanwhile is either flagged and reported or neither.
 async fn flag_refused_models(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -266,45 +266,27 @@ async fn flag_refused_models(
          WHERE revoked_at IS NULL \
          AND aaguid IN (SELECT aaguid FROM metadata_models WHERE refused_status IS NOT NULL) \
          AND (metadata_status IS NULL OR metadata_status <> {refused}) \
-         RETURNING id, tenant_id, user_id, name, metadata_status"
+         RETURNING id, tenant_id, name, metadata_status, \
+         (SELECT u.external_id FROM end_users u WHERE u.id = authenticators.user_id) AS user_ref"
     );
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, [now.into()]))
         .await?;
-    let mut flagged = Vec::with_capacity(rows.len());
-    let mut user_ids = Vec::with_capacity(rows.len());
-    for row in rows {
-        user_ids.push(row.try_get::<Uuid>("", "user_id")?);
-        flagged.push(FlaggedPasskey {
-            id: row.try_get("", "id")?,
-            tenant_id: row.try_get("", "tenant_id")?,
-            user: String::new(),
-            name: row.try_get("", "name")?,
-            status: row
-                .try_get::<Option<String>>("", "metadata_status")?
-                .unwrap_or_default(),
-        });
-    }
-    // The users' own ids, which the audit event and the webhook name them by.
-    let mut external: BTreeMap<Uuid, String> = BTreeMap::new();
-    let mut unique = user_ids.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    for chunk in unique.chunks(500) {
-        let found: Vec<(Uuid, String)> = end_user::Entity::find()
-            .select_only()
-            .column(end_user::Column::Id)
-            .column(end_user::Column::ExternalId)
-            .filter(end_user::Column::Id.is_in(chunk.iter().copied()))
-            .into_tuple()
-            .all(db)
-            .await?;
-        external.extend(found);
-    }
-    for (passkey, user_id) in flagged.iter_mut().zip(user_ids) {
-        passkey.user = external.get(&user_id).cloned().unwrap_or_default();
-    }
-    Ok(flagged)
+    rows.into_iter()
+        .map(|row| {
+            Ok(FlaggedPasskey {
+                id: row.try_get("", "id")?,
+                tenant_id: row.try_get("", "tenant_id")?,
+                user: row
+                    .try_get::<Option<String>>("", "user_ref")?
+                    .unwrap_or_default(),
+                name: row.try_get("", "name")?,
+                status: row
+                    .try_get::<Option<String>>("", "metadata_status")?
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// Whether any BLOB has been imported.
