@@ -27,6 +27,7 @@ both_backends!(
     the_audit_log_filters_and_pages_within_its_tenant,
     the_dashboard_counts_activity_and_credentials,
     the_active_passkey_count_survives_racing_registrations_and_revocations,
+    revoke_all_and_single_revocations_of_one_user_never_deadlock,
     a_seeded_tenant_is_searchable_and_counted
 );
 
@@ -907,6 +908,62 @@ async fn the_active_passkey_count_survives_racing_registrations_and_revocations(
         .await
         .unwrap();
     assert_eq!(numbers("SELECT COUNT(*) FROM end_users".into()).await, [0]);
+}
+
+/// "Revoke all" and single revocations of the same passkeys, all at once, round after round.
+/// Each revocation also moves the user's kept count (a trigger writes the user's row), so under
+/// PostgreSQL's row locks a "revoke all" that took the passkeys one at a time held the user's row
+/// while waiting for a passkey that a single revocation held, waiting for the user's row: one of
+/// them failed with a deadlock (40P01). Every call must succeed, and each passkey is revoked once.
+async fn revoke_all_and_single_revocations_of_one_user_never_deadlock(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let support = latchkey_core::testing::access(&f.services, &f.support, f.tenant).await;
+    let users = &f.services.end_users();
+    let revoke = |id: Uuid| {
+        let support = &support;
+        async move {
+            users
+                .revoke_authenticator(support, "gail", id, "lost", RequestMeta::default())
+                .await
+        }
+    };
+    let revoke_all =
+        || users.revoke_all_authenticators(&support, "gail", "stolen", RequestMeta::default());
+    let mut revoked = 0;
+    for _ in 0..8 {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(register(&f, "gail", &mut SoftPasskeys::new()).await);
+        }
+        // The singles run in reverse id order against "revoke all"'s forward one.
+        ids.sort();
+        let singles = futures_util::future::join_all(ids.iter().rev().map(|id| revoke(*id)));
+        let (singles, all, again) = tokio::join!(singles, revoke_all(), revoke_all());
+        for single in singles {
+            assert!(single.unwrap().revoked_at.is_some());
+        }
+        all.unwrap();
+        again.unwrap();
+        revoked += ids.len();
+        let events = f
+            .conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                f.conn.get_database_backend(),
+                "SELECT COUNT(*) FROM audit_events WHERE action = 'authenticator.revoked'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap();
+        assert_eq!(
+            events,
+            i64::try_from(revoked).unwrap(),
+            "one event per passkey"
+        );
+    }
 }
 
 async fn a_seeded_tenant_is_searchable_and_counted(backend: TestBackend) {

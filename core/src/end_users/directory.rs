@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -256,10 +257,17 @@ impl EndUsers<'_> {
         let revocation = self.revocation(access, external_id, reason, true).await?;
         let user = &revocation.user;
         let txn = crate::db::begin_write(self.writer).await?;
+        // All of them locked first, in one statement and in id order (PostgreSQL; SQLite's
+        // one writer has nothing to order). Each revocation's trigger then takes the user's
+        // row (migration 000019). Locking them one at a time instead would hold the user's row
+        // while waiting for a passkey that a single revocation holds, and that one waits for
+        // the user's row: a deadlock. In id order, two of these never hold each other's rows.
         let active = authenticator::Entity::find()
             .filter(authenticator::Column::TenantId.eq(access.tenant_id()))
             .filter(authenticator::Column::UserId.eq(user.id))
             .filter(authenticator::Column::RevokedAt.is_null())
+            .order_by_asc(authenticator::Column::Id)
+            .lock_exclusive()
             .all(&txn)
             .await?;
         let mut revoked = 0;
