@@ -8,6 +8,7 @@ pub mod abuse;
 pub mod access;
 pub mod audit;
 pub mod clock;
+mod cpu;
 pub mod db;
 pub mod end_users;
 pub mod entities;

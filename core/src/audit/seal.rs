@@ -155,7 +155,7 @@ async fn prepare(conn: &impl ConnectionTrait, clock: &dyn Clock) -> Result<Optio
     };
     let events = i64::try_from(pending.len()).unwrap_or(i64::MAX);
     // Hashing a batch is CPU work: off the async runtime, in one of the CPU slots.
-    let (links, seal, hash) = crate::webauthn::off_runtime(move || {
+    let (links, seal, hash) = crate::cpu::off_runtime(move || {
         let mut links = Vec::with_capacity(pending.len());
         for event in pending {
             let chain = chain_of(event.tenant_id);

@@ -31,14 +31,14 @@ use super::{
 use crate::{
     Error, ErrorCode, Result,
     audit::{self, Actor, AuditEntry, RequestMeta},
+    cpu::off_runtime,
     db::steps::{Chain, Link, Outcome, Row},
     entities::{authenticator, end_user},
     tenants::policy::{ExistingPasskeys, PasskeyFacts},
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
     webauthn::sealed,
     webauthn::{
-        client_json, off_runtime, parse_credential, relying_parties::TenantRelyingParty,
-        verification_error,
+        client_json, parse_credential, relying_parties::TenantRelyingParty, verification_error,
     },
 };
 

@@ -27,6 +27,7 @@ use crate::{
     Error, ErrorCode, Result,
     abuse::SourceKey,
     audit::{self, Actor, AuditEntry, RequestMeta},
+    cpu::off_runtime,
     entities::{authenticator, end_user, enrollment_token},
     error::on_unique,
     metadata::{self, ModelMetadata},
@@ -34,7 +35,7 @@ use crate::{
     tenants::policy::{Breach, PasskeyFacts, Trust},
     validate,
     webauthn::ceremonies::{self, CeremonyKey, CeremonyKind},
-    webauthn::{client_json, off_runtime, parse_credential, verification_error},
+    webauthn::{client_json, parse_credential, verification_error},
 };
 
 /// What a browser submits to finish a registration.

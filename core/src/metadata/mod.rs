@@ -28,8 +28,8 @@ use crate::{
     Clock, Error, Result,
     access::{Actor, OperatorIdentity},
     audit::{self, AuditEntry, RequestMeta},
+    cpu::off_runtime,
     entities::{metadata_blob, metadata_model},
-    webauthn::off_runtime,
 };
 
 /// The largest BLOB accepted (today's FIDO BLOB is a few MiB).

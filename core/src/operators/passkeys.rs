@@ -19,13 +19,12 @@ use crate::{
     access::OperatorIdentity,
     access::step_up::StepUp,
     audit::{self, AuditEntry, RequestMeta},
+    cpu::off_runtime,
     entities::{operator, operator_passkey},
     error::on_unique,
     validate,
     webauthn::ceremonies::{self, CeremonyKind, NewCeremony},
-    webauthn::{
-        PortalRelyingParty, client_json, off_runtime, parse_credential, verification_error,
-    },
+    webauthn::{PortalRelyingParty, client_json, parse_credential, verification_error},
 };
 
 /// A passkey as the Security page lists it.

@@ -13,9 +13,10 @@ use crate::{
     abuse::SourceKey,
     access::OperatorIdentity,
     audit::{self, Actor, AuditEntry, RequestMeta},
+    cpu::off_runtime,
     entities::{operator, operator_passkey},
     webauthn::ceremonies::{self, CeremonyKind, NewCeremony},
-    webauthn::{client_json, off_runtime, parse_credential, verification_error},
+    webauthn::{client_json, parse_credential, verification_error},
 };
 
 fn unknown_credential() -> Error {

@@ -15,9 +15,10 @@ use crate::{
     abuse::AbuseLimits,
     access::OperatorIdentity,
     audit::{self, AuditEntry, RequestMeta},
+    cpu::off_runtime,
     entities::operator_passkey,
     webauthn::ceremonies::{self, CeremonyKind, NewCeremony},
-    webauthn::{client_json, off_runtime, parse_credential, verification_error},
+    webauthn::{client_json, parse_credential, verification_error},
 };
 
 impl Operators<'_> {

@@ -78,7 +78,7 @@ pub fn summary(agent: &str) -> String {
 
 /// [`summary`] of each, off the async runtime (the first use compiles the rules).
 pub async fn summaries(agents: Vec<Option<String>>) -> crate::Result<Vec<Option<String>>> {
-    crate::webauthn::off_runtime(move || {
+    crate::cpu::off_runtime(move || {
         Ok(agents
             .into_iter()
             .map(|a| a.as_deref().map(summary))
