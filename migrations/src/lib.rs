@@ -25,6 +25,7 @@ mod m20261206_000016_audit_chain;
 mod m20261206_000017_webhooks;
 mod m20261207_000018_adoption;
 mod m20261208_000019_active_passkeys;
+mod m20261209_000020_webhook_history_indexes;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_webhooks::Migration),
             Box::new(m20261207_000018_adoption::Migration),
             Box::new(m20261208_000019_active_passkeys::Migration),
+            Box::new(m20261209_000020_webhook_history_indexes::Migration),
         ]
     }
 }

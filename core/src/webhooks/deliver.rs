@@ -72,7 +72,9 @@ impl Webhooks<'_> {
                     .add(webhook_delivery::Column::LeaseUntil.lt(now)),
             )
             // Neither a disabled endpoint's deliveries nor those waiting behind an earlier one
-            // about the same user: in SQL, so that they never crowd out what can go now.
+            // about the same user: in SQL, so that they never crowd out what can go now. The
+            // check reads the partial index of pending deliveries (migration 000020), not the
+            // endpoint's finished history; `'pending'` stays literal so that SQLite can use it.
             .filter(
                 webhook_delivery::Column::EndpointId.in_subquery(
                     Query::select()

@@ -8,7 +8,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
-    sea_query::{OnConflict, Query},
+    sea_query::{Expr, OnConflict, Query},
 };
 use uuid::Uuid;
 
@@ -273,7 +273,12 @@ async fn checkpoints(
             }
             let recent = webhook_delivery::Entity::find()
                 .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id))
-                .filter(webhook_delivery::Column::EventType.eq(EventType::AuditCheckpoint.as_str()))
+                // Literal, not a parameter: SQLite uses a partial index only for a condition it
+                // can read in the SQL (`webhook_deliveries_checkpoints`, migration 000020).
+                .filter(Expr::cust(format!(
+                    "event_type = '{}'",
+                    EventType::AuditCheckpoint.as_str()
+                )))
                 .filter(webhook_delivery::Column::CreatedAt.gt(now - CHECKPOINT_EVERY))
                 .one(conn)
                 .await?;
