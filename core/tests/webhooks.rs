@@ -7,7 +7,10 @@
 //! old one for its overlap; and bad endpoints are refused with nothing written.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{Duration, Utc};
 use latchkey_core::{
@@ -19,7 +22,7 @@ use latchkey_core::{
         TestBackend, TestDb, insert_operator, shop, soft_passkey::SoftPasskeys,
         webhook_receiver::Receiver,
     },
-    webhooks::{NewEndpoint, deliver::LEASE},
+    webhooks::{DeliveryPage, NewEndpoint, deliver::LEASE},
 };
 use uuid::Uuid;
 
@@ -28,6 +31,7 @@ both_backends!(
     a_dead_instances_claims_wait_for_their_lease_and_a_restart_delivers,
     two_instances_never_send_one_delivery_twice,
     bad_endpoints_are_refused_and_change_nothing,
+    the_delivery_log_pages_through_one_batch_without_gaps,
     a_failing_endpoint_is_disabled_with_its_reason_and_checkpoints_anchor_the_chain,
 );
 
@@ -226,7 +230,7 @@ async fn a_scripted_run_arrives_once_in_order_despite_failures(backend: TestBack
     let log = f
         .services
         .webhooks()
-        .deliveries(&access, endpoint, None)
+        .deliveries(&access, endpoint, Default::default())
         .await
         .unwrap();
     assert_eq!(log.len(), 11);
@@ -367,6 +371,81 @@ async fn two_instances_never_send_one_delivery_twice(backend: TestBackend) {
     let all = ids.len();
     ids.dedup();
     assert_eq!((all, ids.len()), (40, 40), "each sent once, none twice");
+}
+
+/// One dispatch writes all its deliveries at one `created_at`, so a page that ends inside a
+/// batch must continue after its last delivery, not after its time: every delivery is listed
+/// exactly once across the pages, and an unknown cursor is refused, naming the field.
+async fn the_delivery_log_pages_through_one_batch_without_gaps(backend: TestBackend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let receiver = Receiver::start(0, 0.0);
+    let (endpoint, secret) = f
+        .endpoint(
+            &receiver.url(),
+            &["user.created", "enrollment_token.issued"],
+        )
+        .await;
+    receiver.use_secret(&secret);
+    let access = f.access().await;
+    // 35 users: 70 events, more than a page, sealed and dispatched in one run.
+    for n in 0..35 {
+        shop::token(&f.services, &access, &format!("user-{n}")).await;
+    }
+    f.deliver_until(&receiver, 70, 5).await;
+
+    let webhooks = f.services.webhooks();
+    let mut seen = Vec::new();
+    let mut page = DeliveryPage::default();
+    loop {
+        let rows = webhooks.deliveries(&access, endpoint, page).await.unwrap();
+        let Some(last) = rows.last() else { break };
+        page.starting_after = Some(last.id);
+        seen.extend(rows.iter().map(|d| d.id));
+    }
+    assert_eq!(seen.len(), 70, "every delivery listed");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 70, "none twice");
+
+    // `before` is a time bound, not a cursor: strictly earlier deliveries only.
+    let first = webhooks
+        .deliveries(&access, endpoint, DeliveryPage::default())
+        .await
+        .unwrap();
+    let cut = first.last().unwrap().created_at;
+    let earlier = webhooks
+        .deliveries(
+            &access,
+            endpoint,
+            DeliveryPage {
+                before: Some(cut),
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(earlier.iter().all(|d| d.created_at < cut));
+    // The premise: the first page ends inside a batch, so the time alone skips the rest of it.
+    assert!(
+        earlier.len() < 70 - first.len(),
+        "{} earlier",
+        earlier.len()
+    );
+
+    let unknown = webhooks
+        .deliveries(
+            &access,
+            endpoint,
+            DeliveryPage {
+                before: None,
+                starting_after: Some(Uuid::new_v4()),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&unknown, Err(latchkey_core::Error::InvalidRequest { field: Some(field), .. }) if field == "starting_after"),
+        "{unknown:?}"
+    );
 }
 
 async fn bad_endpoints_are_refused_and_change_nothing(backend: TestBackend) {

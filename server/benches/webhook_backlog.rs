@@ -197,7 +197,7 @@ async fn main() {
         let started = Instant::now();
         let page = steady
             .webhooks()
-            .deliveries(&steady_access, endpoint, None)
+            .deliveries(&steady_access, endpoint, Default::default())
             .await
             .unwrap();
         times.push(started.elapsed());

@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 use url::Url;
 use uuid::Uuid;
@@ -110,6 +111,15 @@ pub struct AttemptView {
 
 /// Deliveries per page of the delivery log.
 pub const DELIVERY_PAGE: u64 = 50;
+
+/// Which page of the delivery log (see [`Webhooks::deliveries`]); the default is the newest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryPage {
+    /// Only deliveries created strictly before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Continue after this delivery (the last one of the previous page).
+    pub starting_after: Option<Uuid>,
+}
 
 impl Webhooks<'_> {
     /// Creates an endpoint; answers it with its signing secret (shown once).
@@ -339,25 +349,61 @@ impl Webhooks<'_> {
         Ok(secret)
     }
 
-    /// The endpoint's deliveries, newest first, `DELIVERY_PAGE` at a time (`before`: the
-    /// `created_at` of the last one shown), each with its attempts.
+    /// The endpoint's deliveries, newest first, `DELIVERY_PAGE` at a time.
+    ///
+    /// `page.starting_after` (a delivery of this endpoint, the last one shown) continues after it:
+    /// the order is `(created_at, seq, id)`, which no two deliveries share, so pages neither repeat
+    /// nor skip. One dispatch writes all its deliveries at one `created_at`, so a time alone
+    /// (`page.before`, deliveries created strictly earlier) would skip the rest of a batch cut by a
+    /// page's end; it stays as a time bound.
     pub async fn deliveries(
         &self,
         access: &TenantAccess,
         id: Uuid,
-        before: Option<DateTime<Utc>>,
+        page: DeliveryPage,
     ) -> Result<Vec<DeliveryView>> {
         access.require(Permission::ManageWebhooks)?;
         self.row(access, id).await?;
-        let mut query = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::EndpointId.eq(id))
-            .filter(webhook_delivery::Column::TenantId.eq(access.tenant_id()));
-        if let Some(before) = before {
+        let of_endpoint = || {
+            webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::EndpointId.eq(id))
+                .filter(webhook_delivery::Column::TenantId.eq(access.tenant_id()))
+        };
+        let mut query = of_endpoint();
+        if let Some(before) = page.before {
             query = query.filter(webhook_delivery::Column::CreatedAt.lt(before));
+        }
+        if let Some(after) = page.starting_after {
+            let last = of_endpoint()
+                .filter(webhook_delivery::Column::Id.eq(after))
+                .one(self.db)
+                .await?
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "starting_after",
+                        "No delivery of this endpoint has that id (it may have been purged).",
+                    )
+                })?;
+            // The first bound alone is a range the log's index serves; the tuple decides ties.
+            query = query
+                .filter(webhook_delivery::Column::CreatedAt.lte(last.created_at))
+                .filter(
+                    Expr::tuple([
+                        Expr::col(webhook_delivery::Column::CreatedAt),
+                        Expr::col(webhook_delivery::Column::Seq),
+                        Expr::col(webhook_delivery::Column::Id),
+                    ])
+                    .lt(Expr::tuple([
+                        Expr::value(last.created_at),
+                        Expr::value(last.seq),
+                        Expr::value(last.id),
+                    ])),
+                );
         }
         let rows = query
             .order_by_desc(webhook_delivery::Column::CreatedAt)
             .order_by_desc(webhook_delivery::Column::Seq)
+            .order_by_desc(webhook_delivery::Column::Id)
             .limit(DELIVERY_PAGE)
             .all(self.db)
             .await?;

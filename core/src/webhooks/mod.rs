@@ -27,7 +27,8 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 pub use endpoints::{
-    AttemptView, CreatedEndpoint, DeliveryView, EndpointChange, EndpointView, NewEndpoint,
+    AttemptView, CreatedEndpoint, DeliveryPage, DeliveryView, EndpointChange, EndpointView,
+    NewEndpoint,
 };
 pub use events::EventType;
 

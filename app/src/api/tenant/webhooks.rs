@@ -220,7 +220,7 @@ pub async fn webhook_deliveries(
     let deliveries = request
         .services
         .webhooks()
-        .deliveries(&access, endpoint, None)
+        .deliveries(&access, endpoint, Default::default())
         .await?;
     Ok(deliveries.into_iter().map(DeliveryRow::from).collect())
 }

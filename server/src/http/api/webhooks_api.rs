@@ -5,7 +5,9 @@ use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use latchkey_core::{
     Services,
-    webhooks::{AttemptView, DeliveryView, EndpointChange, EndpointView, NewEndpoint},
+    webhooks::{
+        AttemptView, DeliveryPage, DeliveryView, EndpointChange, EndpointView, NewEndpoint,
+    },
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -424,7 +426,11 @@ async fn send_test_event(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
-    /// The `created_at` of the last delivery of the previous page.
+    /// The `id` of the last delivery of the previous page: the next page starts after it. Pages
+    /// neither repeat nor skip.
+    pub starting_after: Option<Uuid>,
+    /// Only deliveries created strictly before this time. Not a page cursor: many deliveries can
+    /// share one `created_at`; use `starting_after` to page.
     pub before: Option<DateTime<Utc>>,
 }
 
@@ -457,7 +463,14 @@ async fn list_deliveries(
 ) -> Result<Json<DeliveriesResponse>, ApiError> {
     let deliveries = services
         .webhooks()
-        .deliveries(&key.access(), endpoint_id, query.before)
+        .deliveries(
+            &key.access(),
+            endpoint_id,
+            DeliveryPage {
+                before: query.before,
+                starting_after: query.starting_after,
+            },
+        )
         .await?;
     Ok(Json(DeliveriesResponse {
         deliveries: deliveries.into_iter().map(Into::into).collect(),
