@@ -3,9 +3,10 @@
 //!
 //! Before, the worker's "is an earlier delivery for this user still pending?" check went through
 //! `(endpoint_id, seq)` and read every earlier delivery of the endpoint, finished or not: on SQLite,
-//! with 299k finished and 1,000 pending deliveries on one endpoint, one claim query took 47 s
-//! (with or without statistics; `BENCHMARKS.md`, issue 23), so a busy endpoint's deliveries fell
-//! further behind the longer the server ran. The partial index holds only pending deliveries.
+//! with 300k finished and 5k pending deliveries on one endpoint, one worker round of 64 took 26–29 s
+//! against 90–95 ms with these indexes (with or without statistics; `BENCHMARKS.md`, issue 23), so
+//! a busy endpoint's deliveries fell further behind the longer the server ran. The partial index
+//! holds only pending deliveries.
 //!
 //! - `webhook_deliveries_pending_line (endpoint_id, ordering_key, seq) WHERE status = 'pending'`:
 //!   that check (its SQL names `status = 'pending'` literally, so that SQLite can use the index).
